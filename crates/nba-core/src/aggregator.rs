@@ -1,0 +1,179 @@
+//! The feature-aggregator stage's logic: interactions in, decision requests and
+//! rewards out.
+
+use crate::{ActionCatalog, CustomerStore, DecisionRequest, FeatureConfig, Interaction, Reward};
+
+/// Settings of [`FeatureAggregator`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregatorConfig {
+    /// Shape of every customer's feature window.
+    pub features: FeatureConfig,
+    /// Event types that ask for a next best action.
+    pub triggers: Vec<String>,
+    /// Event types that are outcomes of a shown action, with the reward each earns.
+    /// An outcome counts only if it names its `decision_id` and `action_id`.
+    pub outcome_rewards: Vec<(String, f64)>,
+    /// The actions and where each may be shown.
+    pub catalog: ActionCatalog,
+}
+
+impl Default for AggregatorConfig {
+    /// Trigger on `session_start`; `click` and `conversion` earn 1, `dismiss` 0.
+    fn default() -> Self {
+        Self {
+            features: FeatureConfig::default(),
+            triggers: vec!["session_start".into()],
+            outcome_rewards: vec![
+                ("click".into(), 1.0),
+                ("conversion".into(), 1.0),
+                ("dismiss".into(), 0.0),
+            ],
+            catalog: ActionCatalog::default(),
+        }
+    }
+}
+
+/// What one interaction caused.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AggregatorOutput {
+    /// A decision request, if the interaction was a trigger with eligible actions.
+    pub request: Option<DecisionRequest>,
+    /// A reward, if the interaction was an outcome of a shown action.
+    pub reward: Option<Reward>,
+}
+
+/// Keeps every customer's features and turns interactions into decision requests
+/// and rewards.
+#[derive(Debug)]
+pub struct FeatureAggregator {
+    cfg: AggregatorConfig,
+    store: CustomerStore,
+    late_events: u64,
+    triggers_without_candidates: u64,
+}
+
+impl FeatureAggregator {
+    /// An aggregator with no customers yet.
+    pub fn new(cfg: AggregatorConfig) -> Self {
+        Self {
+            store: CustomerStore::new(cfg.features),
+            cfg,
+            late_events: 0,
+            triggers_without_candidates: 0,
+        }
+    }
+
+    /// The customers' state.
+    pub fn store(&self) -> &CustomerStore {
+        &self.store
+    }
+
+    /// Interactions too late for their customer's window (counted for lifetime
+    /// figures only).
+    pub fn late_events(&self) -> u64 {
+        self.late_events
+    }
+
+    /// Triggers that produced no request because no action was eligible.
+    pub fn triggers_without_candidates(&self) -> u64 {
+        self.triggers_without_candidates
+    }
+
+    /// Applies one (validated) interaction.
+    ///
+    /// A trigger's context is built from the customer's state before the trigger
+    /// itself is counted, so recency measures the gap to the previous event.
+    pub fn apply(&mut self, i: &Interaction) -> AggregatorOutput {
+        let is_trigger = self.cfg.triggers.iter().any(|t| *t == i.event_type);
+        let (context, in_window) = self.store.with_customer(&i.customer_id, |s| {
+            let context = is_trigger.then(|| s.context(i.timestamp, i.channel));
+            (context, s.record(i))
+        });
+        if !in_window {
+            self.late_events += 1;
+        }
+        let mut out = AggregatorOutput::default();
+        if let Some(context) = context {
+            let candidates = self.cfg.catalog.eligible(i.channel);
+            if candidates.is_empty() {
+                self.triggers_without_candidates += 1;
+            } else {
+                out.request = Some(DecisionRequest {
+                    decision_id: i.event_id.clone(),
+                    customer_id: i.customer_id.clone(),
+                    timestamp: i.timestamp,
+                    channel: i.channel,
+                    context,
+                    candidates,
+                });
+            }
+        }
+        if let (Some(decision_id), Some(action_id)) = (&i.decision_id, &i.action_id)
+            && let Some((_, value)) = self
+                .cfg
+                .outcome_rewards
+                .iter()
+                .find(|(t, _)| *t == i.event_type)
+        {
+            out.reward = Some(Reward {
+                reward_id: i.event_id.clone(),
+                decision_id: decision_id.clone(),
+                customer_id: i.customer_id.clone(),
+                timestamp: i.timestamp,
+                action_id: action_id.clone(),
+                value: *value,
+                event_type: i.event_type.clone(),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CONTEXT_DIM, Channel};
+
+    fn event(id: &str, kind: &str, t: i64) -> Interaction {
+        Interaction {
+            event_id: id.into(),
+            customer_id: "c1".into(),
+            timestamp: t,
+            channel: Channel::Store,
+            event_type: kind.into(),
+            category: None,
+            amount: None,
+            decision_id: None,
+            action_id: None,
+        }
+    }
+
+    #[test]
+    fn trigger_asks_for_a_decision_among_eligible_actions() {
+        let mut agg = FeatureAggregator::new(AggregatorConfig::default());
+        assert_eq!(
+            agg.apply(&event("e1", "page_view", 1_000)),
+            AggregatorOutput::default()
+        );
+        let out = agg.apply(&event("e2", "session_start", 2_000));
+        let req = out.request.expect("trigger");
+        assert_eq!(req.decision_id, "e2");
+        assert_eq!(req.context.len(), CONTEXT_DIM);
+        assert_eq!(req.context[1 + Channel::Store.index()], 1.0);
+        assert!(req.candidates.contains(&"loyalty_points".to_owned()));
+        assert!(!req.candidates.contains(&"push_new_arrivals".to_owned()));
+        assert!(out.reward.is_none());
+    }
+
+    #[test]
+    fn outcome_of_a_shown_action_is_a_reward() {
+        let mut agg = FeatureAggregator::new(AggregatorConfig::default());
+        let mut click = event("e3", "click", 3_000);
+        click.decision_id = Some("e2".into());
+        click.action_id = Some("discount_10".into());
+        let reward = agg.apply(&click).reward.expect("outcome");
+        assert_eq!((reward.decision_id.as_str(), reward.value), ("e2", 1.0));
+        // A click that names no decision is just an interaction.
+        assert!(agg.apply(&event("e4", "click", 3_000)).reward.is_none());
+    }
+}

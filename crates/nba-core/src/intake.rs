@@ -1,0 +1,210 @@
+//! The consumer stage's logic: validate, normalise and de-duplicate raw interactions.
+
+use std::collections::{HashSet, VecDeque};
+
+use crate::{EventTime, Interaction, Rejection};
+
+/// Settings of [`Intake`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IntakeConfig {
+    /// How long (event time) an event id is remembered for de-duplication, ms.
+    pub dedup_window_ms: i64,
+}
+
+impl Default for IntakeConfig {
+    /// Remember ids for one hour.
+    fn default() -> Self {
+        Self {
+            dedup_window_ms: 3_600_000,
+        }
+    }
+}
+
+/// What happened to one raw interaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntakeOutcome {
+    /// Valid and new: forward it, normalised.
+    Accepted(Interaction),
+    /// An event id already seen within the dedup window: drop it.
+    Duplicate,
+}
+
+/// Validates, normalises and de-duplicates raw interactions.
+#[derive(Debug, Default)]
+pub struct Intake {
+    cfg: IntakeConfig,
+    seen: HashSet<String>,
+    seen_order: VecDeque<(EventTime, String)>,
+    newest: EventTime,
+}
+
+/// Ids longer than this are refused: nobody means a 4 KB customer id.
+const MAX_ID_BYTES: usize = 256;
+/// 9999-12-31T23:59:59Z: a later timestamp is a unit error (µs or ns, not ms).
+const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+fn check_id(name: &str, v: &str) -> Result<(), Rejection> {
+    if v.is_empty() {
+        return Err(Rejection::new(format!("{name} is empty")));
+    }
+    if v.len() > MAX_ID_BYTES {
+        return Err(Rejection::new(format!(
+            "{name} is {} bytes long; at most {MAX_ID_BYTES} are allowed",
+            v.len()
+        )));
+    }
+    Ok(())
+}
+
+impl Intake {
+    /// A fresh intake.
+    pub fn new(cfg: IntakeConfig) -> Self {
+        Self {
+            cfg,
+            ..Self::default()
+        }
+    }
+
+    /// Checks one interaction and normalises it (ids trimmed, event type and
+    /// category lower-case). A rejection leaves the state unchanged.
+    pub fn apply(&mut self, mut i: Interaction) -> Result<IntakeOutcome, Rejection> {
+        i.event_id = i.event_id.trim().to_owned();
+        i.customer_id = i.customer_id.trim().to_owned();
+        i.event_type = i.event_type.trim().to_ascii_lowercase();
+        i.category = i.category.map(|c| c.trim().to_ascii_lowercase());
+        check_id("event_id", &i.event_id)?;
+        check_id("customer_id", &i.customer_id)?;
+        check_id("event_type", &i.event_type)?;
+        if !(1..=MAX_TIMESTAMP_MS).contains(&i.timestamp) {
+            return Err(Rejection::new(format!(
+                "timestamp {} is not milliseconds since the Unix epoch between 1970 and 9999",
+                i.timestamp
+            )));
+        }
+        if let Some(a) = i.amount
+            && !(a.is_finite() && a >= 0.0)
+        {
+            return Err(Rejection::new(format!(
+                "amount {a} is not a finite, non-negative number"
+            )));
+        }
+        match (&i.decision_id, &i.action_id) {
+            (Some(d), Some(a)) => {
+                check_id("decision_id", d)?;
+                check_id("action_id", a)?;
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Rejection::new(
+                    "decision_id and action_id must be set together (a response names both the decision and the action)",
+                ));
+            }
+        }
+        if self.seen.contains(&i.event_id) {
+            return Ok(IntakeOutcome::Duplicate);
+        }
+        self.remember(&i);
+        Ok(IntakeOutcome::Accepted(i))
+    }
+
+    fn remember(&mut self, i: &Interaction) {
+        self.newest = self.newest.max(i.timestamp);
+        self.seen.insert(i.event_id.clone());
+        self.seen_order.push_back((i.timestamp, i.event_id.clone()));
+        let horizon = self.newest - self.cfg.dedup_window_ms;
+        // Ids leave in arrival order; one that arrived late may stay a little longer.
+        while self.seen_order.front().is_some_and(|(t, _)| *t < horizon) {
+            if let Some((_, id)) = self.seen_order.pop_front() {
+                self.seen.remove(&id);
+            }
+        }
+    }
+
+    /// Number of event ids currently remembered.
+    pub fn remembered(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Channel;
+
+    fn raw(id: &str, t: EventTime) -> Interaction {
+        Interaction {
+            event_id: id.into(),
+            customer_id: " c1 ".into(),
+            timestamp: t,
+            channel: Channel::App,
+            event_type: "Page_View".into(),
+            category: Some("Fashion".into()),
+            amount: None,
+            decision_id: None,
+            action_id: None,
+        }
+    }
+
+    #[test]
+    fn normalises_and_drops_duplicates_within_the_window() {
+        let mut intake = Intake::new(IntakeConfig {
+            dedup_window_ms: 1_000,
+        });
+        let IntakeOutcome::Accepted(i) = intake.apply(raw("e1", 10)).expect("valid") else {
+            panic!("first sight is accepted")
+        };
+        assert_eq!(i.customer_id, "c1");
+        assert_eq!(i.event_type, "page_view");
+        assert_eq!(i.category.as_deref(), Some("fashion"));
+        assert_eq!(intake.apply(raw("e1", 10)), Ok(IntakeOutcome::Duplicate));
+        // Once event time has moved past the window the id is forgotten.
+        intake.apply(raw("e2", 5_000)).expect("valid");
+        assert_eq!(intake.remembered(), 1);
+        assert!(matches!(
+            intake.apply(raw("e1", 10)),
+            Ok(IntakeOutcome::Accepted(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_what_cannot_be_right() {
+        let mut intake = Intake::default();
+        let mut bad = raw("", 10);
+        assert!(
+            intake
+                .apply(bad.clone())
+                .expect_err("empty id")
+                .reason()
+                .contains("event_id")
+        );
+        bad = raw("e", 0);
+        assert!(
+            intake
+                .apply(bad)
+                .expect_err("zero time")
+                .reason()
+                .contains("timestamp")
+        );
+        bad = raw("e", 1_700_000_000_000_000);
+        assert!(intake.apply(bad).is_err(), "microseconds are refused");
+        bad = raw("e", 10);
+        bad.amount = Some(f64::NAN);
+        assert!(
+            intake
+                .apply(bad)
+                .expect_err("nan")
+                .reason()
+                .contains("amount")
+        );
+        bad = raw("e", 10);
+        bad.decision_id = Some("d".into());
+        assert!(
+            intake
+                .apply(bad)
+                .expect_err("half a response")
+                .reason()
+                .contains("together")
+        );
+        assert_eq!(intake.remembered(), 0, "rejections leave no trace");
+    }
+}

@@ -1,0 +1,168 @@
+//! Joins outcomes to the decisions they answer, within an attribution window.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::EventTime;
+
+/// Settings of [`AttributionJoin`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JoinConfig {
+    /// How long after a decision an outcome is still attributed to it, ms.
+    pub window_ms: i64,
+    /// The reward a decision earns when no outcome arrives in time.
+    pub default_reward: f64,
+}
+
+impl Default for JoinConfig {
+    /// A 30-minute window; no outcome means reward 0.
+    fn default() -> Self {
+        Self {
+            window_ms: 30 * 60_000,
+            default_reward: 0.0,
+        }
+    }
+}
+
+/// A decision waiting for its outcome: what the model needs to learn from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingDecision {
+    /// The action shown.
+    pub action_id: String,
+    /// The context it was chosen in.
+    pub context: Vec<f64>,
+    /// Event time of the decision.
+    pub decided_at: EventTime,
+}
+
+/// Decisions waiting for an outcome, each with a deadline in event time.
+///
+/// The first outcome for a decision within its window wins; outcomes for unknown
+/// or already closed decisions are counted by the caller and ignored. When the
+/// watermark passes a deadline, the decision closes with the default reward.
+#[derive(Debug, Default)]
+pub struct AttributionJoin {
+    cfg: JoinConfig,
+    pending: HashMap<String, PendingDecision>,
+    deadlines: BTreeSet<(EventTime, String)>,
+}
+
+impl AttributionJoin {
+    /// An empty join.
+    pub fn new(cfg: JoinConfig) -> Self {
+        Self {
+            cfg,
+            ..Self::default()
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> JoinConfig {
+        self.cfg
+    }
+
+    /// Number of open decisions.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// True if no decision is open.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Opens `decision_id`. Returns `false` (and changes nothing) if it is open
+    /// already, as when a request is delivered twice.
+    pub fn open(&mut self, decision_id: &str, decision: PendingDecision) -> bool {
+        if self.pending.contains_key(decision_id) {
+            return false;
+        }
+        self.deadlines.insert((
+            decision.decided_at + self.cfg.window_ms,
+            decision_id.to_owned(),
+        ));
+        self.pending.insert(decision_id.to_owned(), decision);
+        true
+    }
+
+    /// Closes `decision_id` with an outcome observed at `at`; `None` if it is not
+    /// open or `at` is past its deadline.
+    pub fn resolve(&mut self, decision_id: &str, at: EventTime) -> Option<PendingDecision> {
+        let deadline = self.pending.get(decision_id)?.decided_at + self.cfg.window_ms;
+        if at > deadline {
+            return None;
+        }
+        self.deadlines.remove(&(deadline, decision_id.to_owned()));
+        self.pending.remove(decision_id)
+    }
+
+    /// Closes every decision whose deadline is before `watermark`, oldest first;
+    /// each earns the default reward.
+    pub fn expire(&mut self, watermark: EventTime) -> Vec<(String, PendingDecision)> {
+        let mut closed = Vec::new();
+        while let Some((deadline, _)) = self.deadlines.first() {
+            if *deadline >= watermark {
+                break;
+            }
+            if let Some((_, id)) = self.deadlines.pop_first()
+                && let Some(p) = self.pending.remove(&id)
+            {
+                closed.push((id, p));
+            }
+        }
+        closed
+    }
+
+    /// Closes every open decision, oldest deadline first (end of a replay).
+    pub fn drain(&mut self) -> Vec<(String, PendingDecision)> {
+        self.expire(EventTime::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(at: EventTime) -> PendingDecision {
+        PendingDecision {
+            action_id: "a".into(),
+            context: vec![1.0],
+            decided_at: at,
+        }
+    }
+
+    #[test]
+    fn outcome_within_window_joins_once() {
+        let mut j = AttributionJoin::new(JoinConfig {
+            window_ms: 100,
+            default_reward: 0.0,
+        });
+        assert!(j.open("d1", pending(0)));
+        assert!(!j.open("d1", pending(0)), "a repeat does not reopen");
+        assert!(j.resolve("d1", 100).is_some());
+        assert!(j.resolve("d1", 100).is_none(), "first outcome wins");
+        assert!(j.expire(i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn default_reward_after_the_window() {
+        let mut j = AttributionJoin::new(JoinConfig {
+            window_ms: 100,
+            default_reward: 0.0,
+        });
+        j.open("d1", pending(0));
+        j.open("d2", pending(50));
+        assert!(
+            j.expire(100).is_empty(),
+            "deadline 100 is not before watermark 100"
+        );
+        let closed = j.expire(101);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].0, "d1");
+        // A late outcome for a closed decision does not join.
+        assert!(j.resolve("d1", 101).is_none());
+        // An outcome after its deadline does not join either, even if not yet expired.
+        assert!(j.resolve("d2", 151).is_none());
+        assert_eq!(j.drain().len(), 1);
+        assert!(j.is_empty());
+    }
+}

@@ -1,0 +1,43 @@
+//! The engine of nba, with no I/O in it.
+//!
+//! Everything that decides what nba does lives here as plain state machines:
+//! `stage.apply(record) -> outputs`. There is no tokio, no Kafka client, no wall
+//! clock and no randomness that is not seeded by the caller, so the same records give
+//! the same outputs live, in a test and in a backtest, bit for bit.
+//!
+//! The three stages of the pipeline are:
+//! - [`Intake`]: validates, normalises and de-duplicates raw interactions;
+//! - [`FeatureAggregator`]: keeps each customer's features in event-time sliding
+//!   windows and turns interactions into [`DecisionRequest`]s and [`Reward`]s;
+//! - [`ModelUpdater`]: decides with a [`SlidingWindowLinUcb`] bandit, joins rewards
+//!   to decisions in an [`AttributionJoin`] and learns from every joined outcome.
+//!
+//! Time is always event time in milliseconds since the Unix epoch ([`EventTime`]).
+
+mod actions;
+mod aggregator;
+mod bandit;
+mod event;
+mod features;
+mod intake;
+mod join;
+mod linalg;
+mod rejection;
+mod rng;
+mod updater;
+mod window;
+
+pub use actions::{Action, ActionCatalog, ChannelSet};
+pub use aggregator::{AggregatorConfig, AggregatorOutput, FeatureAggregator};
+pub use bandit::{Choice, LinUcbConfig, SlidingWindowLinUcb};
+pub use event::{
+    CATEGORIES, Channel, DecisionRequest, EventKind, EventTime, Interaction, NextBestAction, Reward,
+};
+pub use features::{CONTEXT_DIM, CustomerState, CustomerStore, FeatureConfig};
+pub use intake::{Intake, IntakeConfig, IntakeOutcome};
+pub use join::{AttributionJoin, JoinConfig, PendingDecision};
+pub use linalg::ridge_solve;
+pub use rejection::Rejection;
+pub use rng::{DecisionRng, stable_hash};
+pub use updater::{ModelUpdater, UpdaterConfig, UpdaterInput, UpdaterStats};
+pub use window::BucketRing;
