@@ -84,7 +84,7 @@ impl FeatureAggregator {
     /// A trigger's context is built from the customer's state before the trigger
     /// itself is counted, so recency measures the gap to the previous event.
     pub fn apply(&mut self, i: &Interaction) -> AggregatorOutput {
-        let is_trigger = self.cfg.triggers.iter().any(|t| *t == i.event_type);
+        let is_trigger = self.cfg.triggers.contains(&i.event_type);
         let (context, in_window) = self.store.with_customer(&i.customer_id, |s| {
             let context = is_trigger.then(|| s.context(i.timestamp, i.channel));
             (context, s.record(i))
