@@ -1,0 +1,201 @@
+//! The Avro contract of nba's topics.
+//!
+//! Every topic value is an Avro datum of one of the schemas in `schemas/*.avsc`
+//! (compiled into this crate), framed the Confluent way: magic byte `0`, then the
+//! schema id as a 4-byte big-endian integer, then the datum. With no schema
+//! registry configured, nba uses these fixed ids:
+//!
+//! | id | schema | topics |
+//! |---|---|---|
+//! | 1 | `nba.Interaction` | `nba.interactions.raw`, `nba.interactions` |
+//! | 2 | `nba.DecisionRequest` | `nba.decision-requests` |
+//! | 3 | `nba.NextBestAction` | `nba.next-best-actions` |
+//! | 4 | `nba.Reward` | `nba.rewards` |
+//!
+//! Decoding also accepts a raw datum with no framing, so that any Avro producer
+//! can feed nba.
+
+use std::sync::OnceLock;
+
+use apache_avro::{Schema, from_avro_datum, from_value, to_avro_datum, to_value};
+use nba_core::{DecisionRequest, Interaction, NextBestAction, Reward};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The four value schemas, with their ids when no registry is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaKind {
+    /// `schemas/interaction.avsc`.
+    Interaction,
+    /// `schemas/decision_request.avsc`.
+    DecisionRequest,
+    /// `schemas/next_best_action.avsc`.
+    NextBestAction,
+    /// `schemas/reward.avsc`.
+    Reward,
+}
+
+impl SchemaKind {
+    /// Every kind.
+    pub const ALL: [SchemaKind; 4] = [
+        SchemaKind::Interaction,
+        SchemaKind::DecisionRequest,
+        SchemaKind::NextBestAction,
+        SchemaKind::Reward,
+    ];
+
+    /// The schema id written in the Confluent frame.
+    pub fn id(self) -> u32 {
+        match self {
+            SchemaKind::Interaction => 1,
+            SchemaKind::DecisionRequest => 2,
+            SchemaKind::NextBestAction => 3,
+            SchemaKind::Reward => 4,
+        }
+    }
+
+    /// The full name of the record schema.
+    pub fn full_name(self) -> &'static str {
+        match self {
+            SchemaKind::Interaction => "nba.Interaction",
+            SchemaKind::DecisionRequest => "nba.DecisionRequest",
+            SchemaKind::NextBestAction => "nba.NextBestAction",
+            SchemaKind::Reward => "nba.Reward",
+        }
+    }
+
+    /// The `.avsc` text, as compiled in from `schemas/`.
+    pub fn source(self) -> &'static str {
+        match self {
+            SchemaKind::Interaction => include_str!("../../../schemas/interaction.avsc"),
+            SchemaKind::DecisionRequest => {
+                include_str!("../../../schemas/decision_request.avsc")
+            }
+            SchemaKind::NextBestAction => {
+                include_str!("../../../schemas/next_best_action.avsc")
+            }
+            SchemaKind::Reward => include_str!("../../../schemas/reward.avsc"),
+        }
+    }
+
+    /// The file name under `schemas/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            SchemaKind::Interaction => "interaction.avsc",
+            SchemaKind::DecisionRequest => "decision_request.avsc",
+            SchemaKind::NextBestAction => "next_best_action.avsc",
+            SchemaKind::Reward => "reward.avsc",
+        }
+    }
+
+    /// The parsed schema.
+    pub fn schema(self) -> &'static Schema {
+        static PARSED: OnceLock<Vec<Schema>> = OnceLock::new();
+        let all = PARSED.get_or_init(|| {
+            SchemaKind::ALL
+                .iter()
+                .map(|k| match Schema::parse_str(k.source()) {
+                    Ok(s) => s,
+                    // The files are compiled in and parsed by this crate's tests.
+                    Err(e) => panic!("schemas/{} does not parse: {e}", k.file_name()),
+                })
+                .collect()
+        });
+        &all[self as usize]
+    }
+}
+
+/// A record type that is the value of one schema.
+pub trait AvroRecord: Serialize + DeserializeOwned {
+    /// Its schema.
+    const KIND: SchemaKind;
+}
+
+impl AvroRecord for Interaction {
+    const KIND: SchemaKind = SchemaKind::Interaction;
+}
+impl AvroRecord for DecisionRequest {
+    const KIND: SchemaKind = SchemaKind::DecisionRequest;
+}
+impl AvroRecord for NextBestAction {
+    const KIND: SchemaKind = SchemaKind::NextBestAction;
+}
+impl AvroRecord for Reward {
+    const KIND: SchemaKind = SchemaKind::Reward;
+}
+
+/// Why bytes could not be turned into a record, or a record into bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// No value at all (a tombstone or an empty record).
+    #[error("the record has no value")]
+    Empty,
+    /// A Confluent frame with the id of another schema.
+    #[error(
+        "schema id {found} is not the id of {expected} ({expected_id}); without a schema registry nba only reads the ids listed in ARCHITECTURE.md"
+    )]
+    WrongSchemaId {
+        /// The id in the frame.
+        found: u32,
+        /// The schema the topic carries.
+        expected: &'static str,
+        /// Its id.
+        expected_id: u32,
+    },
+    /// The bytes are not a datum of the schema.
+    #[error("not a valid {schema} Avro datum: {source}")]
+    Avro {
+        /// The schema tried.
+        schema: &'static str,
+        /// What apache-avro said.
+        #[source]
+        source: Box<apache_avro::Error>,
+    },
+    /// A datum followed by bytes that belong to none.
+    #[error("{0} bytes follow the {1} datum")]
+    TrailingBytes(usize, &'static str),
+}
+
+fn avro_error(kind: SchemaKind, e: apache_avro::Error) -> CodecError {
+    CodecError::Avro {
+        schema: kind.full_name(),
+        source: Box::new(e),
+    }
+}
+
+/// Encodes `record` as a Confluent-framed datum of its schema.
+pub fn encode<T: AvroRecord>(record: &T) -> Result<Vec<u8>, CodecError> {
+    let kind = T::KIND;
+    let value = to_value(record).map_err(|e| avro_error(kind, e))?;
+    let datum = to_avro_datum(kind.schema(), value).map_err(|e| avro_error(kind, e))?;
+    let mut out = Vec::with_capacity(5 + datum.len());
+    out.push(0);
+    out.extend_from_slice(&kind.id().to_be_bytes());
+    out.extend_from_slice(&datum);
+    Ok(out)
+}
+
+/// Decodes a Confluent-framed or raw datum of `T`'s schema.
+pub fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, CodecError> {
+    let kind = T::KIND;
+    let mut datum = match bytes {
+        [] => return Err(CodecError::Empty),
+        [0, a, b, c, d, rest @ ..] => {
+            let found = u32::from_be_bytes([*a, *b, *c, *d]);
+            if found != kind.id() {
+                return Err(CodecError::WrongSchemaId {
+                    found,
+                    expected: kind.full_name(),
+                    expected_id: kind.id(),
+                });
+            }
+            rest
+        }
+        raw => raw,
+    };
+    let value = from_avro_datum(kind.schema(), &mut datum, None).map_err(|e| avro_error(kind, e))?;
+    if !datum.is_empty() {
+        return Err(CodecError::TrailingBytes(datum.len(), kind.full_name()));
+    }
+    from_value(&value).map_err(|e| avro_error(kind, e))
+}

@@ -1,0 +1,152 @@
+//! The code and the `.avsc` files must agree: every record type round-trips through
+//! its schema with every field set, the schema's fields are exactly the type's, and
+//! the compiled-in schemas are the files in `schemas/`.
+
+use apache_avro::Schema;
+use apache_avro::schema::RecordSchema;
+use nba_core::{Channel, DecisionRequest, Interaction, NextBestAction, Reward};
+use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode};
+
+fn interaction() -> Interaction {
+    Interaction {
+        event_id: "e-1".into(),
+        customer_id: "c-1".into(),
+        timestamp: 1_767_225_600_000,
+        channel: Channel::CallCentre,
+        event_type: "click".into(),
+        category: Some("home".into()),
+        amount: Some(12.5),
+        decision_id: Some("d-1".into()),
+        action_id: Some("discount_10".into()),
+    }
+}
+
+fn request() -> DecisionRequest {
+    DecisionRequest {
+        decision_id: "d-1".into(),
+        customer_id: "c-1".into(),
+        timestamp: 1_767_225_600_000,
+        channel: Channel::Email,
+        context: vec![1.0, 0.25, -3.5],
+        candidates: vec!["a".into(), "b".into()],
+    }
+}
+
+fn nba() -> NextBestAction {
+    NextBestAction {
+        decision_id: "d-1".into(),
+        customer_id: "c-1".into(),
+        timestamp: 1_767_225_600_000,
+        action_id: "a".into(),
+        propensity: 0.95,
+        score: 1.25,
+        policy: "sw-linucb".into(),
+        model_version: 42,
+        candidates: 2,
+    }
+}
+
+fn reward() -> Reward {
+    Reward {
+        reward_id: "e-2".into(),
+        decision_id: "d-1".into(),
+        customer_id: "c-1".into(),
+        timestamp: 1_767_225_660_000,
+        action_id: "a".into(),
+        value: 1.0,
+        event_type: "click".into(),
+    }
+}
+
+fn field_names(kind: SchemaKind) -> Vec<String> {
+    let Schema::Record(RecordSchema { fields, .. }) = kind.schema() else {
+        panic!("{} is not a record", kind.full_name())
+    };
+    fields.iter().map(|f| f.name.clone()).collect()
+}
+
+fn serde_field_names<T: AvroRecord>(record: &T) -> Vec<String> {
+    match apache_avro::to_value(record).expect("serialisable") {
+        apache_avro::types::Value::Record(fields) => fields.into_iter().map(|(n, _)| n).collect(),
+        other => panic!("not a record: {other:?}"),
+    }
+}
+
+fn round_trip<T: AvroRecord + PartialEq + std::fmt::Debug>(record: T) {
+    let bytes = encode(&record).expect("encodes against its schema");
+    assert_eq!(bytes[0], 0, "magic byte");
+    assert_eq!(&bytes[1..5], &T::KIND.id().to_be_bytes(), "schema id");
+    assert_eq!(decode::<T>(&bytes).expect("decodes"), record);
+    // A raw datum (no frame) decodes too.
+    assert_eq!(decode::<T>(&bytes[5..]).expect("raw datum decodes"), record);
+    assert_eq!(field_names(T::KIND), serde_field_names(&record), "{:?}", T::KIND);
+}
+
+#[test]
+fn every_record_round_trips_through_its_schema() {
+    round_trip(interaction());
+    let mut sparse = interaction();
+    sparse.category = None;
+    sparse.amount = None;
+    sparse.decision_id = None;
+    sparse.action_id = None;
+    round_trip(sparse);
+    round_trip(request());
+    round_trip(nba());
+    round_trip(reward());
+}
+
+#[test]
+fn compiled_in_schemas_are_the_files_in_schemas_dir() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
+    for kind in SchemaKind::ALL {
+        let file = std::fs::read_to_string(dir.join(kind.file_name())).expect("schema file");
+        assert_eq!(file, kind.source());
+        let parsed = Schema::parse_str(&file).expect("parses");
+        assert_eq!(parsed.canonical_form(), kind.schema().canonical_form());
+        assert!(kind.source().contains(&format!("\"name\": \"{}\"", &kind.full_name()[4..])));
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("schemas dir")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .filter(|n| n.ends_with(".avsc"))
+        .collect();
+    files.sort();
+    let mut known: Vec<_> = SchemaKind::ALL.iter().map(|k| k.file_name().to_owned()).collect();
+    known.sort();
+    assert_eq!(files, known, "every .avsc file has a SchemaKind");
+}
+
+#[test]
+fn channel_symbols_match_the_schema() {
+    let Schema::Record(RecordSchema { fields, .. }) = SchemaKind::Interaction.schema() else {
+        panic!("record")
+    };
+    let channel = fields.iter().find(|f| f.name == "channel").expect("channel field");
+    let Schema::Enum(e) = &channel.schema else {
+        panic!("channel is an enum")
+    };
+    let ours: Vec<_> = Channel::ALL.iter().map(|c| c.symbol().to_owned()).collect();
+    assert_eq!(e.symbols, ours);
+}
+
+#[test]
+fn bad_bytes_are_explained() {
+    assert!(matches!(decode::<Interaction>(&[]), Err(CodecError::Empty)));
+    let mut framed = encode(&interaction()).expect("encodes");
+    framed[4] = 9;
+    let e = decode::<Interaction>(&framed).expect_err("wrong id");
+    assert!(e.to_string().contains("schema id 9"), "{e}");
+    let e = decode::<Interaction>(b"this is not avro").expect_err("garbage");
+    assert!(e.to_string().contains("nba.Interaction"), "{e}");
+    let mut long = encode(&interaction()).expect("encodes");
+    long.extend_from_slice(b"xx");
+    let e = decode::<Interaction>(&long).expect_err("trailing");
+    assert!(matches!(e, CodecError::TrailingBytes(2, _)), "{e}");
+    // A record of another schema is refused by its id.
+    let other = encode(&reward()).expect("encodes");
+    assert!(matches!(
+        decode::<Interaction>(&other),
+        Err(CodecError::WrongSchemaId { found: 4, .. })
+    ));
+}
