@@ -6,7 +6,7 @@ use crate::{
 };
 
 /// Settings of [`ModelUpdater`].
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpdaterConfig {
     /// The bandit.
     pub bandit: LinUcbConfig,
@@ -16,6 +16,17 @@ pub struct UpdaterConfig {
     /// treated as on time: the watermark is `newest - allowed_lateness_ms`, and a
     /// decision's default reward is applied once the watermark passes its deadline.
     pub allowed_lateness_ms: i64,
+}
+
+impl Default for UpdaterConfig {
+    /// Default bandit and join; one minute of allowed lateness.
+    fn default() -> Self {
+        Self {
+            bandit: LinUcbConfig::default(),
+            join: JoinConfig::default(),
+            allowed_lateness_ms: 60_000,
+        }
+    }
 }
 
 /// One input of the model-updater.
@@ -221,6 +232,7 @@ mod tests {
                 window_ms: 1_000,
                 default_reward: 0.0,
             },
+            allowed_lateness_ms: 0,
             ..UpdaterConfig::default()
         })
     }

@@ -82,6 +82,9 @@ mod tests {
         let mut other = LatencyHistogram::new();
         other.record(Duration::from_secs(7_200));
         h.merge(&other);
-        assert!(h.quantile_micros(1.0) >= 3_599_000_000, "clamped to an hour");
+        assert!(
+            h.quantile_micros(1.0) >= 3_599_000_000,
+            "clamped to an hour"
+        );
     }
 }

@@ -193,7 +193,8 @@ pub fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, CodecError> {
         }
         raw => raw,
     };
-    let value = from_avro_datum(kind.schema(), &mut datum, None).map_err(|e| avro_error(kind, e))?;
+    let value =
+        from_avro_datum(kind.schema(), &mut datum, None).map_err(|e| avro_error(kind, e))?;
     if !datum.is_empty() {
         return Err(CodecError::TrailingBytes(datum.len(), kind.full_name()));
     }

@@ -79,7 +79,12 @@ fn round_trip<T: AvroRecord + PartialEq + std::fmt::Debug>(record: T) {
     assert_eq!(decode::<T>(&bytes).expect("decodes"), record);
     // A raw datum (no frame) decodes too.
     assert_eq!(decode::<T>(&bytes[5..]).expect("raw datum decodes"), record);
-    assert_eq!(field_names(T::KIND), serde_field_names(&record), "{:?}", T::KIND);
+    assert_eq!(
+        field_names(T::KIND),
+        serde_field_names(&record),
+        "{:?}",
+        T::KIND
+    );
 }
 
 #[test]
@@ -104,7 +109,10 @@ fn compiled_in_schemas_are_the_files_in_schemas_dir() {
         assert_eq!(file, kind.source());
         let parsed = Schema::parse_str(&file).expect("parses");
         assert_eq!(parsed.canonical_form(), kind.schema().canonical_form());
-        assert!(kind.source().contains(&format!("\"name\": \"{}\"", &kind.full_name()[4..])));
+        assert!(
+            kind.source()
+                .contains(&format!("\"name\": \"{}\"", &kind.full_name()[4..]))
+        );
     }
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("schemas dir")
@@ -112,7 +120,10 @@ fn compiled_in_schemas_are_the_files_in_schemas_dir() {
         .filter(|n| n.ends_with(".avsc"))
         .collect();
     files.sort();
-    let mut known: Vec<_> = SchemaKind::ALL.iter().map(|k| k.file_name().to_owned()).collect();
+    let mut known: Vec<_> = SchemaKind::ALL
+        .iter()
+        .map(|k| k.file_name().to_owned())
+        .collect();
     known.sort();
     assert_eq!(files, known, "every .avsc file has a SchemaKind");
 }
@@ -122,7 +133,10 @@ fn channel_symbols_match_the_schema() {
     let Schema::Record(RecordSchema { fields, .. }) = SchemaKind::Interaction.schema() else {
         panic!("record")
     };
-    let channel = fields.iter().find(|f| f.name == "channel").expect("channel field");
+    let channel = fields
+        .iter()
+        .find(|f| f.name == "channel")
+        .expect("channel field");
     let Schema::Enum(e) = &channel.schema else {
         panic!("channel is an enum")
     };

@@ -103,7 +103,11 @@ impl Simulator {
             })
             .collect();
         let mut sim = Self {
-            by_id: customers.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect(),
+            by_id: customers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.id.clone(), i))
+                .collect(),
             customers,
             rng,
             seed: cfg.seed,
@@ -221,12 +225,19 @@ impl Simulator {
 
     /// The true probability that customer `customer_id` clicks `action_id` shown on
     /// `channel`; `None` for an unknown customer.
-    pub fn click_probability(&self, customer_id: &str, action_id: &str, channel: Channel) -> Option<f64> {
+    pub fn click_probability(
+        &self,
+        customer_id: &str,
+        action_id: &str,
+        channel: Channel,
+    ) -> Option<f64> {
         let c = &self.customers[*self.by_id.get(customer_id)?];
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let p = match action_id {
             "discount_10" => 0.04 + 0.30 * flag(c.price_sensitive),
-            "free_shipping" => 0.06 + 0.12 * flag(!c.high_value) + 0.04 * flag(channel == Channel::Web),
+            "free_shipping" => {
+                0.06 + 0.12 * flag(!c.high_value) + 0.04 * flag(channel == Channel::Web)
+            }
             "push_new_arrivals" => 0.05 + 0.25 * flag(CATEGORIES[c.preferred] == "fashion"),
             "loyalty_points" => 0.04 + 0.32 * flag(c.high_value),
             other => match other.strip_prefix("recommend_") {
@@ -315,4 +326,55 @@ mod tests {
         let rate = f64::from(clicks) / f64::from(answered);
         assert!((0.10..0.19).contains(&rate), "click rate {rate}");
     }
+}
+
+/// `n` raw records that nba must refuse, cycling through the ways a producer gets
+/// it wrong: bytes that are not Avro, a frame with an unknown schema id, an empty
+/// value, and well-formed Avro that fails validation (empty customer id, a
+/// timestamp in microseconds, a negative amount, half a response). Keys are
+/// `malformed-<i>`. Used by `nba simulate --malformed` and the tests.
+pub fn malformed_records(n: usize) -> Vec<(String, Vec<u8>)> {
+    let valid = Interaction {
+        event_id: String::new(),
+        customer_id: "c-malformed".into(),
+        timestamp: SimConfig::default().start_ms,
+        channel: Channel::Web,
+        event_type: "page_view".into(),
+        category: None,
+        amount: None,
+        decision_id: None,
+        action_id: None,
+    };
+    let encode = |i: Interaction| match nba_schema::encode(&i) {
+        Ok(b) => b,
+        Err(e) => unreachable!("the sample matches the schema: {e}"),
+    };
+    (0..n)
+        .map(|k| {
+            let mut i = valid.clone();
+            i.event_id = format!("malformed-{k}");
+            let bytes = match k % 7 {
+                0 => b"{\"not\": \"avro\"}".to_vec(),
+                1 => [&[0u8, 0, 0, 0, 99][..], &encode(i)[5..]].concat(),
+                2 => Vec::new(),
+                3 => {
+                    i.customer_id = String::new();
+                    encode(i)
+                }
+                4 => {
+                    i.timestamp *= 1_000;
+                    encode(i)
+                }
+                5 => {
+                    i.amount = Some(-5.0);
+                    encode(i)
+                }
+                _ => {
+                    i.decision_id = Some("d-1".into());
+                    encode(i)
+                }
+            };
+            (format!("malformed-{k}"), bytes)
+        })
+        .collect()
 }

@@ -1,0 +1,132 @@
+//! Writing records to Kafka: the one place that turns an [`OutputRecord`] into a
+//! produce request.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use anyhow::Context;
+use nba_pipeline::{OutputRecord, TopicNames};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+
+use crate::KafkaArgs;
+use crate::args::create;
+
+/// Producer settings nba uses unless `-X` says otherwise: wait for all in-sync
+/// replicas, batch for up to 5 ms, and partition keys like the Java client
+/// (murmur2), so that a customer's records land in the same partition whichever
+/// client wrote them.
+pub(crate) const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("acks", "all"),
+    ("linger.ms", "5"),
+    ("partitioner", "murmur2_random"),
+    ("message.timeout.ms", "300000"),
+];
+
+/// Enqueues `record` for `topic`, waiting while librdkafka's queue is full.
+pub(crate) async fn send(
+    producer: &FutureProducer,
+    names: &TopicNames,
+    record: &OutputRecord,
+) -> Result<DeliveryFuture, KafkaError> {
+    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+    for (k, v) in &record.headers {
+        headers = headers.insert(Header {
+            key: k,
+            value: Some(v.as_slice()),
+        });
+    }
+    let mut fr = FutureRecord::to(names.name(record.topic))
+        .key(record.key.as_slice())
+        .payload(record.payload.as_slice())
+        .headers(headers);
+    if let Some(t) = record.timestamp {
+        fr = fr.timestamp(t);
+    }
+    loop {
+        match producer.send_result(fr) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                fr = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// A producer for whole streams of records (`nba simulate`, tests): keeps at most
+/// `window` records unacknowledged and fails on the first refused one.
+pub struct Producer {
+    inner: FutureProducer,
+    names: TopicNames,
+    in_flight: VecDeque<DeliveryFuture>,
+    window: usize,
+    delivered: u64,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("in_flight", &self.in_flight.len())
+            .field("delivered", &self.delivered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// A producer for the brokers and topics in `args`.
+    pub fn new(args: &KafkaArgs) -> anyhow::Result<Self> {
+        Ok(Self {
+            inner: create(&args.client_config(PRODUCER_DEFAULTS)?, "producer")?,
+            names: args.topics.names(),
+            in_flight: VecDeque::new(),
+            window: 100_000,
+            delivered: 0,
+        })
+    }
+
+    /// Sends one record.
+    pub async fn send(&mut self, record: &OutputRecord) -> anyhow::Result<()> {
+        let d = send(&self.inner, &self.names, record)
+            .await
+            .with_context(|| format!("cannot send to {}", self.names.name(record.topic)))?;
+        self.in_flight.push_back(d);
+        while self.in_flight.len() > self.window {
+            self.settle_one().await?;
+        }
+        Ok(())
+    }
+
+    async fn settle_one(&mut self) -> anyhow::Result<()> {
+        if let Some(d) = self.in_flight.pop_front() {
+            match d.await {
+                Ok(Ok(_)) => self.delivered += 1,
+                Ok(Err((e, _))) => anyhow::bail!("the broker refused a record: {e}"),
+                Err(_) => anyhow::bail!("the producer dropped a record before delivery"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every record sent is acknowledged; returns how many were.
+    pub async fn flush(&mut self) -> anyhow::Result<u64> {
+        while !self.in_flight.is_empty() {
+            self.settle_one().await?;
+        }
+        Ok(self.delivered)
+    }
+}
+
+/// Sends every record of `records` and waits for all acknowledgements.
+pub async fn produce(
+    args: &KafkaArgs,
+    records: impl IntoIterator<Item = OutputRecord>,
+) -> anyhow::Result<u64> {
+    let mut p = Producer::new(args)?;
+    for r in records {
+        p.send(&r).await?;
+    }
+    p.flush().await
+}

@@ -1,0 +1,20 @@
+//! nba's stages as record processors, independent of where records come from.
+//!
+//! A [`Stage`] takes one input record (topic, partition, offset, key, value bytes)
+//! and appends the records it causes to an output list: Avro-encoded values for the
+//! next topic, or a [`DeadLetter`] for input it cannot accept. The Kafka shell
+//! (`nba-kafka`) runs each stage against a broker; [`LocalPipeline`] wires all three
+//! in one process for `nba demo` and backtests. Both run the same code on the same
+//! bytes, so they make the same decisions.
+
+mod dead_letter;
+mod demo;
+mod local;
+mod stages;
+mod topic;
+
+pub use dead_letter::{DeadLetter, headers as dlq_headers};
+pub use demo::{DemoConfig, DemoReport, run_demo};
+pub use local::LocalPipeline;
+pub use stages::{AggregatorStage, ConsumerStage, Stage, StageCounters, UpdaterStage};
+pub use topic::{InputRecord, OutputRecord, Topic, TopicNames};

@@ -1,0 +1,91 @@
+//! All three stages in one process, wired by an in-memory work list.
+
+use std::collections::VecDeque;
+
+use crate::{
+    AggregatorStage, ConsumerStage, InputRecord, OutputRecord, Stage, Topic, TopicNames,
+    UpdaterStage,
+};
+
+/// The whole pipeline in one process: what `nba demo` and backtests run.
+///
+/// A raw interaction goes through the consumer, the feature-aggregator and the
+/// model-updater exactly as it would through Kafka (the same stages on the same
+/// bytes), with one partition per topic and offsets counted from 0.
+#[derive(Debug)]
+pub struct LocalPipeline {
+    /// The consumer stage.
+    pub consumer: ConsumerStage,
+    /// The feature-aggregator stage.
+    pub aggregator: AggregatorStage,
+    /// The model-updater stage.
+    pub updater: UpdaterStage,
+    names: TopicNames,
+    next_offset: [i64; Topic::ALL.len()],
+    work: VecDeque<OutputRecord>,
+    scratch: Vec<OutputRecord>,
+}
+
+impl LocalPipeline {
+    /// Wires the three stages.
+    pub fn new(
+        consumer: ConsumerStage,
+        aggregator: AggregatorStage,
+        updater: UpdaterStage,
+    ) -> Self {
+        Self {
+            consumer,
+            aggregator,
+            updater,
+            names: TopicNames::default(),
+            next_offset: [0; Topic::ALL.len()],
+            work: VecDeque::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn offset(&mut self, topic: Topic) -> i64 {
+        let slot = Topic::ALL.iter().position(|t| *t == topic).unwrap_or(0);
+        let o = self.next_offset[slot];
+        self.next_offset[slot] += 1;
+        o
+    }
+
+    /// Feeds one record of `nba.interactions.raw` and runs everything it causes to
+    /// completion. Every record produced on the way (interactions, decision
+    /// requests, rewards, next-best-actions, dead letters) is appended to `tap`, in
+    /// the order it was produced.
+    pub fn push_raw(&mut self, key: Option<&[u8]>, payload: &[u8], tap: &mut Vec<OutputRecord>) {
+        let offset = self.offset(Topic::InteractionsRaw);
+        let input = InputRecord {
+            topic: Topic::InteractionsRaw,
+            topic_name: self.names.name(Topic::InteractionsRaw),
+            partition: 0,
+            offset,
+            key,
+            payload: Some(payload),
+        };
+        self.consumer.process(&input, &mut self.scratch);
+        self.work.extend(self.scratch.drain(..));
+        while let Some(record) = self.work.pop_front() {
+            let offset = self.offset(record.topic);
+            let input = InputRecord {
+                topic: record.topic,
+                topic_name: self.names.name(record.topic),
+                partition: 0,
+                offset,
+                key: Some(&record.key),
+                payload: Some(&record.payload),
+            };
+            match record.topic {
+                Topic::Interactions => self.aggregator.process(&input, &mut self.scratch),
+                Topic::DecisionRequests | Topic::Rewards => {
+                    self.updater.process(&input, &mut self.scratch);
+                }
+                Topic::InteractionsRaw | Topic::NextBestActions | Topic::DeadLetter => {}
+            }
+            self.work.extend(self.scratch.drain(..));
+            tap.push(record);
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The three stages as byte-level record processors.
+
+use std::time::Instant;
+
+use nba_core::{
+    AggregatorConfig, DecisionRequest, EventTime, FeatureAggregator, Intake, IntakeConfig,
+    IntakeOutcome, Interaction, ModelUpdater, Reward, UpdaterConfig, UpdaterInput, UpdaterStats,
+};
+use nba_metrics::LatencyHistogram;
+use nba_schema::{AvroRecord, CodecError, decode, encode};
+
+use crate::{DeadLetter, InputRecord, OutputRecord, Topic};
+
+/// How many records a stage has seen and what became of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageCounters {
+    /// Records read.
+    pub records_in: u64,
+    /// Records written to an output topic (dead letters not included).
+    pub records_out: u64,
+    /// Records sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Records dropped as duplicates.
+    pub duplicates: u64,
+}
+
+/// One stage of the pipeline: reads records, writes records.
+pub trait Stage: Send {
+    /// The stage's name, as in logs and dead-letter headers.
+    fn name(&self) -> &'static str;
+
+    /// The topics it reads.
+    fn inputs(&self) -> &'static [Topic];
+
+    /// Handles one record, appending what it causes to `out`. Never fails: input it
+    /// cannot accept becomes a dead letter.
+    fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>);
+
+    /// Counters so far.
+    fn counters(&self) -> StageCounters;
+
+    /// Time spent in [`Stage::process`] per record.
+    fn latency(&self) -> &LatencyHistogram;
+}
+
+/// Shared bookkeeping of every stage.
+#[derive(Debug, Default)]
+struct Books {
+    counters: StageCounters,
+    latency: LatencyHistogram,
+}
+
+impl Books {
+    fn reject(
+        &mut self,
+        stage: &'static str,
+        input: &InputRecord<'_>,
+        reason: &str,
+        out: &mut Vec<OutputRecord>,
+    ) {
+        self.counters.dead_lettered += 1;
+        out.push(DeadLetter::of(stage, input, reason));
+    }
+
+    /// Encodes `record` for `topic`, or dead-letters the input if that fails (which
+    /// only a schema/code mismatch can cause; the contract tests rule it out).
+    fn emit<T: AvroRecord>(
+        &mut self,
+        stage: &'static str,
+        input: &InputRecord<'_>,
+        topic: Topic,
+        customer_id: &str,
+        timestamp: EventTime,
+        record: &T,
+        out: &mut Vec<OutputRecord>,
+    ) {
+        match encode(record) {
+            Ok(payload) => {
+                self.counters.records_out += 1;
+                out.push(OutputRecord {
+                    topic,
+                    key: customer_id.as_bytes().to_vec(),
+                    payload,
+                    headers: Vec::new(),
+                    timestamp: Some(timestamp),
+                });
+            }
+            Err(e) => self.reject(
+                stage,
+                input,
+                &format!("internal: cannot encode output for {topic}: {e}"),
+                out,
+            ),
+        }
+    }
+}
+
+fn decode_input<T: AvroRecord>(input: &InputRecord<'_>) -> Result<T, CodecError> {
+    decode(input.payload.unwrap_or_default())
+}
+
+/// The consumer stage: raw interactions in; validated, normalised, de-duplicated
+/// interactions keyed by customer out.
+#[derive(Debug, Default)]
+pub struct ConsumerStage {
+    intake: Intake,
+    books: Books,
+}
+
+impl ConsumerStage {
+    /// The stage's name.
+    pub const NAME: &'static str = "consumer";
+
+    /// A consumer stage.
+    pub fn new(cfg: IntakeConfig) -> Self {
+        Self {
+            intake: Intake::new(cfg),
+            books: Books::default(),
+        }
+    }
+}
+
+impl Stage for ConsumerStage {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn inputs(&self) -> &'static [Topic] {
+        &[Topic::InteractionsRaw]
+    }
+
+    fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
+        let started = Instant::now();
+        self.books.counters.records_in += 1;
+        match decode_input::<Interaction>(input)
+            .map_err(|e| e.to_string())
+            .and_then(|i| self.intake.apply(i).map_err(|r| r.reason().to_owned()))
+        {
+            Ok(IntakeOutcome::Accepted(i)) => {
+                self.books.emit(
+                    Self::NAME,
+                    input,
+                    Topic::Interactions,
+                    &i.customer_id,
+                    i.timestamp,
+                    &i,
+                    out,
+                );
+            }
+            Ok(IntakeOutcome::Duplicate) => self.books.counters.duplicates += 1,
+            Err(reason) => self.books.reject(Self::NAME, input, &reason, out),
+        }
+        self.books.latency.record(started.elapsed());
+    }
+
+    fn counters(&self) -> StageCounters {
+        self.books.counters
+    }
+
+    fn latency(&self) -> &LatencyHistogram {
+        &self.books.latency
+    }
+}
+
+/// The feature-aggregator stage: interactions in; decision requests and rewards out.
+#[derive(Debug)]
+pub struct AggregatorStage {
+    aggregator: FeatureAggregator,
+    books: Books,
+}
+
+impl AggregatorStage {
+    /// The stage's name.
+    pub const NAME: &'static str = "feature-aggregator";
+
+    /// An aggregator stage.
+    pub fn new(cfg: AggregatorConfig) -> Self {
+        Self {
+            aggregator: FeatureAggregator::new(cfg),
+            books: Books::default(),
+        }
+    }
+
+    /// The engine inside.
+    pub fn aggregator(&self) -> &FeatureAggregator {
+        &self.aggregator
+    }
+}
+
+impl Stage for AggregatorStage {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn inputs(&self) -> &'static [Topic] {
+        &[Topic::Interactions]
+    }
+
+    fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
+        let started = Instant::now();
+        self.books.counters.records_in += 1;
+        match decode_input::<Interaction>(input) {
+            Ok(i) => {
+                let o = self.aggregator.apply(&i);
+                if let Some(r) = &o.request {
+                    self.books.emit(
+                        Self::NAME,
+                        input,
+                        Topic::DecisionRequests,
+                        &r.customer_id,
+                        r.timestamp,
+                        r,
+                        out,
+                    );
+                }
+                if let Some(r) = &o.reward {
+                    self.books.emit(
+                        Self::NAME,
+                        input,
+                        Topic::Rewards,
+                        &r.customer_id,
+                        r.timestamp,
+                        r,
+                        out,
+                    );
+                }
+            }
+            Err(e) => self.books.reject(Self::NAME, input, &e.to_string(), out),
+        }
+        self.books.latency.record(started.elapsed());
+    }
+
+    fn counters(&self) -> StageCounters {
+        self.books.counters
+    }
+
+    fn latency(&self) -> &LatencyHistogram {
+        &self.books.latency
+    }
+}
+
+/// The model-updater stage: decision requests and rewards in; next-best-actions out.
+#[derive(Debug)]
+pub struct UpdaterStage {
+    updater: ModelUpdater,
+    books: Books,
+    decision_latency: LatencyHistogram,
+}
+
+impl UpdaterStage {
+    /// The stage's name.
+    pub const NAME: &'static str = "model-updater";
+
+    /// An updater stage with an untrained model.
+    pub fn new(cfg: UpdaterConfig) -> Self {
+        Self {
+            updater: ModelUpdater::new(cfg),
+            books: Books::default(),
+            decision_latency: LatencyHistogram::new(),
+        }
+    }
+
+    /// The engine inside.
+    pub fn updater(&self) -> &ModelUpdater {
+        &self.updater
+    }
+
+    /// Join and learning counters.
+    pub fn stats(&self) -> UpdaterStats {
+        self.updater.stats()
+    }
+
+    /// Closes every open decision with the default reward (end of a run).
+    pub fn finish(&mut self) {
+        self.updater.finish();
+    }
+
+    /// Time from a decision request's arrival at the stage to its encoded
+    /// next-best-action.
+    pub fn decision_latency(&self) -> &LatencyHistogram {
+        &self.decision_latency
+    }
+}
+
+impl Stage for UpdaterStage {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn inputs(&self) -> &'static [Topic] {
+        &[Topic::DecisionRequests, Topic::Rewards]
+    }
+
+    fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
+        let started = Instant::now();
+        self.books.counters.records_in += 1;
+        let decoded = match input.topic {
+            Topic::DecisionRequests => {
+                decode_input::<DecisionRequest>(input).map(UpdaterInput::Request)
+            }
+            Topic::Rewards => decode_input::<Reward>(input).map(UpdaterInput::Reward),
+            other => {
+                let reason = format!("the model-updater does not read {other}");
+                self.books.reject(Self::NAME, input, &reason, out);
+                return;
+            }
+        };
+        match decoded
+            .map_err(|e| e.to_string())
+            .and_then(|i| self.updater.apply(&i).map_err(|r| r.reason().to_owned()))
+        {
+            Ok(Some(nba)) => {
+                self.books.emit(
+                    Self::NAME,
+                    input,
+                    Topic::NextBestActions,
+                    &nba.customer_id,
+                    nba.timestamp,
+                    &nba,
+                    out,
+                );
+                self.decision_latency.record(started.elapsed());
+            }
+            Ok(None) => {}
+            Err(reason) => self.books.reject(Self::NAME, input, &reason, out),
+        }
+        self.books.latency.record(started.elapsed());
+    }
+
+    fn counters(&self) -> StageCounters {
+        self.books.counters
+    }
+
+    fn latency(&self) -> &LatencyHistogram {
+        &self.books.latency
+    }
+}

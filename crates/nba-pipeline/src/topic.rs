@@ -1,0 +1,119 @@
+//! The topics and the records that move between them.
+
+use std::fmt;
+
+use nba_core::EventTime;
+
+/// The role a topic plays in the pipeline; its name is configurable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Interactions as producers send them.
+    InteractionsRaw,
+    /// Validated, de-duplicated interactions keyed by customer.
+    Interactions,
+    /// Decision requests with their context.
+    DecisionRequests,
+    /// Outcomes attributed to shown actions.
+    Rewards,
+    /// The decisions.
+    NextBestActions,
+    /// Records nba could not accept, with the reason in headers.
+    DeadLetter,
+}
+
+impl Topic {
+    /// Every topic.
+    pub const ALL: [Topic; 6] = [
+        Topic::InteractionsRaw,
+        Topic::Interactions,
+        Topic::DecisionRequests,
+        Topic::Rewards,
+        Topic::NextBestActions,
+        Topic::DeadLetter,
+    ];
+
+    /// The name used unless configured otherwise.
+    pub fn default_name(self) -> &'static str {
+        match self {
+            Topic::InteractionsRaw => "nba.interactions.raw",
+            Topic::Interactions => "nba.interactions",
+            Topic::DecisionRequests => "nba.decision-requests",
+            Topic::Rewards => "nba.rewards",
+            Topic::NextBestActions => "nba.next-best-actions",
+            Topic::DeadLetter => "nba.dlq",
+        }
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.default_name())
+    }
+}
+
+/// The configured name of every topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicNames {
+    names: [String; 6],
+}
+
+impl Default for TopicNames {
+    fn default() -> Self {
+        Self {
+            names: Topic::ALL.map(|t| t.default_name().to_owned()),
+        }
+    }
+}
+
+impl TopicNames {
+    fn slot(topic: Topic) -> usize {
+        Topic::ALL.iter().position(|t| *t == topic).unwrap_or(0)
+    }
+
+    /// Renames `topic`.
+    pub fn set(&mut self, topic: Topic, name: impl Into<String>) {
+        self.names[Self::slot(topic)] = name.into();
+    }
+
+    /// The name of `topic`.
+    pub fn name(&self, topic: Topic) -> &str {
+        &self.names[Self::slot(topic)]
+    }
+
+    /// The role of the topic called `name`, if any.
+    pub fn role(&self, name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| self.name(*t) == name)
+    }
+}
+
+/// One record read from a topic.
+#[derive(Debug, Clone, Copy)]
+pub struct InputRecord<'a> {
+    /// The topic's role.
+    pub topic: Topic,
+    /// The topic's name as read.
+    pub topic_name: &'a str,
+    /// Partition read from.
+    pub partition: i32,
+    /// Offset in the partition.
+    pub offset: i64,
+    /// Record key.
+    pub key: Option<&'a [u8]>,
+    /// Record value.
+    pub payload: Option<&'a [u8]>,
+}
+
+/// One record to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRecord {
+    /// Where it goes.
+    pub topic: Topic,
+    /// Record key (the customer id for every nba topic).
+    pub key: Vec<u8>,
+    /// Record value.
+    pub payload: Vec<u8>,
+    /// Record headers.
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+    /// Record timestamp: the event time it derives from, when known.
+    pub timestamp: Option<EventTime>,
+}
