@@ -7,11 +7,13 @@
 //! outstanding acknowledgements and commits before letting go; on SIGINT or SIGTERM
 //! it drains, commits and returns.
 //!
-//! [`ProduceArgs`]-style helpers send simulated traffic ([`produce`]) and
-//! [`audit`] reads every topic back to check that nothing was lost.
+//! [`produce`] sends records (simulated traffic), [`audit`] reads every topic back
+//! to check that nothing was lost, and [`run_stage_binary`] is the whole `main` of
+//! a stage binary.
 
 mod args;
 mod audit;
+mod binary;
 mod produce;
 mod runner;
 mod shutdown;
@@ -19,6 +21,7 @@ mod tracker;
 
 pub use args::{KafkaArgs, TopicArgs};
 pub use audit::{AuditReport, audit};
+pub use binary::{init_logging, run_main, run_stage_binary};
 pub use produce::{Producer, produce};
 pub use runner::{RunSummary, run_stage};
 pub use shutdown::shutdown_signal;

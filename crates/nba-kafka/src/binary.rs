@@ -1,0 +1,51 @@
+//! What every nba binary does around its work: logging, a runtime, exit codes.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use nba_pipeline::Stage;
+
+use crate::{KafkaArgs, run_stage, shutdown_signal};
+
+/// Logs to stderr; `RUST_LOG` (e.g. `RUST_LOG=debug`) sets the level, `info` by
+/// default.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs `work` on a multi-threaded runtime; an error is printed with its causes
+/// and gives exit code 1.
+pub fn run_main<F>(work: F) -> ExitCode
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The whole `main` of a stage binary: log, run `stage` against the broker until
+/// SIGINT/SIGTERM, drain, commit, exit.
+pub fn run_stage_binary<S: Stage>(stage: S, args: &KafkaArgs) -> ExitCode {
+    init_logging();
+    run_main(async {
+        run_stage(stage, args, shutdown_signal()).await?;
+        Ok(())
+    })
+}
