@@ -142,7 +142,10 @@ fn print_summary(r: &DemoReport) {
         .iter()
         .map(|v| format!("{v:.3}"))
         .collect();
-    println!("  learning curve (bandit, per tenth of decisions): {}", curve.join(" "));
+    println!(
+        "  learning curve (bandit, per tenth of decisions): {}",
+        curve.join(" ")
+    );
     println!(
         "  decision latency: p50 {} µs, p99 {} µs",
         r.decision_latency_p50_us, r.decision_latency_p99_us

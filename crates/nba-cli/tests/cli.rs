@@ -11,9 +11,16 @@ fn demo_json(seed: &str) -> serde_json::Value {
         .args(["demo", "--events", "20000", "--seed", seed, "--json"])
         .output()
         .expect("nba runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
-    assert!(stdout.contains("nba demo:"), "a human summary first: {stdout}");
+    assert!(
+        stdout.contains("nba demo:"),
+        "a human summary first: {stdout}"
+    );
     let last = stdout.lines().last().expect("a last line");
     serde_json::from_str(last).expect("the last line is one JSON object")
 }
@@ -36,7 +43,12 @@ fn demo_json_has_the_promised_keys_and_is_reproducible() {
     let mut b = demo_json("9");
     for v in [&mut a, &mut b] {
         let o = v.as_object_mut().expect("object");
-        for timing in ["elapsed_s", "events_per_s", "decision_latency_p50_us", "decision_latency_p99_us"] {
+        for timing in [
+            "elapsed_s",
+            "events_per_s",
+            "decision_latency_p50_us",
+            "decision_latency_p99_us",
+        ] {
             o.remove(timing);
         }
     }
@@ -45,13 +57,24 @@ fn demo_json_has_the_promised_keys_and_is_reproducible() {
 
 #[test]
 fn misuse_is_explained() {
-    let out = nba().args(["demo", "--events", "many"]).output().expect("nba runs");
+    let out = nba()
+        .args(["demo", "--events", "many"])
+        .output()
+        .expect("nba runs");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--events"), "{err}");
 
     let out = nba()
-        .args(["simulate", "--brokers", "127.0.0.1:1", "-X", "nonsense", "--events", "1"])
+        .args([
+            "simulate",
+            "--brokers",
+            "127.0.0.1:1",
+            "-X",
+            "nonsense",
+            "--events",
+            "1",
+        ])
         .output()
         .expect("nba runs");
     assert!(!out.status.success());

@@ -18,7 +18,12 @@ struct Cli {
     kafka: KafkaArgs,
 
     /// Event types that ask for a next best action (repeat, or comma-separated).
-    #[arg(long = "trigger", env = "NBA_TRIGGERS", value_delimiter = ',', default_value = "session_start")]
+    #[arg(
+        long = "trigger",
+        env = "NBA_TRIGGERS",
+        value_delimiter = ',',
+        default_value = "session_start"
+    )]
     triggers: Vec<String>,
 
     /// Width of one feature bucket, seconds.

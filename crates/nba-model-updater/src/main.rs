@@ -58,16 +58,25 @@ struct Cli {
 
 fn check(cli: &Cli) -> Result<(), String> {
     if !(cli.alpha.is_finite() && cli.alpha >= 0.0) {
-        return Err(format!("--alpha {} must be a finite number >= 0", cli.alpha));
+        return Err(format!(
+            "--alpha {} must be a finite number >= 0",
+            cli.alpha
+        ));
     }
     if !(cli.lambda.is_finite() && cli.lambda > 0.0) {
-        return Err(format!("--lambda {} must be a finite number > 0", cli.lambda));
+        return Err(format!(
+            "--lambda {} must be a finite number > 0",
+            cli.lambda
+        ));
     }
     if !(0.0..=1.0).contains(&cli.epsilon) {
         return Err(format!("--epsilon {} must be in [0, 1]", cli.epsilon));
     }
     if !(0.0..=1.0).contains(&cli.default_reward) {
-        return Err(format!("--default-reward {} must be in [0, 1]", cli.default_reward));
+        return Err(format!(
+            "--default-reward {} must be in [0, 1]",
+            cli.default_reward
+        ));
     }
     Ok(())
 }

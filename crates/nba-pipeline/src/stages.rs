@@ -44,29 +44,31 @@ pub trait Stage: Send {
 }
 
 /// Shared bookkeeping of every stage.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Books {
+    stage: &'static str,
     counters: StageCounters,
     latency: LatencyHistogram,
 }
 
 impl Books {
-    fn reject(
-        &mut self,
-        stage: &'static str,
-        input: &InputRecord<'_>,
-        reason: &str,
-        out: &mut Vec<OutputRecord>,
-    ) {
+    fn new(stage: &'static str) -> Self {
+        Self {
+            stage,
+            counters: StageCounters::default(),
+            latency: LatencyHistogram::new(),
+        }
+    }
+
+    fn reject(&mut self, input: &InputRecord<'_>, reason: &str, out: &mut Vec<OutputRecord>) {
         self.counters.dead_lettered += 1;
-        out.push(DeadLetter::of(stage, input, reason));
+        out.push(DeadLetter::of(self.stage, input, reason));
     }
 
     /// Encodes `record` for `topic`, or dead-letters the input if that fails (which
     /// only a schema/code mismatch can cause; the contract tests rule it out).
     fn emit<T: AvroRecord>(
         &mut self,
-        stage: &'static str,
         input: &InputRecord<'_>,
         topic: Topic,
         customer_id: &str,
@@ -86,7 +88,6 @@ impl Books {
                 });
             }
             Err(e) => self.reject(
-                stage,
                 input,
                 &format!("internal: cannot encode output for {topic}: {e}"),
                 out,
@@ -101,7 +102,7 @@ fn decode_input<T: AvroRecord>(input: &InputRecord<'_>) -> Result<T, CodecError>
 
 /// The consumer stage: raw interactions in; validated, normalised, de-duplicated
 /// interactions keyed by customer out.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConsumerStage {
     intake: Intake,
     books: Books,
@@ -115,7 +116,7 @@ impl ConsumerStage {
     pub fn new(cfg: IntakeConfig) -> Self {
         Self {
             intake: Intake::new(cfg),
-            books: Books::default(),
+            books: Books::new(Self::NAME),
         }
     }
 }
@@ -138,7 +139,6 @@ impl Stage for ConsumerStage {
         {
             Ok(IntakeOutcome::Accepted(i)) => {
                 self.books.emit(
-                    Self::NAME,
                     input,
                     Topic::Interactions,
                     &i.customer_id,
@@ -148,7 +148,7 @@ impl Stage for ConsumerStage {
                 );
             }
             Ok(IntakeOutcome::Duplicate) => self.books.counters.duplicates += 1,
-            Err(reason) => self.books.reject(Self::NAME, input, &reason, out),
+            Err(reason) => self.books.reject(input, &reason, out),
         }
         self.books.latency.record(started.elapsed());
     }
@@ -177,7 +177,7 @@ impl AggregatorStage {
     pub fn new(cfg: AggregatorConfig) -> Self {
         Self {
             aggregator: FeatureAggregator::new(cfg),
-            books: Books::default(),
+            books: Books::new(Self::NAME),
         }
     }
 
@@ -204,7 +204,6 @@ impl Stage for AggregatorStage {
                 let o = self.aggregator.apply(&i);
                 if let Some(r) = &o.request {
                     self.books.emit(
-                        Self::NAME,
                         input,
                         Topic::DecisionRequests,
                         &r.customer_id,
@@ -214,18 +213,11 @@ impl Stage for AggregatorStage {
                     );
                 }
                 if let Some(r) = &o.reward {
-                    self.books.emit(
-                        Self::NAME,
-                        input,
-                        Topic::Rewards,
-                        &r.customer_id,
-                        r.timestamp,
-                        r,
-                        out,
-                    );
+                    self.books
+                        .emit(input, Topic::Rewards, &r.customer_id, r.timestamp, r, out);
                 }
             }
-            Err(e) => self.books.reject(Self::NAME, input, &e.to_string(), out),
+            Err(e) => self.books.reject(input, &e.to_string(), out),
         }
         self.books.latency.record(started.elapsed());
     }
@@ -255,7 +247,7 @@ impl UpdaterStage {
     pub fn new(cfg: UpdaterConfig) -> Self {
         Self {
             updater: ModelUpdater::new(cfg),
-            books: Books::default(),
+            books: Books::new(Self::NAME),
             decision_latency: LatencyHistogram::new(),
         }
     }
@@ -301,7 +293,7 @@ impl Stage for UpdaterStage {
             Topic::Rewards => decode_input::<Reward>(input).map(UpdaterInput::Reward),
             other => {
                 let reason = format!("the model-updater does not read {other}");
-                self.books.reject(Self::NAME, input, &reason, out);
+                self.books.reject(input, &reason, out);
                 return;
             }
         };
@@ -311,7 +303,6 @@ impl Stage for UpdaterStage {
         {
             Ok(Some(nba)) => {
                 self.books.emit(
-                    Self::NAME,
                     input,
                     Topic::NextBestActions,
                     &nba.customer_id,
@@ -322,7 +313,7 @@ impl Stage for UpdaterStage {
                 self.decision_latency.record(started.elapsed());
             }
             Ok(None) => {}
-            Err(reason) => self.books.reject(Self::NAME, input, &reason, out),
+            Err(reason) => self.books.reject(input, &reason, out),
         }
         self.books.latency.record(started.elapsed());
     }

@@ -13,6 +13,10 @@
 //! [`Simulator::respond`] may be answered by a `click` a few seconds to two minutes
 //! later (closed loop, as in `nba demo`); without it the traffic is open loop.
 
+mod malformed;
+
+pub use malformed::malformed_records;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
@@ -326,55 +330,4 @@ mod tests {
         let rate = f64::from(clicks) / f64::from(answered);
         assert!((0.10..0.19).contains(&rate), "click rate {rate}");
     }
-}
-
-/// `n` raw records that nba must refuse, cycling through the ways a producer gets
-/// it wrong: bytes that are not Avro, a frame with an unknown schema id, an empty
-/// value, and well-formed Avro that fails validation (empty customer id, a
-/// timestamp in microseconds, a negative amount, half a response). Keys are
-/// `malformed-<i>`. Used by `nba simulate --malformed` and the tests.
-pub fn malformed_records(n: usize) -> Vec<(String, Vec<u8>)> {
-    let valid = Interaction {
-        event_id: String::new(),
-        customer_id: "c-malformed".into(),
-        timestamp: SimConfig::default().start_ms,
-        channel: Channel::Web,
-        event_type: "page_view".into(),
-        category: None,
-        amount: None,
-        decision_id: None,
-        action_id: None,
-    };
-    let encode = |i: Interaction| match nba_schema::encode(&i) {
-        Ok(b) => b,
-        Err(e) => unreachable!("the sample matches the schema: {e}"),
-    };
-    (0..n)
-        .map(|k| {
-            let mut i = valid.clone();
-            i.event_id = format!("malformed-{k}");
-            let bytes = match k % 7 {
-                0 => b"{\"not\": \"avro\"}".to_vec(),
-                1 => [&[0u8, 0, 0, 0, 99][..], &encode(i)[5..]].concat(),
-                2 => Vec::new(),
-                3 => {
-                    i.customer_id = String::new();
-                    encode(i)
-                }
-                4 => {
-                    i.timestamp *= 1_000;
-                    encode(i)
-                }
-                5 => {
-                    i.amount = Some(-5.0);
-                    encode(i)
-                }
-                _ => {
-                    i.decision_id = Some("d-1".into());
-                    encode(i)
-                }
-            };
-            (format!("malformed-{k}"), bytes)
-        })
-        .collect()
 }
