@@ -117,12 +117,21 @@ pub struct SlidingWindowLinUcb {
     prior: Arm,
     version: u64,
     scratch: Vec<f64>,
+    policy_name: String,
 }
 
 impl SlidingWindowLinUcb {
     /// An untrained model.
     pub fn new(cfg: LinUcbConfig) -> Self {
+        let window = match cfg.window_buckets {
+            Some(n) => format!("{n}x{}ms", cfg.bucket_ms),
+            None => "none".to_owned(),
+        };
         Self {
+            policy_name: format!(
+                "sw-linucb(alpha={},lambda={},epsilon={},window={window})",
+                cfg.alpha, cfg.lambda, cfg.epsilon
+            ),
             prior: Arm::new(cfg.dim, cfg.lambda),
             scratch: vec![0.0; cfg.dim],
             arms: HashMap::new(),
@@ -142,15 +151,8 @@ impl SlidingWindowLinUcb {
     }
 
     /// Name and settings, as logged on every decision.
-    pub fn policy_name(&self) -> String {
-        let window = match self.cfg.window_buckets {
-            Some(n) => format!("{n}x{}ms", self.cfg.bucket_ms),
-            None => "none".to_owned(),
-        };
-        format!(
-            "sw-linucb(alpha={},lambda={},epsilon={},window={window})",
-            self.cfg.alpha, self.cfg.lambda, self.cfg.epsilon
-        )
+    pub fn policy_name(&self) -> &str {
+        &self.policy_name
     }
 
     /// The ridge estimate θ of an action, if it has been updated.

@@ -162,7 +162,7 @@ impl ModelUpdater {
             action_id,
             propensity: choice.propensity,
             score: choice.score,
-            policy: self.bandit.policy_name(),
+            policy: self.bandit.policy_name().to_owned(),
             model_version: i64::try_from(self.bandit.version()).unwrap_or(i64::MAX),
             candidates: i32::try_from(r.candidates.len()).unwrap_or(i32::MAX),
         })

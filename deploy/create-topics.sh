@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Creates nba's topics on a tansu broker: create-topics.sh [HOST:PORT] [PARTITIONS]
+# (On Apache Kafka, use kafka-topics.sh --create with the same names.)
+set -euo pipefail
+broker=${1:-127.0.0.1:9092}
+partitions=${2:-3}
+tansu=${TANSU:-$("$(dirname "$0")/../scripts/install-tansu.sh")}
+for t in nba.interactions.raw nba.interactions nba.decision-requests nba.rewards nba.next-best-actions nba.dlq; do
+  "$tansu" topic create "$t" --partitions "$partitions" --broker "tcp://$broker"
+done
