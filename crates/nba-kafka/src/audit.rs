@@ -1,7 +1,7 @@
 //! Reads every nba topic back and checks that nothing was lost or doubled.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use nba_core::{AggregatorConfig, DecisionRequest, Interaction, NextBestAction, Reward};
@@ -49,6 +49,11 @@ impl AuditReport {
     }
 }
 
+/// How long a topic must stay quiet, once its reported end is reached, to count
+/// as read. Some Kafka-compatible brokers report a high watermark below the last
+/// acknowledged record, so the watermark alone cannot end the read.
+const QUIET: Duration = Duration::from_millis(1_500);
+
 /// Reads one topic from its start to its current end, calling `f` on each record.
 fn read_topic(
     consumer: &BaseConsumer,
@@ -67,29 +72,24 @@ fn read_topic(
     let mut tpl = TopicPartitionList::new();
     let mut ends = HashMap::new();
     for p in t.partitions() {
-        let (low, high) = consumer
+        let (_, high) = consumer
             .fetch_watermarks(topic, p.id(), TIMEOUT)
             .with_context(|| format!("cannot read the offsets of {topic}[{}]", p.id()))?;
-        if high > low {
-            tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))?;
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+        if high > 0 {
             ends.insert(p.id(), high);
         }
     }
-    if ends.is_empty() {
-        return Ok(());
-    }
     consumer.assign(&tpl)?;
-    let mut idle = 0;
-    while !ends.is_empty() {
-        match consumer.poll(Duration::from_millis(500)) {
+    let mut last_record = Instant::now();
+    let started = Instant::now();
+    while !ends.is_empty() || last_record.elapsed() < QUIET {
+        match consumer.poll(Duration::from_millis(100)) {
+            // Records of the previously assigned topic may still be queued.
+            Some(Ok(m)) if m.topic() != topic => {}
             Some(Ok(m)) => {
-                idle = 0;
-                if ends
-                    .get(&m.partition())
-                    .is_some_and(|end| m.offset() < *end)
-                {
-                    f(&m);
-                }
+                last_record = Instant::now();
+                f(&m);
                 if ends
                     .get(&m.partition())
                     .is_some_and(|end| m.offset() + 1 >= *end)
@@ -98,12 +98,13 @@ fn read_topic(
                 }
             }
             Some(Err(e)) => anyhow::bail!("reading {topic}: {e}"),
-            None => {
-                idle += 1;
-                if idle > 20 {
-                    anyhow::bail!("reading {topic}: no record for 10 s before its end");
-                }
+            None if !ends.is_empty() && last_record.elapsed() > TIMEOUT => {
+                anyhow::bail!(
+                    "reading {topic}: no record for {TIMEOUT:?} after {:?}, before its end",
+                    started.elapsed()
+                );
             }
+            None => {}
         }
     }
     consumer.unassign()?;
