@@ -170,6 +170,8 @@ pub struct NextBestAction {
     pub model_version: i64,
     /// Number of eligible actions.
     pub candidates: i32,
+    /// Every candidate's score, in the request's candidate order.
+    pub scores: Vec<f64>,
 }
 
 /// An outcome attributed to a shown action (`schemas/reward.avsc`).

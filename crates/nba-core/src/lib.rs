@@ -9,7 +9,7 @@
 //! - [`Intake`]: validates, normalises and de-duplicates raw interactions;
 //! - [`FeatureAggregator`]: keeps each customer's features in event-time sliding
 //!   windows and turns interactions into [`DecisionRequest`]s and [`Reward`]s;
-//! - [`ModelUpdater`]: decides with a [`SlidingWindowLinUcb`] bandit, joins rewards
+//! - [`ModelUpdater`]: decides with a [`LinearBandit`] (sliding-window LinUCB by default), joins rewards
 //!   to decisions in an [`AttributionJoin`] and learns from every joined outcome.
 //!
 //! Time is always event time in milliseconds since the Unix epoch ([`EventTime`]).
@@ -29,7 +29,7 @@ mod window;
 
 pub use actions::{Action, ActionCatalog, ChannelSet};
 pub use aggregator::{AggregatorConfig, AggregatorOutput, FeatureAggregator};
-pub use bandit::{Choice, LinUcbConfig, SlidingWindowLinUcb};
+pub use bandit::{BanditConfig, Choice, Forgetting, LinearBandit, Policy};
 pub use event::{
     CATEGORIES, Channel, DecisionRequest, EventKind, EventTime, Interaction, NextBestAction, Reward,
 };

@@ -29,6 +29,27 @@ impl DecisionRng {
         self.0.random::<f64>()
     }
 
+    /// A standard normal draw (Box–Muller; one of the pair is discarded, which
+    /// keeps every draw a function of the stream position alone).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.unit(); // (0, 1]: ln is finite
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// An index drawn with the given probabilities (which sum to 1 up to
+    /// rounding; the last index takes any remainder).
+    pub fn categorical(&mut self, probabilities: &[f64]) -> usize {
+        let mut u = self.unit();
+        for (i, p) in probabilities.iter().enumerate() {
+            if u < *p {
+                return i;
+            }
+            u -= p;
+        }
+        probabilities.len().saturating_sub(1)
+    }
+
     /// A uniform index below `n` (`n > 0`).
     pub fn index(&mut self, n: usize) -> usize {
         self.0.random_range(0..n)

@@ -1,15 +1,15 @@
 //! The model-updater stage's logic: decide on requests, join rewards, learn.
 
 use crate::{
-    AttributionJoin, DecisionRequest, EventTime, JoinConfig, LinUcbConfig, NextBestAction,
-    PendingDecision, Rejection, Reward, SlidingWindowLinUcb,
+    AttributionJoin, BanditConfig, DecisionRequest, EventTime, JoinConfig, LinearBandit,
+    NextBestAction, PendingDecision, Rejection, Reward,
 };
 
 /// Settings of [`ModelUpdater`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdaterConfig {
     /// The bandit.
-    pub bandit: LinUcbConfig,
+    pub bandit: BanditConfig,
     /// The reward join.
     pub join: JoinConfig,
     /// How far behind the newest event time an input may arrive and still be
@@ -22,7 +22,7 @@ impl Default for UpdaterConfig {
     /// Default bandit and join; one minute of allowed lateness.
     fn default() -> Self {
         Self {
-            bandit: LinUcbConfig::default(),
+            bandit: BanditConfig::default(),
             join: JoinConfig::default(),
             allowed_lateness_ms: 60_000,
         }
@@ -54,7 +54,7 @@ pub struct UpdaterStats {
 /// Decides with the bandit, joins outcomes to decisions and learns from each.
 #[derive(Debug)]
 pub struct ModelUpdater {
-    bandit: SlidingWindowLinUcb,
+    bandit: LinearBandit,
     join: AttributionJoin,
     allowed_lateness_ms: i64,
     newest: EventTime,
@@ -65,7 +65,7 @@ impl ModelUpdater {
     /// An untrained updater.
     pub fn new(cfg: UpdaterConfig) -> Self {
         Self {
-            bandit: SlidingWindowLinUcb::new(cfg.bandit),
+            bandit: LinearBandit::new(cfg.bandit),
             join: AttributionJoin::new(cfg.join),
             allowed_lateness_ms: cfg.allowed_lateness_ms,
             newest: EventTime::MIN,
@@ -74,7 +74,7 @@ impl ModelUpdater {
     }
 
     /// The bandit.
-    pub fn bandit(&self) -> &SlidingWindowLinUcb {
+    pub fn bandit(&self) -> &LinearBandit {
         &self.bandit
     }
 
@@ -165,6 +165,7 @@ impl ModelUpdater {
             policy: self.bandit.policy_name().to_owned(),
             model_version: i64::try_from(self.bandit.version()).unwrap_or(i64::MAX),
             candidates: i32::try_from(r.candidates.len()).unwrap_or(i32::MAX),
+            scores: choice.scores,
         })
     }
 

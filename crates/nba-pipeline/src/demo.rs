@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use nba_core::{
-    AggregatorConfig, DecisionRequest, IntakeConfig, LinUcbConfig, NextBestAction, UpdaterConfig,
+    AggregatorConfig, BanditConfig, DecisionRequest, IntakeConfig, NextBestAction, UpdaterConfig,
 };
 use nba_metrics::LatencyHistogram;
 use nba_schema::{decode, encode};
@@ -79,9 +79,9 @@ pub fn run_demo(cfg: &DemoConfig) -> DemoReport {
         ConsumerStage::new(IntakeConfig::default()),
         AggregatorStage::new(AggregatorConfig::default()),
         UpdaterStage::new(UpdaterConfig {
-            bandit: LinUcbConfig {
+            bandit: BanditConfig {
                 seed: cfg.seed,
-                ..LinUcbConfig::default()
+                ..BanditConfig::default()
             },
             ..UpdaterConfig::default()
         }),

@@ -43,6 +43,7 @@ fn nba() -> NextBestAction {
         policy: "sw-linucb".into(),
         model_version: 42,
         candidates: 2,
+        scores: vec![0.5, 0.25],
     }
 }
 

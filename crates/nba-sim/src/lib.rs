@@ -320,6 +320,7 @@ mod tests {
                     policy: "test".into(),
                     model_version: 0,
                     candidates: 1,
+                    scores: Vec::new(),
                 };
                 assert!(sim.respond(&nba).is_some());
                 assert!(sim.respond(&nba).is_none(), "one response per decision");

@@ -1,0 +1,151 @@
+//! One action's sufficient statistics under a forgetting rule.
+
+use std::collections::VecDeque;
+
+use crate::linalg::{add_outer, dot, mat_vec, sherman_morrison_add, spd_inverse};
+
+/// Past this squared norm of a context, an incremental (Sherman–Morrison) update
+/// loses too many digits; the inverse is recomputed from the sums instead.
+const INCREMENTAL_NORM2_LIMIT: f64 = 1e8;
+
+#[derive(Debug, Clone)]
+struct Bucket {
+    idx: i64,
+    a: Vec<f64>,
+    b: Vec<f64>,
+}
+
+/// A = λI + Σ x xᵀ and b = Σ r x for one action (sums over what the forgetting
+/// rule still keeps), with A⁻¹ and θ = A⁻¹ b cached.
+#[derive(Debug, Clone)]
+pub(crate) struct ArmStats {
+    /// Σ x xᵀ (without the λI prior).
+    a: Vec<f64>,
+    /// Σ r x.
+    b: Vec<f64>,
+    /// (λI + a)⁻¹.
+    inv: Vec<f64>,
+    /// The ridge estimate.
+    theta: Vec<f64>,
+    /// Per-bucket parts of `a` and `b` (sliding window only), oldest first.
+    buckets: VecDeque<Bucket>,
+    since_refresh: u32,
+    updates: u64,
+}
+
+impl ArmStats {
+    /// The prior: A = λI, b = 0.
+    pub(crate) fn prior(d: usize, lambda: f64) -> Self {
+        let mut inv = vec![0.0; d * d];
+        for i in 0..d {
+            inv[i * d + i] = 1.0 / lambda;
+        }
+        Self {
+            a: vec![0.0; d * d],
+            b: vec![0.0; d],
+            inv,
+            theta: vec![0.0; d],
+            buckets: VecDeque::new(),
+            since_refresh: 0,
+            updates: 0,
+        }
+    }
+
+    pub(crate) fn theta(&self) -> &[f64] {
+        &self.theta
+    }
+
+    /// Learning updates this action has had (forgotten ones included).
+    pub(crate) fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// θᵀx and xᵀA⁻¹x.
+    pub(crate) fn mean_and_variance(&self, x: &[f64]) -> (f64, f64) {
+        let d = x.len();
+        let mut var = 0.0;
+        for (i, xi) in x.iter().enumerate() {
+            var += xi * dot(&self.inv[i * d..(i + 1) * d], x);
+        }
+        (dot(&self.theta, x), var.max(0.0))
+    }
+
+    /// Recomputes A⁻¹ and θ from the sums (Cholesky). Exact up to rounding.
+    pub(crate) fn refresh(&mut self, lambda: f64) {
+        let d = self.b.len();
+        if self.buckets.is_empty() && self.a.iter().all(|v| *v == 0.0) {
+            // Nothing kept: exactly the prior, with no subtraction residue.
+            self.b.iter_mut().for_each(|v| *v = 0.0);
+        }
+        if let Some(inv) = spd_inverse(&self.a, lambda, d) {
+            self.inv = inv;
+        }
+        mat_vec(&self.inv, &self.b, &mut self.theta);
+        self.since_refresh = 0;
+    }
+
+    /// Adds one outcome; `bucket` is its sliding-window bucket (`None` without a
+    /// window). An outcome older than the newest bucket is filed under the newest,
+    /// so statistics leave the window in bucket order.
+    pub(crate) fn add(
+        &mut self,
+        x: &[f64],
+        reward: f64,
+        bucket: Option<i64>,
+        lambda: f64,
+        refresh_every: u32,
+        scratch: &mut [f64],
+    ) {
+        if let Some(idx) = bucket {
+            let d = x.len();
+            if self.buckets.back().is_none_or(|b| idx > b.idx) {
+                self.buckets.push_back(Bucket {
+                    idx,
+                    a: vec![0.0; d * d],
+                    b: vec![0.0; d],
+                });
+            }
+            if let Some(bk) = self.buckets.back_mut() {
+                add_outer(&mut bk.a, x, 1.0);
+                bk.b.iter_mut().zip(x).for_each(|(s, xi)| *s += reward * xi);
+            }
+        }
+        add_outer(&mut self.a, x, 1.0);
+        self.b
+            .iter_mut()
+            .zip(x)
+            .for_each(|(s, xi)| *s += reward * xi);
+        self.updates += 1;
+        self.since_refresh += 1;
+        if self.since_refresh >= refresh_every || dot(x, x) > INCREMENTAL_NORM2_LIMIT {
+            self.refresh(lambda);
+        } else {
+            sherman_morrison_add(&mut self.inv, x, scratch);
+            mat_vec(&self.inv, &self.b, &mut self.theta);
+        }
+    }
+
+    /// Subtracts every bucket older than `oldest_kept`; true if any was.
+    pub(crate) fn expire_before(&mut self, oldest_kept: i64) -> bool {
+        let mut expired = false;
+        while self.buckets.front().is_some_and(|b| b.idx < oldest_kept) {
+            if let Some(old) = self.buckets.pop_front() {
+                self.a.iter_mut().zip(&old.a).for_each(|(s, v)| *s -= v);
+                self.b.iter_mut().zip(&old.b).for_each(|(s, v)| *s -= v);
+                expired = true;
+            }
+        }
+        if expired && self.buckets.is_empty() {
+            self.a.iter_mut().for_each(|v| *v = 0.0);
+            self.b.iter_mut().for_each(|v| *v = 0.0);
+        }
+        expired
+    }
+
+    /// Multiplies the data part of A and b by `factor` (discounting); the λI prior
+    /// stays, as in D-LinUCB's A ← γA + (1−γ)λI.
+    pub(crate) fn discount(&mut self, factor: f64) {
+        self.a.iter_mut().for_each(|v| *v *= factor);
+        self.b.iter_mut().for_each(|v| *v *= factor);
+    }
+}

@@ -1,0 +1,273 @@
+//! Linear contextual bandits over per-action sufficient statistics, with exact
+//! forgetting.
+//!
+//! Every action a keeps A_a = λI + Σ x xᵀ and b_a = Σ r x over the outcomes its
+//! [`Forgetting`] rule still counts; θ_a = A_a⁻¹ b_a is the ridge estimate. The
+//! [`Policy`] turns each candidate's θᵀx and xᵀA⁻¹x into a choice and the
+//! probability of that choice.
+//!
+//! A⁻¹ is kept incrementally with Sherman–Morrison on every added outcome, and
+//! recomputed from the sums (Cholesky, O(d³)) when outcomes leave: a whole bucket
+//! at once in the sliding window, every tick in the discounted model. A rank-k
+//! downdate would be cheaper only for buckets holding fewer than ~d/3 outcomes, and
+//! loses digits where the recomputation does not; the recomputation also runs
+//! every `refresh_every` updates to stop rounding error from piling up.
+
+mod arm;
+mod policy;
+
+use std::collections::HashMap;
+
+pub use policy::Policy;
+
+use arm::ArmStats;
+
+use crate::{CONTEXT_DIM, DecisionRng, EventTime};
+
+/// What the model forgets, and when (all in event time).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Forgetting {
+    /// Nothing: every outcome counts forever.
+    Stationary,
+    /// SW-LinUCB (Cheung et al. 2019): outcomes are kept per bucket of `bucket_ms`;
+    /// only the newest `buckets` buckets count, older ones are subtracted.
+    SlidingWindow {
+        /// Width of one bucket, ms.
+        bucket_ms: i64,
+        /// Buckets in the window.
+        buckets: usize,
+    },
+    /// D-LinUCB (Russac et al. 2019): every `tick_ms` the statistics become
+    /// A ← γA + (1−γ)λI, b ← γb, so an outcome's weight decays by γ per tick.
+    Discounted {
+        /// Discount per tick, in (0, 1].
+        gamma: f64,
+        /// Length of one tick, ms.
+        tick_ms: i64,
+    },
+}
+
+impl Forgetting {
+    /// Name and settings, as logged on every decision.
+    pub fn describe(&self) -> String {
+        match self {
+            Forgetting::Stationary => "stationary".to_owned(),
+            Forgetting::SlidingWindow { bucket_ms, buckets } => {
+                format!("window={buckets}x{bucket_ms}ms")
+            }
+            Forgetting::Discounted { gamma, tick_ms } => format!("gamma={gamma}/{tick_ms}ms"),
+        }
+    }
+
+    /// The period that forgetting moves in, ms (`None` for stationary).
+    fn period_ms(&self) -> Option<i64> {
+        match *self {
+            Forgetting::Stationary => None,
+            Forgetting::SlidingWindow { bucket_ms, .. } => Some(bucket_ms),
+            Forgetting::Discounted { tick_ms, .. } => Some(tick_ms),
+        }
+    }
+}
+
+/// Settings of [`LinearBandit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BanditConfig {
+    /// Length of the context vector.
+    pub dim: usize,
+    /// Ridge prior: A starts as λI.
+    pub lambda: f64,
+    /// What is forgotten.
+    pub forgetting: Forgetting,
+    /// How choices are made.
+    pub policy: Policy,
+    /// Seed of every random draw (combined with each decision's id).
+    pub seed: u64,
+    /// Recompute each A⁻¹ from its sums after this many incremental updates.
+    pub refresh_every: u32,
+}
+
+impl Default for BanditConfig {
+    /// LinUCB (α = 0.5, ε = 0.05), λ = 1, a 24 h sliding window in 1 h buckets.
+    fn default() -> Self {
+        Self {
+            dim: CONTEXT_DIM,
+            lambda: 1.0,
+            forgetting: Forgetting::SlidingWindow {
+                bucket_ms: 3_600_000,
+                buckets: 24,
+            },
+            policy: Policy::default(),
+            seed: 0,
+            refresh_every: 1_000,
+        }
+    }
+}
+
+/// The outcome of one decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    /// Index of the chosen action in the candidate list.
+    pub index: usize,
+    /// Probability with which the policy picks that action (see [`Policy`]).
+    pub propensity: f64,
+    /// The chosen action's score.
+    pub score: f64,
+    /// Every candidate's score, in candidate order.
+    pub scores: Vec<f64>,
+}
+
+/// A linear contextual bandit: disjoint per-action ridge models, a forgetting
+/// rule and a policy.
+#[derive(Debug, Clone)]
+pub struct LinearBandit {
+    cfg: BanditConfig,
+    arms: HashMap<String, ArmStats>,
+    prior: ArmStats,
+    /// Forgetting period the statistics are up to date with.
+    epoch: Option<i64>,
+    version: u64,
+    scratch: Vec<f64>,
+    name: String,
+}
+
+impl LinearBandit {
+    /// An untrained model.
+    pub fn new(cfg: BanditConfig) -> Self {
+        Self {
+            name: format!(
+                "{},lambda={},{}",
+                cfg.policy.describe(),
+                cfg.lambda,
+                cfg.forgetting.describe()
+            ),
+            prior: ArmStats::prior(cfg.dim, cfg.lambda),
+            scratch: vec![0.0; cfg.dim],
+            arms: HashMap::new(),
+            epoch: None,
+            version: 0,
+            cfg,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &BanditConfig {
+        &self.cfg
+    }
+
+    /// Learning updates applied so far: the model version logged on decisions.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Policy, prior and forgetting, as logged on every decision.
+    pub fn policy_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The ridge estimate θ of an action, if it has been updated.
+    pub fn theta(&self, action: &str) -> Option<&[f64]> {
+        self.arms.get(action).map(ArmStats::theta)
+    }
+
+    /// Updates an action has had, if any.
+    pub fn updates(&self, action: &str) -> Option<u64> {
+        self.arms.get(action).map(ArmStats::updates)
+    }
+
+    /// Moves event time to `now`: buckets that left the window are subtracted;
+    /// elapsed ticks are discounted. Time never moves back.
+    pub fn advance_to(&mut self, now: EventTime) {
+        let Some(period) = self.cfg.forgetting.period_ms() else {
+            return;
+        };
+        let idx = now.div_euclid(period);
+        let elapsed = match self.epoch {
+            Some(e) if idx <= e => return,
+            Some(e) => idx - e,
+            None => {
+                self.epoch = Some(idx);
+                return;
+            }
+        };
+        self.epoch = Some(idx);
+        let lambda = self.cfg.lambda;
+        match self.cfg.forgetting {
+            Forgetting::Stationary => {}
+            Forgetting::SlidingWindow { buckets, .. } => {
+                let oldest_kept = idx - buckets as i64 + 1;
+                for arm in self.arms.values_mut() {
+                    if arm.expire_before(oldest_kept) {
+                        arm.refresh(lambda);
+                    }
+                }
+            }
+            Forgetting::Discounted { gamma, .. } => {
+                let factor = gamma.powf(elapsed as f64);
+                for arm in self.arms.values_mut() {
+                    arm.discount(factor);
+                    arm.refresh(lambda);
+                }
+            }
+        }
+    }
+
+    /// Learns that `action`, shown in context `x`, earned `reward` at time `t`.
+    /// Non-finite inputs are ignored (the stages refuse them before they get here).
+    pub fn update(&mut self, action: &str, x: &[f64], reward: f64, t: EventTime) {
+        if x.len() != self.cfg.dim || !reward.is_finite() || x.iter().any(|v| !v.is_finite()) {
+            return;
+        }
+        self.advance_to(t);
+        let bucket = match self.cfg.forgetting {
+            Forgetting::SlidingWindow { bucket_ms, .. } => Some(t.div_euclid(bucket_ms)),
+            _ => None,
+        };
+        let arm = self
+            .arms
+            .entry(action.to_owned())
+            .or_insert_with(|| self.prior.clone());
+        arm.add(
+            x,
+            reward,
+            bucket,
+            self.cfg.lambda,
+            self.cfg.refresh_every,
+            &mut self.scratch,
+        );
+        self.version += 1;
+    }
+
+    /// θᵀx + α·sqrt(xᵀA⁻¹x) with α = 1: the LinUCB score of one action.
+    pub fn upper_bound(&self, action: &str, x: &[f64]) -> f64 {
+        let (m, v) = self
+            .arms
+            .get(action)
+            .unwrap_or(&self.prior)
+            .mean_and_variance(x);
+        m + v.sqrt()
+    }
+
+    /// Chooses among `candidates` (non-empty) in context `x`, with the random
+    /// stream of this decision alone (seed and `decision_id`), so a decision is
+    /// the same live and in a replay whatever order decisions arrive in.
+    pub fn decide(&self, decision_id: &str, x: &[f64], candidates: &[String]) -> Choice {
+        let mut means = Vec::with_capacity(candidates.len());
+        let mut vars = Vec::with_capacity(candidates.len());
+        for a in candidates {
+            let (m, v) = self.arms.get(a).unwrap_or(&self.prior).mean_and_variance(x);
+            means.push(m);
+            vars.push(v);
+        }
+        let mut rng = DecisionRng::new(self.cfg.seed, decision_id);
+        let (index, propensity, scores) = self.cfg.policy.choose(&means, &vars, &mut rng);
+        Choice {
+            index,
+            propensity,
+            score: scores[index],
+            scores,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! How a choice is made from each candidate's ridge estimate θᵀx and its
+//! uncertainty xᵀA⁻¹x, and with what probability.
+
+use crate::DecisionRng;
+
+/// Draws used to estimate Thompson sampling's propensity.
+const THOMPSON_PROPENSITY_DRAWS: usize = 64;
+
+/// A decision rule over the linear model's per-candidate estimates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Policy {
+    /// Disjoint LinUCB (Li et al. 2010): the maximiser of θᵀx + α·sqrt(xᵀA⁻¹x),
+    /// mixed with ε uniform exploration. Propensity: `1 − ε + ε/K` for the
+    /// maximiser, `ε/K` for any other candidate.
+    LinUcb {
+        /// Width of the confidence bonus.
+        alpha: f64,
+        /// Share of uniformly random choices.
+        epsilon: f64,
+    },
+    /// Linear Thompson sampling (Agrawal & Goyal 2013): each candidate's score is
+    /// drawn from N(θᵀx, v²·xᵀA⁻¹x), the largest wins. Propensity: estimated from
+    /// 64 further draws of the same decision's stream, Laplace-smoothed so it is
+    /// never 0.
+    Thompson {
+        /// Posterior scale v.
+        scale: f64,
+    },
+    /// ε-greedy on the ridge estimate θᵀx.
+    EpsilonGreedy {
+        /// Share of uniformly random choices.
+        epsilon: f64,
+    },
+    /// Softmax (Boltzmann) on the ridge estimate: P(a) ∝ exp(θₐᵀx / τ). Exact
+    /// propensity.
+    Softmax {
+        /// Temperature τ (> 0).
+        temperature: f64,
+    },
+    /// SquareCB (Foster & Rakhlin 2020): with b the greedy candidate,
+    /// P(a) = 1 / (K + γ(ŷ_b − ŷ_a)) for a ≠ b and the rest to b. Exact propensity.
+    SquareCb {
+        /// Learning-rate-like γ (> 0); larger is greedier.
+        gamma: f64,
+    },
+}
+
+impl Default for Policy {
+    /// LinUCB with α = 0.5 and ε = 0.05.
+    fn default() -> Self {
+        Policy::LinUcb {
+            alpha: 0.5,
+            epsilon: 0.05,
+        }
+    }
+}
+
+impl Policy {
+    /// Name and settings, as logged on every decision.
+    pub fn describe(&self) -> String {
+        match self {
+            Policy::LinUcb { alpha, epsilon } => format!("linucb(alpha={alpha},epsilon={epsilon})"),
+            Policy::Thompson { scale } => format!("thompson(scale={scale})"),
+            Policy::EpsilonGreedy { epsilon } => format!("epsilon-greedy(epsilon={epsilon})"),
+            Policy::Softmax { temperature } => format!("softmax(temperature={temperature})"),
+            Policy::SquareCb { gamma } => format!("squarecb(gamma={gamma})"),
+        }
+    }
+
+    /// Checks the settings; the error says which one is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        match *self {
+            Policy::LinUcb { alpha, epsilon } if !(ok(alpha) && (0.0..=1.0).contains(&epsilon)) => {
+                Err(format!(
+                    "linucb needs alpha >= 0 and epsilon in [0, 1], got {alpha}, {epsilon}"
+                ))
+            }
+            Policy::Thompson { scale } if !ok(scale) => {
+                Err(format!("thompson needs scale >= 0, got {scale}"))
+            }
+            Policy::EpsilonGreedy { epsilon } if !(0.0..=1.0).contains(&epsilon) => Err(format!(
+                "epsilon-greedy needs epsilon in [0, 1], got {epsilon}"
+            )),
+            Policy::Softmax { temperature } if !(ok(temperature) && temperature > 0.0) => {
+                Err(format!("softmax needs temperature > 0, got {temperature}"))
+            }
+            Policy::SquareCb { gamma } if !(ok(gamma) && gamma > 0.0) => {
+                Err(format!("squarecb needs gamma > 0, got {gamma}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Chooses among candidates with estimates `means` and variances `vars`.
+    /// Returns the chosen index, its propensity and every candidate's score.
+    pub(crate) fn choose(
+        &self,
+        means: &[f64],
+        vars: &[f64],
+        rng: &mut DecisionRng,
+    ) -> (usize, f64, Vec<f64>) {
+        let k = means.len();
+        match *self {
+            Policy::LinUcb { alpha, epsilon } => {
+                let scores: Vec<f64> = means
+                    .iter()
+                    .zip(vars)
+                    .map(|(m, v)| m + alpha * v.sqrt())
+                    .collect();
+                let (i, p) = epsilon_mix(argmax(&scores), epsilon, k, rng);
+                (i, p, scores)
+            }
+            Policy::EpsilonGreedy { epsilon } => {
+                let (i, p) = epsilon_mix(argmax(means), epsilon, k, rng);
+                (i, p, means.to_vec())
+            }
+            Policy::Thompson { scale } => {
+                let sds: Vec<f64> = vars.iter().map(|v| scale * v.sqrt()).collect();
+                let draw = |rng: &mut DecisionRng| -> Vec<f64> {
+                    means
+                        .iter()
+                        .zip(&sds)
+                        .map(|(m, s)| m + s * rng.normal())
+                        .collect()
+                };
+                let scores = draw(rng);
+                let chosen = argmax(&scores);
+                let wins = (0..THOMPSON_PROPENSITY_DRAWS)
+                    .filter(|_| argmax(&draw(rng)) == chosen)
+                    .count();
+                let p = (wins as f64 + 1.0) / (THOMPSON_PROPENSITY_DRAWS + k) as f64;
+                (chosen, p, scores)
+            }
+            Policy::Softmax { temperature } => {
+                let top = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = means
+                    .iter()
+                    .map(|m| ((m - top) / temperature).exp())
+                    .collect();
+                let total: f64 = w.iter().sum();
+                let p: Vec<f64> = w.iter().map(|x| x / total).collect();
+                let i = rng.categorical(&p);
+                (i, p[i], means.to_vec())
+            }
+            Policy::SquareCb { gamma } => {
+                let best = argmax(means);
+                let mut p: Vec<f64> = means
+                    .iter()
+                    .map(|m| 1.0 / (k as f64 + gamma * (means[best] - m)))
+                    .collect();
+                p[best] = 0.0;
+                p[best] = (1.0 - p.iter().sum::<f64>()).max(0.0);
+                let i = rng.categorical(&p);
+                (i, p[i], means.to_vec())
+            }
+        }
+    }
+}
+
+/// The index of the largest score; the first on a tie.
+fn argmax(scores: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, s) in scores.iter().enumerate() {
+        if s.total_cmp(&scores[best]).is_gt() {
+            best = i;
+        }
+    }
+    best
+}
+
+/// `best` with probability 1 − ε, else a uniform index; and its propensity.
+fn epsilon_mix(best: usize, epsilon: f64, k: usize, rng: &mut DecisionRng) -> (usize, f64) {
+    let kf = k as f64;
+    let index = if epsilon > 0.0 && rng.unit() < epsilon {
+        rng.index(k)
+    } else {
+        best
+    };
+    let p = if index == best {
+        1.0 - epsilon + epsilon / kf
+    } else {
+        epsilon / kf
+    };
+    (index, p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frequencies(policy: Policy, means: &[f64], vars: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+        let mut counts = vec![0.0; means.len()];
+        let mut logged = vec![0.0; means.len()];
+        for i in 0..n {
+            let mut rng = DecisionRng::new(11, &format!("d{i}"));
+            let (c, p, scores) = policy.choose(means, vars, &mut rng);
+            assert_eq!(scores.len(), means.len());
+            assert!(p > 0.0 && p <= 1.0, "{policy:?} gave propensity {p}");
+            counts[c] += 1.0;
+            logged[c] = p;
+        }
+        (counts.iter().map(|c| c / n as f64).collect(), logged)
+    }
+
+    #[test]
+    fn logged_propensities_match_choice_frequencies() {
+        let means = [0.1, 0.5, 0.3];
+        let vars = [0.01, 0.01, 0.04];
+        for policy in [
+            Policy::LinUcb {
+                alpha: 0.5,
+                epsilon: 0.3,
+            },
+            Policy::EpsilonGreedy { epsilon: 0.3 },
+            Policy::Softmax { temperature: 0.2 },
+            Policy::SquareCb { gamma: 10.0 },
+        ] {
+            let (freq, logged) = frequencies(policy, &means, &vars, 20_000);
+            for (f, p) in freq.iter().zip(&logged) {
+                assert!(
+                    (f - p).abs() < 0.02,
+                    "{policy:?}: frequency {freq:?} vs propensity {logged:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn thompson_propensity_is_a_fair_estimate() {
+        let means = [0.1, 0.5, 0.45];
+        let vars = [0.01, 0.01, 0.01];
+        let policy = Policy::Thompson { scale: 1.0 };
+        let n = 5_000;
+        let mut freq = [0.0; 3];
+        let mut mean_p = [0.0; 3];
+        for i in 0..n {
+            let mut rng = DecisionRng::new(5, &format!("d{i}"));
+            let (c, p, _) = policy.choose(&means, &vars, &mut rng);
+            freq[c] += 1.0;
+            mean_p[c] += p;
+        }
+        for a in 0..3 {
+            if freq[a] > 100.0 {
+                let avg = mean_p[a] / freq[a];
+                assert!(
+                    (avg - freq[a] / n as f64).abs() < 0.06,
+                    "{a}: {avg} vs {}",
+                    freq[a] / n as f64
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(Policy::Softmax { temperature: 0.0 }.validate().is_err());
+        assert!(
+            Policy::LinUcb {
+                alpha: 1.0,
+                epsilon: 2.0
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(Policy::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,221 @@
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::linalg::{add_outer, dot, mat_vec, spd_inverse};
+use crate::ridge_solve;
+
+fn cfg(forgetting: Forgetting) -> BanditConfig {
+    BanditConfig {
+        dim: 3,
+        lambda: 0.7,
+        forgetting,
+        policy: Policy::LinUcb {
+            alpha: 1.0,
+            epsilon: 0.0,
+        },
+        seed: 1,
+        refresh_every: 1_000,
+    }
+}
+
+fn samples() -> Vec<(Vec<f64>, f64)> {
+    vec![
+        (vec![1.0, 0.0, 0.5], 1.0),
+        (vec![1.0, 1.0, 0.0], 0.0),
+        (vec![1.0, 0.3, 0.9], 1.0),
+        (vec![1.0, 0.8, 0.1], 0.0),
+        (vec![1.0, 0.2, 0.7], 1.0),
+    ]
+}
+
+fn assert_close(a: &[f64], b: &[f64], tol: f64) {
+    let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= tol * scale, "{a:?} != {b:?}");
+    }
+}
+
+#[test]
+fn linucb_matches_closed_form_ridge() {
+    let mut m = LinearBandit::new(cfg(Forgetting::Stationary));
+    for (t, (x, r)) in samples().iter().enumerate() {
+        m.update("a", x, *r, t as i64);
+    }
+    let theta = m.theta("a").expect("updated").to_vec();
+    assert_close(&theta, &ridge_solve(&samples(), 0.7, 3), 1e-12);
+    // The score is θᵀx + α sqrt(xᵀ A⁻¹ x), with A⁻¹ from the closed form.
+    let x = [1.0, 0.5, 0.5];
+    let mut a = vec![0.0; 9];
+    for (s, _) in samples() {
+        add_outer(&mut a, &s, 1.0);
+    }
+    let inv = spd_inverse(&a, 0.7, 3).expect("spd");
+    let mut u = [0.0; 3];
+    mat_vec(&inv, &x, &mut u);
+    let expected = dot(&theta, &x) + dot(&x, &u).sqrt();
+    assert!((m.upper_bound("a", &x) - expected).abs() < 1e-12);
+    let choice = m.decide("d", &x, &["a".to_owned()]);
+    assert!((choice.score - expected).abs() < 1e-12);
+    assert_eq!(choice.propensity, 1.0);
+}
+
+#[test]
+fn expired_buckets_leave_the_estimate() {
+    // Window of 2 buckets of 10 ms.
+    let mut m = LinearBandit::new(cfg(Forgetting::SlidingWindow {
+        bucket_ms: 10,
+        buckets: 2,
+    }));
+    let s = samples();
+    m.update("a", &s[0].0, s[0].1, 0); // bucket 0
+    m.update("a", &s[1].0, s[1].1, 5); // bucket 0
+    m.update("a", &s[2].0, s[2].1, 12); // bucket 1
+    m.update("a", &s[3].0, s[3].1, 25); // bucket 2: bucket 0 leaves
+    assert_close(
+        m.theta("a").expect("updated"),
+        &ridge_solve(&s[2..4], 0.7, 3),
+        1e-12,
+    );
+    m.advance_to(1_000);
+    assert_close(m.theta("a").expect("updated"), &[0.0, 0.0, 0.0], 0.0);
+}
+
+/// The sliding-window estimate equals batch ridge regression on exactly the
+/// outcomes inside the window, after thousands of add/expire cycles, with
+/// degenerate contexts mixed in.
+#[test]
+fn sliding_window_equals_batch_ridge_on_the_window() {
+    let d = 6;
+    let (bucket_ms, buckets) = (100, 5);
+    let mut m = LinearBandit::new(BanditConfig {
+        dim: d,
+        lambda: 1.0,
+        forgetting: Forgetting::SlidingWindow { bucket_ms, buckets },
+        refresh_every: 1_000,
+        ..BanditConfig::default()
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut history: Vec<(i64, Vec<f64>, f64)> = Vec::new();
+    let repeated: Vec<f64> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut expiries = 0;
+    let mut last_oldest = i64::MIN;
+    for i in 0..20_000i64 {
+        let t = i * 7;
+        let x: Vec<f64> = match i % 10 {
+            0 => vec![0.0; d],
+            1 => repeated.clone(),
+            2 => (0..d).map(|_| rng.random_range(-1e3..1e3)).collect(),
+            _ => (0..d).map(|_| rng.random_range(-1.0..1.0)).collect(),
+        };
+        let r: f64 = rng.random();
+        m.update("a", &x, r, t);
+        history.push((t, x, r));
+        let oldest = t.div_euclid(bucket_ms) - buckets as i64 + 1;
+        if oldest > last_oldest {
+            expiries += 1;
+            last_oldest = oldest;
+        }
+        if i % 97 == 0 || i == 19_999 {
+            let window: Vec<(Vec<f64>, f64)> = history
+                .iter()
+                .filter(|(s, _, _)| s.div_euclid(bucket_ms) >= oldest)
+                .map(|(_, x, r)| (x.clone(), *r))
+                .collect();
+            let theta = m.theta("a").expect("updated");
+            assert!(theta.iter().all(|v| v.is_finite()));
+            assert_close(theta, &ridge_solve(&window, 1.0, d), 1e-9);
+        }
+    }
+    assert!(expiries > 1_000, "{expiries} add/expire cycles");
+}
+
+#[test]
+fn discounted_equals_weighted_ridge() {
+    let (gamma, tick_ms) = (0.9, 10);
+    let mut m = LinearBandit::new(cfg(Forgetting::Discounted { gamma, tick_ms }));
+    let times = [0, 3, 15, 27, 31];
+    for ((x, r), t) in samples().iter().zip(times) {
+        m.update("a", x, *r, t);
+    }
+    let now_tick = 31 / tick_ms;
+    let weighted: Vec<(Vec<f64>, f64)> = samples()
+        .iter()
+        .zip(times)
+        .map(|((x, r), t)| {
+            let w = gamma.powi((now_tick - t / tick_ms) as i32).sqrt();
+            (x.iter().map(|v| v * w).collect(), r * w)
+        })
+        .collect();
+    assert_close(
+        m.theta("a").expect("updated"),
+        &ridge_solve(&weighted, 0.7, 3),
+        1e-12,
+    );
+}
+
+#[test]
+fn degenerate_contexts_stay_finite() {
+    for forgetting in [
+        Forgetting::Stationary,
+        Forgetting::SlidingWindow {
+            bucket_ms: 10,
+            buckets: 3,
+        },
+        Forgetting::Discounted {
+            gamma: 0.5,
+            tick_ms: 10,
+        },
+    ] {
+        let mut m = LinearBandit::new(BanditConfig {
+            dim: 4,
+            forgetting,
+            ..BanditConfig::default()
+        });
+        for i in 0..5_000i64 {
+            let x = match i % 3 {
+                0 => vec![0.0; 4],
+                1 => vec![1.0, 1.0, 1.0, 1.0],
+                _ => vec![1e6, -1e6, 1e6, 0.0],
+            };
+            m.update("a", &x, (i % 2) as f64, i);
+            m.update("b", &[1e6, 1e6, 1e6, 1e6], 1.0, i);
+        }
+        for x in [[0.0; 4], [1.0; 4], [1e6, -1e6, 1e6, 0.0]] {
+            let c = m.decide("d", &x, &["a".to_owned(), "b".to_owned(), "new".to_owned()]);
+            assert!(
+                c.scores.iter().all(|s| s.is_finite()),
+                "{forgetting:?}: {c:?}"
+            );
+            assert!(c.propensity > 0.0 && c.propensity <= 1.0);
+        }
+        assert!(m.theta("a").expect("updated").iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn unseen_action_has_the_largest_bonus_and_propensities_are_logged() {
+    let mut m = LinearBandit::new(BanditConfig {
+        policy: Policy::LinUcb {
+            alpha: 1.0,
+            epsilon: 0.2,
+        },
+        ..cfg(Forgetting::Stationary)
+    });
+    for _ in 0..50 {
+        m.update("seen", &[1.0, 0.0, 0.0], 0.1, 0);
+    }
+    let candidates = vec!["seen".to_owned(), "new".to_owned()];
+    let mut explored = 0;
+    for i in 0..1_000 {
+        let c = m.decide(&format!("d{i}"), &[1.0, 0.0, 0.0], &candidates);
+        if c.index == 1 {
+            assert!((c.propensity - 0.9).abs() < 1e-12);
+        } else {
+            explored += 1;
+            assert!((c.propensity - 0.1).abs() < 1e-12);
+        }
+    }
+    // ε/K = 10% of decisions go to the other action.
+    assert!((60..140).contains(&explored), "{explored}");
+}
