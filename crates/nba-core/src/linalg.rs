@@ -21,9 +21,28 @@ pub(crate) fn mat_vec(m: &[f64], x: &[f64], y: &mut [f64]) {
     }
 }
 
-/// The dot product.
+/// The dot product, with four independent accumulators so the compiler can
+/// vectorise it (a single running sum must be added in order and cannot be).
+/// This is the inner loop of every decision.
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; 4];
+    let mut ca = a.chunks_exact(4);
+    let mut cb = b.chunks_exact(4);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        acc[0] += x[0] * y[0];
+        acc[1] += x[1] * y[1];
+        acc[2] += x[2] * y[2];
+        acc[3] += x[3] * y[3];
+    }
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    (acc[0] + acc[2]) + (acc[1] + acc[3]) + tail
 }
 
 /// Sherman–Morrison: given `inv = A⁻¹`, makes it `(A + x xᵀ)⁻¹` in O(d²).

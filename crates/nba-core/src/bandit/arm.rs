@@ -62,10 +62,12 @@ impl ArmStats {
 
     /// θᵀx and xᵀA⁻¹x.
     pub(crate) fn mean_and_variance(&self, x: &[f64]) -> (f64, f64) {
+        // A⁻¹ is symmetric: xᵀA⁻¹x = Σᵢ xᵢ (A⁻¹ᵢᵢ xᵢ + 2 Σ_{j>i} A⁻¹ᵢⱼ xⱼ), half the work.
         let d = x.len();
         let mut var = 0.0;
         for (i, xi) in x.iter().enumerate() {
-            var += xi * dot(&self.inv[i * d..(i + 1) * d], x);
+            let row = &self.inv[i * d..(i + 1) * d];
+            var += xi * (row[i] * xi + 2.0 * dot(&row[i + 1..], &x[i + 1..]));
         }
         (dot(&self.theta, x), var.max(0.0))
     }

@@ -16,9 +16,8 @@
 mod arm;
 mod policy;
 
-use std::collections::HashMap;
-
 pub use policy::Policy;
+use rustc_hash::FxHashMap;
 
 use arm::ArmStats;
 
@@ -121,7 +120,9 @@ pub struct Choice {
 #[derive(Debug, Clone)]
 pub struct LinearBandit {
     cfg: BanditConfig,
-    arms: HashMap<String, ArmStats>,
+    /// Per-action statistics; Fx hashing because a decision looks up every
+    /// candidate (the ids are ours, not an attacker's).
+    arms: FxHashMap<String, ArmStats>,
     prior: ArmStats,
     /// Forgetting period the statistics are up to date with.
     epoch: Option<i64>,
@@ -142,7 +143,7 @@ impl LinearBandit {
             ),
             prior: ArmStats::prior(cfg.dim, cfg.lambda),
             scratch: vec![0.0; cfg.dim],
-            arms: HashMap::new(),
+            arms: FxHashMap::default(),
             epoch: None,
             version: 0,
             cfg,

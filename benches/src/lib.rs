@@ -1,0 +1,34 @@
+//! Benchmark harnesses of nba, one binary each (see BENCHMARKS.md for the
+//! commands and recorded figures):
+//! - `bandit-regret`: cumulative regret before and after an abrupt change of
+//!   preferences (with a slow drift throughout) for stationary, sliding-window and
+//!   discounted LinUCB, Thompson sampling and uniform random;
+//! - `bandit-cost`: decide and update time per event for d ∈ {8, 32, 64} and
+//!   K ∈ {10, 50, 1000}.
+//!
+//! Both print a table, and with `--json` one JSON object as the last line of
+//! stdout, so results can be compared across commits.
+
+use hdrhistogram::Histogram;
+
+/// A nanosecond histogram (1 ns to 10 s, 3 significant digits).
+pub fn nanos_histogram() -> Histogram<u64> {
+    match Histogram::new_with_bounds(1, 10_000_000_000, 3) {
+        Ok(h) => h,
+        Err(e) => unreachable!("constant bounds are valid: {e}"),
+    }
+}
+
+/// The median of `xs` (0 for none).
+pub fn median(xs: &mut [f64]) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
