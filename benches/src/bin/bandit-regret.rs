@@ -137,6 +137,7 @@ fn run(c: Contender, cli: &Cli, seed: u64) -> (f64, f64, f64) {
             policy,
             seed,
             refresh_every: 1_000,
+            track_deltas: false,
         })),
         Contender::Random => None,
     };

@@ -29,7 +29,7 @@ mod window;
 
 pub use actions::{Action, ActionCatalog, ChannelSet};
 pub use aggregator::{AggregatorConfig, AggregatorOutput, FeatureAggregator};
-pub use bandit::{BanditConfig, Choice, Forgetting, LinearBandit, Policy};
+pub use bandit::{BanditConfig, Choice, DeltaEntry, Forgetting, LinearBandit, Policy};
 pub use event::{
     CATEGORIES, Channel, DecisionRequest, EventKind, EventTime, Interaction, NextBestAction, Reward,
 };

@@ -2,22 +2,25 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use crate::linalg::{add_outer, dot, mat_vec, sherman_morrison_add, spd_inverse};
 
 /// Past this squared norm of a context, an incremental (Sherman–Morrison) update
 /// loses too many digits; the inverse is recomputed from the sums instead.
 const INCREMENTAL_NORM2_LIMIT: f64 = 1e8;
 
-#[derive(Debug, Clone)]
-struct Bucket {
-    idx: i64,
-    a: Vec<f64>,
-    b: Vec<f64>,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Bucket {
+    pub(crate) idx: i64,
+    pub(crate) a: Vec<f64>,
+    pub(crate) b: Vec<f64>,
 }
 
 /// A = λI + Σ x xᵀ and b = Σ r x for one action (sums over what the forgetting
-/// rule still keeps), with A⁻¹ and θ = A⁻¹ b cached.
-#[derive(Debug, Clone)]
+/// rule still keeps), with A⁻¹ and θ = A⁻¹ b cached. Serialisable whole, so a
+/// snapshot restores the very same numbers (and so the very same decisions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ArmStats {
     /// Σ x xᵀ (without the λI prior).
     a: Vec<f64>,
@@ -88,7 +91,7 @@ impl ArmStats {
 
     /// Adds one outcome; `bucket` is its sliding-window bucket (`None` without a
     /// window). An outcome older than the newest bucket is filed under the newest,
-    /// so statistics leave the window in bucket order.
+    /// so statistics leave the window in bucket order. Returns the bucket used.
     pub(crate) fn add(
         &mut self,
         x: &[f64],
@@ -97,7 +100,8 @@ impl ArmStats {
         lambda: f64,
         refresh_every: u32,
         scratch: &mut [f64],
-    ) {
+    ) -> Option<i64> {
+        let mut filed = None;
         if let Some(idx) = bucket {
             let d = x.len();
             if self.buckets.back().is_none_or(|b| idx > b.idx) {
@@ -110,6 +114,7 @@ impl ArmStats {
             if let Some(bk) = self.buckets.back_mut() {
                 add_outer(&mut bk.a, x, 1.0);
                 bk.b.iter_mut().zip(x).for_each(|(s, xi)| *s += reward * xi);
+                filed = Some(bk.idx);
             }
         }
         add_outer(&mut self.a, x, 1.0);
@@ -125,6 +130,57 @@ impl ArmStats {
             sherman_morrison_add(&mut self.inv, x, scratch);
             mat_vec(&self.inv, &self.b, &mut self.theta);
         }
+        filed
+    }
+
+    /// Adds statistics learned elsewhere (another instance's delta), filed under
+    /// `bucket` for a sliding window, then recomputes A⁻¹. A bucket already
+    /// older than the window's oldest is ignored by the next expiry as usual.
+    pub(crate) fn merge(
+        &mut self,
+        bucket: Option<i64>,
+        a: &[f64],
+        b: &[f64],
+        updates: u64,
+        lambda: f64,
+    ) {
+        if let Some(idx) = bucket {
+            let pos = self.buckets.iter().position(|bk| bk.idx >= idx);
+            let target = match pos {
+                Some(p) if self.buckets[p].idx == idx => p,
+                Some(p) => {
+                    self.buckets.insert(
+                        p,
+                        Bucket {
+                            idx,
+                            a: vec![0.0; a.len()],
+                            b: vec![0.0; b.len()],
+                        },
+                    );
+                    p
+                }
+                None => {
+                    self.buckets.push_back(Bucket {
+                        idx,
+                        a: vec![0.0; a.len()],
+                        b: vec![0.0; b.len()],
+                    });
+                    self.buckets.len() - 1
+                }
+            };
+            let bk = &mut self.buckets[target];
+            bk.a.iter_mut().zip(a).for_each(|(s, v)| *s += v);
+            bk.b.iter_mut().zip(b).for_each(|(s, v)| *s += v);
+        }
+        self.a.iter_mut().zip(a).for_each(|(s, v)| *s += v);
+        self.b.iter_mut().zip(b).for_each(|(s, v)| *s += v);
+        self.updates += updates;
+        self.refresh(lambda);
+    }
+
+    /// Σ x xᵀ and Σ r x currently kept.
+    pub(crate) fn sums(&self) -> (&[f64], &[f64]) {
+        (&self.a, &self.b)
     }
 
     /// Subtracts every bucket older than `oldest_kept`; true if any was.

@@ -18,6 +18,7 @@ mod policy;
 
 pub use policy::Policy;
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use arm::ArmStats;
 
@@ -83,6 +84,9 @@ pub struct BanditConfig {
     pub seed: u64,
     /// Recompute each A⁻¹ from its sums after this many incremental updates.
     pub refresh_every: u32,
+    /// Keep what this instance learns as [`DeltaEntry`]s for
+    /// [`LinearBandit::take_delta`], so several instances can learn as one.
+    pub track_deltas: bool,
 }
 
 impl Default for BanditConfig {
@@ -98,8 +102,48 @@ impl Default for BanditConfig {
             policy: Policy::default(),
             seed: 0,
             refresh_every: 1_000,
+            track_deltas: false,
         }
     }
+}
+
+/// What one instance learned about one action in one period (sliding-window
+/// bucket or discount tick; 0 when stationary): the sums another instance adds
+/// to its own to learn as one. A and b are additive, so merging is exact up to
+/// float summation order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeltaEntry {
+    /// The action.
+    pub action_id: String,
+    /// The period the outcomes belong to.
+    pub period: i64,
+    /// How many outcomes.
+    pub updates: u64,
+    /// Σ x xᵀ of those outcomes, row-major d×d.
+    pub a: Vec<f64>,
+    /// Σ r x of those outcomes.
+    pub b: Vec<f64>,
+}
+
+/// The identifier and version of the snapshot format.
+const SNAPSHOT_FORMAT: &str = "nba.linear-bandit-snapshot";
+const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    format: String,
+    format_version: u32,
+    policy: String,
+    dim: usize,
+    epoch: Option<i64>,
+    version: u64,
+    arms: Vec<SnapshotArm>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotArm {
+    action_id: String,
+    stats: ArmStats,
 }
 
 /// The outcome of one decision.
@@ -129,6 +173,7 @@ pub struct LinearBandit {
     version: u64,
     scratch: Vec<f64>,
     name: String,
+    deltas: FxHashMap<(String, i64), DeltaEntry>,
 }
 
 impl LinearBandit {
@@ -146,8 +191,113 @@ impl LinearBandit {
             arms: FxHashMap::default(),
             epoch: None,
             version: 0,
+            deltas: FxHashMap::default(),
             cfg,
         }
+    }
+
+    /// Forgets an action entirely (it may come back later, from the prior).
+    /// Returns whether it was known.
+    pub fn retire(&mut self, action: &str) -> bool {
+        self.deltas.retain(|(a, _), _| a != action);
+        self.arms.remove(action).is_some()
+    }
+
+    /// Actions with statistics, sorted.
+    pub fn actions(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.arms.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Σ x xᵀ (row-major) and Σ r x currently kept for an action.
+    pub fn sums(&self, action: &str) -> Option<(&[f64], &[f64])> {
+        self.arms.get(action).map(ArmStats::sums)
+    }
+
+    /// The outcomes learned here since the last call, sorted by action and
+    /// period (empty unless `track_deltas` is set).
+    pub fn take_delta(&mut self) -> Vec<DeltaEntry> {
+        let mut v: Vec<DeltaEntry> = self.deltas.drain().map(|(_, e)| e).collect();
+        v.sort_by(|x, y| (&x.action_id, x.period).cmp(&(&y.action_id, y.period)));
+        v
+    }
+
+    /// Adds another instance's delta. Sliding window: into the same buckets;
+    /// discounted: decayed from its tick to now; stationary: as is.
+    pub fn merge_delta(&mut self, entries: &[DeltaEntry]) {
+        let d = self.cfg.dim;
+        for e in entries {
+            if e.a.len() != d * d || e.b.len() != d {
+                continue;
+            }
+            let (bucket, factor) = match self.cfg.forgetting {
+                Forgetting::Stationary => (None, 1.0),
+                Forgetting::SlidingWindow { .. } => (Some(e.period), 1.0),
+                Forgetting::Discounted { gamma, .. } => {
+                    let behind = self.epoch.map_or(0, |now| (now - e.period).max(0));
+                    (None, gamma.powf(behind as f64))
+                }
+            };
+            let a: Vec<f64> = e.a.iter().map(|v| v * factor).collect();
+            let b: Vec<f64> = e.b.iter().map(|v| v * factor).collect();
+            let arm = self
+                .arms
+                .entry(e.action_id.clone())
+                .or_insert_with(|| self.prior.clone());
+            arm.merge(bucket, &a, &b, e.updates, self.cfg.lambda);
+            self.version += e.updates;
+        }
+    }
+
+    /// The whole model as bytes (a versioned JSON document whose floats
+    /// round-trip exactly), for checkpoints.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut arms: Vec<SnapshotArm> = self
+            .arms
+            .iter()
+            .map(|(k, v)| SnapshotArm {
+                action_id: k.clone(),
+                stats: v.clone(),
+            })
+            .collect();
+        arms.sort_by(|x, y| x.action_id.cmp(&y.action_id));
+        let s = Snapshot {
+            format: SNAPSHOT_FORMAT.to_owned(),
+            format_version: SNAPSHOT_VERSION,
+            policy: self.name.clone(),
+            dim: self.cfg.dim,
+            epoch: self.epoch,
+            version: self.version,
+            arms,
+        };
+        // Only finite floats are ever stored, so this cannot fail.
+        serde_json::to_vec(&s).unwrap_or_default()
+    }
+
+    /// A model restored from [`LinearBandit::snapshot`] bytes, with settings `cfg`
+    /// (which must have the snapshot's dimension). It makes the same decisions as
+    /// the model that wrote the snapshot.
+    pub fn restore(cfg: BanditConfig, bytes: &[u8]) -> Result<Self, crate::Rejection> {
+        let s: Snapshot = serde_json::from_slice(bytes)
+            .map_err(|e| crate::Rejection::new(format!("not a bandit snapshot: {e}")))?;
+        if s.format != SNAPSHOT_FORMAT || s.format_version != SNAPSHOT_VERSION {
+            return Err(crate::Rejection::new(format!(
+                "snapshot format {} v{} is not {SNAPSHOT_FORMAT} v{SNAPSHOT_VERSION}",
+                s.format, s.format_version
+            )));
+        }
+        if s.dim != cfg.dim {
+            return Err(crate::Rejection::new(format!(
+                "the snapshot has dimension {}, the configuration {}",
+                s.dim, cfg.dim
+            )));
+        }
+        let mut m = Self::new(cfg);
+        m.epoch = s.epoch;
+        m.version = s.version;
+        m.arms = s.arms.into_iter().map(|a| (a.action_id, a.stats)).collect();
+        Ok(m)
     }
 
     /// The settings.
@@ -227,7 +377,7 @@ impl LinearBandit {
             .arms
             .entry(action.to_owned())
             .or_insert_with(|| self.prior.clone());
-        arm.add(
+        let filed = arm.add(
             x,
             reward,
             bucket,
@@ -236,6 +386,25 @@ impl LinearBandit {
             &mut self.scratch,
         );
         self.version += 1;
+        if self.cfg.track_deltas {
+            // The period the outcome counts in here: its bucket as filed, or the
+            // current tick (an outcome is added at full weight as of now).
+            let period = filed.or(self.epoch).unwrap_or(0);
+            let d = self.cfg.dim;
+            let e = self
+                .deltas
+                .entry((action.to_owned(), period))
+                .or_insert_with(|| DeltaEntry {
+                    action_id: action.to_owned(),
+                    period,
+                    updates: 0,
+                    a: vec![0.0; d * d],
+                    b: vec![0.0; d],
+                });
+            crate::linalg::add_outer(&mut e.a, x, 1.0);
+            e.b.iter_mut().zip(x).for_each(|(s, xi)| *s += reward * xi);
+            e.updates += 1;
+        }
     }
 
     /// θᵀx + α·sqrt(xᵀA⁻¹x) with α = 1: the LinUCB score of one action.

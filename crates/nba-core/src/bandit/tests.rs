@@ -16,6 +16,7 @@ fn cfg(forgetting: Forgetting) -> BanditConfig {
         },
         seed: 1,
         refresh_every: 1_000,
+        track_deltas: false,
     }
 }
 
@@ -218,4 +219,131 @@ fn unseen_action_has_the_largest_bonus_and_propensities_are_logged() {
     }
     // ε/K = 10% of decisions go to the other action.
     assert!((60..140).contains(&explored), "{explored}");
+}
+
+fn random_outcomes(n: usize, d: usize, seed: u64) -> Vec<(String, Vec<f64>, f64, i64)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let action = format!("a{}", rng.random_range(0..4));
+            let x: Vec<f64> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
+            (action, x, rng.random(), i as i64 * 50)
+        })
+        .collect()
+}
+
+/// Two instances each fed half of the outcomes hold, after exchanging deltas,
+/// the statistics of one instance fed all of them.
+#[test]
+fn two_instances_merging_deltas_learn_as_one() {
+    for forgetting in [
+        Forgetting::Stationary,
+        Forgetting::SlidingWindow {
+            bucket_ms: 1_000,
+            buckets: 8,
+        },
+        Forgetting::Discounted {
+            gamma: 0.9,
+            tick_ms: 1_000,
+        },
+    ] {
+        let cfg = BanditConfig {
+            dim: 4,
+            forgetting,
+            track_deltas: true,
+            ..BanditConfig::default()
+        };
+        let (mut a, mut b, mut all) = (
+            LinearBandit::new(cfg.clone()),
+            LinearBandit::new(cfg.clone()),
+            LinearBandit::new(cfg.clone()),
+        );
+        // Instances exchange deltas once per second of event time, as they would
+        // through the model topic.
+        for chunk in random_outcomes(2_000, 4, 9).chunks(20) {
+            for (i, (action, x, r, t)) in chunk.iter().enumerate() {
+                let half = if i % 2 == 0 { &mut a } else { &mut b };
+                half.update(action, x, *r, *t);
+                all.update(action, x, *r, *t);
+            }
+            let (da, db) = (a.take_delta(), b.take_delta());
+            a.merge_delta(&db);
+            b.merge_delta(&da);
+        }
+        let now = 2_000 * 50;
+        for m in [&mut a, &mut b, &mut all] {
+            m.advance_to(now);
+        }
+        assert_eq!(a.actions(), all.actions());
+        for action in all.actions() {
+            let (sa, sb) = all.sums(action).expect("learned");
+            for m in [&a, &b] {
+                let (ma, mb) = m.sums(action).expect("learned");
+                assert_close(ma, sa, 1e-9);
+                assert_close(mb, sb, 1e-9);
+                assert_close(
+                    m.theta(action).expect("learned"),
+                    all.theta(action).expect("learned"),
+                    1e-9,
+                );
+            }
+        }
+        assert_eq!(a.version(), all.version(), "{forgetting:?}");
+    }
+}
+
+#[test]
+fn a_restored_snapshot_decides_and_learns_the_same() {
+    let cfg = BanditConfig {
+        dim: 4,
+        policy: Policy::LinUcb {
+            alpha: 0.5,
+            epsilon: 0.1,
+        },
+        ..BanditConfig::default()
+    };
+    let mut original = LinearBandit::new(cfg.clone());
+    for (action, x, r, t) in random_outcomes(3_000, 4, 4) {
+        original.update(&action, &x, r, t);
+    }
+    let bytes = original.snapshot();
+    let mut restored = LinearBandit::restore(cfg.clone(), &bytes).expect("restores");
+    let candidates: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
+    for (i, (action, x, r, t)) in random_outcomes(500, 4, 5).into_iter().enumerate() {
+        let id = format!("d{i}");
+        assert_eq!(
+            original.decide(&id, &x, &candidates),
+            restored.decide(&id, &x, &candidates)
+        );
+        original.update(&action, &x, r, 200_000 + t);
+        restored.update(&action, &x, r, 200_000 + t);
+    }
+    assert_eq!(original.snapshot(), restored.snapshot());
+    // Misuse is explained.
+    let wrong_dim = LinearBandit::restore(
+        BanditConfig {
+            dim: 5,
+            ..cfg.clone()
+        },
+        &bytes,
+    );
+    assert!(
+        wrong_dim
+            .expect_err("dimension")
+            .reason()
+            .contains("dimension 4")
+    );
+    assert!(LinearBandit::restore(cfg, b"{}").is_err());
+}
+
+#[test]
+fn actions_come_and_go() {
+    let mut m = LinearBandit::new(cfg(Forgetting::Stationary));
+    m.update("old", &[1.0, 0.0, 0.0], 1.0, 0);
+    assert!(m.retire("old"));
+    assert!(!m.retire("old"));
+    assert!(m.theta("old").is_none());
+    // A new action starts from the prior and is decided on with the others.
+    let c = m.decide("d", &[1.0, 0.0, 0.0], &["new".to_owned(), "old".to_owned()]);
+    assert_eq!(c.scores[0], c.scores[1], "both at the prior");
 }
