@@ -153,15 +153,9 @@ fn print_summary(r: &DemoReport) {
 }
 
 async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
-    let customers = a.customers.unwrap_or((a.events / 50).max(10) as usize);
-    let mut sim = Simulator::new(
-        &SimConfig {
-            seed: a.seed,
-            customers,
-            ..SimConfig::default()
-        },
-        false,
-    );
+    let sim_cfg = SimConfig::for_run(a.events, a.seed, a.customers);
+    let customers = sim_cfg.customers;
+    let mut sim = Simulator::new(&sim_cfg, false);
     let mut producer = Producer::new(&a.kafka)?;
     let started = Instant::now();
     for _ in 0..a.events {

@@ -66,15 +66,9 @@ pub struct DemoReport {
 
 /// Runs the demo.
 pub fn run_demo(cfg: &DemoConfig) -> DemoReport {
-    let customers = cfg.customers.unwrap_or((cfg.events / 50).max(10) as usize);
-    let mut sim = Simulator::new(
-        &SimConfig {
-            seed: cfg.seed,
-            customers,
-            ..SimConfig::default()
-        },
-        true,
-    );
+    let sim_cfg = SimConfig::for_run(cfg.events, cfg.seed, cfg.customers);
+    let customers = sim_cfg.customers;
+    let mut sim = Simulator::new(&sim_cfg, true);
     let mut pipeline = LocalPipeline::new(
         ConsumerStage::new(IntakeConfig::default()),
         AggregatorStage::new(AggregatorConfig::default()),
@@ -90,6 +84,7 @@ pub fn run_demo(cfg: &DemoConfig) -> DemoReport {
     let mut requests: HashMap<String, DecisionRequest> = HashMap::new();
     let mut chosen_p: Vec<f64> = Vec::new();
     let (mut random_sum, mut best_sum) = (0.0, 0.0);
+    let mut rewards = 0u64;
     let mut tap = Vec::new();
     let started = Instant::now();
     for _ in 0..cfg.events {
@@ -101,6 +96,7 @@ pub fn run_demo(cfg: &DemoConfig) -> DemoReport {
         pipeline.push_raw(Some(event.customer_id.as_bytes()), &payload, &mut tap);
         for record in tap.drain(..) {
             match record.topic {
+                Topic::Rewards => rewards += 1,
                 Topic::DecisionRequests => {
                     if let Ok(r) = decode::<DecisionRequest>(&record.payload) {
                         requests.insert(r.decision_id.clone(), r);
@@ -146,7 +142,6 @@ pub fn run_demo(cfg: &DemoConfig) -> DemoReport {
         })
         .collect();
     let stats = pipeline.updater.stats();
-    let rewards = pipeline.aggregator.counters().records_out - decisions;
     let dead_lettered = [
         pipeline.consumer.counters(),
         pipeline.aggregator.counters(),

@@ -49,6 +49,24 @@ impl Default for SimConfig {
     }
 }
 
+impl SimConfig {
+    /// Customers when none are given: one per 50 events (at least 10), so each
+    /// has a history worth learning from.
+    pub fn default_customers(events: u64) -> usize {
+        usize::try_from(events / 50).unwrap_or(usize::MAX).max(10)
+    }
+
+    /// The default world for a run of `events` interactions from `seed`, with
+    /// `customers` or [`SimConfig::default_customers`].
+    pub fn for_run(events: u64, seed: u64, customers: Option<usize>) -> Self {
+        Self {
+            seed,
+            customers: customers.unwrap_or_else(|| Self::default_customers(events)),
+            ..Self::default()
+        }
+    }
+}
+
 /// A simulated customer's hidden traits.
 #[derive(Debug, Clone, PartialEq)]
 struct Customer {
