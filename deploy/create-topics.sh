@@ -5,6 +5,6 @@ set -euo pipefail
 broker=${1:-127.0.0.1:9092}
 partitions=${2:-3}
 tansu=${TANSU:-$("$(dirname "$0")/../scripts/install-tansu.sh")}
-for t in nba.interactions.raw nba.interactions nba.decision-requests nba.rewards nba.next-best-actions nba.dlq; do
+for t in nba.interactions.raw nba.interactions nba.decision-requests nba.rewards nba.next-best-actions nba.dlq nba.model-deltas; do
   "$tansu" topic create "$t" --partitions "$partitions" --broker "tcp://$broker"
 done

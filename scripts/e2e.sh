@@ -49,12 +49,13 @@ for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
   sleep 0.1
 done
-for t in nba.interactions.raw nba.interactions nba.decision-requests nba.rewards nba.next-best-actions nba.dlq; do
+for t in nba.interactions.raw nba.interactions nba.decision-requests nba.rewards nba.next-best-actions nba.dlq nba.model-deltas; do
   "$tansu" topic create "$t" --partitions "$partitions" --broker "tcp://$broker" >>"$work/tansu.log" 2>&1
 done
 
 echo "== starting the three stages"
 export NBA_BROKERS="$broker"
+export NBA_CHECKPOINT="$work/model.checkpoint"
 for stage in nba-consumer nba-feature-aggregator nba-model-updater; do
   "$bin/$stage" >"$work/$stage.log" 2>&1 &
   pids+=($!)
@@ -80,5 +81,18 @@ for i in 1 2 3; do
   fi
 done
 pids=("${pids[0]}")
-grep -h "stopped:" "$work"/nba-*.log
+grep -h "stopped:\|learned:" "$work"/nba-*.log
+
+echo "== restarting the model-updater from its checkpoint and the model topic"
+test -s "$NBA_CHECKPOINT" || { echo "no checkpoint written at $NBA_CHECKPOINT" >&2; exit 1; }
+"$bin/nba-model-updater" >"$work/nba-model-updater.restart.log" 2>&1 &
+restarted=$!
+for _ in $(seq 1 300); do
+  grep -q "reading nba.decision-requests" "$work/nba-model-updater.restart.log" && break
+  sleep 0.1
+done
+kill -TERM "$restarted"
+wait "$restarted" || { cat "$work/nba-model-updater.restart.log" >&2; exit 1; }
+grep -h "restored\|caught up\|learned:" "$work/nba-model-updater.restart.log"
+grep -q "restored" "$work/nba-model-updater.restart.log"
 echo "e2e OK"

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use nba_benches::median;
-use nba_core::{BanditConfig, DecisionRng, Forgetting, LinearBandit, Policy};
+use nba_core::{BanditConfig, DecisionRng, Forgetting, LinearBandit, Model, Policy};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -134,6 +134,7 @@ fn run(c: Contender, cli: &Cli, seed: u64) -> (f64, f64, f64) {
             dim: cli.dim,
             lambda: 1.0,
             forgetting,
+            model: Model::Disjoint,
             policy,
             seed,
             refresh_every: 1_000,

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use crate::EventTime;
 
 /// Settings of [`AttributionJoin`].
@@ -24,7 +26,7 @@ impl Default for JoinConfig {
 }
 
 /// A decision waiting for its outcome: what the model needs to learn from it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingDecision {
     /// The action shown.
     pub action_id: String,
@@ -58,6 +60,14 @@ impl AttributionJoin {
     /// The settings.
     pub fn config(&self) -> JoinConfig {
         self.cfg
+    }
+
+    /// Every open decision, sorted by id (for checkpoints).
+    pub fn open_decisions(&self) -> Vec<(&str, &PendingDecision)> {
+        let mut v: Vec<(&str, &PendingDecision)> =
+            self.pending.iter().map(|(k, p)| (k.as_str(), p)).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v
     }
 
     /// Number of open decisions.

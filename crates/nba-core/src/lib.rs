@@ -22,6 +22,7 @@ mod features;
 mod intake;
 mod join;
 mod linalg;
+pub mod model_sync;
 mod rejection;
 mod rng;
 mod updater;
@@ -29,7 +30,7 @@ mod window;
 
 pub use actions::{Action, ActionCatalog, ChannelSet};
 pub use aggregator::{AggregatorConfig, AggregatorOutput, FeatureAggregator};
-pub use bandit::{BanditConfig, Choice, DeltaEntry, Forgetting, LinearBandit, Policy};
+pub use bandit::{BanditConfig, Choice, DeltaEntry, Forgetting, LinearBandit, Model, Policy};
 pub use event::{
     CATEGORIES, Channel, DecisionRequest, EventKind, EventTime, Interaction, NextBestAction, Reward,
 };
@@ -37,6 +38,7 @@ pub use features::{CONTEXT_DIM, CustomerState, CustomerStore, FeatureConfig};
 pub use intake::{Intake, IntakeConfig, IntakeOutcome};
 pub use join::{AttributionJoin, JoinConfig, PendingDecision};
 pub use linalg::ridge_solve;
+pub use model_sync::{ModelDelta, SeenDeltas};
 pub use rejection::Rejection;
 pub use rng::{DecisionRng, stable_hash};
 pub use updater::{ModelUpdater, UpdaterConfig, UpdaterInput, UpdaterStats};

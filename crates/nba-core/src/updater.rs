@@ -1,8 +1,10 @@
 //! The model-updater stage's logic: decide on requests, join rewards, learn.
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
     AttributionJoin, BanditConfig, DecisionRequest, EventTime, JoinConfig, LinearBandit,
-    NextBestAction, PendingDecision, Rejection, Reward,
+    ModelDelta, NextBestAction, PendingDecision, Rejection, Reward, SeenDeltas,
 };
 
 /// Settings of [`ModelUpdater`].
@@ -16,15 +18,19 @@ pub struct UpdaterConfig {
     /// treated as on time: the watermark is `newest - allowed_lateness_ms`, and a
     /// decision's default reward is applied once the watermark passes its deadline.
     pub allowed_lateness_ms: i64,
+    /// Set to learn as one with other instances: the id this instance publishes
+    /// its [`ModelDelta`]s under (unique per run), see [`crate::model_sync`].
+    pub instance_id: Option<String>,
 }
 
 impl Default for UpdaterConfig {
-    /// Default bandit and join; one minute of allowed lateness.
+    /// Default bandit and join; one minute of allowed lateness; a single instance.
     fn default() -> Self {
         Self {
             bandit: BanditConfig::default(),
             join: JoinConfig::default(),
             allowed_lateness_ms: 60_000,
+            instance_id: None,
         }
     }
 }
@@ -39,7 +45,7 @@ pub enum UpdaterInput {
 }
 
 /// What the model-updater has done so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdaterStats {
     /// Decisions made (including repeats of a redelivered request).
     pub decisions: u64,
@@ -49,6 +55,35 @@ pub struct UpdaterStats {
     pub rewards_defaulted: u64,
     /// Rewards for a decision that was unknown, already closed, or past its window.
     pub rewards_unmatched: u64,
+    /// Model deltas published for other instances.
+    pub deltas_published: u64,
+    /// Other instances' model deltas merged into this model.
+    pub deltas_merged: u64,
+}
+
+/// This instance's side of the model exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Exchange {
+    instance_id: String,
+    sequence: i64,
+    seen: SeenDeltas,
+}
+
+/// The identifier and version of the checkpoint format.
+const CHECKPOINT_FORMAT: &str = "nba.model-updater-checkpoint";
+const CHECKPOINT_VERSION: u32 = 1;
+
+/// Everything a model-updater needs to carry on where it stopped.
+#[derive(Debug, Serialize, Deserialize)]
+struct Checkpoint {
+    format: String,
+    format_version: u32,
+    /// [`LinearBandit::snapshot`], as JSON.
+    bandit: serde_json::Value,
+    open_decisions: Vec<(String, PendingDecision)>,
+    newest: EventTime,
+    stats: UpdaterStats,
+    exchange: Option<Exchange>,
 }
 
 /// Decides with the bandit, joins outcomes to decisions and learns from each.
@@ -59,12 +94,19 @@ pub struct ModelUpdater {
     allowed_lateness_ms: i64,
     newest: EventTime,
     stats: UpdaterStats,
+    exchange: Option<Exchange>,
 }
 
 impl ModelUpdater {
     /// An untrained updater.
-    pub fn new(cfg: UpdaterConfig) -> Self {
+    pub fn new(mut cfg: UpdaterConfig) -> Self {
+        cfg.bandit.track_deltas |= cfg.instance_id.is_some();
         Self {
+            exchange: cfg.instance_id.map(|instance_id| Exchange {
+                instance_id,
+                sequence: 0,
+                seen: SeenDeltas::default(),
+            }),
             bandit: LinearBandit::new(cfg.bandit),
             join: AttributionJoin::new(cfg.join),
             allowed_lateness_ms: cfg.allowed_lateness_ms,
@@ -94,6 +136,137 @@ impl ModelUpdater {
             UpdaterInput::Request(r) => self.decide(r).map(Some),
             UpdaterInput::Reward(r) => self.learn(r).map(|()| None),
         }
+    }
+
+    /// The whole state (model, open decisions, event time, counters, identity in
+    /// the model exchange) as a versioned JSON document whose floats round-trip
+    /// exactly. Take it after the inputs' offsets are committed, so that a
+    /// restore resumes exactly where the committed offsets do.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let c = Checkpoint {
+            format: CHECKPOINT_FORMAT.to_owned(),
+            format_version: CHECKPOINT_VERSION,
+            bandit: serde_json::from_slice(&self.bandit.snapshot()).unwrap_or_default(),
+            open_decisions: self
+                .join
+                .open_decisions()
+                .into_iter()
+                .map(|(id, p)| (id.to_owned(), p.clone()))
+                .collect(),
+            newest: self.newest,
+            stats: self.stats,
+            exchange: self.exchange.clone(),
+        };
+        // Only finite floats are ever kept, so this cannot fail.
+        serde_json::to_vec(&c).unwrap_or_default()
+    }
+
+    /// An updater restored from [`ModelUpdater::checkpoint`] bytes, with the
+    /// settings `cfg` (same dimension; policy and other settings may change). A
+    /// checkpoint of an instance that shared its model keeps that instance's id,
+    /// so its own earlier deltas on the model topic are recognised as its own.
+    pub fn restore(mut cfg: UpdaterConfig, bytes: &[u8]) -> Result<Self, Rejection> {
+        let c: Checkpoint = serde_json::from_slice(bytes)
+            .map_err(|e| Rejection::new(format!("not a model-updater checkpoint: {e}")))?;
+        if c.format != CHECKPOINT_FORMAT || c.format_version != CHECKPOINT_VERSION {
+            return Err(Rejection::new(format!(
+                "checkpoint format {} v{} is not {CHECKPOINT_FORMAT} v{CHECKPOINT_VERSION}",
+                c.format, c.format_version
+            )));
+        }
+        let shares = cfg.instance_id.is_some();
+        cfg.bandit.track_deltas |= shares;
+        let bandit_bytes = serde_json::to_vec(&c.bandit).unwrap_or_default();
+        let bandit = LinearBandit::restore(cfg.bandit.clone(), &bandit_bytes)?;
+        let mut join = AttributionJoin::new(cfg.join);
+        for (id, p) in c.open_decisions {
+            join.open(&id, p);
+        }
+        let exchange = match (shares, c.exchange) {
+            (true, Some(e)) => Some(e),
+            (true, None) => cfg.instance_id.map(|instance_id| Exchange {
+                instance_id,
+                sequence: 0,
+                seen: SeenDeltas::default(),
+            }),
+            (false, _) => None,
+        };
+        Ok(Self {
+            bandit,
+            join,
+            allowed_lateness_ms: cfg.allowed_lateness_ms,
+            newest: c.newest,
+            stats: c.stats,
+            exchange,
+        })
+    }
+
+    /// The id this instance publishes model deltas under, if it shares its model.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.exchange.as_ref().map(|e| e.instance_id.as_str())
+    }
+
+    /// What this instance learned since its last publication, for the model
+    /// topic; `None` if nothing, or if it does not share its model.
+    pub fn take_model_delta(&mut self) -> Option<ModelDelta> {
+        let exchange = self.exchange.as_mut()?;
+        let entries = self.bandit.take_delta();
+        if entries.is_empty() {
+            return None;
+        }
+        exchange.sequence += 1;
+        self.stats.deltas_published += 1;
+        Some(ModelDelta {
+            instance_id: exchange.instance_id.clone(),
+            sequence: exchange.sequence,
+            timestamp: self.newest.max(0),
+            forgetting: self.bandit.config().forgetting.describe(),
+            dim: i32::try_from(self.bandit.config().dim).unwrap_or(i32::MAX),
+            entries,
+        })
+    }
+
+    /// True while this instance has learned something not yet taken by
+    /// [`ModelUpdater::take_model_delta`].
+    pub fn holds_unpublished(&self) -> bool {
+        self.exchange.is_some() && self.bandit.has_delta()
+    }
+
+    /// Adds another instance's delta to this model. Ok(false) for this
+    /// instance's own deltas and for one already merged; an error for a delta of
+    /// a model with another shape or forgetting rule.
+    pub fn merge_model_delta(&mut self, delta: &ModelDelta) -> Result<bool, Rejection> {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Err(Rejection::new(
+                "this model-updater has no instance id, so it does not merge model deltas",
+            ));
+        };
+        if delta.instance_id == exchange.instance_id {
+            return Ok(false);
+        }
+        let cfg = self.bandit.config();
+        let forgetting = cfg.forgetting.describe();
+        let d = cfg.dim;
+        if delta.forgetting != forgetting || usize::try_from(delta.dim) != Ok(d) {
+            return Err(Rejection::new(format!(
+                "model delta of instance {} is for dimension {} with forgetting {}; this instance has dimension {d} with forgetting {forgetting}: run every model-updater with the same --forgetting and bucket settings",
+                delta.instance_id, delta.dim, delta.forgetting
+            )));
+        }
+        if let Some(bad) = delta.entries.iter().find(|e| {
+            e.a.len() != d * d || e.b.len() != d || e.a.iter().chain(&e.b).any(|v| !v.is_finite())
+        }) {
+            return Err(Rejection::new(format!(
+                "model delta entry for action {} is not {d}x{d} and {d} finite numbers",
+                bad.action_id
+            )));
+        }
+        if !exchange.seen.first_time(&delta.instance_id, delta.sequence) {
+            return Ok(false);
+        }
+        self.bandit.merge_delta(&delta.entries);
+        self.stats.deltas_merged += 1;
+        Ok(true)
     }
 
     /// Closes every open decision with the default reward (end of a replay or demo).
@@ -261,6 +434,107 @@ mod tests {
         u.finish();
         assert_eq!(u.stats().rewards_defaulted, 2);
         assert_eq!(u.open_decisions(), 0);
+    }
+
+    /// Requests for several customers over two hours, and a click for every
+    /// third decision (on the action shown).
+    fn traffic(u: &mut ModelUpdater, from: usize, to: usize) -> Vec<NextBestAction> {
+        let mut out = Vec::new();
+        for i in from..to {
+            let t = i as i64 * 7_000;
+            let UpdaterInput::Request(mut r) = request(&format!("d{i}"), t) else {
+                unreachable!()
+            };
+            r.customer_id = format!("c{}", i % 5);
+            r.context[1 + i % 3] = (i % 7) as f64 / 7.0;
+            let nba = u
+                .apply(&UpdaterInput::Request(r))
+                .expect("valid")
+                .expect("decision");
+            if i % 3 == 0 {
+                u.apply(&reward(&nba.decision_id, &nba.action_id, t + 100))
+                    .expect("valid");
+            }
+            out.push(nba);
+        }
+        out
+    }
+
+    fn sharing(instance: &str) -> ModelUpdater {
+        ModelUpdater::new(UpdaterConfig {
+            instance_id: Some(instance.to_owned()),
+            ..UpdaterConfig::default()
+        })
+    }
+
+    #[test]
+    fn instances_exchanging_deltas_hold_the_same_model() {
+        let (mut a, mut b) = (sharing("a"), sharing("b"));
+        for round in 0..10 {
+            traffic(&mut a, round * 100, round * 100 + 50);
+            traffic(&mut b, round * 100 + 50, round * 100 + 100);
+            assert!(a.holds_unpublished());
+            let (da, db) = (
+                a.take_model_delta().expect("learned"),
+                b.take_model_delta().expect("learned"),
+            );
+            assert!(!a.holds_unpublished());
+            assert_eq!(a.merge_model_delta(&db), Ok(true));
+            assert_eq!(b.merge_model_delta(&da), Ok(true));
+            // Redelivered, or its own: not counted again.
+            assert_eq!(a.merge_model_delta(&db), Ok(false));
+            assert_eq!(a.merge_model_delta(&da), Ok(false));
+        }
+        assert_eq!(a.bandit().actions(), b.bandit().actions());
+        for action in a.bandit().actions() {
+            let (aa, ab) = a.bandit().sums(action).expect("learned");
+            let (ba, bb) = b.bandit().sums(action).expect("learned");
+            for (x, y) in aa.iter().chain(ab).zip(ba.iter().chain(bb)) {
+                assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{x} vs {y}");
+            }
+        }
+        let learned = |u: &ModelUpdater| u.stats().rewards_joined + u.stats().rewards_defaulted;
+        assert_eq!(a.bandit().version(), learned(&a) + learned(&b));
+        assert_eq!(a.bandit().version(), b.bandit().version());
+        assert_eq!(a.stats().deltas_merged, 10);
+
+        // A delta of a model with another forgetting rule is refused, with why.
+        let mut other = ModelUpdater::new(UpdaterConfig {
+            instance_id: Some("c".into()),
+            bandit: BanditConfig {
+                forgetting: crate::Forgetting::Stationary,
+                ..BanditConfig::default()
+            },
+            ..UpdaterConfig::default()
+        });
+        traffic(&mut other, 0, 10);
+        let foreign = other.take_model_delta().expect("learned");
+        let e = a.merge_model_delta(&foreign).expect_err("incompatible");
+        assert!(e.reason().contains("--forgetting"), "{}", e.reason());
+    }
+
+    #[test]
+    fn a_restored_checkpoint_carries_on_identically() {
+        let mut original = sharing("host-1");
+        traffic(&mut original, 0, 300);
+        original.take_model_delta();
+        let bytes = original.checkpoint();
+        let mut restored = ModelUpdater::restore(
+            UpdaterConfig {
+                instance_id: Some("host-2".into()),
+                ..UpdaterConfig::default()
+            },
+            &bytes,
+        )
+        .expect("restores");
+        assert_eq!(restored.instance_id(), Some("host-1"));
+        assert_eq!(restored.open_decisions(), original.open_decisions());
+        assert_eq!(
+            traffic(&mut original, 300, 600),
+            traffic(&mut restored, 300, 600)
+        );
+        assert_eq!(original.checkpoint(), restored.checkpoint());
+        assert!(ModelUpdater::restore(UpdaterConfig::default(), b"{}").is_err());
     }
 
     #[test]

@@ -68,6 +68,13 @@ pub struct TopicArgs {
     /// Dead-letter topic.
     #[arg(long, env = "NBA_TOPIC_DLQ", default_value = "nba.dlq")]
     pub topic_dlq: String,
+    /// Topic where model-updater instances share what they learn.
+    #[arg(
+        long,
+        env = "NBA_TOPIC_MODEL_DELTAS",
+        default_value = "nba.model-deltas"
+    )]
+    pub topic_model_deltas: String,
 }
 
 impl TopicArgs {
@@ -80,6 +87,7 @@ impl TopicArgs {
         n.set(Topic::Rewards, &self.topic_rewards);
         n.set(Topic::NextBestActions, &self.topic_next_best_actions);
         n.set(Topic::DeadLetter, &self.topic_dlq);
+        n.set(Topic::ModelDeltas, &self.topic_model_deltas);
         n
     }
 }

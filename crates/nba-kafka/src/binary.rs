@@ -45,7 +45,7 @@ where
 
 /// The whole `main` of a stage binary: log, run `stage` against the broker until
 /// SIGINT/SIGTERM, drain, commit, exit.
-pub fn run_stage_binary<S: Stage>(stage: S, args: &KafkaArgs) -> ExitCode {
+pub fn run_stage_binary<S: Stage + 'static>(stage: S, args: &KafkaArgs) -> ExitCode {
     init_logging();
     run_main(async {
         run_stage(stage, args, shutdown_signal()).await?;

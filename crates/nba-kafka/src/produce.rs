@@ -24,12 +24,11 @@ pub(crate) const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("message.timeout.ms", "300000"),
 ];
 
-/// Enqueues `record` for `topic`, waiting while librdkafka's queue is full.
-pub(crate) async fn send(
-    producer: &FutureProducer,
-    names: &TopicNames,
-    record: &OutputRecord,
-) -> Result<DeliveryFuture, KafkaError> {
+/// The produce request for `record`.
+fn future_record<'a>(
+    names: &'a TopicNames,
+    record: &'a OutputRecord,
+) -> FutureRecord<'a, [u8], [u8]> {
     let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
     for (k, v) in &record.headers {
         headers = headers.insert(Header {
@@ -44,12 +43,42 @@ pub(crate) async fn send(
     if let Some(t) = record.timestamp {
         fr = fr.timestamp(t);
     }
+    fr
+}
+
+/// Enqueues `record`, waiting while librdkafka's queue is full.
+pub(crate) async fn send(
+    producer: &FutureProducer,
+    names: &TopicNames,
+    record: &OutputRecord,
+) -> Result<DeliveryFuture, KafkaError> {
+    let mut fr = future_record(names, record);
     loop {
         match producer.send_result(fr) {
             Ok(delivery) => return Ok(delivery),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 fr = back;
                 tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// [`send`] for callers that cannot await (rebalance callbacks): blocks the
+/// thread while the queue is full.
+pub(crate) fn send_blocking(
+    producer: &FutureProducer,
+    names: &TopicNames,
+    record: &OutputRecord,
+) -> Result<DeliveryFuture, KafkaError> {
+    let mut fr = future_record(names, record);
+    loop {
+        match producer.send_result(fr) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                fr = back;
+                std::thread::sleep(Duration::from_millis(1));
             }
             Err((e, _)) => return Err(e),
         }

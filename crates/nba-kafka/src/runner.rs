@@ -1,24 +1,24 @@
 //! One stage as a consumer-group member, at-least-once.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use nba_pipeline::{InputRecord, Stage, StageCounters};
-use rdkafka::ClientContext;
+use nba_pipeline::{InputRecord, OutputRecord, Stage, StageCounters, Topic, TopicNames};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::KafkaArgs;
 use crate::args::create;
-use crate::produce::{PRODUCER_DEFAULTS, send};
+use crate::produce::{PRODUCER_DEFAULTS, send, send_blocking};
 use crate::tracker::{AckTracker, Pending};
 
 /// Consumer settings nba needs for at-least-once: offsets are stored by nba only
@@ -35,6 +35,15 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 const MAX_IN_FLIGHT: usize = 10_000;
 /// How long to wait for acknowledgements when partitions are revoked or on stop.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Broadcast topics are read by assignment, from the beginning, never committed.
+const BROADCAST_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+];
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the broadcast topics' existing records at start.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a stage did before it stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,21 +54,51 @@ pub struct RunSummary {
     pub revocations: u64,
 }
 
-/// Drains and commits before partitions are taken away.
-struct StageContext {
+/// Locks the stage; a panic elsewhere while holding it leaves plain data behind.
+fn lock<S>(stage: &Mutex<S>) -> MutexGuard<'_, S> {
+    stage.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the consumer's callbacks need: the stage (to flush it) and the producer
+/// and tracker (to drain and commit) before partitions are taken away.
+struct StageContext<S> {
+    stage: Arc<Mutex<S>>,
     producer: FutureProducer,
+    names: TopicNames,
     tracker: Arc<AckTracker>,
     revocations: AtomicU64,
 }
 
-impl ClientContext for StageContext {}
+impl<S: Stage> StageContext<S> {
+    /// Sends what the stage keeps only in memory (see [`Stage::flush`]) and makes
+    /// it the condition for storing the offsets of the records it came from.
+    fn flush_stage(&self) -> anyhow::Result<()> {
+        let mut out = Vec::new();
+        lock(&self.stage).flush(&mut out);
+        for record in &out {
+            let delivery = send_blocking(&self.producer, &self.names, record)
+                .with_context(|| format!("cannot send to {}", self.names.name(record.topic)))?;
+            if let Some(uncovered) = self.tracker.cover_held(delivery) {
+                // Nothing waits for it; keep its failure visible all the same.
+                self.tracker
+                    .push(Pending::without_offset(record, &self.names, uncovered));
+            }
+        }
+        Ok(())
+    }
+}
 
-impl ConsumerContext for StageContext {
+impl<S: Stage> ClientContext for StageContext<S> {}
+
+impl<S: Stage> ConsumerContext for StageContext<S> {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(partitions) = rebalance else {
             return;
         };
         self.revocations.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.flush_stage() {
+            tracing::error!("{e:#}");
+        }
         if let Err(e) = self.producer.flush(Timeout::After(DRAIN_TIMEOUT)) {
             tracing::warn!("outputs not all acknowledged before revoke: {e}");
         }
@@ -83,21 +122,113 @@ impl ConsumerContext for StageContext {
     }
 }
 
-/// Runs `stage` until `shutdown` resolves or a record cannot be delivered.
+/// The consumer of the stage's broadcast topics, and where each of their
+/// partitions ended (its high watermark) when it started.
+struct Broadcast {
+    consumer: StreamConsumer,
+    ends: Vec<(String, i32, i64)>,
+}
+
+/// Reads the stage's broadcast topics whole: every partition from the beginning,
+/// assigned rather than subscribed, so every instance sees every record.
+fn open_broadcast(
+    args: &KafkaArgs,
+    names: &TopicNames,
+    topics: &[Topic],
+    group: &str,
+) -> anyhow::Result<Option<Broadcast>> {
+    if topics.is_empty() {
+        return Ok(None);
+    }
+    let mut cfg = args.client_config(BROADCAST_DEFAULTS)?;
+    // Never joins the group (no subscribe) and never commits: the id only
+    // satisfies librdkafka.
+    cfg.set("group.id", format!("{group}.broadcast"));
+    let consumer: StreamConsumer = create(&cfg, "broadcast consumer")?;
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for topic in topics {
+        let name = names.name(*topic);
+        let md = consumer
+            .fetch_metadata(Some(name), METADATA_TIMEOUT)
+            .with_context(|| format!("cannot read the metadata of {name}"))?;
+        let partitions: Vec<i32> = md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == name && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            anyhow::bail!(
+                "topic {name} does not exist: create it (deploy/create-topics.sh creates every nba topic)"
+            );
+        }
+        for p in partitions {
+            assignment.add_partition_offset(name, p, Offset::Beginning)?;
+            let (_, high) = consumer
+                .fetch_watermarks(name, p, METADATA_TIMEOUT)
+                .with_context(|| format!("cannot read the end of {name}[{p}]"))?;
+            ends.push((name.to_owned(), p, high));
+        }
+    }
+    consumer
+        .assign(&assignment)
+        .context("cannot assign the broadcast partitions")?;
+    Ok(Some(Broadcast { consumer, ends }))
+}
+
+/// The stage's view of a consumed record.
+fn input_of<'a>(names: &TopicNames, msg: &'a BorrowedMessage<'a>) -> Option<InputRecord<'a>> {
+    let Some(topic) = names.role(msg.topic()) else {
+        tracing::warn!("ignoring a record of unexpected topic {}", msg.topic());
+        return None;
+    };
+    Some(InputRecord {
+        topic,
+        topic_name: msg.topic(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        key: msg.key(),
+        payload: msg.payload(),
+    })
+}
+
+/// Next record of the broadcast consumer, or never if there is none.
+async fn recv_broadcast(c: Option<&StreamConsumer>) -> Result<BorrowedMessage<'_>, KafkaError> {
+    match c {
+        Some(c) => c.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs `stage` until `shutdown` resolves or a record cannot be delivered, and
+/// gives the stage back with what it did.
 ///
 /// Every input record is handed to the stage; every record the stage returns is
-/// produced; the input's offset is stored once all of them are acknowledged. A
-/// delivery failure stops the run with an error and without storing the input's
-/// offset, so nothing is lost: the record is processed again after a restart.
-pub async fn run_stage<S: Stage>(
-    mut stage: S,
+/// produced; the input's offset is stored once all of them are acknowledged (and,
+/// for a stage that holds learning in memory, once the flush that carries it is
+/// acknowledged). A delivery failure stops the run with an error and without
+/// storing the input's offset, so nothing is lost: the record is processed again
+/// after a restart. Broadcast topics (the model topic) are read whole, first up
+/// to their end at start, then as they grow.
+pub async fn run_stage<S: Stage + 'static>(
+    stage: S,
     args: &KafkaArgs,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<RunSummary> {
+) -> anyhow::Result<(S, RunSummary)> {
     let names = args.topics.names();
+    let name = stage.name();
+    let inputs: Vec<String> = stage
+        .inputs()
+        .iter()
+        .map(|t| names.name(*t).to_owned())
+        .collect();
+    let broadcast_topics = stage.broadcast_inputs();
+    let flush_interval = stage.flush_interval();
     let producer: FutureProducer = create(&args.client_config(PRODUCER_DEFAULTS)?, "producer")?;
     let tracker = Arc::new(AckTracker::default());
-    let group = args.group_id_or(stage.name());
+    let stage = Arc::new(Mutex::new(stage));
+    let group = args.group_id_or(name);
     let mut consumer_config = args.client_config(CONSUMER_DEFAULTS)?;
     if args
         .config
@@ -106,20 +237,58 @@ pub async fn run_stage<S: Stage>(
     {
         consumer_config.set("group.id", &group);
     }
-    let consumer: StreamConsumer<StageContext> = consumer_config
+    let consumer: StreamConsumer<StageContext<S>> = consumer_config
         .create_with_context(StageContext {
+            stage: Arc::clone(&stage),
             producer: producer.clone(),
+            names: names.clone(),
             tracker: Arc::clone(&tracker),
             revocations: AtomicU64::new(0),
         })
         .context("cannot create the Kafka consumer: check --brokers and every -X setting")?;
-    let inputs: Vec<&str> = stage.inputs().iter().map(|t| names.name(*t)).collect();
+    let ctx = consumer.context();
+    let mut outputs = Vec::new();
+
+    let broadcast = open_broadcast(args, &names, broadcast_topics, &group)?;
+    if let Some(Broadcast { consumer: b, ends }) = &broadcast {
+        // Catch up before deciding anything: a restarted instance rebuilds what
+        // it and the others learned before.
+        let mut behind: Vec<(String, i32, i64)> = ends
+            .iter()
+            .filter(|(_, _, high)| *high > 0)
+            .cloned()
+            .collect();
+        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        let mut caught_up = 0u64;
+        while !behind.is_empty() && Instant::now() < deadline {
+            let Ok(received) = tokio::time::timeout(Duration::from_secs(1), b.recv()).await else {
+                continue;
+            };
+            let msg = match received {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("broadcast consumer error (retrying): {e}");
+                    continue;
+                }
+            };
+            behind.retain(|(t, p, high)| {
+                !(t == msg.topic() && *p == msg.partition() && msg.offset() + 1 >= *high)
+            });
+            if let Some(input) = input_of(&names, &msg) {
+                lock(&stage).process(&input, &mut outputs);
+                caught_up += 1;
+            }
+            send_untracked(&producer, &names, &tracker, &mut outputs).await?;
+        }
+        tracing::info!("{name} caught up with {caught_up} broadcast record(s)");
+    }
+    let broadcast = broadcast.map(|b| b.consumer);
+
     consumer
-        .subscribe(&inputs)
+        .subscribe(&inputs.iter().map(String::as_str).collect::<Vec<_>>())
         .with_context(|| format!("cannot subscribe to {}", inputs.join(", ")))?;
     tracing::info!(
-        "{} reading {} as group {group} from {}",
-        stage.name(),
+        "{name} reading {} as group {group} from {}",
         inputs.join(", "),
         args.brokers
     );
@@ -127,20 +296,35 @@ pub async fn run_stage<S: Stage>(
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last_report = Instant::now();
-    let mut outputs = Vec::new();
+    let mut last_flush = Instant::now();
     loop {
         tokio::select! {
             biased;
             () = &mut shutdown => break,
             _ = tick.tick() => {
+                if flush_interval.is_some_and(|every| last_flush.elapsed() >= every) {
+                    last_flush = Instant::now();
+                    ctx.flush_stage()?;
+                }
                 tracker.store_acknowledged(&consumer)?;
                 if last_report.elapsed() >= Duration::from_secs(10) {
                     last_report = Instant::now();
-                    let c = stage.counters();
+                    let c = lock(&stage).counters();
                     tracing::info!(
-                        "{}: {} in, {} out, {} dead-lettered, {} duplicates, {} awaiting ack",
-                        stage.name(), c.records_in, c.records_out, c.dead_lettered, c.duplicates, tracker.len()
+                        "{name}: {} in, {} out, {} dead-lettered, {} duplicates, {} awaiting ack",
+                        c.records_in, c.records_out, c.dead_lettered, c.duplicates, tracker.len()
                     );
+                }
+            }
+            received = recv_broadcast(broadcast.as_ref()) => {
+                match received {
+                    Ok(msg) => {
+                        if let Some(input) = input_of(&names, &msg) {
+                            lock(&stage).process(&input, &mut outputs);
+                        }
+                        send_untracked(&producer, &names, &tracker, &mut outputs).await?;
+                    }
+                    Err(e) => tracing::warn!("broadcast consumer error (retrying): {e}"),
                 }
             }
             received = consumer.recv() => {
@@ -151,19 +335,14 @@ pub async fn run_stage<S: Stage>(
                         continue;
                     }
                 };
-                let Some(topic) = names.role(msg.topic()) else {
-                    tracing::warn!("ignoring a record of unexpected topic {}", msg.topic());
+                let Some(input) = input_of(&names, &msg) else {
                     continue;
                 };
-                let input = InputRecord {
-                    topic,
-                    topic_name: msg.topic(),
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                    key: msg.key(),
-                    payload: msg.payload(),
+                let held = {
+                    let mut s = lock(&stage);
+                    s.process(&input, &mut outputs);
+                    s.holds_unflushed()
                 };
-                stage.process(&input, &mut outputs);
                 let mut deliveries = Vec::with_capacity(outputs.len());
                 for record in outputs.drain(..) {
                     deliveries.push(send(&producer, &names, &record).await.with_context(|| {
@@ -175,18 +354,27 @@ pub async fn run_stage<S: Stage>(
                     partition: msg.partition(),
                     offset: msg.offset(),
                     deliveries,
+                    held,
                 });
                 drop(msg);
                 tracker.store_acknowledged(&consumer)?;
-                while tracker.len() >= MAX_IN_FLIGHT {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    tracker.store_acknowledged(&consumer)?;
+                if tracker.len() >= MAX_IN_FLIGHT {
+                    // Full: what is held waits for a flush, so flush now rather
+                    // than at the next tick (which cannot come while we wait).
+                    last_flush = Instant::now();
+                    ctx.flush_stage()?;
+                    while tracker.len() >= MAX_IN_FLIGHT {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        tracker.store_acknowledged(&consumer)?;
+                    }
                 }
             }
         }
     }
 
-    // Graceful stop: wait for every acknowledgement, store, commit.
+    // Graceful stop: publish what is only in memory, wait for every
+    // acknowledgement, store, commit.
+    ctx.flush_stage()?;
     if let Err(e) = producer.flush(Timeout::After(DRAIN_TIMEOUT)) {
         tracing::warn!("not every output was acknowledged within {DRAIN_TIMEOUT:?}: {e}");
     }
@@ -195,17 +383,45 @@ pub async fn run_stage<S: Stage>(
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => tracing::warn!("final commit failed: {e}"),
     }
+    let revocations = ctx.revocations.load(Ordering::Relaxed);
+    drop(broadcast);
+    drop(consumer);
+    let stage = Arc::try_unwrap(stage)
+        .map_err(|_| {
+            anyhow::anyhow!("internal: the stage is still shared after its consumer closed")
+        })?
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     let counters = stage.counters();
     tracing::info!(
-        "{} stopped: {} in, {} out, {} dead-lettered, {} duplicates",
-        stage.name(),
+        "{name} stopped: {} in, {} out, {} dead-lettered, {} duplicates",
         counters.records_in,
         counters.records_out,
         counters.dead_lettered,
         counters.duplicates
     );
-    Ok(RunSummary {
-        counters,
-        revocations: consumer.context().revocations.load(Ordering::Relaxed),
-    })
+    Ok((
+        stage,
+        RunSummary {
+            counters,
+            revocations,
+        },
+    ))
+}
+
+/// Sends the outputs of a broadcast record (dead letters): tracked for failures,
+/// with no offset to store.
+async fn send_untracked(
+    producer: &FutureProducer,
+    names: &TopicNames,
+    tracker: &AckTracker,
+    outputs: &mut Vec<OutputRecord>,
+) -> anyhow::Result<()> {
+    for record in outputs.drain(..) {
+        let d = send(producer, names, &record)
+            .await
+            .with_context(|| format!("cannot send to {}", names.name(record.topic)))?;
+        tracker.push(Pending::without_offset(&record, names, d));
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use anyhow::anyhow;
 use futures::FutureExt;
+use nba_pipeline::{OutputRecord, TopicNames};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::DeliveryFuture;
 
@@ -14,17 +15,40 @@ pub(crate) struct Pending {
     pub(crate) partition: i32,
     pub(crate) offset: i64,
     pub(crate) deliveries: Vec<DeliveryFuture>,
+    /// Its effect is still only in the stage's memory (see
+    /// `Stage::holds_unflushed`): not storable until a flush covers it.
+    pub(crate) held: bool,
+}
+
+impl Pending {
+    /// An output with no input offset behind it (a dead letter of a broadcast
+    /// record, a flush nothing waits for): tracked so a refusal still stops the
+    /// stage.
+    pub(crate) fn without_offset(
+        record: &OutputRecord,
+        names: &TopicNames,
+        delivery: DeliveryFuture,
+    ) -> Self {
+        Self {
+            topic: names.name(record.topic).to_owned(),
+            partition: -1,
+            offset: -1,
+            deliveries: vec![delivery],
+            held: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}[{}]@{} awaiting {} acks",
+            "{}[{}]@{} awaiting {} acks{}",
             self.topic,
             self.partition,
             self.offset,
-            self.deliveries.len()
+            self.deliveries.len(),
+            if self.held { ", held" } else { "" }
         )
     }
 }
@@ -51,6 +75,22 @@ impl AckTracker {
         self.lock().len()
     }
 
+    /// Makes `delivery` (a flush of the stage's in-memory state) the condition
+    /// for every held record: it is attached to the first of them, and records
+    /// are stored in order, so none is stored before it is acknowledged. Returns
+    /// the delivery back if no record is held.
+    pub(crate) fn cover_held(&self, delivery: DeliveryFuture) -> Option<DeliveryFuture> {
+        let mut pending = self.lock();
+        let mut held = pending.iter_mut().filter(|p| p.held);
+        let Some(first) = held.next() else {
+            return Some(delivery);
+        };
+        first.held = false;
+        first.deliveries.push(delivery);
+        held.for_each(|p| p.held = false);
+        None
+    }
+
     /// Stores the offsets of the leading records whose outputs are all
     /// acknowledged; returns how many. A failed delivery is an error: its input's
     /// offset is never stored, so the record is read again after a restart.
@@ -61,6 +101,9 @@ impl AckTracker {
         let mut pending = self.lock();
         let mut stored = 0;
         while let Some(front) = pending.front_mut() {
+            if front.held {
+                break;
+            }
             let mut still_waiting = Vec::new();
             for mut d in front.deliveries.drain(..) {
                 match (&mut d).now_or_never() {
@@ -88,7 +131,11 @@ impl AckTracker {
                 front.deliveries = still_waiting;
                 break;
             }
-            if let Err(e) = consumer.store_offset(&front.topic, front.partition, front.offset) {
+            if front.offset < 0 {
+                // No input behind it.
+            } else if let Err(e) =
+                consumer.store_offset(&front.topic, front.partition, front.offset)
+            {
                 // The partition was revoked after its outputs were sent: the new
                 // owner reads the record again (at-least-once, never lost).
                 tracing::debug!(

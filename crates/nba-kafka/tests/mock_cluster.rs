@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use nba_core::{AggregatorConfig, IntakeConfig, UpdaterConfig};
+use nba_core::{
+    AggregatorConfig, CONTEXT_DIM, Channel, DecisionRequest, IntakeConfig, UpdaterConfig,
+};
 use nba_kafka::{AuditReport, KafkaArgs, audit, produce, run_stage};
 use nba_pipeline::{AggregatorStage, ConsumerStage, OutputRecord, Topic, UpdaterStage};
 use nba_sim::{SimConfig, Simulator, malformed_records};
@@ -97,9 +99,9 @@ async fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_reco
 
     let report = audit_until_settled(&args, total, 14).await;
     stop.send(true).expect("stages listen");
-    let consumer = consumer.await.expect("task").expect("consumer ran");
-    let aggregator = aggregator.await.expect("task").expect("aggregator ran");
-    let updater = updater.await.expect("task").expect("updater ran");
+    let (_, consumer) = consumer.await.expect("task").expect("consumer ran");
+    let (_, aggregator) = aggregator.await.expect("task").expect("aggregator ran");
+    let (_, updater) = updater.await.expect("task").expect("updater ran");
 
     assert!(report.problems.is_empty(), "{report:#?}");
     assert_eq!(report.raw, total);
@@ -111,4 +113,115 @@ async fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_reco
     assert_eq!(consumer.counters.records_out, 5_000);
     assert_eq!(aggregator.counters.records_in, 5_000);
     assert_eq!(updater.counters.records_out, report.next_best_actions);
+}
+
+/// Two model-updaters in one group, each deciding for its own partitions,
+/// publish what they learn to the model topic and merge each other's: both end
+/// with the same model, which has learned every outcome either of them saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_model_updaters_learn_as_one_through_the_model_topic() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for t in Topic::ALL {
+        cluster.create_topic(t.default_name(), 3, 1).expect("topic");
+    }
+    let args = args(&cluster.bootstrap_servers());
+    let (stop_a, stopped_a) = watch::channel(false);
+    let (stop_b, stopped_b) = watch::channel(false);
+    let until = |rx: &watch::Receiver<bool>| {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let instance = |id: &str| {
+        UpdaterStage::new(UpdaterConfig {
+            instance_id: Some(id.to_owned()),
+            ..UpdaterConfig::default()
+        })
+        .with_publish_interval(Duration::from_millis(100))
+    };
+    let a = tokio::spawn({
+        let (args, s, stage) = (args.clone(), until(&stopped_a), instance("a"));
+        async move { run_stage(stage, &args, s).await }
+    });
+    let b = tokio::spawn({
+        let (args, s, stage) = (args.clone(), until(&stopped_b), instance("b"));
+        async move { run_stage(stage, &args, s).await }
+    });
+    // Let both join the group before the requests come.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // 3,000 requests of 300 customers over ten hours of event time: the 30-minute
+    // attribution window closes most of them with the default reward.
+    let n = 3_000u64;
+    let requests = (0..n).map(|i| {
+        let mut context = vec![0.0; CONTEXT_DIM];
+        context[0] = 1.0;
+        context[1 + (i % 5) as usize] = 1.0;
+        let r = DecisionRequest {
+            decision_id: format!("d{i}"),
+            customer_id: format!("c{}", i % 300),
+            timestamp: 1_767_225_600_000 + i as i64 * 12_000,
+            channel: Channel::Web,
+            context,
+            candidates: vec!["x".into(), "y".into(), "z".into()],
+        };
+        OutputRecord {
+            topic: Topic::DecisionRequests,
+            key: r.customer_id.clone().into_bytes(),
+            payload: nba_schema::encode(&r).expect("encodes"),
+            headers: Vec::new(),
+            timestamp: Some(r.timestamp),
+        }
+    });
+    assert_eq!(produce(&args, requests).await.expect("produced"), n);
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let a = args.clone();
+        let report = tokio::task::spawn_blocking(move || audit(&a, None, None))
+            .await
+            .expect("audit task")
+            .expect("audit reads the topics");
+        if report.next_best_actions >= n || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Deltas go out every 100 ms; give them time to cross, then stop one
+    // instance after the other so the second also merges the first's last words.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_a.send(true).expect("listens");
+    let (a, _) = a.await.expect("task").expect("a ran");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_b.send(true).expect("listens");
+    let (b, _) = b.await.expect("task").expect("b ran");
+
+    let (sa, sb) = (a.stats(), b.stats());
+    assert!(sa.decisions + sb.decisions >= n, "{sa:?} {sb:?}");
+    assert!(
+        sa.deltas_published > 0 && sb.deltas_published > 0,
+        "{sa:?} {sb:?}"
+    );
+    assert!(
+        sa.deltas_merged > 0 && sb.deltas_merged > 0,
+        "{sa:?} {sb:?}"
+    );
+    let (ma, mb) = (a.updater().bandit(), b.updater().bandit());
+    let learned =
+        sa.rewards_joined + sa.rewards_defaulted + sb.rewards_joined + sb.rewards_defaulted;
+    assert!(learned > n / 2, "{sa:?} {sb:?}");
+    assert_eq!(ma.version(), learned);
+    assert_eq!(mb.version(), learned);
+    assert_eq!(ma.actions(), mb.actions());
+    for action in ma.actions() {
+        let (aa, ab) = ma.sums(action).expect("learned");
+        let (ba, bb) = mb.sums(action).expect("learned");
+        for (x, y) in aa.iter().chain(ab).zip(ba.iter().chain(bb)) {
+            assert!(
+                (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                "{action}: {x} vs {y}"
+            );
+        }
+    }
 }

@@ -82,7 +82,10 @@ impl LocalPipeline {
                 Topic::DecisionRequests | Topic::Rewards => {
                     self.updater.process(&input, &mut self.scratch);
                 }
-                Topic::InteractionsRaw | Topic::NextBestActions | Topic::DeadLetter => {}
+                Topic::InteractionsRaw
+                | Topic::NextBestActions
+                | Topic::DeadLetter
+                | Topic::ModelDeltas => {}
             }
             self.work.extend(self.scratch.drain(..));
             tap.push(record);

@@ -1,10 +1,11 @@
 //! The three stages as byte-level record processors.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nba_core::{
     AggregatorConfig, DecisionRequest, EventTime, FeatureAggregator, Intake, IntakeConfig,
-    IntakeOutcome, Interaction, ModelUpdater, Reward, UpdaterConfig, UpdaterInput, UpdaterStats,
+    IntakeOutcome, Interaction, ModelDelta, ModelUpdater, Reward, UpdaterConfig, UpdaterInput,
+    UpdaterStats,
 };
 use nba_metrics::LatencyHistogram;
 use nba_schema::{AvroRecord, CodecError, decode, encode};
@@ -35,6 +36,30 @@ pub trait Stage: Send {
     /// Handles one record, appending what it causes to `out`. Never fails: input it
     /// cannot accept becomes a dead letter.
     fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>);
+
+    /// Topics every instance reads whole, from the beginning, outside the
+    /// consumer group (the model topic, for the model-updater). Their records go
+    /// through [`Stage::process`] too.
+    fn broadcast_inputs(&self) -> &'static [Topic] {
+        &[]
+    }
+
+    /// Appends records that carry state the stage keeps only in memory so far
+    /// (a model delta). The runner calls it every [`Stage::flush_interval`],
+    /// before partitions are revoked, and before stopping.
+    fn flush(&mut self, _out: &mut Vec<OutputRecord>) {}
+
+    /// How often to call [`Stage::flush`]; `None` for stages with nothing to flush.
+    fn flush_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// True while inputs processed so far have effects that no output carries
+    /// yet: the runner then keeps their offsets uncommitted until the next
+    /// [`Stage::flush`] is acknowledged, so a crash loses none of them.
+    fn holds_unflushed(&self) -> bool {
+        false
+    }
 
     /// Counters so far.
     fn counters(&self) -> StageCounters;
@@ -231,25 +256,46 @@ impl Stage for AggregatorStage {
     }
 }
 
-/// The model-updater stage: decision requests and rewards in; next-best-actions out.
+/// The model-updater stage: decision requests and rewards in; next-best-actions
+/// out. With an instance id it also publishes what it learns to the model topic
+/// and merges what the other instances publish there.
 #[derive(Debug)]
 pub struct UpdaterStage {
     updater: ModelUpdater,
     books: Books,
     decision_latency: LatencyHistogram,
+    shares_model: bool,
+    publish_interval: Duration,
 }
 
 impl UpdaterStage {
     /// The stage's name.
     pub const NAME: &'static str = "model-updater";
 
-    /// An updater stage with an untrained model.
+    /// An updater stage with an untrained model. With `cfg.instance_id` set it
+    /// publishes its model deltas every second (see
+    /// [`UpdaterStage::with_publish_interval`]).
     pub fn new(cfg: UpdaterConfig) -> Self {
         Self {
+            shares_model: cfg.instance_id.is_some(),
             updater: ModelUpdater::new(cfg),
             books: Books::new(Self::NAME),
             decision_latency: LatencyHistogram::new(),
+            publish_interval: Duration::from_secs(1),
         }
+    }
+
+    /// Publishes model deltas this often (wall clock: how soon other instances
+    /// see what this one learned; it changes none of this instance's decisions).
+    pub fn with_publish_interval(mut self, every: Duration) -> Self {
+        self.publish_interval = every;
+        self
+    }
+
+    /// Replaces the model with one restored from a checkpoint.
+    pub fn with_updater(mut self, updater: ModelUpdater) -> Self {
+        self.updater = updater;
+        self
     }
 
     /// The engine inside.
@@ -283,9 +329,55 @@ impl Stage for UpdaterStage {
         &[Topic::DecisionRequests, Topic::Rewards]
     }
 
+    fn broadcast_inputs(&self) -> &'static [Topic] {
+        if self.shares_model {
+            &[Topic::ModelDeltas]
+        } else {
+            &[]
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<OutputRecord>) {
+        if let Some(delta) = self.updater.take_model_delta() {
+            match encode(&delta) {
+                Ok(payload) => out.push(OutputRecord {
+                    topic: Topic::ModelDeltas,
+                    key: delta.instance_id.into_bytes(),
+                    payload,
+                    headers: Vec::new(),
+                    timestamp: Some(delta.timestamp),
+                }),
+                // Only a schema/code mismatch can cause this; the contract tests
+                // rule it out.
+                Err(e) => tracing::error!("cannot encode a model delta: {e}"),
+            }
+        }
+    }
+
+    fn flush_interval(&self) -> Option<Duration> {
+        self.shares_model.then_some(self.publish_interval)
+    }
+
+    fn holds_unflushed(&self) -> bool {
+        self.updater.holds_unpublished()
+    }
+
     fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
         let started = Instant::now();
         self.books.counters.records_in += 1;
+        if input.topic == Topic::ModelDeltas {
+            let merged = decode_input::<ModelDelta>(input)
+                .map_err(|e| e.to_string())
+                .and_then(|d| {
+                    self.updater
+                        .merge_model_delta(&d)
+                        .map_err(|r| r.reason().to_owned())
+                });
+            if let Err(reason) = merged {
+                self.books.reject(input, &reason, out);
+            }
+            return;
+        }
         let decoded = match input.topic {
             Topic::DecisionRequests => {
                 decode_input::<DecisionRequest>(input).map(UpdaterInput::Request)

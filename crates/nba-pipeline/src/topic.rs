@@ -19,17 +19,20 @@ pub enum Topic {
     NextBestActions,
     /// Records nba could not accept, with the reason in headers.
     DeadLetter,
+    /// What each model-updater instance learned, for the others.
+    ModelDeltas,
 }
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 6] = [
+    pub const ALL: [Topic; 7] = [
         Topic::InteractionsRaw,
         Topic::Interactions,
         Topic::DecisionRequests,
         Topic::Rewards,
         Topic::NextBestActions,
         Topic::DeadLetter,
+        Topic::ModelDeltas,
     ];
 
     /// The name used unless configured otherwise.
@@ -41,6 +44,7 @@ impl Topic {
             Topic::Rewards => "nba.rewards",
             Topic::NextBestActions => "nba.next-best-actions",
             Topic::DeadLetter => "nba.dlq",
+            Topic::ModelDeltas => "nba.model-deltas",
         }
     }
 }
@@ -54,7 +58,7 @@ impl fmt::Display for Topic {
 /// The configured name of every topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicNames {
-    names: [String; 6],
+    names: [String; Topic::ALL.len()],
 }
 
 impl Default for TopicNames {

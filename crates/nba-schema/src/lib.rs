@@ -11,6 +11,7 @@
 //! | 2 | `nba.DecisionRequest` | `nba.decision-requests` |
 //! | 3 | `nba.NextBestAction` | `nba.next-best-actions` |
 //! | 4 | `nba.Reward` | `nba.rewards` |
+//! | 5 | `nba.ModelDelta` | `nba.model-deltas` |
 //!
 //! Decoding also accepts a raw datum with no framing, so that any Avro producer
 //! can feed nba.
@@ -18,11 +19,11 @@
 use std::sync::OnceLock;
 
 use apache_avro::{Schema, from_avro_datum, from_value, to_avro_datum, to_value};
-use nba_core::{DecisionRequest, Interaction, NextBestAction, Reward};
+use nba_core::{DecisionRequest, Interaction, ModelDelta, NextBestAction, Reward};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The four value schemas, with their ids when no registry is configured.
+/// The value schemas, with their ids when no registry is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchemaKind {
     /// `schemas/interaction.avsc`.
@@ -33,15 +34,18 @@ pub enum SchemaKind {
     NextBestAction,
     /// `schemas/reward.avsc`.
     Reward,
+    /// `schemas/model_delta.avsc`.
+    ModelDelta,
 }
 
 impl SchemaKind {
     /// Every kind.
-    pub const ALL: [SchemaKind; 4] = [
+    pub const ALL: [SchemaKind; 5] = [
         SchemaKind::Interaction,
         SchemaKind::DecisionRequest,
         SchemaKind::NextBestAction,
         SchemaKind::Reward,
+        SchemaKind::ModelDelta,
     ];
 
     /// The schema id written in the Confluent frame.
@@ -51,6 +55,7 @@ impl SchemaKind {
             SchemaKind::DecisionRequest => 2,
             SchemaKind::NextBestAction => 3,
             SchemaKind::Reward => 4,
+            SchemaKind::ModelDelta => 5,
         }
     }
 
@@ -61,6 +66,7 @@ impl SchemaKind {
             SchemaKind::DecisionRequest => "nba.DecisionRequest",
             SchemaKind::NextBestAction => "nba.NextBestAction",
             SchemaKind::Reward => "nba.Reward",
+            SchemaKind::ModelDelta => "nba.ModelDelta",
         }
     }
 
@@ -75,6 +81,7 @@ impl SchemaKind {
                 include_str!("../../../schemas/next_best_action.avsc")
             }
             SchemaKind::Reward => include_str!("../../../schemas/reward.avsc"),
+            SchemaKind::ModelDelta => include_str!("../../../schemas/model_delta.avsc"),
         }
     }
 
@@ -85,6 +92,7 @@ impl SchemaKind {
             SchemaKind::DecisionRequest => "decision_request.avsc",
             SchemaKind::NextBestAction => "next_best_action.avsc",
             SchemaKind::Reward => "reward.avsc",
+            SchemaKind::ModelDelta => "model_delta.avsc",
         }
     }
 
@@ -122,6 +130,9 @@ impl AvroRecord for NextBestAction {
 }
 impl AvroRecord for Reward {
     const KIND: SchemaKind = SchemaKind::Reward;
+}
+impl AvroRecord for ModelDelta {
+    const KIND: SchemaKind = SchemaKind::ModelDelta;
 }
 
 /// Why bytes could not be turned into a record, or a record into bytes.

@@ -4,7 +4,9 @@
 
 use apache_avro::Schema;
 use apache_avro::schema::RecordSchema;
-use nba_core::{Channel, DecisionRequest, Interaction, NextBestAction, Reward};
+use nba_core::{
+    Channel, DecisionRequest, DeltaEntry, Interaction, ModelDelta, NextBestAction, Reward,
+};
 use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode};
 
 fn interaction() -> Interaction {
@@ -59,6 +61,23 @@ fn reward() -> Reward {
     }
 }
 
+fn model_delta() -> ModelDelta {
+    ModelDelta {
+        instance_id: "host-1-42".into(),
+        sequence: 7,
+        timestamp: 1_767_225_660_000,
+        forgetting: "window=24x3600000ms".into(),
+        dim: 2,
+        entries: vec![DeltaEntry {
+            action_id: "a".into(),
+            period: 490_896,
+            updates: 3,
+            a: vec![1.0, 0.5, 0.5, 2.25],
+            b: vec![0.75, -0.125],
+        }],
+    }
+}
+
 fn field_names(kind: SchemaKind) -> Vec<String> {
     let Schema::Record(RecordSchema { fields, .. }) = kind.schema() else {
         panic!("{} is not a record", kind.full_name())
@@ -100,6 +119,7 @@ fn every_record_round_trips_through_its_schema() {
     round_trip(request());
     round_trip(nba());
     round_trip(reward());
+    round_trip(model_delta());
 }
 
 #[test]

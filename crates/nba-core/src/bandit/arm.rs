@@ -58,6 +58,11 @@ impl ArmStats {
         &self.theta
     }
 
+    /// A⁻¹ (row-major).
+    pub(crate) fn inverse(&self) -> &[f64] {
+        &self.inv
+    }
+
     /// Learning updates this action has had (forgotten ones included).
     pub(crate) fn updates(&self) -> u64 {
         self.updates

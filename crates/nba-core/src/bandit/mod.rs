@@ -3,8 +3,9 @@
 //!
 //! Every action a keeps A_a = λI + Σ x xᵀ and b_a = Σ r x over the outcomes its
 //! [`Forgetting`] rule still counts; θ_a = A_a⁻¹ b_a is the ridge estimate. The
-//! [`Policy`] turns each candidate's θᵀx and xᵀA⁻¹x into a choice and the
-//! probability of that choice.
+//! [`Model`] says whether actions also share parameters (hybrid LinUCB, solved
+//! from the same sums: see `hybrid.rs`). The [`Policy`] turns each candidate's
+//! estimate and its variance into a choice and the probability of that choice.
 //!
 //! A⁻¹ is kept incrementally with Sherman–Morrison on every added outcome, and
 //! recomputed from the sums (Cholesky, O(d³)) when outcomes leave: a whole bucket
@@ -14,6 +15,7 @@
 //! every `refresh_every` updates to stop rounding error from piling up.
 
 mod arm;
+mod hybrid;
 mod policy;
 
 pub use policy::Policy;
@@ -21,6 +23,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use arm::ArmStats;
+use hybrid::SharedModel;
 
 use crate::{CONTEXT_DIM, DecisionRng, EventTime};
 
@@ -69,6 +72,34 @@ impl Forgetting {
     }
 }
 
+/// Which parameters the actions share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Model {
+    /// Disjoint LinUCB: every action has its own θ, learned from its own
+    /// outcomes; an action never seen starts from the prior (score 0).
+    #[default]
+    Disjoint,
+    /// Hybrid LinUCB (Li et al. 2010): r = (x ⊗ f_a)ᵀβ + xᵀθ_a, with β shared by
+    /// every action and f_a the action's features (see
+    /// [`LinearBandit::set_action_features`]; by default e₀, so the shared part
+    /// is a baseline over the context). A new action starts from what the others
+    /// learned. Solved exactly from the disjoint sums.
+    Hybrid {
+        /// Length of each action's feature vector (at least 1).
+        action_features: usize,
+    },
+}
+
+impl Model {
+    /// Name and settings, as logged on every decision (empty when disjoint).
+    fn describe(&self) -> String {
+        match self {
+            Model::Disjoint => String::new(),
+            Model::Hybrid { action_features } => format!(",hybrid(features={action_features})"),
+        }
+    }
+}
+
 /// Settings of [`LinearBandit`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct BanditConfig {
@@ -78,6 +109,8 @@ pub struct BanditConfig {
     pub lambda: f64,
     /// What is forgotten.
     pub forgetting: Forgetting,
+    /// Disjoint or hybrid.
+    pub model: Model,
     /// How choices are made.
     pub policy: Policy,
     /// Seed of every random draw (combined with each decision's id).
@@ -99,6 +132,7 @@ impl Default for BanditConfig {
                 bucket_ms: 3_600_000,
                 buckets: 24,
             },
+            model: Model::Disjoint,
             policy: Policy::default(),
             seed: 0,
             refresh_every: 1_000,
@@ -138,6 +172,12 @@ struct Snapshot {
     epoch: Option<i64>,
     version: u64,
     arms: Vec<SnapshotArm>,
+    /// Hybrid only: action features and the running shared model (kept rather
+    /// than rebuilt so a restored model decides bit for bit like the original).
+    #[serde(default)]
+    features: Vec<(String, Vec<f64>)>,
+    #[serde(default)]
+    shared: Option<SharedModel>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -174,18 +214,34 @@ pub struct LinearBandit {
     scratch: Vec<f64>,
     name: String,
     deltas: FxHashMap<(String, i64), DeltaEntry>,
+    /// Hybrid only: the shared part, and each action's features.
+    shared: Option<SharedModel>,
+    features: FxHashMap<String, Vec<f64>>,
+    default_features: Vec<f64>,
 }
 
 impl LinearBandit {
     /// An untrained model.
     pub fn new(cfg: BanditConfig) -> Self {
+        let m = match cfg.model {
+            Model::Disjoint => 0,
+            Model::Hybrid { action_features } => action_features.max(1),
+        };
+        let mut default_features = vec![0.0; m];
+        if let Some(first) = default_features.first_mut() {
+            *first = 1.0;
+        }
         Self {
             name: format!(
-                "{},lambda={},{}",
+                "{}{},lambda={},{}",
                 cfg.policy.describe(),
+                cfg.model.describe(),
                 cfg.lambda,
                 cfg.forgetting.describe()
             ),
+            shared: (m > 0).then(|| SharedModel::new(cfg.dim, m, cfg.lambda)),
+            features: FxHashMap::default(),
+            default_features,
             prior: ArmStats::prior(cfg.dim, cfg.lambda),
             scratch: vec![0.0; cfg.dim],
             arms: FxHashMap::default(),
@@ -200,7 +256,56 @@ impl LinearBandit {
     /// Returns whether it was known.
     pub fn retire(&mut self, action: &str) -> bool {
         self.deltas.retain(|(a, _), _| a != action);
-        self.arms.remove(action).is_some()
+        self.features.remove(action);
+        let known = self.arms.remove(action).is_some();
+        self.rebuild_shared();
+        known
+    }
+
+    /// Sets an action's features for the hybrid model (its outcomes so far are
+    /// re-read with them). Refused when the model is disjoint, or when the
+    /// length is not the configured `action_features` or a value is not finite.
+    pub fn set_action_features(
+        &mut self,
+        action: &str,
+        features: Vec<f64>,
+    ) -> Result<(), crate::Rejection> {
+        let m = self.default_features.len();
+        if m == 0 {
+            return Err(crate::Rejection::new(
+                "action features need the hybrid model",
+            ));
+        }
+        if features.len() != m || features.iter().any(|v| !v.is_finite()) {
+            return Err(crate::Rejection::new(format!(
+                "action features must be {m} finite numbers, got {features:?}"
+            )));
+        }
+        self.features.insert(action.to_owned(), features);
+        self.rebuild_shared();
+        Ok(())
+    }
+
+    /// The hybrid model's shared coefficients β (context index i, feature p at
+    /// i·m + p); `None` when disjoint.
+    pub fn shared_coefficients(&self) -> Option<&[f64]> {
+        self.shared.as_ref().map(SharedModel::beta)
+    }
+
+    /// Recomputes the hybrid model's shared part from every action's sums, in
+    /// sorted order so that a replay or a restore gets the same bits.
+    fn rebuild_shared(&mut self) {
+        let Some(shared) = self.shared.as_mut() else {
+            return;
+        };
+        let mut ids: Vec<&String> = self.arms.keys().collect();
+        ids.sort_unstable();
+        let (arms, features, default) = (&self.arms, &self.features, &self.default_features);
+        shared.rebuild(
+            ids.into_iter()
+                .map(|id| (&arms[id], features.get(id).unwrap_or(default).as_slice())),
+            self.cfg.lambda,
+        );
     }
 
     /// Actions with statistics, sorted.
@@ -223,17 +328,33 @@ impl LinearBandit {
         v
     }
 
-    /// Adds another instance's delta. Sliding window: into the same buckets;
-    /// discounted: decayed from its tick to now; stationary: as is.
+    /// True if something was learned here since the last [`LinearBandit::take_delta`].
+    pub fn has_delta(&self) -> bool {
+        !self.deltas.is_empty()
+    }
+
+    /// Adds another instance's delta. Sliding window: into the same buckets
+    /// (entries for buckets already out of the window are skipped); discounted:
+    /// decayed from its tick to now; stationary: as is. A model that has not
+    /// seen event time yet takes it from the newest entry.
     pub fn merge_delta(&mut self, entries: &[DeltaEntry]) {
         let d = self.cfg.dim;
+        if self.epoch.is_none() && self.cfg.forgetting.period_ms().is_some() {
+            self.epoch = entries.iter().map(|e| e.period).max();
+        }
         for e in entries {
             if e.a.len() != d * d || e.b.len() != d {
                 continue;
             }
             let (bucket, factor) = match self.cfg.forgetting {
                 Forgetting::Stationary => (None, 1.0),
-                Forgetting::SlidingWindow { .. } => (Some(e.period), 1.0),
+                Forgetting::SlidingWindow { buckets, .. } => {
+                    let oldest_kept = self.epoch.map_or(i64::MIN, |now| now - buckets as i64 + 1);
+                    if e.period < oldest_kept {
+                        continue;
+                    }
+                    (Some(e.period), 1.0)
+                }
                 Forgetting::Discounted { gamma, .. } => {
                     let behind = self.epoch.map_or(0, |now| (now - e.period).max(0));
                     (None, gamma.powf(behind as f64))
@@ -248,6 +369,7 @@ impl LinearBandit {
             arm.merge(bucket, &a, &b, e.updates, self.cfg.lambda);
             self.version += e.updates;
         }
+        self.rebuild_shared();
     }
 
     /// The whole model as bytes (a versioned JSON document whose floats
@@ -270,6 +392,16 @@ impl LinearBandit {
             epoch: self.epoch,
             version: self.version,
             arms,
+            features: {
+                let mut f: Vec<(String, Vec<f64>)> = self
+                    .features
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                f.sort_by(|x, y| x.0.cmp(&y.0));
+                f
+            },
+            shared: self.shared.clone(),
         };
         // Only finite floats are ever stored, so this cannot fail.
         serde_json::to_vec(&s).unwrap_or_default()
@@ -297,6 +429,18 @@ impl LinearBandit {
         m.epoch = s.epoch;
         m.version = s.version;
         m.arms = s.arms.into_iter().map(|a| (a.action_id, a.stats)).collect();
+        if m.shared.is_some() {
+            let fm = m.default_features.len();
+            m.features = s
+                .features
+                .into_iter()
+                .filter(|(_, f)| f.len() == fm)
+                .collect();
+            match s.shared {
+                Some(shared) if shared.fits(m.cfg.dim, fm) => m.shared = Some(shared),
+                _ => m.rebuild_shared(),
+            }
+        }
         Ok(m)
     }
 
@@ -342,6 +486,7 @@ impl LinearBandit {
         };
         self.epoch = Some(idx);
         let lambda = self.cfg.lambda;
+        let mut changed = false;
         match self.cfg.forgetting {
             Forgetting::Stationary => {}
             Forgetting::SlidingWindow { buckets, .. } => {
@@ -349,6 +494,7 @@ impl LinearBandit {
                 for arm in self.arms.values_mut() {
                     if arm.expire_before(oldest_kept) {
                         arm.refresh(lambda);
+                        changed = true;
                     }
                 }
             }
@@ -358,7 +504,11 @@ impl LinearBandit {
                     arm.discount(factor);
                     arm.refresh(lambda);
                 }
+                changed = true;
             }
+        }
+        if changed {
+            self.rebuild_shared();
         }
     }
 
@@ -373,18 +523,36 @@ impl LinearBandit {
             Forgetting::SlidingWindow { bucket_ms, .. } => Some(t.div_euclid(bucket_ms)),
             _ => None,
         };
+        let lambda = self.cfg.lambda;
         let arm = self
             .arms
             .entry(action.to_owned())
             .or_insert_with(|| self.prior.clone());
+        let f = self.features.get(action).unwrap_or(&self.default_features);
+        // Hybrid: take the action's old part out of the shared model, put its
+        // new part in.
+        if let Some(shared) = self.shared.as_mut() {
+            shared.account(arm, f, -1.0, lambda);
+        }
         let filed = arm.add(
             x,
             reward,
             bucket,
-            self.cfg.lambda,
+            lambda,
             self.cfg.refresh_every,
             &mut self.scratch,
         );
+        let mut rebuild = false;
+        if let Some(shared) = self.shared.as_mut() {
+            shared.account(arm, f, 1.0, lambda);
+            rebuild = shared.due_for_rebuild(self.cfg.refresh_every);
+            if !rebuild {
+                shared.solve();
+            }
+        }
+        if rebuild {
+            self.rebuild_shared();
+        }
         self.version += 1;
         if self.cfg.track_deltas {
             // The period the outcome counts in here: its bucket as filed, or the
@@ -409,12 +577,37 @@ impl LinearBandit {
 
     /// θᵀx + α·sqrt(xᵀA⁻¹x) with α = 1: the LinUCB score of one action.
     pub fn upper_bound(&self, action: &str, x: &[f64]) -> f64 {
-        let (m, v) = self
-            .arms
-            .get(action)
-            .unwrap_or(&self.prior)
-            .mean_and_variance(x);
+        let (m, v) = self.estimate(action, x);
         m + v.sqrt()
+    }
+
+    /// The model's expected reward for `action` in context `x`, and its variance
+    /// (in units of the noise variance): the two numbers every policy works on.
+    pub fn estimate(&self, action: &str, x: &[f64]) -> (f64, f64) {
+        self.estimate_with(action, x, &mut self.scratch_for_decision())
+    }
+
+    fn scratch_for_decision(&self) -> Vec<f64> {
+        let k = self.cfg.dim * self.default_features.len();
+        vec![
+            0.0;
+            if self.shared.is_some() {
+                self.cfg.dim + k
+            } else {
+                0
+            }
+        ]
+    }
+
+    fn estimate_with(&self, action: &str, x: &[f64], scratch: &mut [f64]) -> (f64, f64) {
+        let arm = self.arms.get(action).unwrap_or(&self.prior);
+        match &self.shared {
+            None => arm.mean_and_variance(x),
+            Some(shared) => {
+                let f = self.features.get(action).unwrap_or(&self.default_features);
+                shared.mean_and_variance(arm, f, x, self.cfg.lambda, scratch)
+            }
+        }
     }
 
     /// Chooses among `candidates` (non-empty) in context `x`, with the random
@@ -423,8 +616,9 @@ impl LinearBandit {
     pub fn decide(&self, decision_id: &str, x: &[f64], candidates: &[String]) -> Choice {
         let mut means = Vec::with_capacity(candidates.len());
         let mut vars = Vec::with_capacity(candidates.len());
+        let mut scratch = self.scratch_for_decision();
         for a in candidates {
-            let (m, v) = self.arms.get(a).unwrap_or(&self.prior).mean_and_variance(x);
+            let (m, v) = self.estimate_with(a, x, &mut scratch);
             means.push(m);
             vars.push(v);
         }

@@ -10,6 +10,7 @@ fn cfg(forgetting: Forgetting) -> BanditConfig {
         dim: 3,
         lambda: 0.7,
         forgetting,
+        model: Model::Disjoint,
         policy: Policy::LinUcb {
             alpha: 1.0,
             epsilon: 0.0,
@@ -168,29 +169,32 @@ fn degenerate_contexts_stay_finite() {
             tick_ms: 10,
         },
     ] {
-        let mut m = LinearBandit::new(BanditConfig {
-            dim: 4,
-            forgetting,
-            ..BanditConfig::default()
-        });
-        for i in 0..5_000i64 {
-            let x = match i % 3 {
-                0 => vec![0.0; 4],
-                1 => vec![1.0, 1.0, 1.0, 1.0],
-                _ => vec![1e6, -1e6, 1e6, 0.0],
-            };
-            m.update("a", &x, (i % 2) as f64, i);
-            m.update("b", &[1e6, 1e6, 1e6, 1e6], 1.0, i);
+        for model in [Model::Disjoint, Model::Hybrid { action_features: 1 }] {
+            let mut m = LinearBandit::new(BanditConfig {
+                dim: 4,
+                forgetting,
+                model,
+                ..BanditConfig::default()
+            });
+            for i in 0..5_000i64 {
+                let x = match i % 3 {
+                    0 => vec![0.0; 4],
+                    1 => vec![1.0, 1.0, 1.0, 1.0],
+                    _ => vec![1e6, -1e6, 1e6, 0.0],
+                };
+                m.update("a", &x, (i % 2) as f64, i);
+                m.update("b", &[1e6, 1e6, 1e6, 1e6], 1.0, i);
+            }
+            for x in [[0.0; 4], [1.0; 4], [1e6, -1e6, 1e6, 0.0]] {
+                let c = m.decide("d", &x, &["a".to_owned(), "b".to_owned(), "new".to_owned()]);
+                assert!(
+                    c.scores.iter().all(|s| s.is_finite()),
+                    "{forgetting:?}: {c:?}"
+                );
+                assert!(c.propensity > 0.0 && c.propensity <= 1.0);
+            }
+            assert!(m.theta("a").expect("updated").iter().all(|v| v.is_finite()));
         }
-        for x in [[0.0; 4], [1.0; 4], [1e6, -1e6, 1e6, 0.0]] {
-            let c = m.decide("d", &x, &["a".to_owned(), "b".to_owned(), "new".to_owned()]);
-            assert!(
-                c.scores.iter().all(|s| s.is_finite()),
-                "{forgetting:?}: {c:?}"
-            );
-            assert!(c.propensity > 0.0 && c.propensity <= 1.0);
-        }
-        assert!(m.theta("a").expect("updated").iter().all(|v| v.is_finite()));
     }
 }
 
@@ -247,48 +251,55 @@ fn two_instances_merging_deltas_learn_as_one() {
             tick_ms: 1_000,
         },
     ] {
-        let cfg = BanditConfig {
-            dim: 4,
-            forgetting,
-            track_deltas: true,
-            ..BanditConfig::default()
-        };
-        let (mut a, mut b, mut all) = (
-            LinearBandit::new(cfg.clone()),
-            LinearBandit::new(cfg.clone()),
-            LinearBandit::new(cfg.clone()),
-        );
-        // Instances exchange deltas once per second of event time, as they would
-        // through the model topic.
-        for chunk in random_outcomes(2_000, 4, 9).chunks(20) {
-            for (i, (action, x, r, t)) in chunk.iter().enumerate() {
-                let half = if i % 2 == 0 { &mut a } else { &mut b };
-                half.update(action, x, *r, *t);
-                all.update(action, x, *r, *t);
+        for model in [Model::Disjoint, Model::Hybrid { action_features: 1 }] {
+            let cfg = BanditConfig {
+                dim: 4,
+                forgetting,
+                model,
+                track_deltas: true,
+                ..BanditConfig::default()
+            };
+            let (mut a, mut b, mut all) = (
+                LinearBandit::new(cfg.clone()),
+                LinearBandit::new(cfg.clone()),
+                LinearBandit::new(cfg.clone()),
+            );
+            // Instances exchange deltas once per second of event time, as they would
+            // through the model topic.
+            for chunk in random_outcomes(2_000, 4, 9).chunks(20) {
+                for (i, (action, x, r, t)) in chunk.iter().enumerate() {
+                    let half = if i % 2 == 0 { &mut a } else { &mut b };
+                    half.update(action, x, *r, *t);
+                    all.update(action, x, *r, *t);
+                }
+                let (da, db) = (a.take_delta(), b.take_delta());
+                a.merge_delta(&db);
+                b.merge_delta(&da);
             }
-            let (da, db) = (a.take_delta(), b.take_delta());
-            a.merge_delta(&db);
-            b.merge_delta(&da);
-        }
-        let now = 2_000 * 50;
-        for m in [&mut a, &mut b, &mut all] {
-            m.advance_to(now);
-        }
-        assert_eq!(a.actions(), all.actions());
-        for action in all.actions() {
-            let (sa, sb) = all.sums(action).expect("learned");
-            for m in [&a, &b] {
-                let (ma, mb) = m.sums(action).expect("learned");
-                assert_close(ma, sa, 1e-9);
-                assert_close(mb, sb, 1e-9);
-                assert_close(
-                    m.theta(action).expect("learned"),
-                    all.theta(action).expect("learned"),
-                    1e-9,
-                );
+            let now = 2_000 * 50;
+            for m in [&mut a, &mut b, &mut all] {
+                m.advance_to(now);
             }
+            assert_eq!(a.actions(), all.actions());
+            for action in all.actions() {
+                let (sa, sb) = all.sums(action).expect("learned");
+                for m in [&a, &b] {
+                    let (ma, mb) = m.sums(action).expect("learned");
+                    assert_close(ma, sa, 1e-9);
+                    assert_close(mb, sb, 1e-9);
+                    assert_close(
+                        m.theta(action).expect("learned"),
+                        all.theta(action).expect("learned"),
+                        1e-9,
+                    );
+                    let x = [0.3, -0.2, 0.9, 0.1];
+                    let (em, ev) = m.estimate(action, &x);
+                    let (am, av) = all.estimate(action, &x);
+                    assert_close(&[em, ev], &[am, av], 1e-9);
+                }
+            }
+            assert_eq!(a.version(), all.version(), "{forgetting:?}");
         }
-        assert_eq!(a.version(), all.version(), "{forgetting:?}");
     }
 }
 
@@ -346,4 +357,153 @@ fn actions_come_and_go() {
     // A new action starts from the prior and is decided on with the others.
     let c = m.decide("d", &[1.0, 0.0, 0.0], &["new".to_owned(), "old".to_owned()]);
     assert_eq!(c.scores[0], c.scores[1], "both at the prior");
+}
+
+/// The hybrid model's mean and variance for every action, computed the slow
+/// way: one joint ridge regression over [β; θ_a0; θ_a1; ...] with the outcome
+/// of action a in context x seen as φ = [x ⊗ f_a; 0, .., x, .., 0].
+fn joint_ridge_estimates(
+    outcomes: &[(String, Vec<f64>, f64, i64)],
+    actions: &[String],
+    features: &dyn Fn(&str) -> Vec<f64>,
+    lambda: f64,
+    x: &[f64],
+) -> Vec<(f64, f64)> {
+    let d = x.len();
+    let m = features(&actions[0]).len();
+    let k = d * m;
+    let n = k + actions.len() * d;
+    let phi = |action: &str, x: &[f64]| -> Vec<f64> {
+        let mut v = vec![0.0; n];
+        let f = features(action);
+        for i in 0..d {
+            for p in 0..m {
+                v[i * m + p] = x[i] * f[p];
+            }
+        }
+        let slot = actions.iter().position(|a| a == action).expect("known");
+        v[k + slot * d..k + (slot + 1) * d].copy_from_slice(x);
+        v
+    };
+    let mut a = vec![0.0; n * n];
+    let mut b = vec![0.0; n];
+    for (action, x, r, _) in outcomes {
+        let p = phi(action, x);
+        add_outer(&mut a, &p, 1.0);
+        b.iter_mut().zip(&p).for_each(|(s, v)| *s += r * v);
+    }
+    let inv = spd_inverse(&a, lambda, n).expect("spd");
+    let mut theta = vec![0.0; n];
+    mat_vec(&inv, &b, &mut theta);
+    actions
+        .iter()
+        .map(|action| {
+            let p = phi(action, x);
+            let mut u = vec![0.0; n];
+            mat_vec(&inv, &p, &mut u);
+            (dot(&theta, &p), dot(&p, &u))
+        })
+        .collect()
+}
+
+/// Hybrid LinUCB equals the joint ridge regression it stands for, with action
+/// features, a never-seen action, and a sliding window that drops outcomes.
+#[test]
+fn hybrid_equals_joint_ridge_on_the_window() {
+    let d = 3;
+    let features = |a: &str| -> Vec<f64> {
+        match a {
+            "a0" => vec![1.0, 0.5],
+            "a1" => vec![1.0, -0.5],
+            "a2" => vec![0.2, 2.0],
+            _ => vec![1.0, 0.0],
+        }
+    };
+    let actions: Vec<String> = ["a0", "a1", "a2", "a3", "never"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    for forgetting in [
+        Forgetting::Stationary,
+        Forgetting::SlidingWindow {
+            bucket_ms: 1_000,
+            buckets: 5,
+        },
+    ] {
+        let mut m = LinearBandit::new(BanditConfig {
+            model: Model::Hybrid { action_features: 2 },
+            refresh_every: 97,
+            ..cfg(forgetting)
+        });
+        for a in ["a0", "a1", "a2"] {
+            m.set_action_features(a, features(a)).expect("valid");
+        }
+        let outcomes = random_outcomes(3_000, d, 21);
+        for (action, x, r, t) in &outcomes {
+            m.update(action, x, *r, *t);
+        }
+        let now = outcomes.last().expect("outcomes").3;
+        let kept: Vec<_> = match forgetting {
+            Forgetting::SlidingWindow { bucket_ms, buckets } => {
+                let oldest = now.div_euclid(bucket_ms) - buckets as i64 + 1;
+                outcomes
+                    .iter()
+                    .filter(|o| o.3.div_euclid(bucket_ms) >= oldest)
+                    .cloned()
+                    .collect()
+            }
+            _ => outcomes.clone(),
+        };
+        assert!(kept.len() < outcomes.len() || forgetting == Forgetting::Stationary);
+        let x = [0.4, -0.8, 0.3];
+        let expected = joint_ridge_estimates(&kept, &actions, &features, 0.7, &x);
+        for (action, (mean, var)) in actions.iter().zip(expected) {
+            let (hm, hv) = m.estimate(action, &x);
+            assert_close(&[hm, hv], &[mean, var], 1e-9);
+        }
+    }
+}
+
+/// A new action in the hybrid model starts from what the others learned; in
+/// the disjoint model it starts from nothing.
+#[test]
+fn a_new_action_learns_from_the_others_in_the_hybrid_model() {
+    let outcomes: Vec<_> = random_outcomes(2_000, 3, 8)
+        .into_iter()
+        .map(|(a, x, _, t)| {
+            let r = 0.4 * x[0];
+            (a, x, r, t)
+        })
+        .collect();
+    let mut hybrid = LinearBandit::new(BanditConfig {
+        model: Model::Hybrid { action_features: 1 },
+        ..cfg(Forgetting::Stationary)
+    });
+    let mut disjoint = LinearBandit::new(cfg(Forgetting::Stationary));
+    for (action, x, r, t) in &outcomes {
+        hybrid.update(action, x, *r, *t);
+        disjoint.update(action, x, *r, *t);
+    }
+    let x = [1.0, 0.0, 0.0];
+    let (new_mean, new_var) = hybrid.estimate("brand-new", &x);
+    // Every action's reward is 0.4·x₀. Ridge splits that between β and each θ_a;
+    // with four actions sharing it, β carries about 4/5 of it.
+    assert!(
+        (0.28..=0.4).contains(&new_mean),
+        "hybrid starts at {new_mean}"
+    );
+    assert_eq!(disjoint.estimate("brand-new", &x).0, 0.0);
+    // Its own uncertainty stays: it has had no outcome yet.
+    assert!(new_var > hybrid.estimate("a0", &x).1);
+    assert!(hybrid.policy_name().contains("hybrid"));
+    // Snapshots carry the shared part: a restored model decides the same.
+    let restored =
+        LinearBandit::restore(hybrid.config().clone(), &hybrid.snapshot()).expect("restores");
+    let candidates: Vec<String> = ["a0", "a1", "brand-new"].map(String::from).to_vec();
+    assert_eq!(
+        hybrid.decide("d", &x, &candidates),
+        restored.decide("d", &x, &candidates)
+    );
+    assert!(disjoint.set_action_features("a0", vec![1.0]).is_err());
+    assert!(hybrid.set_action_features("a0", vec![1.0, 2.0]).is_err());
 }
