@@ -6,14 +6,14 @@ use std::time::Instant;
 
 use clap::Parser;
 use nba_benches::nanos_histogram;
-use nba_core::{BanditConfig, LinearBandit};
+use nba_core::{BanditConfig, LinearBandit, Model};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-/// Decide and update time of the default policy (sliding-window LinUCB) for
-/// d ∈ {8, 32, 64} and K ∈ {10, 50, 1000}, on one core. Every action is warmed up
-/// with 2d updates first.
+/// Decide and update time of the default policy (sliding-window LinUCB), disjoint
+/// and hybrid, for d ∈ {8, 32, 64} and K ∈ {10, 50, 1000}, on one core. Every
+/// action is warmed up with 2d updates first.
 #[derive(Debug, Parser)]
 struct Cli {
     /// Decisions (and updates) timed per (d, K); fewer for K = 1000.
@@ -26,6 +26,7 @@ struct Cli {
 
 #[derive(Debug, Serialize)]
 struct Cost {
+    model: &'static str,
     d: usize,
     k: usize,
     decide_median_us: f64,
@@ -34,10 +35,11 @@ struct Cost {
     update_p99_us: f64,
 }
 
-fn measure(d: usize, k: usize, samples: usize) -> Cost {
+fn measure(model: Model, d: usize, k: usize, samples: usize) -> Cost {
     let mut rng = ChaCha8Rng::seed_from_u64((d * 10_000 + k) as u64);
     let mut bandit = LinearBandit::new(BanditConfig {
         dim: d,
+        model,
         ..BanditConfig::default()
     });
     let actions: Vec<String> = (0..k).map(|a| format!("action-{a}")).collect();
@@ -63,6 +65,10 @@ fn measure(d: usize, k: usize, samples: usize) -> Cost {
     }
     let us = |h: &hdrhistogram::Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
     Cost {
+        model: match model {
+            Model::Disjoint => "disjoint",
+            Model::Hybrid { .. } => "hybrid",
+        },
         d,
         k,
         decide_median_us: us(&decide, 0.5),
@@ -75,24 +81,32 @@ fn measure(d: usize, k: usize, samples: usize) -> Cost {
 fn main() {
     let cli = Cli::parse();
     let mut results = Vec::new();
-    for d in [8, 32, 64] {
-        for k in [10, 50, 1_000] {
-            let n = if k >= 1_000 {
-                (cli.samples / 10).max(100)
-            } else {
-                cli.samples
-            };
-            results.push(measure(d, k, n));
+    for model in [Model::Disjoint, Model::Hybrid { action_features: 1 }] {
+        for d in [8, 32, 64] {
+            for k in [10, 50, 1_000] {
+                let n = if k >= 1_000 {
+                    (cli.samples / 10).max(100)
+                } else {
+                    cli.samples
+                };
+                results.push(measure(model, d, k, n));
+            }
         }
     }
     println!(
-        "{:>3} {:>5} {:>14} {:>12} {:>14} {:>12}",
-        "d", "K", "decide p50 µs", "decide p99", "update p50 µs", "update p99"
+        "{:<9} {:>3} {:>5} {:>14} {:>12} {:>14} {:>12}",
+        "model", "d", "K", "decide p50 µs", "decide p99", "update p50 µs", "update p99"
     );
     for c in &results {
         println!(
-            "{:>3} {:>5} {:>14.2} {:>12.2} {:>14.2} {:>12.2}",
-            c.d, c.k, c.decide_median_us, c.decide_p99_us, c.update_median_us, c.update_p99_us
+            "{:<9} {:>3} {:>5} {:>14.2} {:>12.2} {:>14.2} {:>12.2}",
+            c.model,
+            c.d,
+            c.k,
+            c.decide_median_us,
+            c.decide_p99_us,
+            c.update_median_us,
+            c.update_p99_us
         );
     }
     if cli.json {

@@ -112,7 +112,7 @@ impl World {
 
 #[derive(Debug, Clone, Copy)]
 enum Contender {
-    Bandit(Forgetting, Policy),
+    Bandit(Forgetting, Policy, Model),
     Random,
 }
 
@@ -130,11 +130,11 @@ fn run(c: Contender, cli: &Cli, seed: u64) -> (f64, f64, f64) {
     let mut ctx_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let actions: Vec<String> = (0..cli.actions).map(|a| format!("a{a}")).collect();
     let mut bandit = match c {
-        Contender::Bandit(forgetting, policy) => Some(LinearBandit::new(BanditConfig {
+        Contender::Bandit(forgetting, policy, model) => Some(LinearBandit::new(BanditConfig {
             dim: cli.dim,
             lambda: 1.0,
             forgetting,
-            model: Model::Disjoint,
+            model,
             policy,
             seed,
             refresh_every: 1_000,
@@ -189,16 +189,27 @@ fn main() {
         alpha: 0.5,
         epsilon: 0.0,
     };
+    let disjoint = Model::Disjoint;
     let contenders = [
         (
             "linucb-stationary",
-            Contender::Bandit(Forgetting::Stationary, linucb),
+            Contender::Bandit(Forgetting::Stationary, linucb, disjoint),
         ),
-        ("linucb-sliding-window", Contender::Bandit(window, linucb)),
-        ("linucb-discounted", Contender::Bandit(discounted, linucb)),
+        (
+            "linucb-sliding-window",
+            Contender::Bandit(window, linucb, disjoint),
+        ),
+        (
+            "linucb-discounted",
+            Contender::Bandit(discounted, linucb, disjoint),
+        ),
+        (
+            "hybrid-linucb-sliding-window",
+            Contender::Bandit(window, linucb, Model::Hybrid { action_features: 1 }),
+        ),
         (
             "thompson-sliding-window",
-            Contender::Bandit(window, Policy::Thompson { scale: 0.3 }),
+            Contender::Bandit(window, Policy::Thompson { scale: 0.3 }, disjoint),
         ),
         ("uniform-random", Contender::Random),
     ];
@@ -228,12 +239,12 @@ fn main() {
         cli.runs
     );
     println!(
-        "{:<26} {:>14} {:>14} {:>12}",
+        "{:<30} {:>14} {:>14} {:>12}",
         "policy", "regret before", "regret after", "decisions/s"
     );
     for r in &results {
         println!(
-            "{:<26} {:>14.1} {:>14.1} {:>12.0}",
+            "{:<30} {:>14.1} {:>14.1} {:>12.0}",
             r.name, r.regret_before_change, r.regret_after_change, r.decisions_per_s
         );
     }
