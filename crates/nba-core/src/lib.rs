@@ -26,6 +26,7 @@ pub mod model_sync;
 mod rejection;
 mod rng;
 mod updater;
+mod versioned;
 mod window;
 
 pub use actions::{Action, ActionCatalog, ChannelSet};

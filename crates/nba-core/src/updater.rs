@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::versioned::FormatTag;
 use crate::{
     AttributionJoin, BanditConfig, DecisionRequest, EventTime, JoinConfig, LinearBandit,
     ModelDelta, NextBestAction, PendingDecision, Rejection, Reward, SeenDeltas,
@@ -69,15 +70,26 @@ struct Exchange {
     seen: SeenDeltas,
 }
 
+impl Exchange {
+    fn new(instance_id: String) -> Self {
+        Self {
+            instance_id,
+            sequence: 0,
+            seen: SeenDeltas::default(),
+        }
+    }
+}
+
 /// The identifier and version of the checkpoint format.
-const CHECKPOINT_FORMAT: &str = "nba.model-updater-checkpoint";
-const CHECKPOINT_VERSION: u32 = 1;
+fn checkpoint_format() -> FormatTag {
+    FormatTag::new("nba.model-updater-checkpoint", 1)
+}
 
 /// Everything a model-updater needs to carry on where it stopped.
 #[derive(Debug, Serialize, Deserialize)]
 struct Checkpoint {
-    format: String,
-    format_version: u32,
+    #[serde(flatten)]
+    tag: FormatTag,
     /// [`LinearBandit::snapshot`], as JSON.
     bandit: serde_json::Value,
     open_decisions: Vec<(String, PendingDecision)>,
@@ -102,11 +114,7 @@ impl ModelUpdater {
     pub fn new(mut cfg: UpdaterConfig) -> Self {
         cfg.bandit.track_deltas |= cfg.instance_id.is_some();
         Self {
-            exchange: cfg.instance_id.map(|instance_id| Exchange {
-                instance_id,
-                sequence: 0,
-                seen: SeenDeltas::default(),
-            }),
+            exchange: cfg.instance_id.map(Exchange::new),
             bandit: LinearBandit::new(cfg.bandit),
             join: AttributionJoin::new(cfg.join),
             allowed_lateness_ms: cfg.allowed_lateness_ms,
@@ -144,8 +152,7 @@ impl ModelUpdater {
     /// restore resumes exactly where the committed offsets do.
     pub fn checkpoint(&self) -> Vec<u8> {
         let c = Checkpoint {
-            format: CHECKPOINT_FORMAT.to_owned(),
-            format_version: CHECKPOINT_VERSION,
+            tag: checkpoint_format(),
             bandit: serde_json::from_slice(&self.bandit.snapshot()).unwrap_or_default(),
             open_decisions: self
                 .join
@@ -168,12 +175,9 @@ impl ModelUpdater {
     pub fn restore(mut cfg: UpdaterConfig, bytes: &[u8]) -> Result<Self, Rejection> {
         let c: Checkpoint = serde_json::from_slice(bytes)
             .map_err(|e| Rejection::new(format!("not a model-updater checkpoint: {e}")))?;
-        if c.format != CHECKPOINT_FORMAT || c.format_version != CHECKPOINT_VERSION {
-            return Err(Rejection::new(format!(
-                "checkpoint format {} v{} is not {CHECKPOINT_FORMAT} v{CHECKPOINT_VERSION}",
-                c.format, c.format_version
-            )));
-        }
+        c.tag
+            .expect(&checkpoint_format())
+            .map_err(|e| Rejection::new(format!("not a model-updater checkpoint: {e}")))?;
         let shares = cfg.instance_id.is_some();
         cfg.bandit.track_deltas |= shares;
         let bandit_bytes = serde_json::to_vec(&c.bandit).unwrap_or_default();
@@ -184,11 +188,7 @@ impl ModelUpdater {
         }
         let exchange = match (shares, c.exchange) {
             (true, Some(e)) => Some(e),
-            (true, None) => cfg.instance_id.map(|instance_id| Exchange {
-                instance_id,
-                sequence: 0,
-                seen: SeenDeltas::default(),
-            }),
+            (true, None) => cfg.instance_id.map(Exchange::new),
             (false, _) => None,
         };
         Ok(Self {

@@ -46,28 +46,10 @@ fn future_record<'a>(
     fr
 }
 
-/// Enqueues `record`, waiting while librdkafka's queue is full.
-pub(crate) async fn send(
-    producer: &FutureProducer,
-    names: &TopicNames,
-    record: &OutputRecord,
-) -> Result<DeliveryFuture, KafkaError> {
-    let mut fr = future_record(names, record);
-    loop {
-        match producer.send_result(fr) {
-            Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                fr = back;
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            Err((e, _)) => return Err(e),
-        }
-    }
-}
-
-/// [`send`] for callers that cannot await (rebalance callbacks): blocks the
-/// thread while the queue is full.
-pub(crate) fn send_blocking(
+/// Enqueues `record`, waiting while librdkafka's queue is full. The wait blocks
+/// the thread (1 ms at a time; librdkafka's own threads drain the queue), so
+/// async code and rebalance callbacks use the same function.
+pub(crate) fn send(
     producer: &FutureProducer,
     names: &TopicNames,
     record: &OutputRecord,
@@ -119,7 +101,6 @@ impl Producer {
     /// Sends one record.
     pub async fn send(&mut self, record: &OutputRecord) -> anyhow::Result<()> {
         let d = send(&self.inner, &self.names, record)
-            .await
             .with_context(|| format!("cannot send to {}", self.names.name(record.topic)))?;
         self.in_flight.push_back(d);
         while self.in_flight.len() > self.window {

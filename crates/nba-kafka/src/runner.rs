@@ -18,7 +18,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::KafkaArgs;
 use crate::args::create;
-use crate::produce::{PRODUCER_DEFAULTS, send, send_blocking};
+use crate::produce::{PRODUCER_DEFAULTS, send};
 use crate::tracker::{AckTracker, Pending};
 
 /// Consumer settings nba needs for at-least-once: offsets are stored by nba only
@@ -76,7 +76,7 @@ impl<S: Stage> StageContext<S> {
         let mut out = Vec::new();
         lock(&self.stage).flush(&mut out);
         for record in &out {
-            let delivery = send_blocking(&self.producer, &self.names, record)
+            let delivery = send(&self.producer, &self.names, record)
                 .with_context(|| format!("cannot send to {}", self.names.name(record.topic)))?;
             if let Some(uncovered) = self.tracker.cover_held(delivery) {
                 // Nothing waits for it; keep its failure visible all the same.
@@ -278,7 +278,7 @@ pub async fn run_stage<S: Stage + 'static>(
                 lock(&stage).process(&input, &mut outputs);
                 caught_up += 1;
             }
-            send_untracked(&producer, &names, &tracker, &mut outputs).await?;
+            send_untracked(&producer, &names, &tracker, &mut outputs)?;
         }
         tracing::info!("{name} caught up with {caught_up} broadcast record(s)");
     }
@@ -322,7 +322,7 @@ pub async fn run_stage<S: Stage + 'static>(
                         if let Some(input) = input_of(&names, &msg) {
                             lock(&stage).process(&input, &mut outputs);
                         }
-                        send_untracked(&producer, &names, &tracker, &mut outputs).await?;
+                        send_untracked(&producer, &names, &tracker, &mut outputs)?;
                     }
                     Err(e) => tracing::warn!("broadcast consumer error (retrying): {e}"),
                 }
@@ -345,7 +345,7 @@ pub async fn run_stage<S: Stage + 'static>(
                 };
                 let mut deliveries = Vec::with_capacity(outputs.len());
                 for record in outputs.drain(..) {
-                    deliveries.push(send(&producer, &names, &record).await.with_context(|| {
+                    deliveries.push(send(&producer, &names, &record).with_context(|| {
                         format!("cannot send to {}", names.name(record.topic))
                     })?);
                 }
@@ -411,7 +411,7 @@ pub async fn run_stage<S: Stage + 'static>(
 
 /// Sends the outputs of a broadcast record (dead letters): tracked for failures,
 /// with no offset to store.
-async fn send_untracked(
+fn send_untracked(
     producer: &FutureProducer,
     names: &TopicNames,
     tracker: &AckTracker,
@@ -419,7 +419,6 @@ async fn send_untracked(
 ) -> anyhow::Result<()> {
     for record in outputs.drain(..) {
         let d = send(producer, names, &record)
-            .await
             .with_context(|| format!("cannot send to {}", names.name(record.topic)))?;
         tracker.push(Pending::without_offset(&record, names, d));
     }

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use arm::ArmStats;
 use hybrid::SharedModel;
 
+use crate::versioned::FormatTag;
 use crate::{CONTEXT_DIM, DecisionRng, EventTime};
 
 /// What the model forgets, and when (all in event time).
@@ -160,13 +161,14 @@ pub struct DeltaEntry {
 }
 
 /// The identifier and version of the snapshot format.
-const SNAPSHOT_FORMAT: &str = "nba.linear-bandit-snapshot";
-const SNAPSHOT_VERSION: u32 = 1;
+fn snapshot_format() -> FormatTag {
+    FormatTag::new("nba.linear-bandit-snapshot", 1)
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Snapshot {
-    format: String,
-    format_version: u32,
+    #[serde(flatten)]
+    tag: FormatTag,
     policy: String,
     dim: usize,
     epoch: Option<i64>,
@@ -385,8 +387,7 @@ impl LinearBandit {
             .collect();
         arms.sort_by(|x, y| x.action_id.cmp(&y.action_id));
         let s = Snapshot {
-            format: SNAPSHOT_FORMAT.to_owned(),
-            format_version: SNAPSHOT_VERSION,
+            tag: snapshot_format(),
             policy: self.name.clone(),
             dim: self.cfg.dim,
             epoch: self.epoch,
@@ -413,12 +414,9 @@ impl LinearBandit {
     pub fn restore(cfg: BanditConfig, bytes: &[u8]) -> Result<Self, crate::Rejection> {
         let s: Snapshot = serde_json::from_slice(bytes)
             .map_err(|e| crate::Rejection::new(format!("not a bandit snapshot: {e}")))?;
-        if s.format != SNAPSHOT_FORMAT || s.format_version != SNAPSHOT_VERSION {
-            return Err(crate::Rejection::new(format!(
-                "snapshot format {} v{} is not {SNAPSHOT_FORMAT} v{SNAPSHOT_VERSION}",
-                s.format, s.format_version
-            )));
-        }
+        s.tag
+            .expect(&snapshot_format())
+            .map_err(|e| crate::Rejection::new(format!("not a bandit snapshot: {e}")))?;
         if s.dim != cfg.dim {
             return Err(crate::Rejection::new(format!(
                 "the snapshot has dimension {}, the configuration {}",
