@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use nba_kafka::{KafkaArgs, Producer, audit, init_logging, run_main};
+use nba_kafka::{KafkaArgs, LogFormat, Producer, audit, init_logging, run_main};
 use nba_pipeline::{DemoConfig, DemoReport, OutputRecord, Topic, run_demo};
 use nba_sim::{SimConfig, Simulator, malformed_records};
 
@@ -93,7 +93,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Demo(a) => demo(&a),
         Command::Simulate(a) => {
-            init_logging();
+            init_logging(LogFormat::Human);
             run_main(simulate(a))
         }
         Command::Audit(a) => run_audit(&a),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nba_core::{AggregatorConfig, FeatureConfig};
-use nba_kafka::{KafkaArgs, run_stage_binary};
+use nba_kafka::{KafkaArgs, OpsArgs, parse_cli, run_stage_binary};
 use nba_pipeline::AggregatorStage;
 
 /// Reads validated interactions, updates each customer's sliding-window features,
@@ -16,6 +16,9 @@ use nba_pipeline::AggregatorStage;
 struct Cli {
     #[command(flatten)]
     kafka: KafkaArgs,
+
+    #[command(flatten)]
+    ops: OpsArgs,
 
     /// Event types that ask for a next best action (repeat, or comma-separated).
     #[arg(
@@ -36,7 +39,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = parse_cli();
     let stage = AggregatorStage::new(AggregatorConfig {
         features: FeatureConfig {
             bucket_ms: i64::from(cli.feature_bucket_secs) * 1_000,
@@ -45,5 +48,5 @@ fn main() -> ExitCode {
         triggers: cli.triggers,
         ..AggregatorConfig::default()
     });
-    run_stage_binary(stage, &cli.kafka)
+    run_stage_binary(stage, &cli.kafka, &cli.ops)
 }

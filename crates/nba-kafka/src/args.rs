@@ -20,6 +20,7 @@ pub struct KafkaArgs {
     /// Repeat for several; in the environment, separate them with commas.
     #[arg(
         short = 'X',
+        long = "kafka-config",
         value_name = "KEY=VALUE",
         env = "NBA_KAFKA_CONFIG",
         value_delimiter = ','

@@ -5,17 +5,21 @@ use std::process::ExitCode;
 
 use nba_pipeline::Stage;
 
-use crate::{KafkaArgs, run_stage, shutdown_signal};
+use crate::{KafkaArgs, LogFormat, OpsArgs, run_stage, shutdown_signal};
 
-/// Logs to stderr; `RUST_LOG` (e.g. `RUST_LOG=debug`) sets the level, `info` by
-/// default.
-pub fn init_logging() {
+/// Logs to stderr, for people or as JSON lines; `RUST_LOG` (e.g.
+/// `RUST_LOG=debug`) sets the level, `info` by default. At `info` nba logs
+/// counts and settings, never a customer's attributes.
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// Runs `work` on a multi-threaded runtime; an error is printed with its causes
@@ -45,10 +49,10 @@ where
 
 /// The whole `main` of a stage binary: log, run `stage` against the broker until
 /// SIGINT/SIGTERM, drain, commit, exit.
-pub fn run_stage_binary<S: Stage + 'static>(stage: S, args: &KafkaArgs) -> ExitCode {
-    init_logging();
+pub fn run_stage_binary<S: Stage + 'static>(stage: S, args: &KafkaArgs, ops: &OpsArgs) -> ExitCode {
+    init_logging(ops.log_format);
     run_main(async {
-        run_stage(stage, args, shutdown_signal()).await?;
+        run_stage(stage, args, ops, shutdown_signal()).await?;
         Ok(())
     })
 }

@@ -14,6 +14,8 @@
 mod args;
 mod audit;
 mod binary;
+mod config;
+mod ops;
 mod produce;
 mod runner;
 mod shutdown;
@@ -22,6 +24,8 @@ mod tracker;
 pub use args::{KafkaArgs, TopicArgs};
 pub use audit::{AuditReport, audit};
 pub use binary::{init_logging, run_main, run_stage_binary};
+pub use config::parse_cli;
+pub use ops::{LogFormat, OpsArgs};
 pub use produce::{Producer, produce};
 pub use runner::{RunSummary, run_stage};
 pub use shutdown::shutdown_signal;

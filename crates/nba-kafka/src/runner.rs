@@ -1,9 +1,10 @@
 //! One stage as a consumer-group member, at-least-once.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use nba_pipeline::{InputRecord, OutputRecord, Stage, StageCounters, Topic, TopicNames};
@@ -13,13 +14,15 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::KafkaArgs;
 use crate::args::create;
+use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
 use crate::produce::{PRODUCER_DEFAULTS, send};
-use crate::tracker::{AckTracker, Pending};
+use crate::tracker::{AckTracker, Pending, Sent};
 
 /// Consumer settings nba needs for at-least-once: offsets are stored by nba only
 /// after the outputs are acknowledged (`enable.auto.offset.store=false`) and the
@@ -29,6 +32,8 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("auto.commit.interval.ms", "1000"),
     ("enable.auto.offset.store", "false"),
     ("auto.offset.reset", "earliest"),
+    // Consumer lag per partition for /metrics.
+    ("statistics.interval.ms", "5000"),
 ];
 
 /// Most consumed records whose outputs may be unacknowledged at once.
@@ -42,6 +47,8 @@ const BROADCAST_DEFAULTS: &[(&str, &str)] = &[
     ("auto.offset.reset", "earliest"),
 ];
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the `/metrics` scrape is re-rendered.
+const SCRAPE_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait for the broadcast topics' existing records at start.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -67,6 +74,8 @@ struct StageContext<S> {
     names: TopicNames,
     tracker: Arc<AckTracker>,
     revocations: AtomicU64,
+    board: Arc<MetricsBoard>,
+    lag: Mutex<BTreeMap<(String, i32), i64>>,
 }
 
 impl<S: Stage> StageContext<S> {
@@ -78,17 +87,26 @@ impl<S: Stage> StageContext<S> {
         for record in &out {
             let delivery = send(&self.producer, &self.names, record)
                 .with_context(|| format!("cannot send to {}", self.names.name(record.topic)))?;
-            if let Some(uncovered) = self.tracker.cover_held(delivery) {
-                // Nothing waits for it; keep its failure visible all the same.
-                self.tracker
-                    .push(Pending::without_offset(record, &self.names, uncovered));
-            }
+            self.tracker.cover_held(delivery, Sent::of(record));
         }
         Ok(())
     }
 }
 
-impl<S: Stage> ClientContext for StageContext<S> {}
+impl<S: Stage> ClientContext for StageContext<S> {
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+        lag.clear();
+        for (topic, t) in &statistics.topics {
+            for (id, p) in &t.partitions {
+                // Partition -1 is librdkafka's internal one; lag -1 means unknown.
+                if *id >= 0 && p.consumer_lag >= 0 {
+                    lag.insert((topic.clone(), *id), p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl<S: Stage> ConsumerContext for StageContext<S> {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -102,6 +120,7 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
         if let Err(e) = self.producer.flush(Timeout::After(DRAIN_TIMEOUT)) {
             tracing::warn!("outputs not all acknowledged before revoke: {e}");
         }
+        self.tracker.book_ready();
         if let Err(e) = self.tracker.store_acknowledged(consumer) {
             tracing::error!("{e:#}");
         }
@@ -118,6 +137,7 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(p) = rebalance {
             tracing::info!("{} partition(s) assigned", p.count());
+            self.board.set_ready(true);
         }
     }
 }
@@ -211,9 +231,14 @@ async fn recv_broadcast(c: Option<&StreamConsumer>) -> Result<BorrowedMessage<'_
 /// storing the input's offset, so nothing is lost: the record is processed again
 /// after a restart. Broadcast topics (the model topic) are read whole, first up
 /// to their end at start, then as they grow.
+///
+/// With `ops`, it serves `/metrics`, `/healthz` and `/readyz` (ready once the
+/// group has assigned partitions, not ready while catching up or stopping) and
+/// appends latency intervals to a log.
 pub async fn run_stage<S: Stage + 'static>(
     stage: S,
     args: &KafkaArgs,
+    ops: &OpsArgs,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<(S, RunSummary)> {
     let names = args.topics.names();
@@ -226,7 +251,12 @@ pub async fn run_stage<S: Stage + 'static>(
     let broadcast_topics = stage.broadcast_inputs();
     let flush_interval = stage.flush_interval();
     let producer: FutureProducer = create(&args.client_config(PRODUCER_DEFAULTS)?, "producer")?;
-    let tracker = Arc::new(AckTracker::default());
+    let tracker = Arc::new(AckTracker::new(names.clone()));
+    let board = Arc::new(MetricsBoard::default());
+    if let Some(addr) = ops.metrics_addr {
+        serve(addr, Arc::clone(&board)).await?;
+    }
+    let mut latency_log = open_latency_log(ops, name)?;
     let stage = Arc::new(Mutex::new(stage));
     let group = args.group_id_or(name);
     let mut consumer_config = args.client_config(CONSUMER_DEFAULTS)?;
@@ -244,6 +274,8 @@ pub async fn run_stage<S: Stage + 'static>(
             names: names.clone(),
             tracker: Arc::clone(&tracker),
             revocations: AtomicU64::new(0),
+            board: Arc::clone(&board),
+            lag: Mutex::new(BTreeMap::new()),
         })
         .context("cannot create the Kafka consumer: check --brokers and every -X setting")?;
     let ctx = consumer.context();
@@ -293,10 +325,25 @@ pub async fn run_stage<S: Stage + 'static>(
         args.brokers
     );
 
+    let readings = || {
+        let s = lock(&stage);
+        Readings {
+            stage: name,
+            latencies: s.latencies().clone(),
+            counters: s.counters(),
+            extra: s.extra_counters(),
+            acks: tracker.latencies(),
+            revocations: ctx.revocations.load(Ordering::Relaxed),
+            lag: ctx.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    };
+    let log_every = Duration::from_secs(u64::from(ops.latency_log_secs));
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last_report = Instant::now();
     let mut last_flush = Instant::now();
+    let mut last_scrape = Instant::now();
+    let mut last_log = Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -307,6 +354,16 @@ pub async fn run_stage<S: Stage + 'static>(
                     ctx.flush_stage()?;
                 }
                 tracker.store_acknowledged(&consumer)?;
+                if ops.metrics_addr.is_some() && last_scrape.elapsed() >= SCRAPE_EVERY {
+                    last_scrape = Instant::now();
+                    board.publish(readings().render());
+                }
+                if let Some(log) = latency_log.as_mut().filter(|_| last_log.elapsed() >= log_every) {
+                    last_log = Instant::now();
+                    let r = readings();
+                    log.write_interval(SystemTime::now(), r.tagged_histograms())
+                        .context("cannot append to --latency-log")?;
+                }
                 if last_report.elapsed() >= Duration::from_secs(10) {
                     last_report = Instant::now();
                     let c = lock(&stage).counters();
@@ -316,6 +373,7 @@ pub async fn run_stage<S: Stage + 'static>(
                     );
                 }
             }
+            () = tracker.next_completion() => {}
             received = recv_broadcast(broadcast.as_ref()) => {
                 match received {
                     Ok(msg) => {
@@ -338,6 +396,7 @@ pub async fn run_stage<S: Stage + 'static>(
                 let Some(input) = input_of(&names, &msg) else {
                     continue;
                 };
+                let arrived = Instant::now();
                 let held = {
                     let mut s = lock(&stage);
                     s.process(&input, &mut outputs);
@@ -345,17 +404,19 @@ pub async fn run_stage<S: Stage + 'static>(
                 };
                 let mut deliveries = Vec::with_capacity(outputs.len());
                 for record in outputs.drain(..) {
-                    deliveries.push(send(&producer, &names, &record).with_context(|| {
+                    let d = send(&producer, &names, &record).with_context(|| {
                         format!("cannot send to {}", names.name(record.topic))
-                    })?);
+                    })?;
+                    deliveries.push((d, Sent::of(&record)));
                 }
-                tracker.push(Pending {
+                let pending = Pending {
                     topic: msg.topic().to_owned(),
                     partition: msg.partition(),
                     offset: msg.offset(),
-                    deliveries,
                     held,
-                });
+                    arrived,
+                };
+                tracker.push(pending, deliveries);
                 drop(msg);
                 tracker.store_acknowledged(&consumer)?;
                 if tracker.len() >= MAX_IN_FLIGHT {
@@ -364,7 +425,7 @@ pub async fn run_stage<S: Stage + 'static>(
                     last_flush = Instant::now();
                     ctx.flush_stage()?;
                     while tracker.len() >= MAX_IN_FLIGHT {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        tracker.next_completion().await;
                         tracker.store_acknowledged(&consumer)?;
                     }
                 }
@@ -374,11 +435,17 @@ pub async fn run_stage<S: Stage + 'static>(
 
     // Graceful stop: publish what is only in memory, wait for every
     // acknowledgement, store, commit.
+    board.set_ready(false);
     ctx.flush_stage()?;
     if let Err(e) = producer.flush(Timeout::After(DRAIN_TIMEOUT)) {
         tracing::warn!("not every output was acknowledged within {DRAIN_TIMEOUT:?}: {e}");
     }
+    tracker.book_ready();
     tracker.store_acknowledged(&consumer)?;
+    if let Some(log) = latency_log.as_mut() {
+        log.write_interval(SystemTime::now(), readings().tagged_histograms())
+            .context("cannot append to --latency-log")?;
+    }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => tracing::warn!("final commit failed: {e}"),
@@ -420,7 +487,7 @@ fn send_untracked(
     for record in outputs.drain(..) {
         let d = send(producer, names, &record)
             .with_context(|| format!("cannot send to {}", names.name(record.topic)))?;
-        tracker.push(Pending::without_offset(&record, names, d));
+        tracker.push_unowned(d, Sent::of(&record));
     }
     Ok(())
 }

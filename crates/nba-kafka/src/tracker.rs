@@ -1,94 +1,294 @@
-//! Input offsets waiting for the acknowledgement of the outputs they caused.
+//! Input offsets waiting for the acknowledgement of the outputs they caused, and
+//! the latencies of those acknowledgements.
+//!
+//! Every delivery is watched by a future in one `FuturesUnordered` that the
+//! runner's task polls, so an acknowledgement is seen (and timed) when the
+//! broker's answer wakes the task, not when the record reaches the head of the
+//! queue.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::anyhow;
-use futures::FutureExt;
-use nba_pipeline::{OutputRecord, TopicNames};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use nba_metrics::LatencyHistogram;
+use nba_pipeline::{OutputRecord, Topic, TopicNames};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::DeliveryFuture;
 
 /// One consumed record whose outputs are not all acknowledged yet.
+#[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) topic: String,
     pub(crate) partition: i32,
     pub(crate) offset: i64,
-    pub(crate) deliveries: Vec<DeliveryFuture>,
     /// Its effect is still only in the stage's memory (see
     /// `Stage::holds_unflushed`): not storable until a flush covers it.
     pub(crate) held: bool,
+    /// When it was read.
+    pub(crate) arrived: Instant,
 }
 
-impl Pending {
-    /// An output with no input offset behind it (a dead letter of a broadcast
-    /// record, a flush nothing waits for): tracked so a refusal still stops the
-    /// stage.
-    pub(crate) fn without_offset(
-        record: &OutputRecord,
-        names: &TopicNames,
-        delivery: DeliveryFuture,
-    ) -> Self {
+/// An output on its way: what it was, for the latency figures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sent {
+    pub(crate) topic: Topic,
+    /// The output's event time (ms since the epoch), if it has one.
+    pub(crate) event_time: Option<i64>,
+    pub(crate) at: Instant,
+}
+
+impl Sent {
+    pub(crate) fn of(record: &OutputRecord) -> Self {
         Self {
-            topic: names.name(record.topic).to_owned(),
-            partition: -1,
-            offset: -1,
-            deliveries: vec![delivery],
-            held: false,
+            topic: record.topic,
+            event_time: record.timestamp,
+            at: Instant::now(),
         }
     }
 }
 
-impl std::fmt::Debug for Pending {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}[{}]@{} awaiting {} acks{}",
-            self.topic,
-            self.partition,
-            self.offset,
-            self.deliveries.len(),
-            if self.held { ", held" } else { "" }
-        )
+/// A delivery's outcome, as the watching future saw it.
+struct Completion {
+    seq: u64,
+    sent: Sent,
+    result: Result<(), String>,
+    at: Instant,
+}
+
+/// Latencies of acknowledgements, per topic name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AckLatencies {
+    /// Output sent → acknowledged, per output topic.
+    pub(crate) produce_ack: BTreeMap<String, LatencyHistogram>,
+    /// Output's own event time → acknowledged (wall clock), per output topic:
+    /// for next-best-actions, from the interaction that caused the decision to
+    /// its publication.
+    pub(crate) event_to_publication: BTreeMap<String, LatencyHistogram>,
+    /// Input read → its last output acknowledged, per input topic: for decision
+    /// requests, from the request's arrival to the publication of its decision.
+    pub(crate) input_to_ack: BTreeMap<String, LatencyHistogram>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    pending: Pending,
+    remaining: usize,
+    failure: Option<String>,
+    /// Whether it has outputs (only those time `input_to_ack`).
+    had_outputs: bool,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    entries: VecDeque<Entry>,
+    /// Sequence number of `entries[0]`.
+    first_seq: u64,
+    latencies: AckLatencies,
+}
+
+impl Queue {
+    fn get_mut(&mut self, seq: u64) -> Option<&mut Entry> {
+        let i = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        self.entries.get_mut(i)
     }
+}
+
+#[derive(Default)]
+struct Watching {
+    futures: FuturesUnordered<BoxFuture<'static, Completion>>,
+    idle_waker: Option<Waker>,
 }
 
 /// Consumed records in the order they were read. An offset is stored only when
 /// its record and every record read before it have all outputs acknowledged, so a
 /// stored offset never skips an unacknowledged output.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct AckTracker {
-    pending: Mutex<VecDeque<Pending>>,
+    queue: Mutex<Queue>,
+    watching: Mutex<Watching>,
+    names: TopicNames,
+}
+
+impl std::fmt::Debug for AckTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AckTracker")
+            .field("pending", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks; a panic while holding the lock leaves plain data behind, so go on.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl AckTracker {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Pending>> {
-        // A panic while holding the lock leaves plain data behind; keep going.
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn new(names: TopicNames) -> Self {
+        Self {
+            names,
+            ..Self::default()
+        }
     }
 
-    pub(crate) fn push(&self, p: Pending) {
-        self.lock().push_back(p);
+    /// Queues `pending` with the deliveries of its outputs.
+    pub(crate) fn push(&self, pending: Pending, deliveries: Vec<(DeliveryFuture, Sent)>) {
+        let seq = {
+            let mut q = lock(&self.queue);
+            let seq = q.first_seq + q.entries.len() as u64;
+            q.entries.push_back(Entry {
+                pending,
+                remaining: deliveries.len(),
+                failure: None,
+                had_outputs: !deliveries.is_empty(),
+            });
+            seq
+        };
+        for (d, sent) in deliveries {
+            self.watch(seq, d, sent);
+        }
+    }
+
+    /// An output with no input behind it (a dead letter of a broadcast record,
+    /// a flush nothing waits for): tracked so a refusal still stops the stage.
+    pub(crate) fn push_unowned(&self, delivery: DeliveryFuture, sent: Sent) {
+        let pending = Pending {
+            topic: self.names.name(sent.topic).to_owned(),
+            partition: -1,
+            offset: -1,
+            held: false,
+            arrived: sent.at,
+        };
+        self.push(pending, vec![(delivery, sent)]);
+    }
+
+    fn watch(&self, seq: u64, delivery: DeliveryFuture, sent: Sent) {
+        let fut = async move {
+            let result = match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(format!("the broker refused it: {e}")),
+                Err(_) => Err("the producer dropped it before delivery".to_owned()),
+            };
+            Completion {
+                seq,
+                sent,
+                result,
+                at: Instant::now(),
+            }
+        };
+        let mut w = lock(&self.watching);
+        w.futures.push(fut.boxed());
+        if let Some(waker) = w.idle_waker.take() {
+            waker.wake();
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        lock(&self.queue).entries.len()
     }
 
     /// Makes `delivery` (a flush of the stage's in-memory state) the condition
     /// for every held record: it is attached to the first of them, and records
-    /// are stored in order, so none is stored before it is acknowledged. Returns
-    /// the delivery back if no record is held.
-    pub(crate) fn cover_held(&self, delivery: DeliveryFuture) -> Option<DeliveryFuture> {
-        let mut pending = self.lock();
-        let mut held = pending.iter_mut().filter(|p| p.held);
-        let Some(first) = held.next() else {
-            return Some(delivery);
+    /// are stored in order, so none is stored before it is acknowledged. With no
+    /// record held it is tracked on its own.
+    pub(crate) fn cover_held(&self, delivery: DeliveryFuture, sent: Sent) {
+        let first = {
+            let mut q = lock(&self.queue);
+            let first_seq = q.first_seq;
+            let mut first = None;
+            for (i, e) in q.entries.iter_mut().enumerate() {
+                if e.pending.held {
+                    e.pending.held = false;
+                    if first.is_none() {
+                        e.remaining += 1;
+                        first = Some(first_seq + i as u64);
+                    }
+                }
+            }
+            first
         };
-        first.held = false;
-        first.deliveries.push(delivery);
-        held.for_each(|p| p.held = false);
-        None
+        match first {
+            Some(seq) => self.watch(seq, delivery, sent),
+            None => self.push_unowned(delivery, sent),
+        }
+    }
+
+    /// Waits for the next acknowledgement (or refusal) and books it.
+    pub(crate) async fn next_completion(&self) {
+        let c = std::future::poll_fn(|cx: &mut Context<'_>| {
+            let mut w = lock(&self.watching);
+            match w.futures.poll_next_unpin(cx) {
+                Poll::Ready(Some(c)) => Poll::Ready(c),
+                Poll::Ready(None) => {
+                    w.idle_waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        self.book(c);
+    }
+
+    /// Books every acknowledgement that has already arrived (for callers that
+    /// cannot wait: rebalance callbacks, the stop).
+    pub(crate) fn book_ready(&self) {
+        loop {
+            let next = {
+                let mut w = lock(&self.watching);
+                w.futures.next().now_or_never()
+            };
+            match next {
+                Some(Some(c)) => self.book(c),
+                _ => return,
+            }
+        }
+    }
+
+    fn book(&self, c: Completion) {
+        let mut q = lock(&self.queue);
+        let topic = self.names.name(c.sent.topic);
+        let lat = &mut q.latencies;
+        if c.result.is_ok() {
+            lat.produce_ack
+                .entry(topic.to_owned())
+                .or_default()
+                .record(c.at - c.sent.at);
+            if let Some(t) = c.sent.event_time {
+                let now_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let ms = u64::try_from(now_ms - t).unwrap_or(0);
+                lat.event_to_publication
+                    .entry(topic.to_owned())
+                    .or_default()
+                    .record(std::time::Duration::from_millis(ms));
+            }
+        }
+        let Some(e) = q.get_mut(c.seq) else {
+            return;
+        };
+        e.remaining = e.remaining.saturating_sub(1);
+        if let Err(why) = c.result {
+            e.failure.get_or_insert(why);
+        }
+        if e.remaining == 0 && e.had_outputs && e.pending.offset >= 0 {
+            let (input, waited) = (e.pending.topic.clone(), c.at - e.pending.arrived);
+            q.latencies
+                .input_to_ack
+                .entry(input)
+                .or_default()
+                .record(waited);
+        }
+    }
+
+    /// A copy of the acknowledgement latencies so far.
+    pub(crate) fn latencies(&self) -> AckLatencies {
+        lock(&self.queue).latencies.clone()
     }
 
     /// Stores the offsets of the leading records whose outputs are all
@@ -98,54 +298,35 @@ impl AckTracker {
         &self,
         consumer: &C,
     ) -> anyhow::Result<usize> {
-        let mut pending = self.lock();
+        let mut q = lock(&self.queue);
         let mut stored = 0;
-        while let Some(front) = pending.front_mut() {
-            if front.held {
+        while let Some(front) = q.entries.front() {
+            let p = &front.pending;
+            if let Some(why) = &front.failure {
+                return Err(anyhow!(
+                    "an output of {}[{}]@{} was not delivered: {why}; its offset is not committed, so it will be processed again after a restart",
+                    p.topic,
+                    p.partition,
+                    p.offset
+                ));
+            }
+            if p.held || front.remaining > 0 {
                 break;
             }
-            let mut still_waiting = Vec::new();
-            for mut d in front.deliveries.drain(..) {
-                match (&mut d).now_or_never() {
-                    None => still_waiting.push(d),
-                    Some(Ok(Ok(_))) => {}
-                    Some(Ok(Err((e, _)))) => {
-                        return Err(anyhow!(
-                            "the broker refused an output of {}[{}]@{}: {e}; its offset is not committed, so it will be processed again after a restart",
-                            front.topic,
-                            front.partition,
-                            front.offset
-                        ));
-                    }
-                    Some(Err(_)) => {
-                        return Err(anyhow!(
-                            "the producer dropped an output of {}[{}]@{} before delivery",
-                            front.topic,
-                            front.partition,
-                            front.offset
-                        ));
-                    }
+            if p.offset >= 0 {
+                if let Err(e) = consumer.store_offset(&p.topic, p.partition, p.offset) {
+                    // The partition was revoked after its outputs were sent: the
+                    // new owner reads the record again (at-least-once, never lost).
+                    tracing::debug!(
+                        "offset {}[{}]@{} not stored: {e}",
+                        p.topic,
+                        p.partition,
+                        p.offset
+                    );
                 }
             }
-            if !still_waiting.is_empty() {
-                front.deliveries = still_waiting;
-                break;
-            }
-            if front.offset < 0 {
-                // No input behind it.
-            } else if let Err(e) =
-                consumer.store_offset(&front.topic, front.partition, front.offset)
-            {
-                // The partition was revoked after its outputs were sent: the new
-                // owner reads the record again (at-least-once, never lost).
-                tracing::debug!(
-                    "offset {}[{}]@{} not stored: {e}",
-                    front.topic,
-                    front.partition,
-                    front.offset
-                );
-            }
-            pending.pop_front();
+            q.entries.pop_front();
+            q.first_seq += 1;
             stored += 1;
         }
         Ok(stored)

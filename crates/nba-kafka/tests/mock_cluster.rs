@@ -8,7 +8,7 @@ use clap::Parser;
 use nba_core::{
     AggregatorConfig, CONTEXT_DIM, Channel, DecisionRequest, IntakeConfig, UpdaterConfig,
 };
-use nba_kafka::{AuditReport, KafkaArgs, audit, produce, run_stage};
+use nba_kafka::{AuditReport, KafkaArgs, OpsArgs, audit, produce, run_stage};
 use nba_pipeline::{AggregatorStage, ConsumerStage, OutputRecord, Topic, UpdaterStage};
 use nba_sim::{SimConfig, Simulator, malformed_records};
 use rdkafka::mocking::MockCluster;
@@ -86,18 +86,103 @@ async fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_reco
     };
     let consumer = tokio::spawn({
         let (a, s) = (args.clone(), until_stopped());
-        async move { run_stage(ConsumerStage::new(IntakeConfig::default()), &a, s).await }
+        async move {
+            run_stage(
+                ConsumerStage::new(IntakeConfig::default()),
+                &a,
+                &OpsArgs::default(),
+                s,
+            )
+            .await
+        }
     });
     let aggregator = tokio::spawn({
         let (a, s) = (args.clone(), until_stopped());
-        async move { run_stage(AggregatorStage::new(AggregatorConfig::default()), &a, s).await }
+        async move {
+            run_stage(
+                AggregatorStage::new(AggregatorConfig::default()),
+                &a,
+                &OpsArgs::default(),
+                s,
+            )
+            .await
+        }
     });
+    let metrics_addr = free_local_addr();
+    let ops = OpsArgs {
+        metrics_addr: Some(metrics_addr),
+        ..OpsArgs::default()
+    };
     let updater = tokio::spawn({
         let (a, s) = (args.clone(), until_stopped());
-        async move { run_stage(UpdaterStage::new(UpdaterConfig::default()), &a, s).await }
+        async move { run_stage(UpdaterStage::new(UpdaterConfig::default()), &a, &ops, s).await }
     });
 
     let report = audit_until_settled(&args, total, 14).await;
+    // The scrape is re-rendered every second.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (status, _) = http_get(metrics_addr, "/healthz").await;
+    assert_eq!(status, 200);
+    let (status, _) = http_get(metrics_addr, "/readyz").await;
+    assert_eq!(status, 200);
+    let (status, body) = http_get(metrics_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))
+        .expect("/metrics is Prometheus text");
+    let sample = |metric: &str, label: Option<(&str, &str)>| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| s.value.clone())
+    };
+    let counter = |metric: &str| match sample(metric, None) {
+        Some(prometheus_parse::Value::Counter(v)) => v,
+        other => panic!("{metric}: {other:?}\n{body}"),
+    };
+    assert_eq!(
+        counter("nba_records_in_total"),
+        report.decision_requests as f64
+    );
+    assert_eq!(
+        counter("nba_records_out_total"),
+        report.next_best_actions as f64
+    );
+    assert_eq!(
+        counter("nba_decisions_total"),
+        report.next_best_actions as f64
+    );
+    assert_eq!(counter("nba_dead_letters_total"), 0.0);
+    let count_of = |metric: &str, label: (&str, &str)| match sample(metric, Some(label)) {
+        Some(prometheus_parse::Value::Histogram(buckets)) => {
+            buckets.last().map_or(0.0, |b| b.count)
+        }
+        other => panic!("{metric}: {other:?}\n{body}"),
+    };
+    let decisions = report.next_best_actions as f64;
+    assert_eq!(
+        count_of("nba_step_latency_seconds", ("step", "decision")),
+        decisions
+    );
+    assert_eq!(
+        count_of("nba_step_latency_seconds", ("step", "decode")),
+        decisions
+    );
+    assert_eq!(
+        count_of(
+            "nba_produce_ack_latency_seconds",
+            ("topic", "nba.next-best-actions")
+        ),
+        decisions
+    );
+    assert_eq!(
+        count_of(
+            "nba_input_to_publication_latency_seconds",
+            ("topic", "nba.decision-requests")
+        ),
+        decisions
+    );
+    assert!(body.contains("# TYPE nba_consumer_lag gauge"), "{body}");
     stop.send(true).expect("stages listen");
     let (_, consumer) = consumer.await.expect("task").expect("consumer ran");
     let (_, aggregator) = aggregator.await.expect("task").expect("aggregator ran");
@@ -142,11 +227,11 @@ async fn two_model_updaters_learn_as_one_through_the_model_topic() {
     };
     let a = tokio::spawn({
         let (args, s, stage) = (args.clone(), until(&stopped_a), instance("a"));
-        async move { run_stage(stage, &args, s).await }
+        async move { run_stage(stage, &args, &OpsArgs::default(), s).await }
     });
     let b = tokio::spawn({
         let (args, s, stage) = (args.clone(), until(&stopped_b), instance("b"));
-        async move { run_stage(stage, &args, s).await }
+        async move { run_stage(stage, &args, &OpsArgs::default(), s).await }
     });
     // Let both join the group before the requests come.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -224,4 +309,29 @@ async fn two_model_updaters_learn_as_one_through_the_model_topic() {
             );
         }
     }
+}
+
+/// A local address nobody listens on (bound and released).
+fn free_local_addr() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    l.local_addr().expect("bound")
+}
+
+/// A plain HTTP/1.1 GET: the status code and the body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("sends");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("reads");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    (status, body.to_owned())
 }

@@ -1,8 +1,24 @@
-//! Latency histograms for nba's stages.
+//! Latency histograms for nba's stages, and the two ways they leave the process.
 //!
-//! Every stage records how long each record took in a [`LatencyHistogram`]: an
-//! HdrHistogram in microseconds with 3 significant digits, from 1 µs to one hour,
-//! so a percentile is exact to 0.1% however skewed the distribution.
+//! Every stage records how long each step of each record took in a
+//! [`LatencyHistogram`]: an HdrHistogram in microseconds with 3 significant
+//! digits, from 1 µs to one hour, so a percentile is exact to 0.1% however skewed
+//! the distribution. A stage owns its [`StageLatencies`] (one histogram per
+//! [`Step`]) and records without any lock; the shell copies them out now and
+//! then:
+//! - [`Exposition`] renders histograms, counters and gauges in the Prometheus
+//!   text format (`GET /metrics`);
+//! - [`IntervalLogWriter`] appends each interval's histograms to an HdrHistogram
+//!   interval log (V2 compressed, as HdrHistogram's `HistogramLogProcessor`
+//!   reads), and [`read_interval_log`] reads one back (`nba latency`).
+
+mod interval_log;
+mod prometheus;
+mod step;
+
+pub use interval_log::{IntervalLogWriter, LoggedInterval, read_interval_log};
+pub use prometheus::{Exposition, Labels};
+pub use step::{StageLatencies, Step};
 
 use std::time::Duration;
 
@@ -62,6 +78,39 @@ impl LatencyHistogram {
     /// The underlying histogram.
     pub fn histogram(&self) -> &Histogram<u64> {
         &self.hist
+    }
+
+    /// Wraps a histogram read back from a log (values in µs).
+    pub fn from_histogram(hist: Histogram<u64>) -> Self {
+        Self { hist }
+    }
+
+    /// The values recorded since `earlier`, a copy of this histogram taken
+    /// before (for interval logs).
+    pub fn since(&self, earlier: &LatencyHistogram) -> LatencyHistogram {
+        let mut d = self.clone();
+        // `earlier` is a past state of `self`, so every count is ≤ ours.
+        if d.hist.subtract(&earlier.hist).is_err() {
+            return self.clone();
+        }
+        d
+    }
+
+    /// Mean of the recorded values, µs (0 if none).
+    pub fn mean_micros(&self) -> f64 {
+        if self.hist.is_empty() {
+            0.0
+        } else {
+            self.hist.mean()
+        }
+    }
+
+    /// How many recorded values are ≤ `micros`.
+    pub fn count_at_most(&self, micros: u64) -> u64 {
+        if self.hist.is_empty() {
+            return 0;
+        }
+        self.hist.count_between(0, micros)
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use nba_core::{BanditConfig, Forgetting, JoinConfig, Model, ModelUpdater, Policy, UpdaterConfig};
-use nba_kafka::{KafkaArgs, init_logging, run_main, run_stage, shutdown_signal};
+use nba_kafka::{
+    KafkaArgs, OpsArgs, init_logging, parse_cli, run_main, run_stage, shutdown_signal,
+};
 use nba_pipeline::UpdaterStage;
 
 /// Reads decision requests and rewards; writes one next-best-action per request
@@ -27,6 +29,9 @@ use nba_pipeline::UpdaterStage;
 struct Cli {
     #[command(flatten)]
     kafka: KafkaArgs,
+
+    #[command(flatten)]
+    ops: OpsArgs,
 
     /// Decision rule.
     #[arg(long, env = "NBA_POLICY", value_enum, default_value_t = PolicyName::Linucb)]
@@ -256,7 +261,7 @@ fn write_checkpoint(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = parse_cli();
     let setup = config(&cli).and_then(|cfg| {
         let restored = match &cli.checkpoint {
             Some(path) => restore(path, &cfg)?,
@@ -276,7 +281,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
+    init_logging(cli.ops.log_format);
     if let Some(path) = cli.checkpoint.as_ref().filter(|p| p.exists()) {
         tracing::info!(
             "restored {}: model version {}, {} open decision(s)",
@@ -286,7 +291,7 @@ fn main() -> ExitCode {
         );
     }
     run_main(async {
-        let (stage, _) = run_stage(stage, &cli.kafka, shutdown_signal()).await?;
+        let (stage, _) = run_stage(stage, &cli.kafka, &cli.ops, shutdown_signal()).await?;
         let s = stage.stats();
         tracing::info!(
             "model-updater learned: {} decisions, {} rewards joined, {} defaulted, {} unmatched; {} model deltas published, {} merged; model version {}",

@@ -7,7 +7,7 @@ use nba_core::{
     IntakeOutcome, Interaction, ModelDelta, ModelUpdater, Reward, UpdaterConfig, UpdaterInput,
     UpdaterStats,
 };
-use nba_metrics::LatencyHistogram;
+use nba_metrics::{LatencyHistogram, StageLatencies, Step};
 use nba_schema::{AvroRecord, CodecError, decode, encode};
 
 use crate::{DeadLetter, InputRecord, OutputRecord, Topic};
@@ -64,8 +64,14 @@ pub trait Stage: Send {
     /// Counters so far.
     fn counters(&self) -> StageCounters;
 
-    /// Time spent in [`Stage::process`] per record.
-    fn latency(&self) -> &LatencyHistogram;
+    /// Counters particular to this stage (name ending in `_total`, help, value),
+    /// for `/metrics`.
+    fn extra_counters(&self) -> Vec<(&'static str, &'static str, u64)> {
+        Vec::new()
+    }
+
+    /// Time per step of [`Stage::process`] (and of the whole call, [`Step::Process`]).
+    fn latencies(&self) -> &StageLatencies;
 }
 
 /// Shared bookkeeping of every stage.
@@ -73,7 +79,7 @@ pub trait Stage: Send {
 struct Books {
     stage: &'static str,
     counters: StageCounters,
-    latency: LatencyHistogram,
+    latencies: StageLatencies,
 }
 
 impl Books {
@@ -81,8 +87,16 @@ impl Books {
         Self {
             stage,
             counters: StageCounters::default(),
-            latency: LatencyHistogram::new(),
+            latencies: StageLatencies::default(),
         }
+    }
+
+    /// Runs `f`, recording its time under `step`.
+    fn timed<T>(&mut self, step: Step, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let v = f();
+        self.latencies.record(step, started.elapsed());
+        v
     }
 
     fn reject(&mut self, input: &InputRecord<'_>, reason: &str, out: &mut Vec<OutputRecord>) {
@@ -101,7 +115,7 @@ impl Books {
         record: &T,
         out: &mut Vec<OutputRecord>,
     ) {
-        match encode(record) {
+        match self.timed(Step::Encode, || encode(record)) {
             Ok(payload) => {
                 self.counters.records_out += 1;
                 out.push(OutputRecord {
@@ -158,10 +172,15 @@ impl Stage for ConsumerStage {
     fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
         let started = Instant::now();
         self.books.counters.records_in += 1;
-        match decode_input::<Interaction>(input)
-            .map_err(|e| e.to_string())
-            .and_then(|i| self.intake.apply(i).map_err(|r| r.reason().to_owned()))
-        {
+        let decoded = self
+            .books
+            .timed(Step::Decode, || decode_input::<Interaction>(input));
+        let intake = &mut self.intake;
+        match decoded.map_err(|e| e.to_string()).and_then(|i| {
+            self.books.timed(Step::Validate, || {
+                intake.apply(i).map_err(|r| r.reason().to_owned())
+            })
+        }) {
             Ok(IntakeOutcome::Accepted(i)) => {
                 self.books.emit(
                     input,
@@ -175,15 +194,17 @@ impl Stage for ConsumerStage {
             Ok(IntakeOutcome::Duplicate) => self.books.counters.duplicates += 1,
             Err(reason) => self.books.reject(input, &reason, out),
         }
-        self.books.latency.record(started.elapsed());
+        self.books
+            .latencies
+            .record(Step::Process, started.elapsed());
     }
 
     fn counters(&self) -> StageCounters {
         self.books.counters
     }
 
-    fn latency(&self) -> &LatencyHistogram {
-        &self.books.latency
+    fn latencies(&self) -> &StageLatencies {
+        &self.books.latencies
     }
 }
 
@@ -224,9 +245,15 @@ impl Stage for AggregatorStage {
     fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
         let started = Instant::now();
         self.books.counters.records_in += 1;
-        match decode_input::<Interaction>(input) {
+        match self
+            .books
+            .timed(Step::Decode, || decode_input::<Interaction>(input))
+        {
             Ok(i) => {
-                let o = self.aggregator.apply(&i);
+                let aggregator = &mut self.aggregator;
+                let o = self
+                    .books
+                    .timed(Step::FeatureUpdate, || aggregator.apply(&i));
                 if let Some(r) = &o.request {
                     self.books.emit(
                         input,
@@ -244,15 +271,17 @@ impl Stage for AggregatorStage {
             }
             Err(e) => self.books.reject(input, &e.to_string(), out),
         }
-        self.books.latency.record(started.elapsed());
+        self.books
+            .latencies
+            .record(Step::Process, started.elapsed());
     }
 
     fn counters(&self) -> StageCounters {
         self.books.counters
     }
 
-    fn latency(&self) -> &LatencyHistogram {
-        &self.books.latency
+    fn latencies(&self) -> &StageLatencies {
+        &self.books.latencies
     }
 }
 
@@ -362,37 +391,83 @@ impl Stage for UpdaterStage {
         self.updater.holds_unpublished()
     }
 
+    fn extra_counters(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let s = self.updater.stats();
+        vec![
+            ("nba_decisions_total", "Decisions made.", s.decisions),
+            (
+                "nba_rewards_joined_total",
+                "Rewards joined to their decision in time.",
+                s.rewards_joined,
+            ),
+            (
+                "nba_rewards_defaulted_total",
+                "Decisions closed with the default reward.",
+                s.rewards_defaulted,
+            ),
+            (
+                "nba_rewards_unmatched_total",
+                "Rewards for an unknown, closed or expired decision.",
+                s.rewards_unmatched,
+            ),
+            (
+                "nba_model_deltas_published_total",
+                "Model deltas published for other instances.",
+                s.deltas_published,
+            ),
+            (
+                "nba_model_deltas_merged_total",
+                "Other instances' model deltas merged.",
+                s.deltas_merged,
+            ),
+        ]
+    }
+
     fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
         let started = Instant::now();
         self.books.counters.records_in += 1;
         if input.topic == Topic::ModelDeltas {
-            let merged = decode_input::<ModelDelta>(input)
-                .map_err(|e| e.to_string())
-                .and_then(|d| {
-                    self.updater
+            let decoded = self
+                .books
+                .timed(Step::Decode, || decode_input::<ModelDelta>(input));
+            let updater = &mut self.updater;
+            let merged = decoded.map_err(|e| e.to_string()).and_then(|d| {
+                self.books.timed(Step::LearningUpdate, || {
+                    updater
                         .merge_model_delta(&d)
                         .map_err(|r| r.reason().to_owned())
-                });
+                })
+            });
             if let Err(reason) = merged {
                 self.books.reject(input, &reason, out);
             }
             return;
         }
-        let decoded = match input.topic {
-            Topic::DecisionRequests => {
-                decode_input::<DecisionRequest>(input).map(UpdaterInput::Request)
-            }
-            Topic::Rewards => decode_input::<Reward>(input).map(UpdaterInput::Reward),
+        let (decoded, step) = match input.topic {
+            Topic::DecisionRequests => (
+                self.books.timed(Step::Decode, || {
+                    decode_input::<DecisionRequest>(input).map(UpdaterInput::Request)
+                }),
+                Step::Decision,
+            ),
+            Topic::Rewards => (
+                self.books.timed(Step::Decode, || {
+                    decode_input::<Reward>(input).map(UpdaterInput::Reward)
+                }),
+                Step::LearningUpdate,
+            ),
             other => {
                 let reason = format!("the model-updater does not read {other}");
                 self.books.reject(input, &reason, out);
                 return;
             }
         };
-        match decoded
-            .map_err(|e| e.to_string())
-            .and_then(|i| self.updater.apply(&i).map_err(|r| r.reason().to_owned()))
-        {
+        let updater = &mut self.updater;
+        match decoded.map_err(|e| e.to_string()).and_then(|i| {
+            self.books.timed(step, || {
+                updater.apply(&i).map_err(|r| r.reason().to_owned())
+            })
+        }) {
             Ok(Some(nba)) => {
                 self.books.emit(
                     input,
@@ -407,14 +482,16 @@ impl Stage for UpdaterStage {
             Ok(None) => {}
             Err(reason) => self.books.reject(input, &reason, out),
         }
-        self.books.latency.record(started.elapsed());
+        self.books
+            .latencies
+            .record(Step::Process, started.elapsed());
     }
 
     fn counters(&self) -> StageCounters {
         self.books.counters
     }
 
-    fn latency(&self) -> &LatencyHistogram {
-        &self.books.latency
+    fn latencies(&self) -> &StageLatencies {
+        &self.books.latencies
     }
 }

@@ -1,0 +1,292 @@
+//! What an operator sees of a running stage: `GET /metrics` (Prometheus text),
+//! `GET /healthz` and `GET /readyz`, and HdrHistogram interval logs.
+//!
+//! The stage owns its histograms and records without locks; once a second the
+//! runner renders a scrape from copies of them into a [`MetricsBoard`], which
+//! the HTTP server only reads.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use nba_metrics::{Exposition, IntervalLogWriter, LatencyHistogram, StageLatencies};
+use nba_pipeline::StageCounters;
+
+use crate::tracker::AckLatencies;
+
+/// How a stage logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Human,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// How a stage is configured and where it shows how it is doing.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OpsArgs {
+    /// A TOML file of settings: keys are the long flag names (e.g. brokers =
+    /// "k1:9092", policy = "thompson", kafka-config = ["security.protocol=ssl"]).
+    /// Precedence: flags, then environment variables, then this file, then
+    /// defaults.
+    #[arg(long = "config", env = "NBA_CONFIG", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Print the effective configuration (secrets masked) with where each value
+    /// came from, and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// Log format on stderr.
+    #[arg(long, env = "NBA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// Serve GET /metrics (Prometheus text), /healthz and /readyz on this
+    /// address, e.g. 0.0.0.0:9601. Not served when unset.
+    #[arg(long, env = "NBA_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Append every stage's latency histograms to this HdrHistogram interval
+    /// log (V2 compressed; values in µs), read with `nba latency FILE`.
+    #[arg(long, env = "NBA_LATENCY_LOG")]
+    pub latency_log: Option<PathBuf>,
+
+    /// Seconds per interval of --latency-log.
+    #[arg(long, env = "NBA_LATENCY_LOG_SECS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub latency_log_secs: u32,
+}
+
+/// The latest scrape and the readiness of a stage, shared with the HTTP server.
+#[derive(Debug, Default)]
+pub(crate) struct MetricsBoard {
+    scrape: Mutex<String>,
+    ready: AtomicBool,
+}
+
+impl MetricsBoard {
+    pub(crate) fn publish(&self, scrape: String) {
+        *self.scrape.lock().unwrap_or_else(|e| e.into_inner()) = scrape;
+    }
+
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+}
+
+async fn metrics(State(board): State<Arc<MetricsBoard>>) -> impl IntoResponse {
+    let body = board
+        .scrape
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(board): State<Arc<MetricsBoard>>) -> (StatusCode, &'static str) {
+    if board.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: joining the group, catching up, or stopping\n",
+        )
+    }
+}
+
+/// Starts the HTTP server on `addr` in the background.
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    board: Arc<MetricsBoard>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for /metrics: choose another --metrics-addr")
+    })?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(board);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the metrics server stopped: {e}");
+        }
+    });
+    tracing::info!("serving /metrics, /healthz and /readyz on http://{bound}");
+    Ok(bound)
+}
+
+/// Everything a scrape or a log interval shows of one stage.
+#[derive(Debug)]
+pub(crate) struct Readings {
+    pub(crate) stage: &'static str,
+    pub(crate) latencies: StageLatencies,
+    pub(crate) counters: StageCounters,
+    pub(crate) extra: Vec<(&'static str, &'static str, u64)>,
+    pub(crate) acks: AckLatencies,
+    pub(crate) revocations: u64,
+    /// Consumer lag per (topic, partition), from librdkafka's statistics.
+    pub(crate) lag: BTreeMap<(String, i32), i64>,
+}
+
+impl Readings {
+    /// Every latency histogram with a tag `stage.kind[.topic]` for logs.
+    pub(crate) fn tagged_histograms(&self) -> Vec<(String, &LatencyHistogram)> {
+        let s = self.stage;
+        let mut v: Vec<(String, &LatencyHistogram)> = self
+            .latencies
+            .recorded()
+            .map(|(step, h)| (format!("{s}.{}", step.name()), h))
+            .collect();
+        for (kind, map) in [
+            ("produce_ack", &self.acks.produce_ack),
+            ("event_to_publication", &self.acks.event_to_publication),
+            ("input_to_ack", &self.acks.input_to_ack),
+        ] {
+            v.extend(map.iter().map(|(t, h)| (format!("{s}.{kind}.{t}"), h)));
+        }
+        v
+    }
+
+    /// The Prometheus scrape.
+    pub(crate) fn render(&self) -> String {
+        let stage = self.stage;
+        let mut e = Exposition::new();
+        let steps: Vec<(Vec<(&str, &str)>, &LatencyHistogram)> = self
+            .latencies
+            .recorded()
+            .map(|(step, h)| (vec![("stage", stage), ("step", step.name())], h))
+            .collect();
+        let series: Vec<_> = steps.iter().map(|(l, h)| (l.as_slice(), *h)).collect();
+        e.histograms(
+            "nba_step_latency_seconds",
+            "Time per record in each step of the stage.",
+            &series,
+        );
+        for (name, help, map) in [
+            (
+                "nba_produce_ack_latency_seconds",
+                "From sending an output to the broker's acknowledgement, per output topic.",
+                &self.acks.produce_ack,
+            ),
+            (
+                "nba_event_to_publication_latency_seconds",
+                "From an output's own event time (for next-best-actions: the interaction that caused it) to its acknowledged publication.",
+                &self.acks.event_to_publication,
+            ),
+            (
+                "nba_input_to_publication_latency_seconds",
+                "From reading an input (for decision requests: the request's arrival) to the acknowledgement of its last output.",
+                &self.acks.input_to_ack,
+            ),
+        ] {
+            let labels: Vec<(Vec<(&str, &str)>, &LatencyHistogram)> = map
+                .iter()
+                .map(|(t, h)| (vec![("stage", stage), ("topic", t.as_str())], h))
+                .collect();
+            let series: Vec<_> = labels.iter().map(|(l, h)| (l.as_slice(), *h)).collect();
+            e.histograms(name, help, &series);
+        }
+        let l: &[(&str, &str)] = &[("stage", stage)];
+        let c = self.counters;
+        e.counters(
+            "nba_records_in_total",
+            "Records read.",
+            &[(l, c.records_in)],
+        );
+        e.counters(
+            "nba_records_out_total",
+            "Records written (dead letters not included).",
+            &[(l, c.records_out)],
+        );
+        e.counters(
+            "nba_dead_letters_total",
+            "Records sent to the dead-letter topic.",
+            &[(l, c.dead_lettered)],
+        );
+        e.counters(
+            "nba_duplicates_total",
+            "Records dropped as duplicates.",
+            &[(l, c.duplicates)],
+        );
+        e.counters(
+            "nba_rebalances_total",
+            "Partition revocations handled (drain and commit).",
+            &[(l, self.revocations)],
+        );
+        for (name, help, v) in &self.extra {
+            e.counters(name, help, &[(l, *v)]);
+        }
+        let parts: Vec<(String, String, f64)> = self
+            .lag
+            .iter()
+            .map(|((t, p), lag)| (t.clone(), p.to_string(), *lag as f64))
+            .collect();
+        let labels: Vec<[(&str, &str); 3]> = parts
+            .iter()
+            .map(|(t, p, _)| {
+                [
+                    ("stage", stage),
+                    ("topic", t.as_str()),
+                    ("partition", p.as_str()),
+                ]
+            })
+            .collect();
+        let series: Vec<(&[(&str, &str)], f64)> = labels
+            .iter()
+            .zip(&parts)
+            .map(|(l, (_, _, v))| (l.as_slice(), *v))
+            .collect();
+        e.gauges(
+            "nba_consumer_lag",
+            "Records between the consumer's position and the partition's end, per assigned partition (librdkafka statistics, every 5 s).",
+            &series,
+        );
+        e.finish()
+    }
+}
+
+/// The interval log of `--latency-log`.
+pub(crate) type LatencyLog = IntervalLogWriter<BufWriter<File>>;
+
+/// Opens (appends to) the interval log.
+pub(crate) fn open_latency_log(args: &OpsArgs, stage: &str) -> anyhow::Result<Option<LatencyLog>> {
+    let Some(path) = &args.latency_log else {
+        return Ok(None);
+    };
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open --latency-log {}", path.display()))?;
+    let log = IntervalLogWriter::new(
+        BufWriter::new(file),
+        SystemTime::now(),
+        &format!("nba {stage} latencies, µs"),
+    )
+    .with_context(|| format!("cannot write to {}", path.display()))?;
+    Ok(Some(log))
+}
