@@ -18,7 +18,6 @@ port=${NBA_E2E_PORT:-19092}
 partitions=${NBA_E2E_PARTITIONS:-3}
 broker="127.0.0.1:$port"
 
-tansu=$("$root/scripts/install-tansu.sh")
 cargo build --release --quiet -p nba-cli -p nba-consumer -p nba-feature-aggregator -p nba-model-updater
 bin="$root/target/release"
 
@@ -30,34 +29,24 @@ cleanup() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if [ "$status" -ne 0 ]; then
     echo "e2e FAILED; last log lines:" >&2
-    for f in "$work"/*.log; do echo "== $f" >&2; tail -n 20 "$f" >&2; done
+    for f in "$work"/*.log "$work"/broker/*.log; do echo "== $f" >&2; tail -n 20 "$f" >&2; done
   fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-  echo "port $port is in use; set NBA_E2E_PORT to a free port" >&2
-  exit 1
-fi
-
-echo "== starting tansu on $broker"
-"$tansu" broker --listener-url "tcp://$broker" --advertised-listener-url "tcp://$broker" \
-  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
-for t in nba.interactions.raw nba.interactions nba.decision-requests nba.rewards nba.next-best-actions nba.dlq nba.model-deltas; do
-  "$tansu" topic create "$t" --partitions "$partitions" --broker "tcp://$broker" >>"$work/tansu.log" 2>&1
-done
+echo "== starting tansu on $broker (deploy/dev-broker.sh)"
+"$root/deploy/dev-broker.sh" start "$port" "$partitions" "$work/broker"
+pids+=("$(cat "$work/broker/tansu.pid")")
 
 echo "== starting the three stages"
 export NBA_BROKERS="$broker"
 export NBA_CHECKPOINT="$work/model.checkpoint"
+metrics_port=$((port + 100))
 for stage in nba-consumer nba-feature-aggregator nba-model-updater; do
-  "$bin/$stage" >"$work/$stage.log" 2>&1 &
+  metrics_port=$((metrics_port + 1))
+  NBA_METRICS_ADDR="127.0.0.1:$metrics_port" NBA_LATENCY_LOG="$work/$stage.hlog" NBA_LATENCY_LOG_SECS=2 \
+    "$bin/$stage" >"$work/$stage.log" 2>&1 &
   pids+=($!)
 done
 
@@ -71,6 +60,24 @@ end=$(date +%s.%N)
 awk -v n="$events" -v s="$start" -v e="$end" \
   'BEGIN { printf "e2e throughput: %d interactions through the broker and three stages in %.1f s = %.0f events/s\n", n, e - s, n / (e - s) }'
 
+echo "== /metrics, /readyz of each stage"
+# GET over bash's /dev/tcp (no curl needed); fails unless the answer is 200.
+http_get() {
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3
+  local response
+  response=$(cat <&3)
+  exec 3<&-
+  case "$response" in "HTTP/1.1 200"*) printf '%s\n' "$response" ;; *) echo "GET :$1$2 failed: $response" >&2; return 1 ;; esac
+}
+sleep 1.5 # scrapes are re-rendered every second
+for p in $((port + 101)) $((port + 102)) $((port + 103)); do
+  http_get "$p" /readyz >/dev/null
+  http_get "$p" /metrics | grep -E '^nba_(records_in|records_out|dead_letters)_total'
+done
+http_get $((port + 103)) /metrics \
+  | grep -E '^nba_(step_latency|input_to_publication_latency|event_to_publication_latency)_seconds_count'
+
 echo "== stopping the stages (SIGTERM: drain and commit)"
 for i in 1 2 3; do
   p=${pids[$i]}
@@ -82,6 +89,8 @@ for i in 1 2 3; do
 done
 pids=("${pids[0]}")
 grep -h "stopped:\|learned:" "$work"/nba-*.log
+echo "== latency of the model-updater from its interval log"
+"$bin/nba" latency "$work/nba-model-updater.hlog" --tag decision | grep -E "^tag|all"
 
 echo "== restarting the model-updater from its checkpoint and the model topic"
 test -s "$NBA_CHECKPOINT" || { echo "no checkpoint written at $NBA_CHECKPOINT" >&2; exit 1; }

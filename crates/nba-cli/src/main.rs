@@ -1,13 +1,17 @@
 //! `nba`: the one command for people — run the demo, send simulated traffic to a
 //! broker, and audit the topics of a running pipeline.
 
+mod latency;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use nba_kafka::{KafkaArgs, LogFormat, Producer, audit, init_logging, run_main};
-use nba_pipeline::{DemoConfig, DemoReport, OutputRecord, Topic, run_demo};
+use nba_metrics::IntervalLogWriter;
+use nba_pipeline::{DemoConfig, DemoReport, OutputRecord, Topic, run_demo_observed};
 use nba_sim::{SimConfig, Simulator, malformed_records};
 
 /// nba: a real-time next-best-action engine on Kafka.
@@ -33,6 +37,10 @@ enum Command {
     /// Reads every nba topic of a broker and checks that nothing was lost or
     /// doubled: exit code 0 if so, 1 otherwise.
     Audit(AuditArgs),
+    /// Prints percentiles (p50, p90, p99, p99.9, max) per stage step and window
+    /// from HdrHistogram interval logs written with --latency-log, and can plot
+    /// them.
+    Latency(latency::LatencyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +57,10 @@ struct DemoArgs {
     /// Also print the result as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
+    /// Append the stages' latency histograms to this HdrHistogram interval log,
+    /// one interval per tenth of the events (read it with `nba latency`).
+    #[arg(long, value_name = "FILE")]
+    latency_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -97,15 +109,48 @@ fn main() -> ExitCode {
             run_main(simulate(a))
         }
         Command::Audit(a) => run_audit(&a),
+        Command::Latency(a) => latency::run(&a),
     }
 }
 
 fn demo(a: &DemoArgs) -> ExitCode {
-    let r = run_demo(&DemoConfig {
+    let cfg = DemoConfig {
         events: a.events,
         seed: a.seed,
         customers: a.customers,
+    };
+    let mut log = match &a.latency_log {
+        None => None,
+        Some(path) => {
+            let opened = std::fs::File::create(path).and_then(|f| {
+                IntervalLogWriter::new(
+                    std::io::BufWriter::new(f),
+                    SystemTime::now(),
+                    "nba demo latencies, µs",
+                )
+            });
+            match opened {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    eprintln!("error: cannot write --latency-log {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let mut log_error = None;
+    let r = run_demo_observed(&cfg, &mut |hists| {
+        if let Some(w) = log.as_mut() {
+            let tagged = hists.iter().map(|(t, h)| (t.clone(), h));
+            if let Err(e) = w.write_interval(SystemTime::now(), tagged) {
+                log_error.get_or_insert(e);
+            }
+        }
     });
+    if let Some(e) = log_error {
+        eprintln!("error: cannot write the latency log: {e}");
+        return ExitCode::FAILURE;
+    }
     print_summary(&r);
     if a.json {
         match serde_json::to_string(&r) {

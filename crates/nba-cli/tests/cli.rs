@@ -81,3 +81,75 @@ fn misuse_is_explained() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("KEY=VALUE"), "{err}");
 }
+
+fn last_json_line(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("a last line");
+    serde_json::from_str(last).expect("the last line is one JSON object")
+}
+
+/// An interval log written by a binary (`nba demo --latency-log`) is read back
+/// by `nba latency` with the same percentiles the binary reported.
+#[test]
+fn latency_log_reads_back_with_the_same_percentiles() {
+    let dir = std::env::temp_dir().join(format!("nba-cli-latency-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let log = dir.join("demo.hlog");
+    let plot = dir.join("plot.html");
+    let log_arg = log.to_str().expect("utf-8 path");
+    let demo = last_json_line(
+        &nba()
+            .args([
+                "demo",
+                "--events",
+                "20000",
+                "--json",
+                "--latency-log",
+                log_arg,
+            ])
+            .output()
+            .expect("nba runs"),
+    );
+    let out = nba()
+        .args(["latency", log_arg, "--json", "--plot"])
+        .arg(&plot)
+        .output()
+        .expect("nba runs");
+    let read = last_json_line(&out);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("p99.9 µs"), "{table}");
+    let total = &read["tags"]["model-updater.request_to_decision"]["total"];
+    assert_eq!(total["count"], demo["decisions"]);
+    assert_eq!(total["p50_us"], demo["decision_latency_p50_us"]);
+    assert_eq!(total["p99_us"], demo["decision_latency_p99_us"]);
+    let windows = read["tags"]["model-updater.decision"]["windows"]
+        .as_array()
+        .expect("windows");
+    assert_eq!(windows.len(), 10, "one interval per tenth of the events");
+    for step in [
+        "consumer.decode",
+        "feature-aggregator.feature_update",
+        "model-updater.encode",
+    ] {
+        assert!(
+            read["tags"][step]["total"]["count"].as_u64() > Some(0),
+            "{step}"
+        );
+    }
+    let html = std::fs::read_to_string(&plot).expect("plot written");
+    assert!(html.contains("<svg") && html.contains("request_to_decision"));
+    // Not a log: a clear error, exit 2.
+    let out = nba()
+        .args(["latency"])
+        .arg(&plot)
+        .output()
+        .expect("nba runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an HdrHistogram interval log"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,6 +40,8 @@ pub(crate) struct Sent {
     /// The output's event time (ms since the epoch), if it has one.
     pub(crate) event_time: Option<i64>,
     pub(crate) at: Instant,
+    /// A flush covering held records rather than an output of the record.
+    pub(crate) covers_held: bool,
 }
 
 impl Sent {
@@ -48,6 +50,7 @@ impl Sent {
             topic: record.topic,
             event_time: record.timestamp,
             at: Instant::now(),
+            covers_held: false,
         }
     }
 }
@@ -78,9 +81,10 @@ pub(crate) struct AckLatencies {
 struct Entry {
     pending: Pending,
     remaining: usize,
+    /// Deliveries of its own outputs still unacknowledged (not counting a
+    /// flush attached to it): their last one times `input_to_ack`.
+    own_remaining: usize,
     failure: Option<String>,
-    /// Whether it has outputs (only those time `input_to_ack`).
-    had_outputs: bool,
 }
 
 #[derive(Debug, Default)]
@@ -143,8 +147,8 @@ impl AckTracker {
             q.entries.push_back(Entry {
                 pending,
                 remaining: deliveries.len(),
+                own_remaining: deliveries.len(),
                 failure: None,
-                had_outputs: !deliveries.is_empty(),
             });
             seq
         };
@@ -195,7 +199,8 @@ impl AckTracker {
     /// for every held record: it is attached to the first of them, and records
     /// are stored in order, so none is stored before it is acknowledged. With no
     /// record held it is tracked on its own.
-    pub(crate) fn cover_held(&self, delivery: DeliveryFuture, sent: Sent) {
+    pub(crate) fn cover_held(&self, delivery: DeliveryFuture, mut sent: Sent) {
+        sent.covers_held = true;
         let first = {
             let mut q = lock(&self.queue);
             let first_seq = q.first_seq;
@@ -276,7 +281,11 @@ impl AckTracker {
         if let Err(why) = c.result {
             e.failure.get_or_insert(why);
         }
-        if e.remaining == 0 && e.had_outputs && e.pending.offset >= 0 {
+        if c.sent.covers_held {
+            return;
+        }
+        e.own_remaining = e.own_remaining.saturating_sub(1);
+        if e.own_remaining == 0 && e.pending.offset >= 0 {
             let (input, waited) = (e.pending.topic.clone(), c.at - e.pending.arrived);
             q.latencies
                 .input_to_ack

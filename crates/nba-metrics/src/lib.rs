@@ -10,14 +10,17 @@
 //!   text format (`GET /metrics`);
 //! - [`IntervalLogWriter`] appends each interval's histograms to an HdrHistogram
 //!   interval log (V2 compressed, as HdrHistogram's `HistogramLogProcessor`
-//!   reads), and [`read_interval_log`] reads one back (`nba latency`).
+//!   reads), and [`read_interval_log`] reads one back; [`summarise`],
+//!   [`percentile_table`] and [`percentile_plot_html`] are `nba latency`.
 
 mod interval_log;
 mod prometheus;
+mod report;
 mod step;
 
 pub use interval_log::{IntervalLogWriter, LoggedInterval, read_interval_log};
 pub use prometheus::{Exposition, Labels};
+pub use report::{Percentiles, TagSummary, percentile_plot_html, percentile_table, summarise};
 pub use step::{StageLatencies, Step};
 
 use std::time::Duration;

@@ -64,8 +64,42 @@ pub struct DemoReport {
     pub decision_latency_p99_us: u64,
 }
 
+/// Every latency histogram of the demo's stages so far, tagged
+/// `stage.step`, plus `model-updater.request_to_decision` (what the report's
+/// decision latency is taken from).
+pub fn demo_latencies(pipeline: &LocalPipeline) -> Vec<(String, LatencyHistogram)> {
+    let stages: [(&str, &dyn Stage); 3] = [
+        (ConsumerStage::NAME, &pipeline.consumer),
+        (AggregatorStage::NAME, &pipeline.aggregator),
+        (UpdaterStage::NAME, &pipeline.updater),
+    ];
+    let mut v: Vec<(String, LatencyHistogram)> = stages
+        .iter()
+        .flat_map(|(name, stage)| {
+            stage
+                .latencies()
+                .recorded()
+                .map(move |(step, h)| (format!("{name}.{}", step.name()), h.clone()))
+        })
+        .collect();
+    v.push((
+        format!("{}.request_to_decision", UpdaterStage::NAME),
+        pipeline.updater.decision_latency().clone(),
+    ));
+    v
+}
+
 /// Runs the demo.
 pub fn run_demo(cfg: &DemoConfig) -> DemoReport {
+    run_demo_observed(cfg, &mut |_| {})
+}
+
+/// Runs the demo, handing the stages' latency histograms (see
+/// [`demo_latencies`]) to `observe` after every tenth of the events.
+pub fn run_demo_observed(
+    cfg: &DemoConfig,
+    observe: &mut dyn FnMut(Vec<(String, LatencyHistogram)>),
+) -> DemoReport {
     let sim_cfg = SimConfig::for_run(cfg.events, cfg.seed, cfg.customers);
     let customers = sim_cfg.customers;
     let mut sim = Simulator::new(&sim_cfg, true);
@@ -87,7 +121,8 @@ pub fn run_demo(cfg: &DemoConfig) -> DemoReport {
     let mut rewards = 0u64;
     let mut tap = Vec::new();
     let started = Instant::now();
-    for _ in 0..cfg.events {
+    let tenth = (cfg.events / 10).max(1);
+    for n in 0..cfg.events {
         let event = sim.next_event();
         let payload = match encode(&event) {
             Ok(p) => p,
@@ -122,6 +157,9 @@ pub fn run_demo(cfg: &DemoConfig) -> DemoReport {
                 }
                 _ => {}
             }
+        }
+        if (n + 1) % tenth == 0 || n + 1 == cfg.events {
+            observe(demo_latencies(&pipeline));
         }
     }
     pipeline.updater.finish();

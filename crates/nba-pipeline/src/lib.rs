@@ -14,7 +14,7 @@ mod stages;
 mod topic;
 
 pub use dead_letter::{DeadLetter, headers as dlq_headers};
-pub use demo::{DemoConfig, DemoReport, run_demo};
+pub use demo::{DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
 pub use local::LocalPipeline;
 pub use stages::{AggregatorStage, ConsumerStage, Stage, StageCounters, UpdaterStage};
 pub use topic::{InputRecord, OutputRecord, Topic, TopicNames};

@@ -1,0 +1,182 @@
+//! Latency summaries for people: percentile tables per tag and window, and a
+//! percentile-distribution plot (self-contained HTML with inline SVG).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::{LatencyHistogram, LoggedInterval};
+
+/// The percentiles nba reports, µs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Percentiles {
+    /// Values.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest value.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// The percentiles of `h`.
+    pub fn of(h: &LatencyHistogram) -> Self {
+        Self {
+            count: h.count(),
+            p50: h.quantile_micros(0.5),
+            p90: h.quantile_micros(0.9),
+            p99: h.quantile_micros(0.99),
+            p999: h.quantile_micros(0.999),
+            max: h.quantile_micros(1.0),
+        }
+    }
+}
+
+/// One tag of a log: each window, and all of them merged.
+#[derive(Debug, Clone)]
+pub struct TagSummary {
+    /// The tag (`stage.step`, ...).
+    pub tag: String,
+    /// (start from the log's base time, length, percentiles) per interval.
+    pub windows: Vec<(Duration, Duration, Percentiles)>,
+    /// Every interval merged.
+    pub total: LatencyHistogram,
+}
+
+/// Groups intervals by tag (sorted), in log order within a tag.
+pub fn summarise(intervals: &[LoggedInterval]) -> Vec<TagSummary> {
+    let mut by_tag: BTreeMap<&str, TagSummary> = BTreeMap::new();
+    for i in intervals {
+        let s = by_tag.entry(&i.tag).or_insert_with(|| TagSummary {
+            tag: i.tag.clone(),
+            windows: Vec::new(),
+            total: LatencyHistogram::new(),
+        });
+        s.windows
+            .push((i.start, i.duration, Percentiles::of(&i.histogram)));
+        s.total.merge(&i.histogram);
+    }
+    by_tag.into_values().collect()
+}
+
+/// The percentile table of `summaries`, one line per window and a total line
+/// per tag.
+pub fn percentile_table(summaries: &[TagSummary]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<52} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "tag", "start s", "length s", "count", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs"
+    );
+    let row = |out: &mut String, tag: &str, start: &str, len: &str, p: Percentiles| {
+        let _ = writeln!(
+            out,
+            "{tag:<52} {start:>9} {len:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            p.count, p.p50, p.p90, p.p99, p.p999, p.max
+        );
+    };
+    for s in summaries {
+        for (start, len, p) in &s.windows {
+            let (start, len) = (
+                format!("{:.3}", start.as_secs_f64()),
+                format!("{:.3}", len.as_secs_f64()),
+            );
+            row(&mut out, &s.tag, &start, &len, *p);
+        }
+        row(&mut out, &s.tag, "all", "", Percentiles::of(&s.total));
+    }
+    out
+}
+
+/// Quantiles plotted, as in HdrHistogram's percentile-distribution plots.
+const PLOT_QUANTILES: [f64; 13] = [
+    0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999, 1.0,
+];
+
+/// A self-contained HTML page plotting each series' latency (log scale, µs)
+/// against percentile (x = −log10(1 − q), so the tail gets room).
+pub fn percentile_plot_html(title: &str, series: &[(String, &LatencyHistogram)]) -> String {
+    let (w, h, left, bottom) = (900.0, 500.0, 70.0, 40.0);
+    let x_of = |q: f64| -> f64 {
+        let x = -(1.0 - q).max(1e-5).log10(); // 0 ..= 5
+        left + x / 5.0 * (w - left - 20.0)
+    };
+    let max_us = series
+        .iter()
+        .map(|(_, h)| h.quantile_micros(1.0))
+        .max()
+        .unwrap_or(1)
+        .max(10) as f64;
+    let decades = max_us.log10().ceil().max(1.0);
+    let y_of =
+        |us: f64| -> f64 { h - bottom - us.max(1.0).log10() / decades * (h - bottom - 20.0) };
+    let colours = [
+        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+    ];
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    for (label, q) in [
+        ("0%", 0.0),
+        ("90%", 0.9),
+        ("99%", 0.99),
+        ("99.9%", 0.999),
+        ("99.99%", 0.9999),
+        ("99.999%", 0.99999),
+    ] {
+        let x = x_of(q);
+        let _ = write!(
+            svg,
+            r##"<line x1="{x}" y1="20" x2="{x}" y2="{}" stroke="#ddd"/><text x="{x}" y="{}" text-anchor="middle">{label}</text>"##,
+            h - bottom,
+            h - bottom + 16.0
+        );
+    }
+    for d in 0..=decades as i32 {
+        let us = 10f64.powi(d);
+        let y = y_of(us);
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{us} µs</text>"##,
+            w - 20.0,
+            left - 6.0,
+            y + 4.0
+        );
+    }
+    for (i, (name, hist)) in series.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let points: Vec<String> = PLOT_QUANTILES
+            .iter()
+            .map(|&q| format!("{:.1},{:.1}", x_of(q), y_of(hist.quantile_micros(q) as f64)))
+            .collect();
+        let _ = write!(
+            svg,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            points.join(" ")
+        );
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" fill="{colour}">{}</text>"#,
+            left + 10.0,
+            34.0 + 16.0 * i as f64,
+            escape(name)
+        );
+    }
+    svg.push_str("</svg>");
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><p>Latency by percentile (log scale), from an HdrHistogram interval log.</p>{svg}</body></html>\n",
+        t = escape(title)
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
