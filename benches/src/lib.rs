@@ -4,9 +4,11 @@
 //!   preferences (with a slow drift throughout) for stationary, sliding-window and
 //!   discounted LinUCB, Thompson sampling and uniform random;
 //! - `bandit-cost`: decide and update time per event for d ∈ {8, 32, 64} and
-//!   K ∈ {10, 50, 1000}.
+//!   K ∈ {10, 50, 1000};
+//! - `metrics-overhead`: what per-step latency recording costs per event, as a
+//!   share of the pipeline's time.
 //!
-//! Both print a table, and with `--json` one JSON object as the last line of
+//! All print a table, and with `--json` one JSON object as the last line of
 //! stdout, so results can be compared across commits.
 
 use hdrhistogram::Histogram;

@@ -80,6 +80,8 @@ struct Books {
     stage: &'static str,
     counters: StageCounters,
     latencies: StageLatencies,
+    /// End of the last timed step: steps are timed as laps, one clock read each.
+    last: Instant,
 }
 
 impl Books {
@@ -88,15 +90,29 @@ impl Books {
             stage,
             counters: StageCounters::default(),
             latencies: StageLatencies::default(),
+            last: Instant::now(),
         }
     }
 
-    /// Runs `f`, recording its time under `step`.
+    /// Starts timing a record; returns its start.
+    fn begin(&mut self) -> Instant {
+        self.last = Instant::now();
+        self.last
+    }
+
+    /// Runs `f` and records the lap since the previous one under `step`.
     fn timed<T>(&mut self, step: Step, f: impl FnOnce() -> T) -> T {
-        let started = Instant::now();
         let v = f();
-        self.latencies.record(step, started.elapsed());
+        let now = Instant::now();
+        self.latencies.record(step, now - self.last);
+        self.last = now;
         v
+    }
+
+    /// Records the whole record's time, from `started` to the end of its last
+    /// step (no further clock read).
+    fn end(&mut self, started: Instant) {
+        self.latencies.record(Step::Process, self.last - started);
     }
 
     fn reject(&mut self, input: &InputRecord<'_>, reason: &str, out: &mut Vec<OutputRecord>) {
@@ -170,7 +186,7 @@ impl Stage for ConsumerStage {
     }
 
     fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
-        let started = Instant::now();
+        let started = self.books.begin();
         self.books.counters.records_in += 1;
         let decoded = self
             .books
@@ -194,9 +210,7 @@ impl Stage for ConsumerStage {
             Ok(IntakeOutcome::Duplicate) => self.books.counters.duplicates += 1,
             Err(reason) => self.books.reject(input, &reason, out),
         }
-        self.books
-            .latencies
-            .record(Step::Process, started.elapsed());
+        self.books.end(started);
     }
 
     fn counters(&self) -> StageCounters {
@@ -243,7 +257,7 @@ impl Stage for AggregatorStage {
     }
 
     fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
-        let started = Instant::now();
+        let started = self.books.begin();
         self.books.counters.records_in += 1;
         match self
             .books
@@ -271,9 +285,7 @@ impl Stage for AggregatorStage {
             }
             Err(e) => self.books.reject(input, &e.to_string(), out),
         }
-        self.books
-            .latencies
-            .record(Step::Process, started.elapsed());
+        self.books.end(started);
     }
 
     fn counters(&self) -> StageCounters {
@@ -424,7 +436,7 @@ impl Stage for UpdaterStage {
     }
 
     fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
-        let started = Instant::now();
+        let started = self.books.begin();
         self.books.counters.records_in += 1;
         if input.topic == Topic::ModelDeltas {
             let decoded = self
@@ -477,14 +489,12 @@ impl Stage for UpdaterStage {
                     &nba,
                     out,
                 );
-                self.decision_latency.record(started.elapsed());
+                self.decision_latency.record(self.books.last - started);
             }
             Ok(None) => {}
             Err(reason) => self.books.reject(input, &reason, out),
         }
-        self.books
-            .latencies
-            .record(Step::Process, started.elapsed());
+        self.books.end(started);
     }
 
     fn counters(&self) -> StageCounters {
