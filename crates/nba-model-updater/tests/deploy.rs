@@ -1,0 +1,133 @@
+//! The recipes under `deploy/` stay in step with the code: every file parses,
+//! the Kubernetes ConfigMap's settings are settings the binaries accept, the
+//! Grafana dashboard and Prometheus config use metric names and ports the stages
+//! really serve, and `--print-config` masks secrets.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+fn yaml(path: &str) -> Vec<Yaml> {
+    let text = std::fs::read_to_string(deploy().join(path)).expect(path);
+    YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn updater() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nba-model-updater"))
+}
+
+#[test]
+fn recipes_parse_and_name_what_the_code_serves() {
+    for f in [
+        "compose.yaml",
+        "prometheus.yml",
+        "grafana/provisioning/datasources/prometheus.yaml",
+        "grafana/provisioning/dashboards/nba.yaml",
+        "k8s/consumer.yaml",
+        "k8s/feature-aggregator.yaml",
+        "k8s/model-updater.yaml",
+    ] {
+        assert!(!yaml(f).is_empty(), "{f} is empty");
+    }
+    for stage in ["consumer", "feature-aggregator", "model-updater"] {
+        let d = &yaml(&format!("k8s/{stage}.yaml"))[0];
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            c["livenessProbe"]["httpGet"]["path"].as_str(),
+            Some("/healthz")
+        );
+        assert_eq!(
+            c["readinessProbe"]["httpGet"]["path"].as_str(),
+            Some("/readyz")
+        );
+    }
+    // The dashboard queries metrics the stages export.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(deploy().join("grafana/dashboards/nba.json")).expect("dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let runner = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../nba-kafka/src/ops.rs"),
+    )
+    .expect("ops.rs");
+    let stages = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../nba-pipeline/src/stages.rs"),
+    )
+    .expect("stages.rs");
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for word in expr.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+                if let Some(base) = word.strip_prefix("nba_") {
+                    let base = base.trim_end_matches("_bucket");
+                    let name = format!("nba_{base}");
+                    assert!(
+                        runner.contains(&format!("\"{name}\""))
+                            || stages.contains(&format!("\"{name}\"")),
+                        "the dashboard queries {name}, which no stage exports"
+                    );
+                    queried += 1;
+                }
+            }
+        }
+    }
+    assert!(queried >= 10);
+}
+
+#[test]
+fn the_configmap_settings_are_accepted_and_secrets_are_masked() {
+    let cm = &yaml("k8s/configmap.yaml")[0];
+    let toml_text = cm["data"]["nba.toml"]
+        .as_str()
+        .expect("nba.toml in the ConfigMap");
+    let dir = std::env::temp_dir().join(format!("nba-deploy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("nba.toml");
+    std::fs::write(
+        &file,
+        format!("{toml_text}kafka-config = [\"sasl.password=hunter2\", \"security.protocol=sasl_ssl\"]\n"),
+    )
+    .expect("written");
+    let out = updater()
+        .arg("--config")
+        .arg(&file)
+        .args(["--print-config", "--policy", "thompson"])
+        .env_remove("NBA_BROKERS")
+        .env("NBA_ALPHA", "0.7")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("brokers = \"kafka-bootstrap.kafka:9092\"  # file"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("policy = \"thompson\"  # flag"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("alpha = \"0.7\"  # environment"),
+        "{printed}"
+    );
+    assert!(printed.contains("sasl.password=****"), "{printed}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    // The printed configuration is itself a valid file of settings.
+    let _: toml::Table = printed.parse().expect("--print-config prints TOML");
+    // A setting the binaries do not have is refused with the fix.
+    std::fs::write(&file, "polcy = \"thompson\"\n").expect("written");
+    let out = updater().arg("--config").arg(&file).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting `polcy`"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
