@@ -91,6 +91,19 @@ pids=("${pids[0]}")
 grep -h "stopped:\|learned:" "$work"/nba-*.log
 echo "== latency of the model-updater from its interval log"
 "$bin/nba" latency "$work/nba-model-updater.hlog" --tag decision | grep -E "^tag|all"
+jar=/usr/share/java/hdrhistogram.jar
+if command -v java >/dev/null && [ -f "$jar" ]; then
+  echo "== the same log through HdrHistogram's own HistogramLogProcessor (Java)"
+  java -cp "$jar" org.HdrHistogram.HistogramLogProcessor -i "$work/nba-model-updater.hlog" \
+    -tag model-updater.decision -outputValueUnitRatio 1 -o "$work/hlp" >/dev/null
+  theirs=$(grep -oE 'Total count += +[0-9]+' "$work/hlp.hgrm" | grep -oE '[0-9]+$')
+  ours=$("$bin/nba" latency "$work/nba-model-updater.hlog" --tag model-updater.decision --json | tail -1 \
+    | grep -oE '"total":\{"count":[0-9]+' | grep -oE '[0-9]+$')
+  echo "HistogramLogProcessor: $theirs decisions; nba latency: $ours"
+  [ "$theirs" = "$ours" ] || { echo "HistogramLogProcessor and nba latency disagree" >&2; exit 1; }
+else
+  echo "(HistogramLogProcessor check skipped: install java and Debian's libhdrhistogram-java)"
+fi
 
 echo "== restarting the model-updater from its checkpoint and the model topic"
 test -s "$NBA_CHECKPOINT" || { echo "no checkpoint written at $NBA_CHECKPOINT" >&2; exit 1; }
