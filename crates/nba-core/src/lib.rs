@@ -17,6 +17,7 @@
 mod actions;
 mod aggregator;
 mod bandit;
+pub mod estimators;
 mod event;
 mod features;
 mod intake;
