@@ -2,6 +2,7 @@
 //! broker, and audit the topics of a running pipeline.
 
 mod latency;
+mod obd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,11 @@ enum Command {
     /// from HdrHistogram interval logs written with --latency-log, and can plot
     /// them.
     Latency(latency::LatencyArgs),
+    /// Off-policy evaluation on the Open Bandit Dataset sample (fetch it with
+    /// scripts/fetch-obd.sh): the logging policies' own click rates and
+    /// estimates (replay, IPS, SNIPS, DM, DR with 95% intervals) for candidate
+    /// policies from the uniform-random log.
+    Obd(obd::ObdArgs),
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +116,7 @@ fn main() -> ExitCode {
         }
         Command::Audit(a) => run_audit(&a),
         Command::Latency(a) => latency::run(&a),
+        Command::Obd(a) => obd::run(&a),
     }
 }
 

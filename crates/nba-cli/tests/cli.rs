@@ -153,3 +153,57 @@ fn latency_log_reads_back_with_the_same_percentiles() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an HdrHistogram interval log"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `nba obd` on the Open Bandit Dataset sample: the logging policies' own click
+/// rates and, for each candidate, every estimator with an interval. Needs the
+/// data: `scripts/test.sh` fetches it (scripts/fetch-obd.sh) and sets
+/// NBA_OBD_DIR; a bare `cargo test` without it says so and checks the error.
+#[test]
+fn obd_reports_logged_values_and_candidate_estimates() {
+    let Ok(dir) = std::env::var("NBA_OBD_DIR") else {
+        eprintln!("NBA_OBD_DIR is not set: run scripts/fetch-obd.sh for the full check");
+        let out = nba()
+            .args(["obd", "/nonexistent"])
+            .output()
+            .expect("nba runs");
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("scripts/fetch-obd.sh"));
+        return;
+    };
+    let r = last_json_line(
+        &nba()
+            .args(["obd", &dir, "--json"])
+            .output()
+            .expect("nba runs"),
+    );
+    let logged = r["logged"].as_array().expect("logged");
+    assert_eq!(logged.len(), 2);
+    for l in logged {
+        assert_eq!(l["impressions"], 10_000);
+        let v = l["value"].as_f64().expect("value");
+        assert!(
+            v > 0.0 && v < 0.02,
+            "OBD click rates are well under 2%: {v}"
+        );
+        assert!(l["ci_low"].as_f64() < Some(v) && l["ci_high"].as_f64() > Some(v));
+    }
+    let candidates = r["candidates"].as_array().expect("candidates");
+    let random = candidates
+        .iter()
+        .find(|c| c["policy"] == "uniform-random")
+        .expect("uniform-random");
+    // The logging policy evaluated on its own log: IPS is the mean click rate of
+    // the evaluation half, with an effective sample size of every impression.
+    let ips = random["estimates"]
+        .as_array()
+        .expect("estimates")
+        .iter()
+        .find(|e| e["estimator"] == "ips")
+        .expect("ips");
+    assert_eq!(ips["effective_sample_size"], 5_000.0);
+    for c in candidates {
+        for e in c["estimates"].as_array().expect("estimates") {
+            assert!(e["ci_low"].as_f64() <= e["value"].as_f64(), "{c}");
+        }
+    }
+}

@@ -8,8 +8,9 @@
 //! r̂(xᵢ, ·). With wᵢ = π(aᵢ|xᵢ)/pᵢ:
 //!
 //! - **replay** (Li et al. 2011): the mean reward over the decisions where the
-//!   candidate's choice (its most probable action) equals the logged one;
-//!   unbiased when the logging policy was uniformly random;
+//!   candidate's choice equals the logged one; unbiased when the logging policy
+//!   was uniformly random; computed for deterministic candidates only (every
+//!   π(·|xᵢ) one-hot);
 //! - **IPS**: (1/n) Σ wᵢ rᵢ;
 //! - **SNIPS** (self-normalised): Σ wᵢ rᵢ / Σ wᵢ;
 //! - **DM** (direct method): (1/n) Σ Σₐ π(a|xᵢ) r̂(xᵢ, a);
@@ -118,13 +119,18 @@ pub fn evaluate(log: &[LoggedDecision]) -> Vec<Estimate> {
     let n = usable.len() as f64;
     let mut out = Vec::new();
 
-    let matched: Vec<f64> = usable
+    let deterministic = usable
         .iter()
-        .filter(|d| most_probable(&d.target) == d.action)
-        .map(|d| d.reward)
-        .collect();
-    let (v, se) = mean_and_se(&matched);
-    out.push(estimate(Estimator::Replay, v, se, matched.len() as f64));
+        .all(|d| d.target.iter().any(|p| *p >= 1.0 - 1e-12));
+    if deterministic {
+        let matched: Vec<f64> = usable
+            .iter()
+            .filter(|d| most_probable(&d.target) == d.action)
+            .map(|d| d.reward)
+            .collect();
+        let (v, se) = mean_and_se(&matched);
+        out.push(estimate(Estimator::Replay, v, se, matched.len() as f64));
+    }
 
     let w: Vec<f64> = usable
         .iter()
@@ -215,12 +221,10 @@ mod tests {
     #[test]
     fn every_estimator_matches_the_hand_computation() {
         let es = evaluate(&log());
-        // Replay: the candidate's choice is action 0; decisions 1 and 3 match,
-        // rewards 1 and 0: mean 0.5, sd 0.7071, se 0.5.
-        let replay = get(&es, Estimator::Replay);
-        close(replay.value, 0.5);
-        close(replay.ci_high - replay.value, Z95 * 0.5);
-        close(replay.effective_sample_size, 2.0);
+        assert!(
+            es.iter().all(|e| e.estimator != Estimator::Replay),
+            "no replay for a stochastic candidate"
+        );
         // IPS: w = 1.6, 0.4, 1.6, 0.4; w·r = 1.6, 0, 0, 0.4; mean 0.5.
         // Deviations from 0.5: 1.1, −0.5, −0.5, −0.1; squares sum to 1.72, so the
         // sample sd is sqrt(1.72 / 3) and the se that / 2.
@@ -247,6 +251,23 @@ mod tests {
     }
 
     #[test]
+    fn replay_keeps_the_decisions_where_the_candidate_agrees() {
+        let mut l = log();
+        for x in &mut l {
+            x.target = vec![1.0, 0.0];
+        }
+        let es = evaluate(&l);
+        // The candidate always picks action 0; decisions 1 and 3 match, with
+        // rewards 1 and 0: mean 0.5, sample sd sqrt(0.5), se 0.5.
+        let replay = get(&es, Estimator::Replay);
+        close(replay.value, 0.5);
+        close(replay.ci_high - replay.value, Z95 * 0.5);
+        close(replay.effective_sample_size, 2.0);
+        // IPS agrees here: w = 2 on the matches, 0 elsewhere: (2 + 0) / 4 = 0.5.
+        close(get(&es, Estimator::Ips).value, 0.5);
+    }
+
+    #[test]
     fn the_logging_policy_evaluated_on_its_own_log_is_the_mean_reward() {
         let mut l = log();
         for x in &mut l {
@@ -265,7 +286,7 @@ mod tests {
             x.predicted.clear();
         }
         let es = evaluate(&l);
-        assert_eq!(es.len(), 3);
+        assert_eq!(es.len(), 2, "IPS and SNIPS: {es:?}");
         assert!(evaluate(&[]).iter().all(|e| e.value.is_nan()));
     }
 }
