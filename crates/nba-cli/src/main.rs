@@ -3,6 +3,7 @@
 
 mod latency;
 mod obd;
+mod recordings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use nba_kafka::{KafkaArgs, LogFormat, Producer, audit, init_logging, run_main};
 use nba_metrics::IntervalLogWriter;
 use nba_pipeline::{DemoConfig, DemoReport, OutputRecord, Topic, run_demo_observed};
+use nba_schema::{RecordedRecord, RecordingWriter};
 use nba_sim::{SimConfig, Simulator, malformed_records};
 
 /// nba: a real-time next-best-action engine on Kafka.
@@ -47,6 +49,17 @@ enum Command {
     /// estimates (replay, IPS, SNIPS, DM, DR with 95% intervals) for candidate
     /// policies from the uniform-random log.
     Obd(obd::ObdArgs),
+    /// Reads topics (from the beginning, an offset or a time; to the end or a
+    /// count) into a recording: an Avro object container file keeping key,
+    /// value, timestamp, partition, offset and headers.
+    Record(recordings::RecordArgs),
+    /// Writes a recording back to its topics (or another), as fast as possible
+    /// or at k times the recorded pace.
+    Replay(recordings::ReplayArgs),
+    /// Runs a recording of raw interactions (or JSON Lines) through the whole
+    /// pipeline in one process, at full speed, driven by the recorded event
+    /// times; the same recording gives the same decisions as the live run.
+    Backtest(recordings::BacktestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +99,10 @@ struct SimulateArgs {
     /// Also send this many malformed records, to exercise the dead-letter path.
     #[arg(long, default_value_t = 0)]
     malformed: usize,
+    /// Write a recording to this file (as `nba record` would have recorded the
+    /// raw topic) instead of sending to a broker.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +134,15 @@ fn main() -> ExitCode {
         Command::Audit(a) => run_audit(&a),
         Command::Latency(a) => latency::run(&a),
         Command::Obd(a) => obd::run(&a),
+        Command::Record(a) => {
+            init_logging(LogFormat::Human);
+            run_main(recordings::run_record(a))
+        }
+        Command::Replay(a) => {
+            init_logging(LogFormat::Human);
+            run_main(recordings::run_replay(a))
+        }
+        Command::Backtest(a) => recordings::run_backtest(&a),
     }
 }
 
@@ -204,43 +230,94 @@ fn print_summary(r: &DemoReport) {
     );
 }
 
+/// Where `nba simulate` puts its records.
+enum Sink {
+    Kafka(Producer),
+    File(RecordingWriter<std::io::BufWriter<std::fs::File>>, i64),
+}
+
+impl Sink {
+    async fn put(
+        &mut self,
+        key: String,
+        payload: Vec<u8>,
+        timestamp: Option<i64>,
+        topic: &str,
+    ) -> anyhow::Result<()> {
+        match self {
+            Sink::Kafka(p) => {
+                p.send(&OutputRecord {
+                    topic: Topic::InteractionsRaw,
+                    key: key.into_bytes(),
+                    payload,
+                    headers: Vec::new(),
+                    timestamp,
+                })
+                .await
+            }
+            Sink::File(w, offset) => {
+                *offset += 1;
+                w.append(&RecordedRecord {
+                    topic: topic.to_owned(),
+                    partition: 0,
+                    offset: *offset - 1,
+                    timestamp,
+                    key: Some(key.into_bytes()),
+                    value: Some(payload),
+                    headers: Vec::new(),
+                })
+                .map_err(anyhow::Error::msg)
+            }
+        }
+    }
+
+    async fn finish(self) -> anyhow::Result<u64> {
+        match self {
+            Sink::Kafka(mut p) => p.flush().await,
+            Sink::File(w, n) => {
+                w.finish()
+                    .map_err(anyhow::Error::msg)?
+                    .into_inner()
+                    .map_err(|e| anyhow::anyhow!("cannot write the recording: {e}"))?
+                    .sync_all()?;
+                Ok(n as u64)
+            }
+        }
+    }
+}
+
 async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
     let sim_cfg = SimConfig::for_run(a.events, a.seed, a.customers);
     let customers = sim_cfg.customers;
     let mut sim = Simulator::new(&sim_cfg, false);
-    let mut producer = Producer::new(&a.kafka)?;
+    let topic = a.kafka.topics.topic_interactions_raw.clone();
+    let (mut sink, dest) = match &a.output {
+        Some(path) => {
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            (
+                Sink::File(RecordingWriter::new(std::io::BufWriter::new(f)), 0),
+                path.display().to_string(),
+            )
+        }
+        None => (Sink::Kafka(Producer::new(&a.kafka)?), topic.clone()),
+    };
     let started = Instant::now();
     for _ in 0..a.events {
         let e = sim.next_event();
         let payload = nba_schema::encode(&e).context("encoding a simulated interaction")?;
-        producer
-            .send(&OutputRecord {
-                topic: Topic::InteractionsRaw,
-                key: e.customer_id.into_bytes(),
-                payload,
-                headers: Vec::new(),
-                timestamp: Some(e.timestamp),
-            })
+        sink.put(e.customer_id, payload, Some(e.timestamp), &topic)
             .await?;
     }
     for (key, payload) in malformed_records(a.malformed) {
-        producer
-            .send(&OutputRecord {
-                topic: Topic::InteractionsRaw,
-                key: key.into_bytes(),
-                payload,
-                headers: Vec::new(),
-                timestamp: None,
-            })
-            .await?;
+        sink.put(key, payload, None, &topic).await?;
     }
-    let delivered = producer.flush().await?;
+    let delivered = sink.finish().await?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "sent {delivered} records ({} interactions from {customers} customers, {} malformed) to {} in {secs:.2} s ({:.0} records/s)",
+        "sent {delivered} records ({} interactions from {customers} customers, {} malformed) to {dest} in {secs:.2} s ({:.0} records/s)",
         a.events,
         a.malformed,
-        a.kafka.topics.topic_interactions_raw,
         delivered as f64 / secs.max(1e-9)
     );
     Ok(())

@@ -1,21 +1,17 @@
 //! Reads every nba topic back and checks that nothing was lost or doubled.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use nba_core::{AggregatorConfig, DecisionRequest, Interaction, NextBestAction, Reward};
 use nba_pipeline::{Topic, dlq_headers};
 use nba_schema::decode;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::KafkaArgs;
 use crate::args::create;
-
-const TIMEOUT: Duration = Duration::from_secs(10);
+use crate::read::{StartAt, read_topic};
 
 /// What the topics hold, and every way they disagree.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -49,68 +45,6 @@ impl AuditReport {
     }
 }
 
-/// How long a topic must stay quiet, once its reported end is reached, to count
-/// as read. Some Kafka-compatible brokers report a high watermark below the last
-/// acknowledged record, so the watermark alone cannot end the read.
-const QUIET: Duration = Duration::from_millis(1_500);
-
-/// Reads one topic from its start to its current end, calling `f` on each record.
-fn read_topic(
-    consumer: &BaseConsumer,
-    topic: &str,
-    mut f: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
-) -> anyhow::Result<()> {
-    let md = consumer
-        .fetch_metadata(Some(topic), TIMEOUT)
-        .with_context(|| format!("cannot read the metadata of {topic}"))?;
-    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
-        anyhow::bail!("topic {topic} does not exist");
-    };
-    if let Some(e) = t.error() {
-        anyhow::bail!("topic {topic}: {e:?}; create it first (see deploy/)");
-    }
-    let mut tpl = TopicPartitionList::new();
-    let mut ends = HashMap::new();
-    for p in t.partitions() {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, p.id(), TIMEOUT)
-            .with_context(|| format!("cannot read the offsets of {topic}[{}]", p.id()))?;
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-        if high > 0 {
-            ends.insert(p.id(), high);
-        }
-    }
-    consumer.assign(&tpl)?;
-    let mut last_record = Instant::now();
-    let started = Instant::now();
-    while !ends.is_empty() || last_record.elapsed() < QUIET {
-        match consumer.poll(Duration::from_millis(100)) {
-            // Records of the previously assigned topic may still be queued.
-            Some(Ok(m)) if m.topic() != topic => {}
-            Some(Ok(m)) => {
-                last_record = Instant::now();
-                f(&m);
-                if ends
-                    .get(&m.partition())
-                    .is_some_and(|end| m.offset() + 1 >= *end)
-                {
-                    ends.remove(&m.partition());
-                }
-            }
-            Some(Err(e)) => anyhow::bail!("reading {topic}: {e}"),
-            None if !ends.is_empty() && last_record.elapsed() > TIMEOUT => {
-                anyhow::bail!(
-                    "reading {topic}: no record for {TIMEOUT:?} after {:?}, before its end",
-                    started.elapsed()
-                );
-            }
-            None => {}
-        }
-    }
-    consumer.unassign()?;
-    Ok(())
-}
-
 /// Reads every topic named in `args` once and checks the pipeline's invariants:
 /// every raw record became an interaction, a duplicate or a dead letter; every
 /// trigger became exactly one decision request; every decision request got exactly
@@ -140,73 +74,109 @@ pub fn audit(
         .collect();
 
     let mut seen_raw = HashSet::new();
-    read_topic(&consumer, names.name(Topic::InteractionsRaw), |m| {
-        r.raw += 1;
-        if let Some(Ok(i)) = m.payload().map(decode::<Interaction>)
-            && !seen_raw.insert(i.event_id.trim().to_owned())
-        {
-            r.raw_duplicates += 1;
-        }
-    })?;
-    read_topic(&consumer, names.name(Topic::Interactions), |m| {
-        r.interactions += 1;
-        if let Some(Ok(i)) = m.payload().map(decode::<Interaction>) {
-            if triggers.contains(&i.event_type) {
-                r.triggers += 1;
+    read_topic(
+        &consumer,
+        names.name(Topic::InteractionsRaw),
+        StartAt::Beginning,
+        None,
+        |m| {
+            r.raw += 1;
+            if let Some(Ok(i)) = m.payload().map(decode::<Interaction>)
+                && !seen_raw.insert(i.event_id.trim().to_owned())
+            {
+                r.raw_duplicates += 1;
             }
-            if i.decision_id.is_some() && outcome_types.contains(&i.event_type) {
-                r.outcomes += 1;
+        },
+    )?;
+    read_topic(
+        &consumer,
+        names.name(Topic::Interactions),
+        StartAt::Beginning,
+        None,
+        |m| {
+            r.interactions += 1;
+            if let Some(Ok(i)) = m.payload().map(decode::<Interaction>) {
+                if triggers.contains(&i.event_type) {
+                    r.triggers += 1;
+                }
+                if i.decision_id.is_some() && outcome_types.contains(&i.event_type) {
+                    r.outcomes += 1;
+                }
             }
-        }
-    })?;
+        },
+    )?;
     let mut requests = HashMap::<String, u32>::new();
-    read_topic(&consumer, names.name(Topic::DecisionRequests), |m| {
-        r.decision_requests += 1;
-        if let Some(Ok(q)) = m.payload().map(decode::<DecisionRequest>) {
-            *requests.entry(q.decision_id).or_default() += 1;
-        }
-    })?;
+    read_topic(
+        &consumer,
+        names.name(Topic::DecisionRequests),
+        StartAt::Beginning,
+        None,
+        |m| {
+            r.decision_requests += 1;
+            if let Some(Ok(q)) = m.payload().map(decode::<DecisionRequest>) {
+                *requests.entry(q.decision_id).or_default() += 1;
+            }
+        },
+    )?;
     let mut answers = HashMap::<String, u32>::new();
-    read_topic(&consumer, names.name(Topic::NextBestActions), |m| {
-        r.next_best_actions += 1;
-        if let Some(Ok(a)) = m.payload().map(decode::<NextBestAction>) {
-            *answers.entry(a.decision_id).or_default() += 1;
-        }
-    })?;
-    read_topic(&consumer, names.name(Topic::Rewards), |m| {
-        if let Some(Ok(_)) = m.payload().map(decode::<Reward>) {
-            r.rewards += 1;
-        }
-    })?;
+    read_topic(
+        &consumer,
+        names.name(Topic::NextBestActions),
+        StartAt::Beginning,
+        None,
+        |m| {
+            r.next_best_actions += 1;
+            if let Some(Ok(a)) = m.payload().map(decode::<NextBestAction>) {
+                *answers.entry(a.decision_id).or_default() += 1;
+            }
+        },
+    )?;
+    read_topic(
+        &consumer,
+        names.name(Topic::Rewards),
+        StartAt::Beginning,
+        None,
+        |m| {
+            if let Some(Ok(_)) = m.payload().map(decode::<Reward>) {
+                r.rewards += 1;
+            }
+        },
+    )?;
     let raw_topic = names.name(Topic::InteractionsRaw).to_owned();
     let mut consumer_dead_letters_of_raw = 0;
     let mut unexplained = 0;
-    read_topic(&consumer, names.name(Topic::DeadLetter), |m| {
-        let header = |name: &str| {
-            m.headers().and_then(|h| {
-                h.iter()
-                    .find(|x| x.key == name)
-                    .and_then(|x| x.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-            })
-        };
-        let stage = header(dlq_headers::STAGE).unwrap_or_else(|| "unknown".into());
-        let complete = [
-            dlq_headers::REASON,
-            dlq_headers::SOURCE_TOPIC,
-            dlq_headers::SOURCE_PARTITION,
-            dlq_headers::SOURCE_OFFSET,
-        ]
-        .iter()
-        .all(|h| header(h).is_some_and(|v| !v.is_empty()));
-        if !complete {
-            unexplained += 1;
-        }
-        if header(dlq_headers::SOURCE_TOPIC).as_deref() == Some(raw_topic.as_str()) {
-            consumer_dead_letters_of_raw += 1;
-        }
-        *r.dead_letters.entry(stage).or_default() += 1;
-    })?;
+    read_topic(
+        &consumer,
+        names.name(Topic::DeadLetter),
+        StartAt::Beginning,
+        None,
+        |m| {
+            let header = |name: &str| {
+                m.headers().and_then(|h| {
+                    h.iter()
+                        .find(|x| x.key == name)
+                        .and_then(|x| x.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                })
+            };
+            let stage = header(dlq_headers::STAGE).unwrap_or_else(|| "unknown".into());
+            let complete = [
+                dlq_headers::REASON,
+                dlq_headers::SOURCE_TOPIC,
+                dlq_headers::SOURCE_PARTITION,
+                dlq_headers::SOURCE_OFFSET,
+            ]
+            .iter()
+            .all(|h| header(h).is_some_and(|v| !v.is_empty()));
+            if !complete {
+                unexplained += 1;
+            }
+            if header(dlq_headers::SOURCE_TOPIC).as_deref() == Some(raw_topic.as_str()) {
+                consumer_dead_letters_of_raw += 1;
+            }
+            *r.dead_letters.entry(stage).or_default() += 1;
+        },
+    )?;
 
     let dead_letters = r.dead_letters_total();
     let p = &mut r.problems;

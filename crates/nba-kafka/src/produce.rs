@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use nba_pipeline::{OutputRecord, TopicNames};
+use nba_schema::RecordedRecord;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -24,26 +25,46 @@ pub(crate) const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("message.timeout.ms", "300000"),
 ];
 
+/// A produce request: topic, key, value, headers, timestamp.
+fn produce_request<'a, H: AsRef<[u8]> + 'a>(
+    topic: &'a str,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: impl Iterator<Item = (&'a str, Option<&'a H>)>,
+    timestamp: Option<i64>,
+) -> FutureRecord<'a, [u8], [u8]> {
+    let mut owned = OwnedHeaders::new();
+    for (k, v) in headers {
+        owned = owned.insert(Header {
+            key: k,
+            value: v.map(AsRef::as_ref),
+        });
+    }
+    let mut fr = FutureRecord::to(topic).headers(owned);
+    if let Some(k) = key {
+        fr = fr.key(k);
+    }
+    if let Some(v) = value {
+        fr = fr.payload(v);
+    }
+    if let Some(t) = timestamp {
+        fr = fr.timestamp(t);
+    }
+    fr
+}
+
 /// The produce request for `record`.
 fn future_record<'a>(
     names: &'a TopicNames,
     record: &'a OutputRecord,
 ) -> FutureRecord<'a, [u8], [u8]> {
-    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-    for (k, v) in &record.headers {
-        headers = headers.insert(Header {
-            key: k,
-            value: Some(v.as_slice()),
-        });
-    }
-    let mut fr = FutureRecord::to(names.name(record.topic))
-        .key(record.key.as_slice())
-        .payload(record.payload.as_slice())
-        .headers(headers);
-    if let Some(t) = record.timestamp {
-        fr = fr.timestamp(t);
-    }
-    fr
+    produce_request(
+        names.name(record.topic),
+        Some(record.key.as_slice()),
+        Some(record.payload.as_slice()),
+        record.headers.iter().map(|(k, v)| (*k, Some(v))),
+        record.timestamp,
+    )
 }
 
 /// Enqueues `record`, waiting while librdkafka's queue is full. The wait blocks
@@ -54,7 +75,13 @@ pub(crate) fn send(
     names: &TopicNames,
     record: &OutputRecord,
 ) -> Result<DeliveryFuture, KafkaError> {
-    let mut fr = future_record(names, record);
+    enqueue(producer, future_record(names, record))
+}
+
+fn enqueue(
+    producer: &FutureProducer,
+    mut fr: FutureRecord<'_, [u8], [u8]>,
+) -> Result<DeliveryFuture, KafkaError> {
     loop {
         match producer.send_result(fr) {
             Ok(delivery) => return Ok(delivery),
@@ -102,6 +129,24 @@ impl Producer {
     pub async fn send(&mut self, record: &OutputRecord) -> anyhow::Result<()> {
         let d = send(&self.inner, &self.names, record)
             .with_context(|| format!("cannot send to {}", self.names.name(record.topic)))?;
+        self.in_flight.push_back(d);
+        while self.in_flight.len() > self.window {
+            self.settle_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a recorded record to `topic` as it was: key, value, headers and
+    /// timestamp.
+    pub async fn send_raw(&mut self, topic: &str, r: &RecordedRecord) -> anyhow::Result<()> {
+        let fr = produce_request(
+            topic,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            r.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref())),
+            r.timestamp,
+        );
+        let d = enqueue(&self.inner, fr).with_context(|| format!("cannot send to {topic}"))?;
         self.in_flight.push_back(d);
         while self.in_flight.len() > self.window {
             self.settle_one().await?;

@@ -7,12 +7,14 @@
 //! in one process for `nba demo` and backtests. Both run the same code on the same
 //! bytes, so they make the same decisions.
 
+mod backtest;
 mod dead_letter;
 mod demo;
 mod local;
 mod stages;
 mod topic;
 
+pub use backtest::{BacktestRun, RawRecord, backtest};
 pub use dead_letter::{DeadLetter, headers as dlq_headers};
 pub use demo::{DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
 pub use local::LocalPipeline;

@@ -16,6 +16,10 @@
 //! Decoding also accepts a raw datum with no framing, so that any Avro producer
 //! can feed nba.
 
+mod recording;
+
+pub use recording::{RECORDING_SCHEMA, RecordedRecord, RecordingWriter, read_recording};
+
 use std::sync::OnceLock;
 
 use apache_avro::{Schema, from_avro_datum, from_value, to_avro_datum, to_value};

@@ -1,0 +1,217 @@
+//! `nba record`, `nba replay` and `nba backtest`: recordings of topics, and
+//! running them through the pipeline in one process.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use nba_core::Interaction;
+use nba_kafka::{KafkaArgs, StartAt, record, replay};
+use nba_pipeline::{RawRecord, backtest};
+use nba_schema::read_recording;
+
+#[derive(Debug, Args)]
+pub(crate) struct RecordArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Topics to record (repeat for several) [default: the raw interactions topic].
+    #[arg(long = "topic", value_name = "TOPIC")]
+    topics: Vec<String>,
+    /// Start every partition at this offset instead of the beginning.
+    #[arg(long, conflicts_with = "from_timestamp")]
+    from_offset: Option<i64>,
+    /// Start every partition at the first record at or after this time
+    /// (ms since the epoch).
+    #[arg(long)]
+    from_timestamp: Option<i64>,
+    /// Stop after this many records in all [default: read to the current end].
+    #[arg(long)]
+    count: Option<u64>,
+    /// The recording to write (an Avro object container file).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+pub(crate) async fn run_record(a: RecordArgs) -> anyhow::Result<()> {
+    let topics = if a.topics.is_empty() {
+        vec![a.kafka.topics.topic_interactions_raw.clone()]
+    } else {
+        a.topics.clone()
+    };
+    let start = match (a.from_offset, a.from_timestamp) {
+        (Some(o), _) => StartAt::Offset(o),
+        (_, Some(t)) => StartAt::Timestamp(t),
+        _ => StartAt::Beginning,
+    };
+    let file =
+        File::create(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+    let (kept, out) = tokio::task::spawn_blocking(move || {
+        record(&a.kafka, &topics, start, a.count, BufWriter::new(file))
+    })
+    .await??;
+    out.into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write the recording: {e}"))?
+        .sync_all()?;
+    eprintln!("recorded {kept} records");
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// The recording (from `nba record` or `nba simulate --output`).
+    #[arg(value_name = "FILE")]
+    input: PathBuf,
+    /// Write every record to this topic instead of the one it was recorded from.
+    #[arg(long)]
+    to_topic: Option<String>,
+    /// Keep this many times the recorded pace (by record timestamps); 0 sends as
+    /// fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    speed: f64,
+}
+
+pub(crate) async fn run_replay(a: ReplayArgs) -> anyhow::Result<()> {
+    if !(a.speed.is_finite() && a.speed >= 0.0) {
+        anyhow::bail!(
+            "--speed {} must be 0 (as fast as possible) or a positive factor",
+            a.speed
+        );
+    }
+    let file =
+        File::open(&a.input).with_context(|| format!("cannot open {}", a.input.display()))?;
+    let sent = replay(
+        &a.kafka,
+        BufReader::new(file),
+        a.to_topic.as_deref(),
+        a.speed,
+    )
+    .await?;
+    eprintln!("replayed {sent} records");
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BacktestArgs {
+    /// A recording (`nba record`, `nba simulate --output`) holding raw
+    /// interactions; other topics in it are ignored.
+    #[arg(value_name = "FILE", required_unless_present = "jsonl")]
+    recording: Option<PathBuf>,
+    /// Interactions as JSON Lines instead, one object per line in the JSON form
+    /// of schemas/interaction.avsc (channel as its symbol, optional fields null
+    /// or absent).
+    #[arg(long, value_name = "FILE", conflicts_with = "recording")]
+    jsonl: Option<PathBuf>,
+    /// The topic name the raw interactions were recorded from.
+    #[arg(long, default_value = "nba.interactions.raw")]
+    topic: String,
+    /// Seed of the policy (the stage binaries' default is 0).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write every next-best-action as a JSON line to this file.
+    #[arg(long, value_name = "FILE")]
+    decisions: Option<PathBuf>,
+    /// Print the report as one JSON object on the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn raw_records(a: &BacktestArgs) -> anyhow::Result<Vec<RawRecord>> {
+    let mut out = Vec::new();
+    if let Some(path) = &a.jsonl {
+        let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        for (i, line) in BufReader::new(f).lines().enumerate() {
+            let line = line.with_context(|| {
+                format!(
+                    "{} line {}: not UTF-8 text (a recording is read without --jsonl)",
+                    path.display(),
+                    i + 1
+                )
+            })?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let e: Interaction = serde_json::from_str(&line).with_context(|| {
+                format!(
+                    "{} line {}: not an interaction in JSON",
+                    path.display(),
+                    i + 1
+                )
+            })?;
+            let value = nba_schema::encode(&e)
+                .with_context(|| format!("{} line {}", path.display(), i + 1))?;
+            out.push((Some(e.customer_id.into_bytes()), value));
+        }
+    } else if let Some(path) = &a.recording {
+        let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        for r in read_recording(BufReader::new(f)).map_err(anyhow::Error::msg)? {
+            let r = r.map_err(anyhow::Error::msg)?;
+            if r.topic == a.topic {
+                out.push((r.key, r.value.unwrap_or_default()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
+    let records = match raw_records(a) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let total = records.len() as u64;
+    let terminal = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    // A progress line on a terminal (events/s and time left); silence otherwise.
+    let mut progress = |done: u64| {
+        if terminal {
+            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let left = total.saturating_sub(done) as f64 / rate.max(1.0);
+            eprint!("\r{done}/{total} records, {rate:.0} events/s, {left:.0} s left   ");
+        }
+    };
+    let run = backtest(records, a.seed, &mut progress);
+    if terminal && total >= 65_536 {
+        eprintln!();
+    }
+    println!(
+        "nba backtest: {} raw records, {} decisions, {} rewards, {} dead letters in {:.2} s ({:.0} events/s)",
+        run.events,
+        run.decision_count,
+        run.rewards,
+        run.dead_lettered,
+        run.elapsed_s,
+        run.events_per_s
+    );
+    if let Some(path) = &a.decisions {
+        let written = File::create(path).and_then(|f| {
+            let mut w = BufWriter::new(f);
+            for d in &run.decisions {
+                serde_json::to_writer(&mut w, d)?;
+                w.write_all(b"\n")?;
+            }
+            w.flush()
+        });
+        if let Err(e) = written {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if a.json {
+        match serde_json::to_string(&run) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("error: cannot write the report as JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

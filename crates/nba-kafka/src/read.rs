@@ -1,0 +1,109 @@
+//! Reading a topic whole (or from a point, or up to a count), for `nba audit`
+//! and `nba record`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a topic must stay quiet, once its reported end is reached, to count
+/// as read. Some Kafka-compatible brokers report a high watermark below the last
+/// acknowledged record, so the watermark alone cannot end the read.
+const QUIET: Duration = Duration::from_millis(1_500);
+
+/// Where reading starts in every partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// The first record kept.
+    Beginning,
+    /// This offset.
+    Offset(i64),
+    /// The first record with a timestamp at or after this one (ms since the epoch).
+    Timestamp(i64),
+}
+
+/// Reads `topic` from `start` to its current end (or until `limit` records),
+/// calling `f` on each record; returns how many were read.
+pub(crate) fn read_topic(
+    consumer: &BaseConsumer,
+    topic: &str,
+    start: StartAt,
+    limit: Option<u64>,
+    mut f: impl FnMut(&BorrowedMessage<'_>),
+) -> anyhow::Result<u64> {
+    let md = consumer
+        .fetch_metadata(Some(topic), TIMEOUT)
+        .with_context(|| format!("cannot read the metadata of {topic}"))?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        anyhow::bail!("topic {topic} does not exist");
+    };
+    if let Some(e) = t.error() {
+        anyhow::bail!("topic {topic}: {e:?}; create it first (see deploy/)");
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in t.partitions() {
+        let offset = match start {
+            StartAt::Beginning => Offset::Beginning,
+            StartAt::Offset(o) => Offset::Offset(o),
+            StartAt::Timestamp(ts) => Offset::Offset(ts),
+        };
+        tpl.add_partition_offset(topic, p.id(), offset)?;
+    }
+    if matches!(start, StartAt::Timestamp(_)) {
+        tpl = consumer
+            .offsets_for_times(tpl, TIMEOUT)
+            .with_context(|| format!("cannot find the offsets of {topic} at that time"))?;
+    }
+    // Where each partition starts and ends; partitions with nothing to read
+    // are not waited for.
+    let mut ends = HashMap::new();
+    for e in tpl.elements() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, e.partition(), TIMEOUT)
+            .with_context(|| format!("cannot read the offsets of {topic}[{}]", e.partition()))?;
+        let from = match e.offset() {
+            Offset::Offset(o) => o,
+            Offset::End => high,
+            _ => low,
+        };
+        if high > from {
+            ends.insert(e.partition(), high);
+        }
+    }
+    consumer.assign(&tpl)?;
+    let mut read = 0u64;
+    let mut last_record = Instant::now();
+    let started = Instant::now();
+    while (!ends.is_empty() || last_record.elapsed() < QUIET) && limit.is_none_or(|l| read < l) {
+        match consumer.poll(Duration::from_millis(100)) {
+            // Records of the previously assigned topic may still be queued.
+            Some(Ok(m)) if m.topic() != topic => {}
+            Some(Ok(m)) => {
+                last_record = Instant::now();
+                f(&m);
+                read += 1;
+                if ends
+                    .get(&m.partition())
+                    .is_some_and(|end| m.offset() + 1 >= *end)
+                {
+                    ends.remove(&m.partition());
+                }
+            }
+            Some(Err(e)) => anyhow::bail!("reading {topic}: {e}"),
+            None if !ends.is_empty() && last_record.elapsed() > TIMEOUT => {
+                anyhow::bail!(
+                    "reading {topic}: no record for {TIMEOUT:?} after {:?}, before its end",
+                    started.elapsed()
+                );
+            }
+            None => {}
+        }
+    }
+    consumer.unassign()?;
+    Ok(read)
+}
