@@ -78,6 +78,16 @@ done
 http_get $((port + 103)) /metrics \
   | grep -E '^nba_(step_latency|input_to_publication_latency|event_to_publication_latency)_seconds_count'
 
+echo "== recording the topics and backtesting the recording"
+"$bin/nba" record --topic nba.interactions.raw --topic nba.decision-requests \
+  --topic nba.next-best-actions --topic nba.rewards -o "$work/live.avro"
+"$bin/nba" backtest "$work/live.avro" --json --candidate linucb --candidate random | tee "$work/backtest.out" | grep -v '^{'
+decisions=$(tail -1 "$work/backtest.out" | grep -oE '"decision_count":[0-9]+' | grep -oE '[0-9]+$')
+live_nbas=$(grep -oE '"next_best_actions":[0-9]+' "$work/audit.out" | grep -oE '[0-9]+$')
+echo "backtest decisions: $decisions; live next-best-actions: $live_nbas"
+[ "$decisions" = "$live_nbas" ] || { echo "the backtest made $decisions decisions, the live run $live_nbas" >&2; exit 1; }
+tail -1 "$work/backtest.out" | grep -q '"evaluation"' || { echo "no candidate evaluation in the backtest report" >&2; exit 1; }
+
 echo "== stopping the stages (SIGTERM: drain and commit)"
 for i in 1 2 3; do
   p=${pids[$i]}

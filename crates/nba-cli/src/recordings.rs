@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use nba_core::Interaction;
+use nba_core::{BanditConfig, DecisionRequest, Interaction, NextBestAction, Policy, Reward};
 use nba_kafka::{KafkaArgs, StartAt, record, replay};
-use nba_pipeline::{RawRecord, backtest};
-use nba_schema::read_recording;
+use nba_pipeline::{RawRecord, backtest, evaluate_candidates};
+use nba_schema::{decode, read_recording};
 
 #[derive(Debug, Args)]
 pub(crate) struct RecordArgs {
@@ -115,12 +115,57 @@ pub(crate) struct BacktestArgs {
     /// Write every next-best-action as a JSON line to this file.
     #[arg(long, value_name = "FILE")]
     decisions: Option<PathBuf>,
+    /// Candidate policies to evaluate against the logged decisions in the
+    /// recording (its nba.decision-requests, nba.next-best-actions and
+    /// nba.rewards records), with the model-updater's default settings for each
+    /// [default: all of them when the recording holds logged decisions].
+    #[arg(long = "candidate", value_enum, value_name = "POLICY")]
+    candidates: Vec<CandidateName>,
     /// Print the report as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
 }
 
-fn raw_records(a: &BacktestArgs) -> anyhow::Result<Vec<RawRecord>> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CandidateName {
+    Linucb,
+    Thompson,
+    EpsilonGreedy,
+    Softmax,
+    Squarecb,
+    Random,
+}
+
+impl CandidateName {
+    fn config(self) -> (String, BanditConfig) {
+        let policy = match self {
+            CandidateName::Linucb => Policy::default(),
+            CandidateName::Thompson => Policy::Thompson { scale: 0.5 },
+            CandidateName::EpsilonGreedy => Policy::EpsilonGreedy { epsilon: 0.05 },
+            CandidateName::Softmax => Policy::Softmax { temperature: 0.05 },
+            CandidateName::Squarecb => Policy::SquareCb { gamma: 50.0 },
+            CandidateName::Random => Policy::EpsilonGreedy { epsilon: 1.0 },
+        };
+        let name = format!("{self:?}").to_lowercase();
+        (
+            name,
+            BanditConfig {
+                policy,
+                ..BanditConfig::default()
+            },
+        )
+    }
+}
+
+/// What a recording holds besides raw interactions: the logged decisions.
+#[derive(Debug, Default)]
+struct Logged {
+    requests: Vec<DecisionRequest>,
+    nbas: Vec<NextBestAction>,
+    rewards: Vec<Reward>,
+}
+
+fn raw_records(a: &BacktestArgs, logged: &mut Logged) -> anyhow::Result<Vec<RawRecord>> {
     let mut out = Vec::new();
     if let Some(path) = &a.jsonl {
         let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -150,8 +195,13 @@ fn raw_records(a: &BacktestArgs) -> anyhow::Result<Vec<RawRecord>> {
         let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         for r in read_recording(BufReader::new(f)).map_err(anyhow::Error::msg)? {
             let r = r.map_err(anyhow::Error::msg)?;
-            if r.topic == a.topic {
-                out.push((r.key, r.value.unwrap_or_default()));
+            let value = r.value.unwrap_or_default();
+            match r.topic.as_str() {
+                t if t == a.topic => out.push((r.key, value)),
+                "nba.decision-requests" => logged.requests.extend(decode(&value).ok()),
+                "nba.next-best-actions" => logged.nbas.extend(decode(&value).ok()),
+                "nba.rewards" => logged.rewards.extend(decode(&value).ok()),
+                _ => {}
             }
         }
     }
@@ -159,7 +209,8 @@ fn raw_records(a: &BacktestArgs) -> anyhow::Result<Vec<RawRecord>> {
 }
 
 pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
-    let records = match raw_records(a) {
+    let mut logged = Logged::default();
+    let records = match raw_records(a, &mut logged) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -204,8 +255,67 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let names = if a.candidates.is_empty() {
+        vec![
+            CandidateName::Linucb,
+            CandidateName::Thompson,
+            CandidateName::EpsilonGreedy,
+            CandidateName::Softmax,
+            CandidateName::Squarecb,
+            CandidateName::Random,
+        ]
+    } else {
+        a.candidates.clone()
+    };
+    let evaluation = if logged.nbas.is_empty() {
+        if !a.candidates.is_empty() {
+            eprintln!(
+                "error: --candidate needs logged decisions: record nba.decision-requests, nba.next-best-actions and nba.rewards too"
+            );
+            return ExitCode::from(2);
+        }
+        None
+    } else {
+        let configs: Vec<(String, BanditConfig)> = names.iter().map(|n| n.config()).collect();
+        let e = evaluate_candidates(
+            &logged.requests,
+            &logged.nbas,
+            &logged.rewards,
+            &configs,
+            0.0,
+        );
+        println!(
+            "logged decisions: {}, their mean reward (the logging policy's on-policy value) {:.5}",
+            e.decisions, e.logged_value
+        );
+        for c in &e.candidates {
+            for x in &c.estimates {
+                println!(
+                    "  {:<15} {:<7} {:.5} [{:.5}, {:.5}]  ESS {:.1}",
+                    c.name,
+                    format!("{:?}", x.estimator).to_lowercase(),
+                    x.value,
+                    x.ci_low,
+                    x.ci_high,
+                    x.effective_sample_size
+                );
+            }
+        }
+        Some(e)
+    };
     if a.json {
-        match serde_json::to_string(&run) {
+        let mut report = match serde_json::to_value(&run) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: cannot write the report as JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(e) = &evaluation {
+            report["logged_value"] = e.logged_value.into();
+            report["evaluation"] = serde_json::to_value(e).unwrap_or_default();
+        }
+        match serde_json::to_string(&report) {
             Ok(line) => println!("{line}"),
             Err(e) => {
                 eprintln!("error: cannot write the report as JSON: {e}");

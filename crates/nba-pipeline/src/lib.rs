@@ -10,6 +10,7 @@
 mod backtest;
 mod dead_letter;
 mod demo;
+mod evaluate;
 mod local;
 mod stages;
 mod topic;
@@ -17,6 +18,7 @@ mod topic;
 pub use backtest::{BacktestRun, RawRecord, backtest};
 pub use dead_letter::{DeadLetter, headers as dlq_headers};
 pub use demo::{DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
+pub use evaluate::{CandidateEstimates, Evaluation, evaluate_candidates};
 pub use local::LocalPipeline;
 pub use stages::{AggregatorStage, ConsumerStage, Stage, StageCounters, UpdaterStage};
 pub use topic::{InputRecord, OutputRecord, Topic, TopicNames};

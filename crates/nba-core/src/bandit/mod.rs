@@ -608,6 +608,19 @@ impl LinearBandit {
         }
     }
 
+    /// The probability with which [`LinearBandit::decide`] would choose each of
+    /// `candidates` in context `x` (exact, but estimated for Thompson sampling),
+    /// for off-policy evaluation.
+    pub fn probabilities(&self, decision_id: &str, x: &[f64], candidates: &[String]) -> Vec<f64> {
+        let mut scratch = self.scratch_for_decision();
+        let (means, vars): (Vec<f64>, Vec<f64>) = candidates
+            .iter()
+            .map(|a| self.estimate_with(a, x, &mut scratch))
+            .unzip();
+        let mut rng = DecisionRng::new(self.cfg.seed, decision_id);
+        self.cfg.policy.probabilities(&means, &vars, &mut rng)
+    }
+
     /// Chooses among `candidates` (non-empty) in context `x`, with the random
     /// stream of this decision alone (seed and `decision_id`), so a decision is
     /// the same live and in a replay whatever order decisions arrive in.

@@ -158,6 +158,76 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The probability of choosing each candidate, given `means` and `vars`
+    /// (for off-policy evaluation). Exact for every policy but Thompson
+    /// sampling, whose probabilities are estimated from 64 draws of `rng`,
+    /// Laplace-smoothed as its logged propensities are.
+    pub(crate) fn probabilities(
+        &self,
+        means: &[f64],
+        vars: &[f64],
+        rng: &mut DecisionRng,
+    ) -> Vec<f64> {
+        let k = means.len();
+        let kf = k as f64;
+        let mix = |best: usize, epsilon: f64| -> Vec<f64> {
+            (0..k)
+                .map(|i| {
+                    if i == best {
+                        1.0 - epsilon + epsilon / kf
+                    } else {
+                        epsilon / kf
+                    }
+                })
+                .collect()
+        };
+        match *self {
+            Policy::LinUcb { alpha, epsilon } => {
+                let scores: Vec<f64> = means
+                    .iter()
+                    .zip(vars)
+                    .map(|(m, v)| m + alpha * v.sqrt())
+                    .collect();
+                mix(argmax(&scores), epsilon)
+            }
+            Policy::EpsilonGreedy { epsilon } => mix(argmax(means), epsilon),
+            Policy::Softmax { temperature } => {
+                let top = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = means
+                    .iter()
+                    .map(|m| ((m - top) / temperature).exp())
+                    .collect();
+                let total: f64 = w.iter().sum();
+                w.iter().map(|x| x / total).collect()
+            }
+            Policy::SquareCb { gamma } => {
+                let best = argmax(means);
+                let mut p: Vec<f64> = means
+                    .iter()
+                    .map(|m| 1.0 / (kf + gamma * (means[best] - m)))
+                    .collect();
+                p[best] = 0.0;
+                p[best] = (1.0 - p.iter().sum::<f64>()).max(0.0);
+                p
+            }
+            Policy::Thompson { scale } => {
+                let mut wins = vec![1.0; k];
+                for _ in 0..THOMPSON_PROPENSITY_DRAWS {
+                    let draw: Vec<f64> = means
+                        .iter()
+                        .zip(vars)
+                        .map(|(m, v)| m + scale * v.sqrt() * rng.normal())
+                        .collect();
+                    wins[argmax(&draw)] += 1.0;
+                }
+                let total = (THOMPSON_PROPENSITY_DRAWS + k) as f64;
+                wins.iter().map(|w| w / total).collect()
+            }
+        }
+    }
+}
+
 /// The index of the largest score; the first on a tie.
 fn argmax(scores: &[f64]) -> usize {
     let mut best = 0;
@@ -249,6 +319,31 @@ mod tests {
                     freq[a] / n as f64
                 );
             }
+        }
+    }
+
+    #[test]
+    fn probabilities_agree_with_the_logged_propensities() {
+        let means = [0.1, 0.5, 0.3];
+        let vars = [0.01, 0.01, 0.04];
+        for policy in [
+            Policy::LinUcb {
+                alpha: 0.5,
+                epsilon: 0.3,
+            },
+            Policy::EpsilonGreedy { epsilon: 0.3 },
+            Policy::Softmax { temperature: 0.2 },
+            Policy::SquareCb { gamma: 10.0 },
+        ] {
+            let mut rng = DecisionRng::new(3, "p");
+            let p = policy.probabilities(&means, &vars, &mut rng);
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{policy:?}");
+            let mut rng = DecisionRng::new(3, "p");
+            let (i, logged, _) = policy.choose(&means, &vars, &mut rng);
+            assert!(
+                (p[i] - logged).abs() < 1e-12,
+                "{policy:?}: {p:?} vs {logged}"
+            );
         }
     }
 
