@@ -10,7 +10,8 @@ use anyhow::Context;
 use clap::Args;
 use nba_core::{BanditConfig, DecisionRequest, Interaction, NextBestAction, Policy, Reward};
 use nba_kafka::{KafkaArgs, StartAt, record, replay};
-use nba_pipeline::{RawRecord, backtest, evaluate_candidates};
+use nba_metrics::{escape, html_page, line_chart_svg, percentile_plot_svg};
+use nba_pipeline::{BacktestRun, Evaluation, RawRecord, backtest, evaluate_candidates};
 use nba_schema::{decode, read_recording};
 
 #[derive(Debug, Args)]
@@ -121,9 +122,78 @@ pub(crate) struct BacktestArgs {
     /// [default: all of them when the recording holds logged decisions].
     #[arg(long = "candidate", value_enum, value_name = "POLICY")]
     candidates: Vec<CandidateName>,
+    /// Also write an HTML report: decisions and rewards over event time, the
+    /// decision latency distribution, and the candidates' estimates.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
     /// Print the report as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
+}
+
+/// The HTML report of a backtest.
+fn html_report(run: &BacktestRun, evaluation: Option<&Evaluation>) -> String {
+    let t0 = run.timeline.first().map_or(0, |p| p.0);
+    let hours = |t: i64| (t - t0) as f64 / 3_600_000.0;
+    let curves = vec![
+        (
+            "decisions".to_owned(),
+            run.timeline
+                .iter()
+                .map(|p| (hours(p.0), p.1 as f64))
+                .collect(),
+        ),
+        (
+            "rewards".to_owned(),
+            run.timeline
+                .iter()
+                .map(|p| (hours(p.0), p.2 as f64))
+                .collect(),
+        ),
+    ];
+    let mut body = format!(
+        "<p>{} raw records, {} decisions, {} rewards, {} dead letters in {:.2} s ({:.0} events/s); decision latency p50 {} µs, p99 {} µs.</p>",
+        run.events,
+        run.decision_count,
+        run.rewards,
+        run.dead_lettered,
+        run.elapsed_s,
+        run.events_per_s,
+        run.decision_latency_p50_us,
+        run.decision_latency_p99_us
+    );
+    body.push_str("<h2>Cumulative decisions and rewards over event time</h2>");
+    body.push_str(&line_chart_svg(
+        "event time, hours from the first record",
+        "count",
+        &curves,
+    ));
+    body.push_str("<h2>Decision latency (request in, next-best-action encoded)</h2>");
+    body.push_str(&percentile_plot_svg(&[(
+        "decision".to_owned(),
+        &run.decision_latency,
+    )]));
+    if let Some(e) = evaluation {
+        body.push_str(&format!(
+            "<h2>Candidates against {} logged decisions</h2><p>Logged policy's mean reward: {:.5}</p><table><tr><th>candidate</th><th>estimator</th><th>value</th><th>95% interval</th><th>effective sample size</th></tr>",
+            e.decisions, e.logged_value
+        ));
+        for c in &e.candidates {
+            for x in &c.estimates {
+                body.push_str(&format!(
+                    "<tr><td>{}</td><td>{:?}</td><td>{:.5}</td><td>[{:.5}, {:.5}]</td><td>{:.1}</td></tr>",
+                    escape(&c.name),
+                    x.estimator,
+                    x.value,
+                    x.ci_low,
+                    x.ci_high,
+                    x.effective_sample_size
+                ));
+            }
+        }
+        body.push_str("</table>");
+    }
+    html_page("nba backtest", &body)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -303,6 +373,13 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
         }
         Some(e)
     };
+    if let Some(path) = &a.report {
+        if let Err(e) = std::fs::write(path, html_report(&run, evaluation.as_ref())) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("report written to {}", path.display());
+    }
     if a.json {
         let mut report = match serde_json::to_value(&run) {
             Ok(v) => v,

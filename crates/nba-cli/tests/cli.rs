@@ -239,6 +239,17 @@ fn backtests_are_deterministic_and_read_json_lines() {
     };
     let (d1, d2) = (dir.join("d1.jsonl"), dir.join("d2.jsonl"));
     let (r1, r2) = (run(&d1), run(&d2));
+    let html = dir.join("report.html");
+    let out = nba()
+        .arg("backtest")
+        .arg(&rec)
+        .arg("--report")
+        .arg(&html)
+        .output()
+        .expect("nba runs");
+    assert!(out.status.success());
+    let page = std::fs::read_to_string(&html).expect("report written");
+    assert!(page.contains("Cumulative decisions and rewards") && page.matches("<svg").count() == 2);
     assert_eq!(r1["events"], 5_000);
     assert!(r1["decision_count"].as_u64() > Some(100), "{r1}");
     assert_eq!(r1["decision_count"], r2["decision_count"]);

@@ -102,6 +102,115 @@ const PLOT_QUANTILES: [f64; 13] = [
 /// A self-contained HTML page plotting each series' latency (log scale, µs)
 /// against percentile (x = −log10(1 − q), so the tail gets room).
 pub fn percentile_plot_html(title: &str, series: &[(String, &LatencyHistogram)]) -> String {
+    html_page(
+        title,
+        &format!(
+            "<p>Latency by percentile (log scale), from HdrHistograms.</p>{}",
+            percentile_plot_svg(series)
+        ),
+    )
+}
+
+/// A page around `body`.
+pub fn html_page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style></head><body><h1>{t}</h1>{body}</body></html>\n",
+        t = escape(title)
+    )
+}
+
+/// Lines of (x, y) points, linear axes, as inline SVG.
+pub fn line_chart_svg(
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> String {
+    let (w, h, left, bottom) = (900.0, 400.0, 80.0, 40.0);
+    let pts = series.iter().flat_map(|(_, p)| p.iter());
+    let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
+    for (x, y) in pts {
+        x0 = x0.min(*x);
+        x1 = x1.max(*x);
+        y1 = y1.max(*y);
+    }
+    if !x0.is_finite() || x1 <= x0 {
+        x1 = x0.max(0.0) + 1.0;
+        x0 = x1 - 1.0;
+    }
+    let y1 = if y1 > 0.0 { y1 } else { 1.0 };
+    let xs = |x: f64| left + (x - x0) / (x1 - x0) * (w - left - 20.0);
+    let ys = |y: f64| h - bottom - y / y1 * (h - bottom - 20.0);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#999"/><line x1="{left}" y1="20" x2="{left}" y2="{}" stroke="#999"/>"##,
+        h - bottom,
+        w - 20.0,
+        h - bottom,
+        h - bottom
+    );
+    let _ = write!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        (w + left) / 2.0,
+        h - 8.0,
+        escape(x_label)
+    );
+    let _ = write!(
+        svg,
+        r#"<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">{}</text>"#,
+        h / 2.0,
+        h / 2.0,
+        escape(y_label)
+    );
+    for i in 0..=4 {
+        let y = y1 * f64::from(i) / 4.0;
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{}" text-anchor="end">{}</text>"##,
+            left - 6.0,
+            ys(y) + 4.0,
+            fmt_num(y)
+        );
+    }
+    let colours = [
+        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+    ];
+    for (i, (name, points)) in series.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let p: Vec<String> = points
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", xs(*x), ys(*y)))
+            .collect();
+        let _ = write!(
+            svg,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            p.join(" ")
+        );
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" fill="{colour}">{}</text>"#,
+            left + 10.0,
+            34.0 + 16.0 * i as f64,
+            escape(name)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 100.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// The percentile-distribution plot of [`percentile_plot_html`], as inline SVG.
+pub fn percentile_plot_svg(series: &[(String, &LatencyHistogram)]) -> String {
     let (w, h, left, bottom) = (900.0, 500.0, 70.0, 40.0);
     let x_of = |q: f64| -> f64 {
         let x = -(1.0 - q).max(1e-5).log10(); // 0 ..= 5
@@ -169,13 +278,11 @@ pub fn percentile_plot_html(title: &str, series: &[(String, &LatencyHistogram)])
         );
     }
     svg.push_str("</svg>");
-    format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><p>Latency by percentile (log scale), from an HdrHistogram interval log.</p>{svg}</body></html>\n",
-        t = escape(title)
-    )
+    svg
 }
 
-fn escape(s: &str) -> String {
+/// `s` safe inside HTML text.
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -3,7 +3,10 @@
 
 use std::time::Instant;
 
-use nba_core::{AggregatorConfig, BanditConfig, IntakeConfig, NextBestAction, UpdaterConfig};
+use nba_core::{
+    AggregatorConfig, BanditConfig, EventTime, IntakeConfig, NextBestAction, UpdaterConfig,
+};
+use nba_metrics::LatencyHistogram;
 use nba_schema::decode;
 use serde::Serialize;
 
@@ -13,7 +16,7 @@ use crate::{AggregatorStage, ConsumerStage, LocalPipeline, Stage, Topic, Updater
 pub type RawRecord = (Option<Vec<u8>>, Vec<u8>);
 
 /// What a backtest did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct BacktestRun {
     /// Raw records fed in.
     pub events: u64,
@@ -30,6 +33,18 @@ pub struct BacktestRun {
     pub elapsed_s: f64,
     /// Raw records per second.
     pub events_per_s: f64,
+    /// Median time from a decision request reaching the model-updater to its
+    /// encoded next-best-action, µs.
+    pub decision_latency_p50_us: u64,
+    /// 99th percentile of the same, µs.
+    pub decision_latency_p99_us: u64,
+    /// (event time, decisions so far, rewards so far) after each decision or
+    /// reward, thinned to at most about 2,000 points, for plots.
+    #[serde(skip)]
+    pub timeline: Vec<(EventTime, u64, u64)>,
+    /// The decision latencies.
+    #[serde(skip)]
+    pub decision_latency: LatencyHistogram,
 }
 
 /// Runs `raw` (key, value of each raw interaction record, in order) through the
@@ -56,6 +71,7 @@ pub fn backtest(
     let started = Instant::now();
     let (mut events, mut rewards) = (0u64, 0u64);
     let mut decisions = Vec::new();
+    let mut timeline = Vec::new();
     let mut tap = Vec::new();
     for (key, value) in raw {
         events += 1;
@@ -71,12 +87,20 @@ pub fn backtest(
                     }
                 }
                 Topic::Rewards => rewards += 1,
-                _ => {}
+                _ => continue,
+            }
+            if let Some(t) = record.timestamp {
+                timeline.push((t, decisions.len() as u64, rewards));
             }
         }
     }
     pipeline.updater.finish();
     let elapsed_s = started.elapsed().as_secs_f64();
+    let step = timeline.len() / 2_000 + 1;
+    let last = timeline.last().copied();
+    let mut timeline: Vec<_> = timeline.into_iter().step_by(step).collect();
+    timeline.extend(last.filter(|l| timeline.last() != Some(l)));
+    let decision_latency = pipeline.updater.decision_latency().clone();
     let dead_lettered = [
         pipeline.consumer.counters(),
         pipeline.aggregator.counters(),
@@ -97,5 +121,9 @@ pub fn backtest(
         } else {
             0.0
         },
+        decision_latency_p50_us: decision_latency.quantile_micros(0.5),
+        decision_latency_p99_us: decision_latency.quantile_micros(0.99),
+        timeline,
+        decision_latency,
     }
 }
