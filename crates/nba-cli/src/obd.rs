@@ -15,7 +15,11 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use nba_core::estimators::{Estimate, Estimator, LoggedDecision, evaluate};
-use nba_core::{BanditConfig, Forgetting, LinearBandit, Model, Policy};
+use nba_core::{
+    BanditConfig, Channel, DecisionRequest, Forgetting, Interaction, LinearBandit, Model,
+    NextBestAction, Policy, Reward,
+};
+use nba_schema::{RecordedRecord, RecordingWriter, encode};
 use serde::Serialize;
 
 #[derive(Debug, Args)]
@@ -33,6 +37,23 @@ pub(crate) struct ObdArgs {
     /// Also print the report as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
+    /// Also write the chosen log as a recording (impressions and clicks as raw
+    /// interactions; decision requests, next-best-actions with the logged
+    /// propensities, and rewards), for `nba backtest FILE` to evaluate
+    /// candidates on.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Which log --record writes.
+    #[arg(long, value_enum, default_value_t = LogName::Random)]
+    log: LogName,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogName {
+    /// The uniform-random logging policy.
+    Random,
+    /// The Bernoulli Thompson sampling logging policy.
+    Bts,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -55,6 +76,8 @@ impl Campaign {
 /// One logged impression.
 #[derive(Debug, Clone)]
 struct Impression {
+    /// Event time, ms since the epoch.
+    timestamp: i64,
     item: usize,
     click: f64,
     propensity: f64,
@@ -77,6 +100,7 @@ fn load(path: &Path) -> Result<Vec<Impression>, String> {
             .ok_or_else(|| format!("{}: no column {name}", path.display()))
     };
     let (item, click, prop) = (col("item_id")?, col("click")?, col("propensity_score")?);
+    let time = col("timestamp")?;
     let users = [
         col("user_feature_0")?,
         col("user_feature_1")?,
@@ -93,6 +117,7 @@ fn load(path: &Path) -> Result<Vec<Impression>, String> {
                 .ok_or_else(|| bad("row (too few columns)"))
         };
         out.push(Impression {
+            timestamp: parse_time(get(time)?).ok_or_else(|| bad("timestamp"))?,
             item: get(item)?.parse().map_err(|_| bad("item_id"))?,
             click: get(click)?.parse().map_err(|_| bad("click"))?,
             propensity: get(prop)?.parse().map_err(|_| bad("propensity_score"))?,
@@ -105,6 +130,29 @@ fn load(path: &Path) -> Result<Vec<Impression>, String> {
         });
     }
     Ok(out)
+}
+
+/// `2019-11-24 00:00:34.762830+00:00` as ms since the epoch (UTC only, as in
+/// the dataset).
+fn parse_time(s: &str) -> Option<i64> {
+    let (date, rest) = s.split_once(' ')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = rest.split(['+', 'Z']).next()?;
+    let mut t = time.split(':');
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let secs: f64 = t.next()?.parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + min) * 60_000 + (secs * 1_000.0).round() as i64)
 }
 
 /// One-hot positions of every (user feature, value) seen.
@@ -318,7 +366,147 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
     })
 }
 
+/// Writes `log` as a recording of nba topics (see `ObdArgs::record`).
+fn write_recording(
+    log: &[Impression],
+    policy: &str,
+    items: usize,
+    enc: &Encoder,
+    path: &Path,
+) -> Result<u64, String> {
+    let file = std::fs::File::create(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut w = RecordingWriter::new(std::io::BufWriter::new(file));
+    let candidates: Vec<String> = (0..items).map(|i| i.to_string()).collect();
+    let mut offsets = [0i64; 4];
+    let mut put = |slot: usize, topic: &str, key: &str, t: i64, value: Vec<u8>| {
+        offsets[slot] += 1;
+        w.append(&RecordedRecord {
+            topic: topic.to_owned(),
+            partition: 0,
+            offset: offsets[slot] - 1,
+            timestamp: Some(t),
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(value),
+            headers: Vec::new(),
+        })
+    };
+    let enc_err = |e: nba_schema::CodecError| e.to_string();
+    for (i, imp) in log.iter().enumerate() {
+        let id = format!("obd-{policy}-{i}");
+        let customer = format!("obd-user-{}", imp.user.join("-"));
+        let t = imp.timestamp;
+        let impression = Interaction {
+            event_id: format!("{id}-impression"),
+            customer_id: customer.clone(),
+            timestamp: t,
+            channel: Channel::Web,
+            event_type: "impression".into(),
+            category: None,
+            amount: None,
+            decision_id: Some(id.clone()),
+            action_id: Some(imp.item.to_string()),
+        };
+        put(
+            0,
+            "nba.interactions.raw",
+            &customer,
+            t,
+            encode(&impression).map_err(enc_err)?,
+        )?;
+        let request = DecisionRequest {
+            decision_id: id.clone(),
+            customer_id: customer.clone(),
+            timestamp: t,
+            channel: Channel::Web,
+            context: enc.context(imp),
+            candidates: candidates.clone(),
+        };
+        put(
+            1,
+            "nba.decision-requests",
+            &customer,
+            t,
+            encode(&request).map_err(enc_err)?,
+        )?;
+        let nba = NextBestAction {
+            decision_id: id.clone(),
+            customer_id: customer.clone(),
+            timestamp: t,
+            action_id: imp.item.to_string(),
+            propensity: imp.propensity,
+            score: 0.0,
+            policy: format!("obd-{policy}"),
+            model_version: 0,
+            candidates: i32::try_from(items).unwrap_or(i32::MAX),
+            scores: Vec::new(),
+        };
+        put(
+            2,
+            "nba.next-best-actions",
+            &customer,
+            t,
+            encode(&nba).map_err(enc_err)?,
+        )?;
+        if imp.click > 0.0 {
+            let click = Interaction {
+                event_id: format!("{id}-click"),
+                event_type: "click".into(),
+                ..impression
+            };
+            put(
+                0,
+                "nba.interactions.raw",
+                &customer,
+                t,
+                encode(&click).map_err(enc_err)?,
+            )?;
+            let reward = Reward {
+                reward_id: click.event_id.clone(),
+                decision_id: id,
+                customer_id: customer.clone(),
+                timestamp: t,
+                action_id: imp.item.to_string(),
+                value: imp.click,
+                event_type: "click".into(),
+            };
+            put(
+                3,
+                "nba.rewards",
+                &customer,
+                t,
+                encode(&reward).map_err(enc_err)?,
+            )?;
+        }
+    }
+    w.finish()?
+        .into_inner()
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(offsets.iter().sum::<i64>() as u64)
+}
+
 pub(crate) fn run(a: &ObdArgs) -> ExitCode {
+    if let Some(path) = &a.record {
+        let c = a.campaign.name();
+        let (dir, policy) = match a.log {
+            LogName::Random => ("random", "random"),
+            LogName::Bts => ("bts", "bts"),
+        };
+        let written = load(&a.dir.join(format!("random/{c}/{c}.csv"))).and_then(|random| {
+            let bts = load(&a.dir.join(format!("bts/{c}/{c}.csv")))?;
+            let items = random.iter().chain(&bts).map(|i| i.item).max().unwrap_or(0) + 1;
+            let enc = Encoder::new(random.iter().chain(&bts));
+            let log = if dir == "random" { &random } else { &bts };
+            write_recording(log, policy, items, &enc, path)
+        });
+        match written {
+            Ok(n) => eprintln!("wrote {n} records to {}", path.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let r = match build(a) {
         Ok(r) => r,
         Err(e) => {

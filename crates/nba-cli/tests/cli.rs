@@ -178,6 +178,7 @@ fn obd_reports_logged_values_and_candidate_estimates() {
     );
     let logged = r["logged"].as_array().expect("logged");
     assert_eq!(logged.len(), 2);
+    let logged_random = logged[0]["value"].as_f64().expect("value");
     for l in logged {
         assert_eq!(l["impressions"], 10_000);
         let v = l["value"].as_f64().expect("value");
@@ -206,6 +207,48 @@ fn obd_reports_logged_values_and_candidate_estimates() {
             assert!(e["ci_low"].as_f64() <= e["value"].as_f64(), "{c}");
         }
     }
+
+    // The importer: the uniform-random log as a recording, backtested with
+    // candidates; the uniform candidate's IPS on it is the log's own click rate.
+    let rec = std::env::temp_dir().join(format!("nba-obd-{}.avro", std::process::id()));
+    let out = nba()
+        .args(["obd", &dir, "--record"])
+        .arg(&rec)
+        .output()
+        .expect("nba runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = last_json_line(
+        &nba()
+            .arg("backtest")
+            .arg(&rec)
+            .args(["--json", "--candidate", "random", "--candidate", "squarecb"])
+            .output()
+            .expect("nba runs"),
+    );
+    let _ = std::fs::remove_file(&rec);
+    assert_eq!(b["evaluation"]["decisions"], 10_000);
+    let logged = b["logged_value"].as_f64().expect("logged value");
+    assert!(
+        (logged - logged_random).abs() < 1e-12,
+        "{logged} vs {logged_random}"
+    );
+    let random_ips = b["evaluation"]["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .find(|c| c["name"] == "random")
+        .and_then(|c| c["estimates"].as_array())
+        .and_then(|es| es.iter().find(|e| e["estimator"] == "ips"))
+        .and_then(|e| e["value"].as_f64())
+        .expect("random's IPS");
+    assert!(
+        (random_ips - logged).abs() < 1e-9,
+        "{random_ips} vs {logged}"
+    );
 }
 
 /// A simulated recording backtests deterministically (same decisions, bit for
