@@ -6,7 +6,9 @@
 //! - `bandit-cost`: decide and update time per event for d ∈ {8, 32, 64} and
 //!   K ∈ {10, 50, 1000};
 //! - `metrics-overhead`: what per-step latency recording costs per event, as a
-//!   share of the pipeline's time.
+//!   share of the pipeline's time;
+//! - `backtest-paths`: where a backtest's time goes (decode, engines, Avro
+//!   between stages).
 //!
 //! All print a table, and with `--json` one JSON object as the last line of
 //! stdout, so results can be compared across commits.

@@ -1,0 +1,94 @@
+//! Where a backtest's time goes, on the same simulated records in one run:
+//! decoding the raw records alone, the engines fed decoded structs, `backtest`
+//! (decode + engines, what `nba backtest` runs), and the byte-level stages of
+//! the binaries (Avro between every stage, as `nba demo` runs).
+
+use std::time::Instant;
+
+use clap::Parser;
+use nba_core::{
+    AggregatorConfig, FeatureAggregator, Intake, IntakeConfig, IntakeOutcome, Interaction,
+    ModelUpdater, UpdaterConfig, UpdaterInput,
+};
+use nba_pipeline::{AggregatorStage, ConsumerStage, LocalPipeline, UpdaterStage, backtest};
+use nba_sim::{SimConfig, Simulator};
+
+/// Splits a backtest's cost on simulated records.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// Simulated interactions.
+    #[arg(long, default_value_t = 300_000)]
+    events: u64,
+    /// Print one JSON object as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let mut sim = Simulator::new(&SimConfig::for_run(cli.events, 42, None), false);
+    let raw: Vec<(Option<Vec<u8>>, Vec<u8>)> = (0..cli.events)
+        .map(|_| {
+            let e = sim.next_event();
+            let v = nba_schema::encode(&e).unwrap_or_default();
+            (Some(e.customer_id.into_bytes()), v)
+        })
+        .collect();
+    let rate = |secs: f64| cli.events as f64 / secs.max(1e-9);
+
+    let t = Instant::now();
+    let decoded: Vec<Interaction> = raw
+        .iter()
+        .filter_map(|(_, v)| nba_schema::decode::<Interaction>(v).ok())
+        .collect();
+    let decode = rate(t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    let mut intake = Intake::new(IntakeConfig::default());
+    let mut agg = FeatureAggregator::new(AggregatorConfig::default());
+    let mut upd = ModelUpdater::new(UpdaterConfig::default());
+    let mut decisions = 0u64;
+    for i in decoded {
+        if let Ok(IntakeOutcome::Accepted(i)) = intake.apply(i) {
+            let o = agg.apply(&i);
+            if let Some(r) = o.request
+                && let Ok(Some(_)) = upd.apply(&UpdaterInput::Request(r))
+            {
+                decisions += 1;
+            }
+            if let Some(r) = o.reward {
+                let _ = upd.apply(&UpdaterInput::Reward(r));
+            }
+        }
+    }
+    let engines = rate(t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    let mut stages = LocalPipeline::new(
+        ConsumerStage::new(IntakeConfig::default()),
+        AggregatorStage::new(AggregatorConfig::default()),
+        UpdaterStage::new(UpdaterConfig::default()),
+    );
+    let mut tap = Vec::new();
+    for (k, v) in &raw {
+        stages.push_raw(k.as_deref(), v, &mut tap);
+        tap.clear();
+    }
+    let bytes = rate(t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    let run = backtest(raw, 0, &mut |_| {});
+    let backtest = rate(t.elapsed().as_secs_f64());
+    assert_eq!(run.decision_count, decisions);
+
+    println!("decode raw only:                 {decode:>10.0} events/s");
+    println!("engines on structs:              {engines:>10.0} events/s");
+    println!("backtest (decode + engines):     {backtest:>10.0} events/s");
+    println!("byte-level stages (Avro between): {bytes:>9.0} events/s");
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"events": cli.events, "decode_per_s": decode, "engines_per_s": engines, "backtest_per_s": backtest, "byte_stages_per_s": bytes})
+        );
+    }
+}
