@@ -8,7 +8,8 @@
 //! - `metrics-overhead`: what per-step latency recording costs per event, as a
 //!   share of the pipeline's time;
 //! - `backtest-paths`: where a backtest's time goes (decode, engines, Avro
-//!   between stages).
+//!   between stages);
+//! - `customer-memory`: resident bytes per customer of the feature store.
 //!
 //! All print a table, and with `--json` one JSON object as the last line of
 //! stdout, so results can be compared across commits.
