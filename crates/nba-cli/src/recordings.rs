@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use nba_core::{BanditConfig, DecisionRequest, Interaction, NextBestAction, Policy, Reward};
+use nba_core::{BanditConfig, DecisionRequest, Interaction, Model, NextBestAction, Policy, Reward};
 use nba_kafka::{KafkaArgs, StartAt, record, replay};
 use nba_metrics::{escape, html_page, line_chart_svg, percentile_plot_svg};
 use nba_pipeline::{BacktestRun, Evaluation, RawRecord, backtest, evaluate_candidates};
@@ -116,12 +116,16 @@ pub(crate) struct BacktestArgs {
     /// Write every next-best-action as a JSON line to this file.
     #[arg(long, value_name = "FILE")]
     decisions: Option<PathBuf>,
-    /// Candidate policies to evaluate against the logged decisions in the
+    /// A candidate policy to evaluate against the logged decisions in the
     /// recording (its nba.decision-requests, nba.next-best-actions and
-    /// nba.rewards records), with the model-updater's default settings for each
-    /// [default: all of them when the recording holds logged decisions].
-    #[arg(long = "candidate", value_enum, value_name = "POLICY")]
-    candidates: Vec<CandidateName>,
+    /// nba.rewards records): POLICY[:KEY=VALUE,...] with POLICY one of linucb,
+    /// thompson, epsilon-greedy, softmax, squarecb, random and settings as the
+    /// model-updater's flags (alpha, epsilon, ts-scale, temperature,
+    /// squarecb-gamma, lambda, model=disjoint|hybrid), e.g.
+    /// `--candidate linucb:alpha=1.0,epsilon=0.1`. Repeat to compare several
+    /// [default: each policy with the model-updater's defaults].
+    #[arg(long = "candidate", value_name = "SPEC", value_parser = parse_candidate)]
+    candidates: Vec<Candidate>,
     /// Also write an HTML report: decisions and rewards over event time, the
     /// decision latency distribution, and the candidates' estimates.
     #[arg(long, value_name = "FILE.html")]
@@ -196,35 +200,86 @@ fn html_report(run: &BacktestRun, evaluation: Option<&Evaluation>) -> String {
     html_page("nba backtest", &body)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum CandidateName {
-    Linucb,
-    Thompson,
-    EpsilonGreedy,
-    Softmax,
-    Squarecb,
-    Random,
+/// A candidate policy: its label (the spec as given) and settings.
+#[derive(Debug, Clone)]
+struct Candidate {
+    label: String,
+    config: BanditConfig,
 }
 
-impl CandidateName {
-    fn config(self) -> (String, BanditConfig) {
-        let policy = match self {
-            CandidateName::Linucb => Policy::default(),
-            CandidateName::Thompson => Policy::Thompson { scale: 0.5 },
-            CandidateName::EpsilonGreedy => Policy::EpsilonGreedy { epsilon: 0.05 },
-            CandidateName::Softmax => Policy::Softmax { temperature: 0.05 },
-            CandidateName::Squarecb => Policy::SquareCb { gamma: 50.0 },
-            CandidateName::Random => Policy::EpsilonGreedy { epsilon: 1.0 },
-        };
-        let name = format!("{self:?}").to_lowercase();
-        (
-            name,
-            BanditConfig {
-                policy,
-                ..BanditConfig::default()
-            },
-        )
+/// The policies `--candidate` knows, with the model-updater's defaults.
+const DEFAULT_CANDIDATES: [&str; 6] = [
+    "linucb",
+    "thompson",
+    "epsilon-greedy",
+    "softmax",
+    "squarecb",
+    "random",
+];
+
+/// Parses `POLICY[:KEY=VALUE,...]`.
+fn parse_candidate(spec: &str) -> Result<Candidate, String> {
+    let (name, settings) = spec.split_once(':').unwrap_or((spec, ""));
+    let mut kv = std::collections::HashMap::new();
+    for pair in settings.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("`{pair}` is not KEY=VALUE"))?;
+        kv.insert(k.trim().to_owned(), v.trim().to_owned());
     }
+    let mut num = |key: &str, default: f64| -> Result<f64, String> {
+        match kv.remove(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| format!("{key}={v} is not a number")),
+        }
+    };
+    let policy = match name {
+        "linucb" => Policy::LinUcb {
+            alpha: num("alpha", 0.5)?,
+            epsilon: num("epsilon", 0.05)?,
+        },
+        "thompson" => Policy::Thompson {
+            scale: num("ts-scale", 0.5)?,
+        },
+        "epsilon-greedy" => Policy::EpsilonGreedy {
+            epsilon: num("epsilon", 0.05)?,
+        },
+        "softmax" => Policy::Softmax {
+            temperature: num("temperature", 0.05)?,
+        },
+        "squarecb" => Policy::SquareCb {
+            gamma: num("squarecb-gamma", 50.0)?,
+        },
+        "random" => Policy::EpsilonGreedy { epsilon: 1.0 },
+        other => {
+            return Err(format!(
+                "unknown policy `{other}`; one of {}",
+                DEFAULT_CANDIDATES.join(", ")
+            ));
+        }
+    };
+    policy.validate()?;
+    let lambda = num("lambda", 1.0)?;
+    if !(lambda.is_finite() && lambda > 0.0) {
+        return Err(format!("lambda={lambda} must be > 0"));
+    }
+    let model = match kv.remove("model").as_deref() {
+        None | Some("disjoint") => Model::Disjoint,
+        Some("hybrid") => Model::Hybrid { action_features: 1 },
+        Some(other) => return Err(format!("model={other}: disjoint or hybrid")),
+    };
+    if let Some(k) = kv.keys().next() {
+        return Err(format!("`{k}` is not a setting of {name}"));
+    }
+    Ok(Candidate {
+        label: spec.to_owned(),
+        config: BanditConfig {
+            policy,
+            lambda,
+            model,
+            ..BanditConfig::default()
+        },
+    })
 }
 
 /// What a recording holds besides raw interactions: the logged decisions.
@@ -325,15 +380,11 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let names = if a.candidates.is_empty() {
-        vec![
-            CandidateName::Linucb,
-            CandidateName::Thompson,
-            CandidateName::EpsilonGreedy,
-            CandidateName::Softmax,
-            CandidateName::Squarecb,
-            CandidateName::Random,
-        ]
+    let candidates: Vec<Candidate> = if a.candidates.is_empty() {
+        DEFAULT_CANDIDATES
+            .iter()
+            .filter_map(|n| parse_candidate(n).ok())
+            .collect()
     } else {
         a.candidates.clone()
     };
@@ -346,7 +397,10 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
         }
         None
     } else {
-        let configs: Vec<(String, BanditConfig)> = names.iter().map(|n| n.config()).collect();
+        let configs: Vec<(String, BanditConfig)> = candidates
+            .iter()
+            .map(|c| (c.label.clone(), c.config.clone()))
+            .collect();
         let e = evaluate_candidates(
             &logged.requests,
             &logged.nbas,

@@ -225,7 +225,8 @@ fn obd_reports_logged_values_and_candidate_estimates() {
         &nba()
             .arg("backtest")
             .arg(&rec)
-            .args(["--json", "--candidate", "random", "--candidate", "squarecb"])
+            .args(["--json", "--candidate", "random"])
+            .args(["--candidate", "linucb:alpha=1.0,model=hybrid"])
             .output()
             .expect("nba runs"),
     );
@@ -327,6 +328,23 @@ fn backtests_are_deterministic_and_read_json_lines() {
     assert_eq!(r["events"], 2);
     assert_eq!(r["decision_count"], 2);
     // Misuse is explained.
+    for (spec, says) in [
+        ("linucb:alpha=-1", "alpha"),
+        ("linucb:alpah=1", "`alpah` is not a setting of linucb"),
+        ("ucb", "unknown policy `ucb`"),
+    ] {
+        let out = nba()
+            .arg("backtest")
+            .arg(&rec)
+            .args(["--candidate", spec])
+            .output()
+            .expect("nba runs");
+        assert_eq!(out.status.code(), Some(2), "{spec}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{spec}"
+        );
+    }
     let out = nba()
         .args(["backtest", "--jsonl"])
         .arg(&rec)
