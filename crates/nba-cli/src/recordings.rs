@@ -1,10 +1,12 @@
 //! `nba record`, `nba replay` and `nba backtest`: recordings of topics, and
 //! running them through the pipeline in one process.
 
+use std::cell::Cell;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::rc::Rc;
 
 use anyhow::Context;
 use clap::Args;
@@ -290,72 +292,137 @@ struct Logged {
     rewards: Vec<Reward>,
 }
 
-fn raw_records(a: &BacktestArgs, logged: &mut Logged) -> anyhow::Result<Vec<RawRecord>> {
-    let mut out = Vec::new();
-    if let Some(path) = &a.jsonl {
-        let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        for (i, line) in BufReader::new(f).lines().enumerate() {
-            let line = line.with_context(|| {
-                format!(
-                    "{} line {}: not UTF-8 text (a recording is read without --jsonl)",
-                    path.display(),
-                    i + 1
-                )
-            })?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let e: Interaction = serde_json::from_str(&line).with_context(|| {
-                format!(
-                    "{} line {}: not an interaction in JSON",
-                    path.display(),
-                    i + 1
-                )
-            })?;
-            let value = nba_schema::encode(&e)
-                .with_context(|| format!("{} line {}", path.display(), i + 1))?;
-            out.push((Some(e.customer_id.into_bytes()), value));
-        }
-    } else if let Some(path) = &a.recording {
-        let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        for r in read_recording(BufReader::new(f)).map_err(anyhow::Error::msg)? {
-            let r = r.map_err(anyhow::Error::msg)?;
-            let value = r.value.unwrap_or_default();
-            match r.topic.as_str() {
-                t if t == a.topic => out.push((r.key, value)),
-                "nba.decision-requests" => logged.requests.extend(decode(&value).ok()),
-                "nba.next-best-actions" => logged.nbas.extend(decode(&value).ok()),
-                "nba.rewards" => logged.rewards.extend(decode(&value).ok()),
-                _ => {}
-            }
-        }
+/// A reader that counts the bytes read through it, for progress.
+struct Counted<R> {
+    inner: R,
+    read: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
     }
-    Ok(out)
+}
+
+/// The raw records of the input, streamed (a recording of a day need not fit
+/// in memory); the logged decisions it holds go to `logged`, the first error to
+/// `failure` (which ends the stream).
+fn raw_records<'a>(
+    a: &'a BacktestArgs,
+    input: Counted<BufReader<File>>,
+    logged: &'a mut Logged,
+    failure: &'a mut Option<anyhow::Error>,
+) -> Box<dyn Iterator<Item = RawRecord> + 'a> {
+    if let Some(path) = &a.jsonl {
+        let lines = BufReader::new(input).lines().enumerate();
+        return Box::new(
+            lines
+                .map_while(move |(i, line)| {
+                    let at = || format!("{} line {}", path.display(), i + 1);
+                    let parsed = line
+                        .with_context(|| {
+                            format!(
+                                "{}: not UTF-8 text (a recording is read without --jsonl)",
+                                at()
+                            )
+                        })
+                        .and_then(|l| {
+                            if l.trim().is_empty() {
+                                return Ok(None);
+                            }
+                            let e: Interaction = serde_json::from_str(&l)
+                                .with_context(|| format!("{}: not an interaction in JSON", at()))?;
+                            let value = nba_schema::encode(&e).with_context(at)?;
+                            Ok(Some((Some(e.customer_id.into_bytes()), value)))
+                        });
+                    match parsed {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            None
+                        }
+                    }
+                })
+                .flatten(),
+        );
+    }
+    let records = match read_recording(input) {
+        Ok(r) => r,
+        Err(e) => {
+            failure.get_or_insert(anyhow::Error::msg(e));
+            return Box::new(std::iter::empty());
+        }
+    };
+    Box::new(
+        records
+            .map_while(move |r| match r {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    failure.get_or_insert(anyhow::Error::msg(e));
+                    None
+                }
+            })
+            .filter_map(move |r| {
+                let value = r.value.unwrap_or_default();
+                match r.topic.as_str() {
+                    t if t == a.topic => return Some((r.key, value)),
+                    "nba.decision-requests" => logged.requests.extend(decode(&value).ok()),
+                    "nba.next-best-actions" => logged.nbas.extend(decode(&value).ok()),
+                    "nba.rewards" => logged.rewards.extend(decode(&value).ok()),
+                    _ => {}
+                }
+                None
+            }),
+    )
 }
 
 pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
-    let mut logged = Logged::default();
-    let records = match raw_records(a, &mut logged) {
-        Ok(r) => r,
+    let Some(path) = a.jsonl.as_ref().or(a.recording.as_ref()) else {
+        eprintln!("error: give a recording FILE or --jsonl FILE");
+        return ExitCode::from(2);
+    };
+    let (file, size) = match File::open(path).and_then(|f| Ok((f.metadata()?.len(), f))) {
+        Ok((size, f)) => (f, size),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: cannot open {}: {e}", path.display());
             return ExitCode::from(2);
         }
     };
-    let total = records.len() as u64;
+    let read = Rc::new(Cell::new(0u64));
+    let input = Counted {
+        inner: BufReader::new(file),
+        read: Rc::clone(&read),
+    };
     let terminal = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    // A progress line on a terminal (events/s and time left); silence otherwise.
+    // A progress line on a terminal (events/s and time left, by the share of
+    // the file read); silence otherwise.
     let mut progress = |done: u64| {
         if terminal {
-            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let left = total.saturating_sub(done) as f64 / rate.max(1.0);
-            eprint!("\r{done}/{total} records, {rate:.0} events/s, {left:.0} s left   ");
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            let share = read.get() as f64 / size.max(1) as f64;
+            let left = secs * (1.0 - share) / share.max(1e-9);
+            eprint!(
+                "\r{done} records, {:.0} events/s, {left:.0} s left   ",
+                done as f64 / secs
+            );
         }
     };
-    let run = backtest(records, a.seed, &mut progress);
-    if terminal && total >= 65_536 {
+    let mut logged = Logged::default();
+    let mut failure = None;
+    let run = backtest(
+        raw_records(a, input, &mut logged, &mut failure),
+        a.seed,
+        &mut progress,
+    );
+    if terminal && run.events >= 65_536 {
         eprintln!();
+    }
+    if let Some(e) = failure {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
     }
     println!(
         "nba backtest: {} raw records, {} decisions, {} rewards, {} dead letters in {:.2} s ({:.0} events/s)",
