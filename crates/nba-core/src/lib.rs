@@ -43,5 +43,5 @@ pub use linalg::ridge_solve;
 pub use model_sync::{ModelDelta, SeenDeltas};
 pub use rejection::Rejection;
 pub use rng::{DecisionRng, stable_hash};
-pub use updater::{ModelUpdater, UpdaterConfig, UpdaterInput, UpdaterStats};
+pub use updater::{MAX_DELTA_BYTES, ModelUpdater, UpdaterConfig, UpdaterInput, UpdaterStats};
 pub use window::BucketRing;

@@ -98,6 +98,10 @@ struct Checkpoint {
     exchange: Option<Exchange>,
 }
 
+/// Most bytes of sums in one published [`ModelDelta`] (256 KB, well under the
+/// 1 MB message limit brokers have by default).
+pub const MAX_DELTA_BYTES: usize = 256 * 1024;
+
 /// Decides with the bandit, joins outcomes to decisions and learns from each.
 #[derive(Debug)]
 pub struct ModelUpdater {
@@ -208,26 +212,37 @@ impl ModelUpdater {
 
     /// What this instance learned since its last publication, for the model
     /// topic; `None` if nothing, or if it does not share its model.
-    pub fn take_model_delta(&mut self) -> Option<ModelDelta> {
-        let exchange = self.exchange.as_mut()?;
+    ///
+    /// Split into records of at most [`MAX_DELTA_BYTES`] of sums each (one
+    /// entry per record if a single entry is larger), so that a burst of
+    /// history spanning many buckets stays under brokers' message size limits
+    /// (1 MB by default).
+    pub fn take_model_deltas(&mut self) -> Vec<ModelDelta> {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Vec::new();
+        };
         let entries = self.bandit.take_delta();
-        if entries.is_empty() {
-            return None;
+        let d = self.bandit.config().dim;
+        let per_record = (MAX_DELTA_BYTES / (8 * (d * d + d)).max(1)).max(1);
+        let forgetting = self.bandit.config().forgetting.describe();
+        let mut out = Vec::new();
+        for chunk in entries.chunks(per_record) {
+            exchange.sequence += 1;
+            self.stats.deltas_published += 1;
+            out.push(ModelDelta {
+                instance_id: exchange.instance_id.clone(),
+                sequence: exchange.sequence,
+                timestamp: self.newest.max(0),
+                forgetting: forgetting.clone(),
+                dim: i32::try_from(d).unwrap_or(i32::MAX),
+                entries: chunk.to_vec(),
+            });
         }
-        exchange.sequence += 1;
-        self.stats.deltas_published += 1;
-        Some(ModelDelta {
-            instance_id: exchange.instance_id.clone(),
-            sequence: exchange.sequence,
-            timestamp: self.newest.max(0),
-            forgetting: self.bandit.config().forgetting.describe(),
-            dim: i32::try_from(self.bandit.config().dim).unwrap_or(i32::MAX),
-            entries,
-        })
+        out
     }
 
     /// True while this instance has learned something not yet taken by
-    /// [`ModelUpdater::take_model_delta`].
+    /// [`ModelUpdater::take_model_deltas`].
     pub fn holds_unpublished(&self) -> bool {
         self.exchange.is_some() && self.bandit.has_delta()
     }
@@ -474,16 +489,19 @@ mod tests {
             traffic(&mut a, round * 100, round * 100 + 50);
             traffic(&mut b, round * 100 + 50, round * 100 + 100);
             assert!(a.holds_unpublished());
-            let (da, db) = (
-                a.take_model_delta().expect("learned"),
-                b.take_model_delta().expect("learned"),
-            );
+            let (da, db) = (a.take_model_deltas(), b.take_model_deltas());
+            assert!(!da.is_empty() && !db.is_empty());
             assert!(!a.holds_unpublished());
-            assert_eq!(a.merge_model_delta(&db), Ok(true));
-            assert_eq!(b.merge_model_delta(&da), Ok(true));
-            // Redelivered, or its own: not counted again.
-            assert_eq!(a.merge_model_delta(&db), Ok(false));
-            assert_eq!(a.merge_model_delta(&da), Ok(false));
+            for (from, to, own) in [(&db, &mut a, &da), (&da, &mut b, &db)] {
+                for d in from {
+                    assert_eq!(to.merge_model_delta(d), Ok(true));
+                    // Redelivered, or its own: not counted again.
+                    assert_eq!(to.merge_model_delta(d), Ok(false));
+                }
+                for d in own {
+                    assert_eq!(to.merge_model_delta(d), Ok(false));
+                }
+            }
         }
         assert_eq!(a.bandit().actions(), b.bandit().actions());
         for action in a.bandit().actions() {
@@ -508,16 +526,60 @@ mod tests {
             ..UpdaterConfig::default()
         });
         traffic(&mut other, 0, 10);
-        let foreign = other.take_model_delta().expect("learned");
+        let foreign = other.take_model_deltas().remove(0);
         let e = a.merge_model_delta(&foreign).expect_err("incompatible");
         assert!(e.reason().contains("--forgetting"), "{}", e.reason());
+    }
+
+    /// A burst of history spanning many buckets is published in records of at
+    /// most MAX_DELTA_BYTES of sums, and merging them all gives the whole.
+    #[test]
+    fn big_deltas_are_split_under_the_message_size_limit() {
+        let (mut a, mut b) = (sharing("a"), sharing("b"));
+        // Two decisions per hour over four weeks: hundreds of (action, bucket)
+        // entries of 16×16 + 16 sums each.
+        for i in 0..1_400 {
+            let t = i as i64 * 1_800_000;
+            let UpdaterInput::Request(mut r) = request(&format!("d{i}"), t) else {
+                unreachable!()
+            };
+            r.context[1 + i % 5] = 1.0;
+            a.apply(&UpdaterInput::Request(r)).expect("valid");
+        }
+        let deltas = a.take_model_deltas();
+        assert!(deltas.len() > 1, "{} record(s)", deltas.len());
+        for (k, d) in deltas.iter().enumerate() {
+            let bytes: usize = d.entries.iter().map(|e| 8 * (e.a.len() + e.b.len())).sum();
+            assert!(bytes <= MAX_DELTA_BYTES, "{bytes}");
+            assert_eq!(d.sequence, k as i64 + 1);
+            assert_eq!(b.merge_model_delta(d), Ok(true));
+        }
+        // Once both have moved to the same event time (and a has published
+        // what that closed), they hold the same window of sums.
+        for u in [&mut a, &mut b] {
+            u.apply(&request("last", 1_400 * 1_800_000)).expect("valid");
+        }
+        for d in a.take_model_deltas() {
+            assert_eq!(b.merge_model_delta(&d), Ok(true));
+        }
+        assert_eq!(a.bandit().actions(), b.bandit().actions());
+        for action in a.bandit().actions() {
+            let (aa, ab) = a.bandit().sums(action).expect("learned");
+            let (ba, bb) = b.bandit().sums(action).expect("learned");
+            for (x, y) in aa.iter().chain(ab).zip(ba.iter().chain(bb)) {
+                assert!(
+                    (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                    "{action}: {x} vs {y}"
+                );
+            }
+        }
     }
 
     #[test]
     fn a_restored_checkpoint_carries_on_identically() {
         let mut original = sharing("host-1");
         traffic(&mut original, 0, 300);
-        original.take_model_delta();
+        original.take_model_deltas();
         let bytes = original.checkpoint();
         let mut restored = ModelUpdater::restore(
             UpdaterConfig {

@@ -379,7 +379,7 @@ impl Stage for UpdaterStage {
     }
 
     fn flush(&mut self, out: &mut Vec<OutputRecord>) {
-        if let Some(delta) = self.updater.take_model_delta() {
+        for delta in self.updater.take_model_deltas() {
             match encode(&delta) {
                 Ok(payload) => out.push(OutputRecord {
                     topic: Topic::ModelDeltas,
