@@ -192,15 +192,23 @@ fn demo(a: &DemoArgs) -> ExitCode {
     }
     print_summary(&r);
     if a.json {
-        match serde_json::to_string(&r) {
-            Ok(line) => println!("{line}"),
-            Err(e) => {
-                eprintln!("error: cannot write the report as JSON: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
+        return print_json_line(&r);
     }
     ExitCode::SUCCESS
+}
+
+/// Prints `report` as one JSON object on the last line of stdout (`--json`).
+fn print_json_line(report: &impl serde::Serialize) -> ExitCode {
+    match serde_json::to_string(report) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot write the report as JSON: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn print_summary(r: &DemoReport) {

@@ -530,25 +530,11 @@ pub(crate) fn run(a: &ObdArgs) -> ExitCode {
     );
     for c in &r.candidates {
         for e in &c.estimates {
-            println!(
-                "    {:<18} {:<7} {:.5} [{:.5}, {:.5}]  ESS {:.1}",
-                c.policy,
-                format!("{:?}", e.estimator).to_lowercase(),
-                e.value,
-                e.ci_low,
-                e.ci_high,
-                e.effective_sample_size
-            );
+            println!("    {:<18} {e}", c.policy);
         }
     }
     if a.json {
-        match serde_json::to_string(&r) {
-            Ok(line) => println!("{line}"),
-            Err(e) => {
-                eprintln!("error: cannot write the report as JSON: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
+        return crate::print_json_line(&r);
     }
     ExitCode::SUCCESS
 }

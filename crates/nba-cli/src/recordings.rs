@@ -187,9 +187,9 @@ fn html_report(run: &BacktestRun, evaluation: Option<&Evaluation>) -> String {
         for c in &e.candidates {
             for x in &c.estimates {
                 body.push_str(&format!(
-                    "<tr><td>{}</td><td>{:?}</td><td>{:.5}</td><td>[{:.5}, {:.5}]</td><td>{:.1}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{:.5}</td><td>[{:.5}, {:.5}]</td><td>{:.1}</td></tr>",
                     escape(&c.name),
-                    x.estimator,
+                    x.estimator.name(),
                     x.value,
                     x.ci_low,
                     x.ci_high,
@@ -481,15 +481,7 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
         );
         for c in &e.candidates {
             for x in &c.estimates {
-                println!(
-                    "  {:<15} {:<7} {:.5} [{:.5}, {:.5}]  ESS {:.1}",
-                    c.name,
-                    format!("{:?}", x.estimator).to_lowercase(),
-                    x.value,
-                    x.ci_low,
-                    x.ci_high,
-                    x.effective_sample_size
-                );
+                println!("  {:<15} {x}", c.name);
             }
         }
         Some(e)
@@ -502,24 +494,21 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
         eprintln!("report written to {}", path.display());
     }
     if a.json {
-        let mut report = match serde_json::to_value(&run) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("error: cannot write the report as JSON: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        if let Some(e) = &evaluation {
-            report["logged_value"] = e.logged_value.into();
-            report["evaluation"] = serde_json::to_value(e).unwrap_or_default();
+        /// The `--json` report: the run, and the evaluation when there is one.
+        #[derive(serde::Serialize)]
+        struct Report<'a> {
+            #[serde(flatten)]
+            run: &'a BacktestRun,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            logged_value: Option<f64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            evaluation: Option<&'a Evaluation>,
         }
-        match serde_json::to_string(&report) {
-            Ok(line) => println!("{line}"),
-            Err(e) => {
-                eprintln!("error: cannot write the report as JSON: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
+        return crate::print_json_line(&Report {
+            run: &run,
+            logged_value: evaluation.as_ref().map(|e| e.logged_value),
+            evaluation: evaluation.as_ref(),
+        });
     }
     ExitCode::SUCCESS
 }

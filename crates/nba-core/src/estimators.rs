@@ -23,6 +23,8 @@
 
 use serde::Serialize;
 
+use crate::bandit::argmax;
+
 /// One logged decision, as the estimators need it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoggedDecision {
@@ -55,6 +57,19 @@ pub enum Estimator {
     Dr,
 }
 
+impl Estimator {
+    /// Its name, as in JSON reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Estimator::Replay => "replay",
+            Estimator::Ips => "ips",
+            Estimator::Snips => "snips",
+            Estimator::Dm => "dm",
+            Estimator::Dr => "dr",
+        }
+    }
+}
+
 /// An estimate of a policy's value per decision.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Estimate {
@@ -68,6 +83,21 @@ pub struct Estimate {
     pub ci_high: f64,
     /// Effective sample size.
     pub effective_sample_size: f64,
+}
+
+impl std::fmt::Display for Estimate {
+    /// `ips     0.00380 [0.00259, 0.00501]  ESS 5000.0`, for tables.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<7} {:.5} [{:.5}, {:.5}]  ESS {:.1}",
+            self.estimator.name(),
+            self.value,
+            self.ci_low,
+            self.ci_high,
+            self.effective_sample_size
+        )
+    }
 }
 
 /// z of a two-sided 95% normal interval.
@@ -97,17 +127,6 @@ fn estimate(estimator: Estimator, value: f64, se: f64, ess: f64) -> Estimate {
     }
 }
 
-/// The index of the largest probability; the first on a tie.
-fn most_probable(p: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, v) in p.iter().enumerate() {
-        if v.total_cmp(&p[best]).is_gt() {
-            best = i;
-        }
-    }
-    best
-}
-
 /// Every estimator that the log supports (DM and DR need predictions on every
 /// decision). Decisions with a propensity ≤ 0 or an action outside the
 /// candidates are skipped (they cannot be weighted).
@@ -125,7 +144,7 @@ pub fn evaluate(log: &[LoggedDecision]) -> Vec<Estimate> {
     if deterministic {
         let matched: Vec<f64> = usable
             .iter()
-            .filter(|d| most_probable(&d.target) == d.action)
+            .filter(|d| argmax(&d.target) == d.action)
             .map(|d| d.reward)
             .collect();
         let (v, se) = mean_and_se(&matched);

@@ -175,27 +175,9 @@ pub fn line_chart_svg(
             fmt_num(y)
         );
     }
-    let colours = [
-        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
-    ];
     for (i, (name, points)) in series.iter().enumerate() {
-        let colour = colours[i % colours.len()];
-        let p: Vec<String> = points
-            .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", xs(*x), ys(*y)))
-            .collect();
-        let _ = write!(
-            svg,
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
-            p.join(" ")
-        );
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" fill="{colour}">{}</text>"#,
-            left + 10.0,
-            34.0 + 16.0 * i as f64,
-            escape(name)
-        );
+        let points = points.iter().map(|(x, y)| (xs(*x), ys(*y)));
+        plot_series(&mut svg, i, name, left, points);
     }
     svg.push_str("</svg>");
     svg
@@ -225,9 +207,6 @@ pub fn percentile_plot_svg(series: &[(String, &LatencyHistogram)]) -> String {
     let decades = max_us.log10().ceil().max(1.0);
     let y_of =
         |us: f64| -> f64 { h - bottom - us.max(1.0).log10() / decades * (h - bottom - 20.0) };
-    let colours = [
-        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-    ];
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
     );
@@ -259,26 +238,43 @@ pub fn percentile_plot_svg(series: &[(String, &LatencyHistogram)]) -> String {
         );
     }
     for (i, (name, hist)) in series.iter().enumerate() {
-        let colour = colours[i % colours.len()];
-        let points: Vec<String> = PLOT_QUANTILES
+        let points = PLOT_QUANTILES
             .iter()
-            .map(|&q| format!("{:.1},{:.1}", x_of(q), y_of(hist.quantile_micros(q) as f64)))
-            .collect();
-        let _ = write!(
-            svg,
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
-            points.join(" ")
-        );
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" fill="{colour}">{}</text>"#,
-            left + 10.0,
-            34.0 + 16.0 * i as f64,
-            escape(name)
-        );
+            .map(|&q| (x_of(q), y_of(hist.quantile_micros(q) as f64)));
+        plot_series(&mut svg, i, name, left, points);
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// Colours of the plotted series, in order.
+const COLOURS: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+];
+
+/// Series `i`: a polyline through `points` (SVG coordinates) and its name in
+/// the legend at the top left.
+fn plot_series(
+    svg: &mut String,
+    i: usize,
+    name: &str,
+    left: f64,
+    points: impl Iterator<Item = (f64, f64)>,
+) {
+    let colour = COLOURS[i % COLOURS.len()];
+    let points: Vec<String> = points.map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+    let _ = write!(
+        svg,
+        r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+        points.join(" ")
+    );
+    let _ = write!(
+        svg,
+        r#"<text x="{}" y="{}" fill="{colour}">{}</text>"#,
+        left + 10.0,
+        34.0 + 16.0 * i as f64,
+        escape(name)
+    );
 }
 
 /// `s` safe inside HTML text.

@@ -146,7 +146,7 @@ mod tests {
     use nba_sim::{SimConfig, Simulator, malformed_records};
 
     use super::*;
-    use crate::{AggregatorStage, ConsumerStage, LocalPipeline, Stage, Topic, UpdaterStage};
+    use crate::{AggregatorStage, ConsumerStage, LocalPipeline, Topic, UpdaterStage};
     /// The struct path of `backtest` decides exactly as the byte-level stages
     /// the binaries run, record for record, including bad records.
     #[test]
@@ -183,15 +183,7 @@ mod tests {
         }
         let run = backtest(raw, 9, &mut |_| {});
         assert!(run.rewards > 0, "the log has rewards");
-        let dead: u64 = [
-            pipeline.consumer.counters(),
-            pipeline.aggregator.counters(),
-            pipeline.updater.counters(),
-        ]
-        .iter()
-        .map(|c| c.dead_lettered)
-        .sum();
-        assert_eq!(run.dead_lettered, dead);
+        assert_eq!(run.dead_lettered, pipeline.dead_lettered());
         assert_eq!(run.decisions, through_bytes);
     }
 }

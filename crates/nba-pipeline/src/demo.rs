@@ -180,14 +180,7 @@ pub fn run_demo_observed(
         })
         .collect();
     let stats = pipeline.updater.stats();
-    let dead_lettered = [
-        pipeline.consumer.counters(),
-        pipeline.aggregator.counters(),
-        pipeline.updater.counters(),
-    ]
-    .iter()
-    .map(|c| c.dead_lettered)
-    .sum();
+    let dead_lettered = pipeline.dead_lettered();
     let latency: &LatencyHistogram = pipeline.updater.decision_latency();
     let per_decision = |sum: f64| {
         if decisions == 0 {

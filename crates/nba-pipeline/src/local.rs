@@ -51,6 +51,18 @@ impl LocalPipeline {
         o
     }
 
+    /// Records the three stages sent to the dead-letter topic.
+    pub fn dead_lettered(&self) -> u64 {
+        [
+            self.consumer.counters(),
+            self.aggregator.counters(),
+            self.updater.counters(),
+        ]
+        .iter()
+        .map(|c| c.dead_lettered)
+        .sum()
+    }
+
     /// Feeds one record of `nba.interactions.raw` and runs everything it causes to
     /// completion. Every record produced on the way (interactions, decision
     /// requests, rewards, next-best-actions, dead letters) is appended to `tap`, in

@@ -19,6 +19,7 @@ mod hybrid;
 mod policy;
 
 pub use policy::Policy;
+pub(crate) use policy::argmax;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -526,9 +527,12 @@ impl LinearBandit {
             .arms
             .entry(action.to_owned())
             .or_insert_with(|| self.prior.clone());
-        let f = self.features.get(action).unwrap_or(&self.default_features);
         // Hybrid: take the action's old part out of the shared model, put its
-        // new part in.
+        // new part in (a disjoint model looks nothing up).
+        let f: &[f64] = match self.shared {
+            Some(_) => self.features.get(action).unwrap_or(&self.default_features),
+            None => &[],
+        };
         if let Some(shared) = self.shared.as_mut() {
             shared.account(arm, f, -1.0, lambda);
         }

@@ -103,11 +103,7 @@ impl Policy {
         let k = means.len();
         match *self {
             Policy::LinUcb { alpha, epsilon } => {
-                let scores: Vec<f64> = means
-                    .iter()
-                    .zip(vars)
-                    .map(|(m, v)| m + alpha * v.sqrt())
-                    .collect();
+                let scores = ucb_scores(means, vars, alpha);
                 let (i, p) = epsilon_mix(argmax(&scores), epsilon, k, rng);
                 (i, p, scores)
             }
@@ -116,53 +112,28 @@ impl Policy {
                 (i, p, means.to_vec())
             }
             Policy::Thompson { scale } => {
-                let sds: Vec<f64> = vars.iter().map(|v| scale * v.sqrt()).collect();
-                let draw = |rng: &mut DecisionRng| -> Vec<f64> {
-                    means
-                        .iter()
-                        .zip(&sds)
-                        .map(|(m, s)| m + s * rng.normal())
-                        .collect()
-                };
-                let scores = draw(rng);
+                let sds = thompson_sds(vars, scale);
+                let scores = thompson_draw(means, &sds, rng);
                 let chosen = argmax(&scores);
                 let wins = (0..THOMPSON_PROPENSITY_DRAWS)
-                    .filter(|_| argmax(&draw(rng)) == chosen)
+                    .filter(|_| argmax(&thompson_draw(means, &sds, rng)) == chosen)
                     .count();
                 let p = (wins as f64 + 1.0) / (THOMPSON_PROPENSITY_DRAWS + k) as f64;
                 (chosen, p, scores)
             }
-            Policy::Softmax { temperature } => {
-                let top = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let w: Vec<f64> = means
-                    .iter()
-                    .map(|m| ((m - top) / temperature).exp())
-                    .collect();
-                let total: f64 = w.iter().sum();
-                let p: Vec<f64> = w.iter().map(|x| x / total).collect();
-                let i = rng.categorical(&p);
-                (i, p[i], means.to_vec())
-            }
-            Policy::SquareCb { gamma } => {
-                let best = argmax(means);
-                let mut p: Vec<f64> = means
-                    .iter()
-                    .map(|m| 1.0 / (k as f64 + gamma * (means[best] - m)))
-                    .collect();
-                p[best] = 0.0;
-                p[best] = (1.0 - p.iter().sum::<f64>()).max(0.0);
+            Policy::Softmax { .. } | Policy::SquareCb { .. } => {
+                let p = self.probabilities(means, vars, rng);
                 let i = rng.categorical(&p);
                 (i, p[i], means.to_vec())
             }
         }
     }
-}
 
-impl Policy {
     /// The probability of choosing each candidate, given `means` and `vars`
-    /// (for off-policy evaluation). Exact for every policy but Thompson
-    /// sampling, whose probabilities are estimated from 64 draws of `rng`,
-    /// Laplace-smoothed as its logged propensities are.
+    /// (for off-policy evaluation, and the distribution softmax and SquareCB
+    /// draw from). Exact for every policy but Thompson sampling, whose
+    /// probabilities are estimated from 64 draws of `rng`, Laplace-smoothed as
+    /// its logged propensities are.
     pub(crate) fn probabilities(
         &self,
         means: &[f64],
@@ -170,26 +141,14 @@ impl Policy {
         rng: &mut DecisionRng,
     ) -> Vec<f64> {
         let k = means.len();
-        let kf = k as f64;
         let mix = |best: usize, epsilon: f64| -> Vec<f64> {
             (0..k)
-                .map(|i| {
-                    if i == best {
-                        1.0 - epsilon + epsilon / kf
-                    } else {
-                        epsilon / kf
-                    }
-                })
+                .map(|i| epsilon_probability(i, best, epsilon, k))
                 .collect()
         };
         match *self {
             Policy::LinUcb { alpha, epsilon } => {
-                let scores: Vec<f64> = means
-                    .iter()
-                    .zip(vars)
-                    .map(|(m, v)| m + alpha * v.sqrt())
-                    .collect();
-                mix(argmax(&scores), epsilon)
+                mix(argmax(&ucb_scores(means, vars, alpha)), epsilon)
             }
             Policy::EpsilonGreedy { epsilon } => mix(argmax(means), epsilon),
             Policy::Softmax { temperature } => {
@@ -205,21 +164,17 @@ impl Policy {
                 let best = argmax(means);
                 let mut p: Vec<f64> = means
                     .iter()
-                    .map(|m| 1.0 / (kf + gamma * (means[best] - m)))
+                    .map(|m| 1.0 / (k as f64 + gamma * (means[best] - m)))
                     .collect();
                 p[best] = 0.0;
                 p[best] = (1.0 - p.iter().sum::<f64>()).max(0.0);
                 p
             }
             Policy::Thompson { scale } => {
+                let sds = thompson_sds(vars, scale);
                 let mut wins = vec![1.0; k];
                 for _ in 0..THOMPSON_PROPENSITY_DRAWS {
-                    let draw: Vec<f64> = means
-                        .iter()
-                        .zip(vars)
-                        .map(|(m, v)| m + scale * v.sqrt() * rng.normal())
-                        .collect();
-                    wins[argmax(&draw)] += 1.0;
+                    wins[argmax(&thompson_draw(means, &sds, rng))] += 1.0;
                 }
                 let total = (THOMPSON_PROPENSITY_DRAWS + k) as f64;
                 wins.iter().map(|w| w / total).collect()
@@ -228,8 +183,31 @@ impl Policy {
     }
 }
 
+/// θᵀx + α·sqrt(xᵀA⁻¹x) per candidate.
+fn ucb_scores(means: &[f64], vars: &[f64], alpha: f64) -> Vec<f64> {
+    means
+        .iter()
+        .zip(vars)
+        .map(|(m, v)| m + alpha * v.sqrt())
+        .collect()
+}
+
+/// Thompson sampling's posterior standard deviations.
+fn thompson_sds(vars: &[f64], scale: f64) -> Vec<f64> {
+    vars.iter().map(|v| scale * v.sqrt()).collect()
+}
+
+/// One draw of every candidate's score from its posterior.
+fn thompson_draw(means: &[f64], sds: &[f64], rng: &mut DecisionRng) -> Vec<f64> {
+    means
+        .iter()
+        .zip(sds)
+        .map(|(m, s)| m + s * rng.normal())
+        .collect()
+}
+
 /// The index of the largest score; the first on a tie.
-fn argmax(scores: &[f64]) -> usize {
+pub(crate) fn argmax(scores: &[f64]) -> usize {
     let mut best = 0;
     for (i, s) in scores.iter().enumerate() {
         if s.total_cmp(&scores[best]).is_gt() {
@@ -239,20 +217,25 @@ fn argmax(scores: &[f64]) -> usize {
     best
 }
 
+/// The probability of index `i` when `best` is chosen with probability 1 − ε
+/// and a uniform index among `k` otherwise.
+fn epsilon_probability(i: usize, best: usize, epsilon: f64, k: usize) -> f64 {
+    let kf = k as f64;
+    if i == best {
+        1.0 - epsilon + epsilon / kf
+    } else {
+        epsilon / kf
+    }
+}
+
 /// `best` with probability 1 − ε, else a uniform index; and its propensity.
 fn epsilon_mix(best: usize, epsilon: f64, k: usize, rng: &mut DecisionRng) -> (usize, f64) {
-    let kf = k as f64;
     let index = if epsilon > 0.0 && rng.unit() < epsilon {
         rng.index(k)
     } else {
         best
     };
-    let p = if index == best {
-        1.0 - epsilon + epsilon / kf
-    } else {
-        epsilon / kf
-    };
-    (index, p)
+    (index, epsilon_probability(index, best, epsilon, k))
 }
 
 #[cfg(test)]
