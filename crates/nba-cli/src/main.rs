@@ -310,7 +310,10 @@ async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
             let f = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             (
-                Sink::File(RecordingWriter::new(std::io::BufWriter::new(f)), 0),
+                Sink::File(
+                    RecordingWriter::new(std::io::BufWriter::new(f)).map_err(anyhow::Error::msg)?,
+                    0,
+                ),
                 path.display().to_string(),
             )
         }

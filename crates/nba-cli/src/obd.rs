@@ -376,7 +376,7 @@ fn write_recording(
 ) -> Result<u64, String> {
     let file = std::fs::File::create(path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    let mut w = RecordingWriter::new(std::io::BufWriter::new(file));
+    let mut w = RecordingWriter::new(std::io::BufWriter::new(file))?;
     let candidates: Vec<String> = (0..items).map(|i| i.to_string()).collect();
     let mut offsets = [0i64; 4];
     let mut put = |slot: usize, topic: &str, key: &str, t: i64, value: Vec<u8>| {

@@ -29,7 +29,7 @@ pub fn record<W: Write>(
         ])?,
         "consumer",
     )?;
-    let mut writer = RecordingWriter::new(out);
+    let mut writer = RecordingWriter::new(out).map_err(anyhow::Error::msg)?;
     let mut kept = 0u64;
     let mut failure = None;
     for topic in topics {

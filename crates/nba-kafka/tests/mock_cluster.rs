@@ -451,7 +451,7 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
     );
 
     // Replay the raw part to another topic and record it back: unchanged.
-    let mut w = nba_schema::RecordingWriter::new(Vec::new());
+    let mut w = nba_schema::RecordingWriter::new(Vec::new()).expect("starts");
     for r in &raw_records {
         w.append(r).expect("appends");
     }

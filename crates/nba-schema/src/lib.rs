@@ -22,7 +22,9 @@ pub use recording::{RECORDING_SCHEMA, RecordedRecord, RecordingWriter, read_reco
 
 use std::sync::OnceLock;
 
-use apache_avro::{Schema, from_avro_datum, from_value, to_avro_datum, to_value};
+use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::writer::datum::GenericDatumWriter;
 use nba_core::{DecisionRequest, Interaction, ModelDelta, NextBestAction, Reward};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -102,19 +104,56 @@ impl SchemaKind {
 
     /// The parsed schema.
     pub fn schema(self) -> &'static Schema {
-        static PARSED: OnceLock<Vec<Schema>> = OnceLock::new();
-        let all = PARSED.get_or_init(|| {
-            SchemaKind::ALL
-                .iter()
-                .map(|k| match Schema::parse_str(k.source()) {
-                    Ok(s) => s,
-                    // The files are compiled in and parsed by this crate's tests.
-                    Err(e) => panic!("schemas/{} does not parse: {e}", k.file_name()),
-                })
-                .collect()
-        });
-        &all[self as usize]
+        compiled()[self as usize].schema
     }
+
+    /// The datum reader and writer, built once: apache-avro's schema-aware
+    /// serde path, straight between bytes and structs with no `Value` tree and
+    /// no per-record schema resolution.
+    fn codec(self) -> &'static Codec {
+        &compiled()[self as usize].codec
+    }
+}
+
+/// One schema, parsed, with its datum reader and writer.
+struct Compiled {
+    schema: &'static Schema,
+    codec: Codec,
+}
+
+struct Codec {
+    reader: GenericDatumReader<'static>,
+    writer: GenericDatumWriter<'static>,
+}
+
+fn compiled() -> &'static [Compiled] {
+    static COMPILED: OnceLock<Vec<Compiled>> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        SchemaKind::ALL
+            .iter()
+            .map(|k| {
+                // The files are compiled in and parsed by this crate's tests, so
+                // a failure here is a build defect, not an input error.
+                let schema: &'static Schema =
+                    Box::leak(Box::new(Schema::parse_str(k.source()).unwrap_or_else(
+                        |e| panic!("schemas/{} does not parse: {e}", k.file_name()),
+                    )));
+                let built = GenericDatumReader::builder(schema)
+                    .human_readable(false)
+                    .build()
+                    .and_then(|reader| {
+                        GenericDatumWriter::builder(schema)
+                            .human_readable(false)
+                            .build()
+                            .map(|writer| Codec { reader, writer })
+                    });
+                match built {
+                    Ok(codec) => Compiled { schema, codec },
+                    Err(e) => panic!("schemas/{} does not resolve: {e}", k.file_name()),
+                }
+            })
+            .collect()
+    })
 }
 
 /// A record type that is the value of one schema.
@@ -181,12 +220,13 @@ fn avro_error(kind: SchemaKind, e: apache_avro::Error) -> CodecError {
 /// Encodes `record` as a Confluent-framed datum of its schema.
 pub fn encode<T: AvroRecord>(record: &T) -> Result<Vec<u8>, CodecError> {
     let kind = T::KIND;
-    let value = to_value(record).map_err(|e| avro_error(kind, e))?;
-    let datum = to_avro_datum(kind.schema(), value).map_err(|e| avro_error(kind, e))?;
-    let mut out = Vec::with_capacity(5 + datum.len());
+    let mut out = Vec::with_capacity(64);
     out.push(0);
     out.extend_from_slice(&kind.id().to_be_bytes());
-    out.extend_from_slice(&datum);
+    kind.codec()
+        .writer
+        .write_ser(&mut out, record)
+        .map_err(|e| avro_error(kind, e))?;
     Ok(out)
 }
 
@@ -208,10 +248,13 @@ pub fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, CodecError> {
         }
         raw => raw,
     };
-    let value =
-        from_avro_datum(kind.schema(), &mut datum, None).map_err(|e| avro_error(kind, e))?;
+    let record = kind
+        .codec()
+        .reader
+        .read_deser(&mut datum)
+        .map_err(|e| avro_error(kind, e))?;
     if !datum.is_empty() {
         return Err(CodecError::TrailingBytes(datum.len(), kind.full_name()));
     }
-    from_value(&value).map_err(|e| avro_error(kind, e))
+    Ok(record)
 }

@@ -149,10 +149,10 @@ impl<W: Write> std::fmt::Debug for RecordingWriter<W> {
 
 impl<W: Write> RecordingWriter<W> {
     /// A recording written to `out`.
-    pub fn new(out: W) -> Self {
-        Self {
-            inner: Writer::with_codec(schema(), out, Codec::Deflate(DeflateSettings::default())),
-        }
+    pub fn new(out: W) -> Result<Self, String> {
+        Writer::with_codec(schema(), out, Codec::Deflate(DeflateSettings::default()))
+            .map(|inner| Self { inner })
+            .map_err(|e| format!("cannot start a recording: {e}"))
     }
 
     /// Appends one record.
@@ -175,7 +175,9 @@ impl<W: Write> RecordingWriter<W> {
 pub fn read_recording<R: Read>(
     input: R,
 ) -> Result<impl Iterator<Item = Result<RecordedRecord, String>>, String> {
-    let reader = Reader::with_schema(schema(), input)
+    let reader = Reader::builder(input)
+        .reader_schema(schema())
+        .build()
         .map_err(|e| format!("not an nba recording (Avro object container file): {e}"))?;
     Ok(reader.map(|v| {
         v.map_err(|e| format!("a damaged block in the recording: {e}"))
@@ -209,7 +211,7 @@ mod tests {
                 headers: Vec::new(),
             },
         ];
-        let mut w = RecordingWriter::new(Vec::new());
+        let mut w = RecordingWriter::new(Vec::new()).expect("starts");
         for r in &records {
             w.append(r).expect("appends");
         }

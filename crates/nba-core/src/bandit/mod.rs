@@ -148,17 +148,35 @@ impl Default for BanditConfig {
 /// to its own to learn as one. A and b are additive, so merging is exact up to
 /// float summation order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "ModelDeltaEntry")] // its Avro name (schemas/model_delta.avsc)
 pub struct DeltaEntry {
     /// The action.
     pub action_id: String,
     /// The period the outcomes belong to.
     pub period: i64,
-    /// How many outcomes.
+    /// How many outcomes (an Avro `long`).
+    #[serde(with = "count_as_long")]
     pub updates: u64,
     /// Σ x xᵀ of those outcomes, row-major d×d.
     pub a: Vec<f64>,
     /// Σ r x of those outcomes.
     pub b: Vec<f64>,
+}
+
+/// Avro has no unsigned integers: a count travels as a `long` (apache-avro's
+/// schema-aware serde would otherwise ask for an 8-byte fixed). Counts never
+/// approach 2⁶³; a negative or larger one is refused, not wrapped.
+mod count_as_long {
+    use serde::{Deserialize, Deserializer, Serializer, de, ser};
+
+    pub(super) fn serialize<S: Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(i64::try_from(*n).map_err(|_| ser::Error::custom("a count above 2^63"))?)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let n = i64::deserialize(d)?;
+        u64::try_from(n).map_err(|_| de::Error::custom(format!("a negative count: {n}")))
+    }
 }
 
 /// The identifier and version of the snapshot format.
