@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use nba_core::{
-    AggregatorConfig, FeatureAggregator, Intake, IntakeConfig, IntakeOutcome, Interaction,
-    ModelUpdater, UpdaterConfig, UpdaterInput,
+    FeatureAggregator, Intake, IntakeConfig, IntakeOutcome, Interaction, ModelUpdater,
+    UpdaterConfig, UpdaterInput,
 };
 use nba_pipeline::{AggregatorStage, ConsumerStage, LocalPipeline, UpdaterStage, backtest};
 use nba_sim::{SimConfig, Simulator};
@@ -45,7 +45,7 @@ fn main() {
 
     let t = Instant::now();
     let mut intake = Intake::new(IntakeConfig::default());
-    let mut agg = FeatureAggregator::new(AggregatorConfig::default());
+    let mut agg = FeatureAggregator::default();
     let mut upd = ModelUpdater::new(UpdaterConfig::default());
     let mut decisions = 0u64;
     for i in decoded {
@@ -66,7 +66,7 @@ fn main() {
     let t = Instant::now();
     let mut stages = LocalPipeline::new(
         ConsumerStage::new(IntakeConfig::default()),
-        AggregatorStage::new(AggregatorConfig::default()),
+        AggregatorStage::default(),
         UpdaterStage::new(UpdaterConfig::default()),
     );
     let mut tap = Vec::new();

@@ -1,17 +1,21 @@
 //! Memory per customer at the default feature configuration: fills a
 //! `CustomerStore` with synthetic customers (each a few interactions over a
-//! day) and reads the process's resident memory before and after.
+//! day) and reads the process's resident memory before and after. Uses
+//! mimalloc, the allocator of the binaries that hold customers.
 
 use std::time::Instant;
 
 use clap::Parser;
-use nba_core::{Channel, CustomerStore, FeatureConfig, Interaction};
+use nba_core::{Channel, CustomerStore, FeatureLayout, Interaction};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Resident bytes per customer of the feature store (issue #6's goal: ≤ 256).
 #[derive(Debug, Parser)]
 struct Cli {
     /// Customers to hold.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 10_000_000)]
     customers: u64,
     /// Interactions per customer.
     #[arg(long, default_value_t = 5)]
@@ -37,7 +41,7 @@ fn main() {
     let cli = Cli::parse();
     const KINDS: [&str; 4] = ["page_view", "session_start", "add_to_cart", "purchase"];
     const CATEGORIES: [&str; 4] = ["electronics", "fashion", "home", "beauty"];
-    let store = CustomerStore::new(FeatureConfig::default());
+    let mut store = CustomerStore::new(FeatureLayout::default());
     let before = resident_bytes();
     let started = Instant::now();
     let t0 = 1_767_225_600_000i64;
@@ -55,7 +59,7 @@ fn main() {
                 decision_id: None,
                 action_id: None,
             };
-            store.with_customer(&i.customer_id, |s| s.record(&i));
+            store.with_customer(&i.customer_id, |layout, s| s.record(layout, &i));
             n += 1;
         }
     }

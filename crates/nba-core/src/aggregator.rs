@@ -1,7 +1,10 @@
 //! The feature-aggregator stage's logic: interactions in, decision requests and
 //! rewards out.
 
-use crate::{ActionCatalog, CustomerStore, DecisionRequest, FeatureConfig, Interaction, Reward};
+use crate::{
+    ActionCatalog, Counted, CustomerStore, DecisionRequest, FeatureConfig, FeatureLayout,
+    Interaction, Reward,
+};
 
 /// Settings of [`FeatureAggregator`].
 #[derive(Debug, Clone, PartialEq)]
@@ -52,15 +55,28 @@ pub struct FeatureAggregator {
     triggers_without_candidates: u64,
 }
 
-impl FeatureAggregator {
-    /// An aggregator with no customers yet.
-    pub fn new(cfg: AggregatorConfig) -> Self {
+impl Default for FeatureAggregator {
+    /// The default settings, which are valid.
+    fn default() -> Self {
         Self {
-            store: CustomerStore::new(cfg.features),
-            cfg,
+            store: CustomerStore::new(FeatureLayout::default()),
+            cfg: AggregatorConfig::default(),
             late_events: 0,
             triggers_without_candidates: 0,
         }
+    }
+}
+
+impl FeatureAggregator {
+    /// An aggregator with no customers yet; refuses settings that do not fit
+    /// together, saying why.
+    pub fn new(cfg: AggregatorConfig) -> Result<Self, String> {
+        Ok(Self {
+            store: CustomerStore::new(FeatureLayout::new(&cfg.features)?),
+            cfg,
+            late_events: 0,
+            triggers_without_candidates: 0,
+        })
     }
 
     /// The customers' state.
@@ -68,7 +84,7 @@ impl FeatureAggregator {
         &self.store
     }
 
-    /// Interactions too late for their customer's window (counted for lifetime
+    /// Interactions later than the allowed lateness (counted in the lifetime
     /// figures only).
     pub fn late_events(&self) -> u64 {
         self.late_events
@@ -85,11 +101,11 @@ impl FeatureAggregator {
     /// itself is counted, so recency measures the gap to the previous event.
     pub fn apply(&mut self, i: &Interaction) -> AggregatorOutput {
         let is_trigger = self.cfg.triggers.contains(&i.event_type);
-        let (context, in_window) = self.store.with_customer(&i.customer_id, |s| {
-            let context = is_trigger.then(|| s.context(i.timestamp, i.channel));
-            (context, s.record(i))
+        let (context, counted) = self.store.with_customer(&i.customer_id, |layout, s| {
+            let context = is_trigger.then(|| s.context(layout, i.timestamp, i.channel));
+            (context, s.record(layout, i))
         });
-        if !in_window {
+        if counted == Counted::LifetimeOnly {
             self.late_events += 1;
         }
         let mut out = AggregatorOutput::default();
@@ -150,7 +166,7 @@ mod tests {
 
     #[test]
     fn trigger_asks_for_a_decision_among_eligible_actions() {
-        let mut agg = FeatureAggregator::new(AggregatorConfig::default());
+        let mut agg = FeatureAggregator::default();
         assert_eq!(
             agg.apply(&event("e1", "page_view", 1_000)),
             AggregatorOutput::default()
@@ -166,8 +182,18 @@ mod tests {
     }
 
     #[test]
+    fn an_event_beyond_the_allowed_lateness_is_counted_not_lost() {
+        let mut agg = FeatureAggregator::default();
+        agg.apply(&event("e1", "page_view", 10 * 3_600_000));
+        agg.apply(&event("e2", "purchase", 8 * 3_600_000));
+        assert_eq!(agg.late_events(), 1);
+        let state = agg.store().get("c1").expect("held");
+        assert_eq!(state.lifetime_events(), 2, "still in the lifetime figures");
+    }
+
+    #[test]
     fn outcome_of_a_shown_action_is_a_reward() {
-        let mut agg = FeatureAggregator::new(AggregatorConfig::default());
+        let mut agg = FeatureAggregator::default();
         let mut click = event("e3", "click", 3_000);
         click.decision_id = Some("e2".into());
         click.action_id = Some("discount_10".into());

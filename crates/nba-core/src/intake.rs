@@ -1,6 +1,9 @@
 //! The consumer stage's logic: validate, normalise and de-duplicate raw interactions.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
 
 use crate::{EventTime, Interaction, Rejection};
 
@@ -33,8 +36,9 @@ pub enum IntakeOutcome {
 #[derive(Debug, Default)]
 pub struct Intake {
     cfg: IntakeConfig,
-    seen: HashSet<String>,
-    seen_order: VecDeque<(EventTime, String)>,
+    // One shared copy of each id for the set and the expiry queue.
+    seen: FxHashSet<Arc<str>>,
+    seen_order: VecDeque<(EventTime, Arc<str>)>,
     newest: EventTime,
 }
 
@@ -42,6 +46,13 @@ pub struct Intake {
 const MAX_ID_BYTES: usize = 256;
 /// 9999-12-31T23:59:59Z: a later timestamp is a unit error (µs or ns, not ms).
 const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+/// Trims surrounding white space in place (no copy when there is none).
+fn trim(s: &mut String) {
+    s.truncate(s.trim_end().len());
+    let start = s.len() - s.trim_start().len();
+    s.drain(..start);
+}
 
 fn check_id(name: &str, v: &str) -> Result<(), Rejection> {
     if v.is_empty() {
@@ -68,10 +79,14 @@ impl Intake {
     /// Checks one interaction and normalises it (ids trimmed, event type and
     /// category lower-case). A rejection leaves the state unchanged.
     pub fn apply(&mut self, mut i: Interaction) -> Result<IntakeOutcome, Rejection> {
-        i.event_id = i.event_id.trim().to_owned();
-        i.customer_id = i.customer_id.trim().to_owned();
-        i.event_type = i.event_type.trim().to_ascii_lowercase();
-        i.category = i.category.map(|c| c.trim().to_ascii_lowercase());
+        trim(&mut i.event_id);
+        trim(&mut i.customer_id);
+        trim(&mut i.event_type);
+        i.event_type.make_ascii_lowercase();
+        if let Some(c) = &mut i.category {
+            trim(c);
+            c.make_ascii_lowercase();
+        }
         check_id("event_id", &i.event_id)?;
         check_id("customer_id", &i.customer_id)?;
         check_id("event_type", &i.event_type)?;
@@ -100,7 +115,7 @@ impl Intake {
                 ));
             }
         }
-        if self.seen.contains(&i.event_id) {
+        if self.seen.contains(i.event_id.as_str()) {
             return Ok(IntakeOutcome::Duplicate);
         }
         self.remember(&i);
@@ -109,8 +124,9 @@ impl Intake {
 
     fn remember(&mut self, i: &Interaction) {
         self.newest = self.newest.max(i.timestamp);
-        self.seen.insert(i.event_id.clone());
-        self.seen_order.push_back((i.timestamp, i.event_id.clone()));
+        let id: Arc<str> = Arc::from(i.event_id.as_str());
+        self.seen.insert(Arc::clone(&id));
+        self.seen_order.push_back((i.timestamp, id));
         let horizon = self.newest - self.cfg.dedup_window_ms;
         // Ids leave in arrival order; one that arrived late may stay a little longer.
         while self.seen_order.front().is_some_and(|(t, _)| *t < horizon) {
@@ -130,6 +146,21 @@ impl Intake {
 mod tests {
     use super::*;
     use crate::Channel;
+
+    #[test]
+    fn trimming_in_place_handles_every_shape() {
+        for (from, to) in [
+            ("", ""),
+            ("   ", ""),
+            (" a ", "a"),
+            ("a", "a"),
+            ("\u{3000}é b\t", "é b"),
+        ] {
+            let mut s = from.to_owned();
+            trim(&mut s);
+            assert_eq!(s, to, "{from:?}");
+        }
+    }
 
     fn raw(id: &str, t: EventTime) -> Interaction {
         Interaction {

@@ -36,7 +36,10 @@ pub use bandit::{BanditConfig, Choice, DeltaEntry, Forgetting, LinearBandit, Mod
 pub use event::{
     CATEGORIES, Channel, DecisionRequest, EventKind, EventTime, Interaction, NextBestAction, Reward,
 };
-pub use features::{CONTEXT_DIM, CustomerState, CustomerStore, FeatureConfig};
+pub use features::{
+    CONTEXT_DIM, ContextFeature, ContextSpec, Counted, CustomerState, CustomerStore,
+    DEFAULT_CONTEXT, FeatureConfig, FeatureLayout, format_duration_ms, parse_duration_ms,
+};
 pub use intake::{Intake, IntakeConfig, IntakeOutcome};
 pub use join::{AttributionJoin, JoinConfig, PendingDecision};
 pub use linalg::ridge_solve;

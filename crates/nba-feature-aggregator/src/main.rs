@@ -1,16 +1,21 @@
-//! `nba-feature-aggregator`: keeps customers' features in event-time windows and
-//! turns interactions into decision requests and rewards.
+//! `nba-feature-aggregator`: keeps customers' features over several event-time
+//! windows and turns interactions into decision requests and rewards.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use nba_core::{AggregatorConfig, FeatureConfig};
+use nba_core::{AggregatorConfig, DEFAULT_CONTEXT, FeatureConfig, parse_duration_ms};
 use nba_kafka::{KafkaArgs, OpsArgs, parse_cli, run_stage_binary};
 use nba_pipeline::AggregatorStage;
 
-/// Reads validated interactions, updates each customer's sliding-window features,
-/// and writes a decision request (context vector and eligible actions) for every
-/// trigger event and a reward for every outcome of a shown action.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Reads validated interactions, updates each customer's features (events and
+/// spend over every feature window, counts per event type, channel and category
+/// over the breakdown window, recency), and writes a decision request (context
+/// vector and eligible actions) for every trigger event and a reward for every
+/// outcome of a shown action.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -20,7 +25,8 @@ struct Cli {
     #[command(flatten)]
     ops: OpsArgs,
 
-    /// Event types that ask for a next best action (repeat, or comma-separated).
+    /// Event types that ask for a next best action (repeat, or comma-separated),
+    /// e.g. session_start,moved_house.
     #[arg(
         long = "trigger",
         env = "NBA_TRIGGERS",
@@ -29,24 +35,51 @@ struct Cli {
     )]
     triggers: Vec<String>,
 
-    /// Width of one feature bucket, seconds.
-    #[arg(long, env = "NBA_FEATURE_BUCKET_SECS", default_value_t = 3_600, value_parser = clap::value_parser!(u32).range(1..))]
-    feature_bucket_secs: u32,
+    /// Feature windows (units ms, s, m, h, d). Each keeps events and spend,
+    /// decayed with the window's length as time constant.
+    #[arg(
+        long = "feature-windows",
+        env = "NBA_FEATURE_WINDOWS",
+        value_delimiter = ',',
+        default_value = "1h,24h,30d",
+        value_parser = parse_duration_ms
+    )]
+    feature_windows: Vec<i64>,
 
-    /// Buckets per feature window (window = buckets × bucket width).
-    #[arg(long, env = "NBA_FEATURE_BUCKETS", default_value_t = 24, value_parser = clap::value_parser!(u16).range(1..))]
-    feature_buckets: u16,
+    /// The feature window that also keeps counts per event type, channel and
+    /// category; one of --feature-windows.
+    #[arg(long, env = "NBA_BREAKDOWN_WINDOW", default_value = "24h", value_parser = parse_duration_ms)]
+    breakdown_window: i64,
+
+    /// How far behind a customer's newest event an event may arrive and still
+    /// count in the windows; a later one counts in the lifetime figures only
+    /// (and in nba_late_events_total).
+    #[arg(long, env = "NBA_FEATURE_ALLOWED_LATENESS", default_value = "1h", value_parser = parse_duration_ms)]
+    feature_allowed_lateness: i64,
+
+    /// The context vector's features, in order (see ARCHITECTURE.md, "Context
+    /// vector"); its length is the model-updater's --dim.
+    #[arg(long, env = "NBA_CONTEXT", default_value = DEFAULT_CONTEXT)]
+    context: String,
 }
 
 fn main() -> ExitCode {
     let cli: Cli = parse_cli();
     let stage = AggregatorStage::new(AggregatorConfig {
         features: FeatureConfig {
-            bucket_ms: i64::from(cli.feature_bucket_secs) * 1_000,
-            buckets: usize::from(cli.feature_buckets),
+            windows_ms: cli.feature_windows,
+            breakdown_window_ms: cli.breakdown_window,
+            allowed_lateness_ms: cli.feature_allowed_lateness,
+            context: cli.context,
         },
         triggers: cli.triggers,
         ..AggregatorConfig::default()
     });
-    run_stage_binary(stage, &cli.kafka, &cli.ops)
+    match stage {
+        Ok(stage) => run_stage_binary(stage, &cli.kafka, &cli.ops),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use nba_core::{
-    AggregatorConfig, CONTEXT_DIM, Channel, DecisionRequest, IntakeConfig, UpdaterConfig,
-};
+use nba_core::{CONTEXT_DIM, Channel, DecisionRequest, IntakeConfig, UpdaterConfig};
 use nba_kafka::{
     AuditReport, KafkaArgs, OpsArgs, StartAt, audit, produce, record, replay, run_stage,
 };
@@ -105,15 +103,7 @@ async fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_reco
     });
     let aggregator = tokio::spawn({
         let (a, s) = (args.clone(), until_stopped());
-        async move {
-            run_stage(
-                AggregatorStage::new(AggregatorConfig::default()),
-                &a,
-                &OpsArgs::default(),
-                s,
-            )
-            .await
-        }
+        async move { run_stage(AggregatorStage::default(), &a, &OpsArgs::default(), s).await }
     });
     let metrics_addr = free_local_addr();
     let ops = OpsArgs {
@@ -387,14 +377,9 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
                 0 => run_stage(ConsumerStage::new(IntakeConfig::default()), &a, &ops, s)
                     .await
                     .map(|_| ()),
-                1 => run_stage(
-                    AggregatorStage::new(AggregatorConfig::default()),
-                    &a,
-                    &ops,
-                    s,
-                )
-                .await
-                .map(|_| ()),
+                1 => run_stage(AggregatorStage::default(), &a, &ops, s)
+                    .await
+                    .map(|_| ()),
                 _ => run_stage(UpdaterStage::new(UpdaterConfig::default()), &a, &ops, s)
                     .await
                     .map(|_| ()),

@@ -68,6 +68,11 @@ struct Cli {
     #[arg(long, env = "NBA_LAMBDA", default_value_t = 1.0)]
     lambda: f64,
 
+    /// Length of the context vector: the number of entries of the
+    /// feature-aggregator's --context (16 for its default).
+    #[arg(long, env = "NBA_DIM", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    dim: u16,
+
     /// Seed of the random draws (per decision, with the decision id).
     #[arg(long, env = "NBA_SEED", default_value_t = 0)]
     seed: u64,
@@ -220,6 +225,7 @@ fn config(cli: &Cli) -> Result<UpdaterConfig, String> {
         instance_id,
         bandit: BanditConfig {
             lambda: cli.lambda,
+            dim: usize::from(cli.dim),
             forgetting,
             model,
             policy,

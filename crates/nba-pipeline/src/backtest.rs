@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use nba_core::{
-    AggregatorConfig, BanditConfig, EventTime, FeatureAggregator, Intake, IntakeConfig,
-    IntakeOutcome, Interaction, ModelUpdater, NextBestAction, UpdaterConfig, UpdaterInput,
+    BanditConfig, EventTime, FeatureAggregator, Intake, IntakeConfig, IntakeOutcome, Interaction,
+    ModelUpdater, NextBestAction, UpdaterConfig, UpdaterInput,
 };
 use nba_metrics::LatencyHistogram;
 use nba_schema::decode;
@@ -59,7 +59,7 @@ pub fn backtest(
     progress: &mut dyn FnMut(u64),
 ) -> BacktestRun {
     let mut intake = Intake::new(IntakeConfig::default());
-    let mut aggregator = FeatureAggregator::new(AggregatorConfig::default());
+    let mut aggregator = FeatureAggregator::default();
     let mut updater = ModelUpdater::new(updater_config(seed));
     let mut decision_latency = LatencyHistogram::new();
     let started = Instant::now();
@@ -155,7 +155,7 @@ mod tests {
         let mut raw: Vec<RawRecord> = Vec::new();
         let mut pipeline = LocalPipeline::new(
             ConsumerStage::new(IntakeConfig::default()),
-            AggregatorStage::new(AggregatorConfig::default()),
+            AggregatorStage::default(),
             UpdaterStage::new(updater_config(9)),
         );
         let mut through_bytes = Vec::new();

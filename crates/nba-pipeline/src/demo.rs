@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use nba_core::{
-    AggregatorConfig, BanditConfig, DecisionRequest, IntakeConfig, NextBestAction, UpdaterConfig,
-};
+use nba_core::{BanditConfig, DecisionRequest, IntakeConfig, NextBestAction, UpdaterConfig};
 use nba_metrics::LatencyHistogram;
 use nba_schema::{decode, encode};
 use nba_sim::{SimConfig, Simulator};
@@ -105,7 +103,7 @@ pub fn run_demo_observed(
     let mut sim = Simulator::new(&sim_cfg, true);
     let mut pipeline = LocalPipeline::new(
         ConsumerStage::new(IntakeConfig::default()),
-        AggregatorStage::new(AggregatorConfig::default()),
+        AggregatorStage::default(),
         UpdaterStage::new(UpdaterConfig {
             bandit: BanditConfig {
                 seed: cfg.seed,

@@ -233,17 +233,27 @@ impl AggregatorStage {
     /// The stage's name.
     pub const NAME: &'static str = "feature-aggregator";
 
-    /// An aggregator stage.
-    pub fn new(cfg: AggregatorConfig) -> Self {
-        Self {
-            aggregator: FeatureAggregator::new(cfg),
+    /// An aggregator stage; refuses settings that do not fit together.
+    pub fn new(cfg: AggregatorConfig) -> Result<Self, String> {
+        Ok(Self {
+            aggregator: FeatureAggregator::new(cfg)?,
             books: Books::new(Self::NAME),
-        }
+        })
     }
 
     /// The engine inside.
     pub fn aggregator(&self) -> &FeatureAggregator {
         &self.aggregator
+    }
+}
+
+impl Default for AggregatorStage {
+    /// The stage at the default settings.
+    fn default() -> Self {
+        Self {
+            aggregator: FeatureAggregator::default(),
+            books: Books::new(Self::NAME),
+        }
     }
 }
 
@@ -290,6 +300,22 @@ impl Stage for AggregatorStage {
 
     fn counters(&self) -> StageCounters {
         self.books.counters
+    }
+
+    fn extra_counters(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let a = &self.aggregator;
+        vec![
+            (
+                "nba_late_events_total",
+                "Interactions later than the allowed lateness behind their customer's newest event: counted in lifetime figures only.",
+                a.late_events(),
+            ),
+            (
+                "nba_triggers_without_candidates_total",
+                "Triggers that asked for no decision because no action was eligible.",
+                a.triggers_without_candidates(),
+            ),
+        ]
     }
 
     fn latencies(&self) -> &StageLatencies {
