@@ -48,8 +48,8 @@ fn main() {
     let mut agg = FeatureAggregator::default();
     let mut upd = ModelUpdater::new(UpdaterConfig::default());
     let mut decisions = 0u64;
-    for i in decoded {
-        if let Ok(IntakeOutcome::Accepted(i)) = intake.apply(i) {
+    for mut i in decoded {
+        if let Ok(IntakeOutcome::Accepted) = intake.apply(&mut i) {
             let o = agg.apply(&i);
             if let Some(r) = o.request
                 && let Ok(Some(_)) = upd.apply(&UpdaterInput::Request(r))
@@ -77,7 +77,7 @@ fn main() {
     let bytes = rate(t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let run = backtest(raw, 0, &mut |_| {});
+    let run = backtest(raw, 0, &mut ());
     let backtest = rate(t.elapsed().as_secs_f64());
     assert_eq!(run.decision_count, decisions);
 

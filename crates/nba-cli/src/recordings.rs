@@ -1,19 +1,21 @@
 //! `nba record`, `nba replay` and `nba backtest`: recordings of topics, and
 //! running them through the pipeline in one process.
 
-use std::cell::Cell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use clap::Args;
 use nba_core::{BanditConfig, DecisionRequest, Interaction, Model, NextBestAction, Policy, Reward};
 use nba_kafka::{KafkaArgs, StartAt, record, replay};
 use nba_metrics::{escape, html_page, line_chart_svg, percentile_plot_svg};
-use nba_pipeline::{BacktestRun, Evaluation, RawRecord, backtest, evaluate_candidates};
+use nba_pipeline::{
+    BacktestObserver, BacktestRun, Evaluation, RawRecord, backtest, evaluate_candidates,
+};
 use nba_schema::{decode, read_recording};
 
 #[derive(Debug, Args)]
@@ -295,13 +297,13 @@ struct Logged {
 /// A reader that counts the bytes read through it, for progress.
 struct Counted<R> {
     inner: R,
-    read: Rc<Cell<u64>>,
+    read: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.read.set(self.read.get() + n as u64);
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -314,7 +316,7 @@ fn raw_records<'a>(
     input: Counted<BufReader<File>>,
     logged: &'a mut Logged,
     failure: &'a mut Option<anyhow::Error>,
-) -> Box<dyn Iterator<Item = RawRecord> + 'a> {
+) -> Box<dyn Iterator<Item = RawRecord> + Send + 'a> {
     if let Some(path) = &a.jsonl {
         let lines = BufReader::new(input).lines().enumerate();
         return Box::new(
@@ -378,6 +380,43 @@ fn raw_records<'a>(
     )
 }
 
+/// What `nba backtest` does while the engines run: a progress line on a
+/// terminal (events/s and time left, by the share of the file read; silence
+/// otherwise), and each decision written to `--decisions` as it is made.
+struct Observer {
+    terminal: bool,
+    started: std::time::Instant,
+    read: Arc<AtomicU64>,
+    size: u64,
+    decisions: Option<BufWriter<File>>,
+    failure: Option<std::io::Error>,
+}
+
+impl BacktestObserver for Observer {
+    fn progress(&mut self, done: u64) {
+        if self.terminal {
+            let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+            let share = self.read.load(Ordering::Relaxed) as f64 / self.size.max(1) as f64;
+            let left = secs * (1.0 - share) / share.max(1e-9);
+            eprint!(
+                "\r{done} records, {:.0} events/s, {left:.0} s left   ",
+                done as f64 / secs
+            );
+        }
+    }
+
+    fn decision(&mut self, nba: NextBestAction) {
+        if let (Some(w), None) = (&mut self.decisions, &self.failure) {
+            let written = serde_json::to_writer(&mut *w, &nba)
+                .map_err(std::io::Error::from)
+                .and_then(|()| w.write_all(b"\n"));
+            if let Err(e) = written {
+                self.failure = Some(e);
+            }
+        }
+    }
+}
+
 pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
     let Some(path) = a.jsonl.as_ref().or(a.recording.as_ref()) else {
         eprintln!("error: give a recording FILE or --jsonl FILE");
@@ -390,39 +429,51 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let read = Rc::new(Cell::new(0u64));
+    let read = Arc::new(AtomicU64::new(0));
     let input = Counted {
         inner: BufReader::new(file),
-        read: Rc::clone(&read),
+        read: Arc::clone(&read),
     };
-    let terminal = std::io::stderr().is_terminal();
-    let started = std::time::Instant::now();
-    // A progress line on a terminal (events/s and time left, by the share of
-    // the file read); silence otherwise.
-    let mut progress = |done: u64| {
-        if terminal {
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            let share = read.get() as f64 / size.max(1) as f64;
-            let left = secs * (1.0 - share) / share.max(1e-9);
-            eprint!(
-                "\r{done} records, {:.0} events/s, {left:.0} s left   ",
-                done as f64 / secs
-            );
-        }
+    let decisions = match &a.decisions {
+        Some(path) => match File::create(path) {
+            Ok(f) => Some(BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("error: cannot create {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let mut observer = Observer {
+        terminal: std::io::stderr().is_terminal(),
+        started: std::time::Instant::now(),
+        read,
+        size,
+        decisions,
+        failure: None,
     };
     let mut logged = Logged::default();
     let mut failure = None;
     let run = backtest(
         raw_records(a, input, &mut logged, &mut failure),
         a.seed,
-        &mut progress,
+        &mut observer,
     );
-    if terminal && run.events >= 65_536 {
+    if observer.terminal && run.events >= 65_536 {
         eprintln!();
     }
     if let Some(e) = failure {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
+    }
+    let written = match (observer.failure, observer.decisions) {
+        (Some(e), _) => Err(e),
+        (None, Some(mut w)) => w.flush(),
+        (None, None) => Ok(()),
+    };
+    if let (Err(e), Some(path)) = (written, &a.decisions) {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
     }
     println!(
         "nba backtest: {} raw records, {} decisions, {} rewards, {} dead letters in {:.2} s ({:.0} events/s)",
@@ -433,20 +484,6 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
         run.elapsed_s,
         run.events_per_s
     );
-    if let Some(path) = &a.decisions {
-        let written = File::create(path).and_then(|f| {
-            let mut w = BufWriter::new(f);
-            for d in &run.decisions {
-                serde_json::to_writer(&mut w, d)?;
-                w.write_all(b"\n")?;
-            }
-            w.flush()
-        });
-        if let Err(e) = written {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    }
     let candidates: Vec<Candidate> = if a.candidates.is_empty() {
         DEFAULT_CANDIDATES
             .iter()

@@ -24,10 +24,10 @@ impl Default for IntakeConfig {
 }
 
 /// What happened to one raw interaction.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntakeOutcome {
-    /// Valid and new: forward it, normalised.
-    Accepted(Interaction),
+    /// Valid and new: forward it (normalised in place).
+    Accepted,
     /// An event id already seen within the dedup window: drop it.
     Duplicate,
 }
@@ -49,6 +49,10 @@ const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
 
 /// Trims surrounding white space in place (no copy when there is none).
 fn trim(s: &mut String) {
+    let plain = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_graphic());
+    if plain(s.as_bytes().first()) && plain(s.as_bytes().last()) {
+        return; // the common case, checked without decoding UTF-8
+    }
     s.truncate(s.trim_end().len());
     let start = s.len() - s.trim_start().len();
     s.drain(..start);
@@ -78,7 +82,7 @@ impl Intake {
 
     /// Checks one interaction and normalises it (ids trimmed, event type and
     /// category lower-case). A rejection leaves the state unchanged.
-    pub fn apply(&mut self, mut i: Interaction) -> Result<IntakeOutcome, Rejection> {
+    pub fn apply(&mut self, i: &mut Interaction) -> Result<IntakeOutcome, Rejection> {
         trim(&mut i.event_id);
         trim(&mut i.customer_id);
         trim(&mut i.event_type);
@@ -118,8 +122,8 @@ impl Intake {
         if self.seen.contains(i.event_id.as_str()) {
             return Ok(IntakeOutcome::Duplicate);
         }
-        self.remember(&i);
-        Ok(IntakeOutcome::Accepted(i))
+        self.remember(i);
+        Ok(IntakeOutcome::Accepted)
     }
 
     fn remember(&mut self, i: &Interaction) {
@@ -181,20 +185,22 @@ mod tests {
         let mut intake = Intake::new(IntakeConfig {
             dedup_window_ms: 1_000,
         });
-        let IntakeOutcome::Accepted(i) = intake.apply(raw("e1", 10)).expect("valid") else {
-            panic!("first sight is accepted")
-        };
+        let mut i = raw("e1", 10);
+        assert_eq!(intake.apply(&mut i), Ok(IntakeOutcome::Accepted));
         assert_eq!(i.customer_id, "c1");
         assert_eq!(i.event_type, "page_view");
         assert_eq!(i.category.as_deref(), Some("fashion"));
-        assert_eq!(intake.apply(raw("e1", 10)), Ok(IntakeOutcome::Duplicate));
+        assert_eq!(
+            intake.apply(&mut raw("e1", 10)),
+            Ok(IntakeOutcome::Duplicate)
+        );
         // Once event time has moved past the window the id is forgotten.
-        intake.apply(raw("e2", 5_000)).expect("valid");
+        intake.apply(&mut raw("e2", 5_000)).expect("valid");
         assert_eq!(intake.remembered(), 1);
-        assert!(matches!(
-            intake.apply(raw("e1", 10)),
-            Ok(IntakeOutcome::Accepted(_))
-        ));
+        assert_eq!(
+            intake.apply(&mut raw("e1", 10)),
+            Ok(IntakeOutcome::Accepted)
+        );
     }
 
     #[test]
@@ -203,7 +209,7 @@ mod tests {
         let mut bad = raw("", 10);
         assert!(
             intake
-                .apply(bad.clone())
+                .apply(&mut bad.clone())
                 .expect_err("empty id")
                 .reason()
                 .contains("event_id")
@@ -211,18 +217,18 @@ mod tests {
         bad = raw("e", 0);
         assert!(
             intake
-                .apply(bad)
+                .apply(&mut bad)
                 .expect_err("zero time")
                 .reason()
                 .contains("timestamp")
         );
         bad = raw("e", 1_700_000_000_000_000);
-        assert!(intake.apply(bad).is_err(), "microseconds are refused");
+        assert!(intake.apply(&mut bad).is_err(), "microseconds are refused");
         bad = raw("e", 10);
         bad.amount = Some(f64::NAN);
         assert!(
             intake
-                .apply(bad)
+                .apply(&mut bad)
                 .expect_err("nan")
                 .reason()
                 .contains("amount")
@@ -231,7 +237,7 @@ mod tests {
         bad.decision_id = Some("d".into());
         assert!(
             intake
-                .apply(bad)
+                .apply(&mut bad)
                 .expect_err("half a response")
                 .reason()
                 .contains("together")

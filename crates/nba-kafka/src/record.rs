@@ -71,7 +71,7 @@ pub fn record<W: Write>(
 /// with its key, value, headers and timestamp. `speed` > 0 keeps `speed` times
 /// the recorded pace (by record timestamps); 0 sends as fast as possible.
 /// Returns the records sent.
-pub async fn replay<R: Read>(
+pub async fn replay<R: Read + Send>(
     args: &KafkaArgs,
     input: R,
     to_topic: Option<&str>,

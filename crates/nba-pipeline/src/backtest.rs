@@ -19,10 +19,7 @@ pub type RawRecord = (Option<Vec<u8>>, Vec<u8>);
 pub struct BacktestRun {
     /// Raw records fed in.
     pub events: u64,
-    /// Every next-best-action, in the order it was made.
-    #[serde(skip)]
-    pub decisions: Vec<NextBestAction>,
-    /// Next-best-actions made.
+    /// Next-best-actions made (each went to the observer).
     pub decision_count: u64,
     /// Rewards the feature-aggregator produced.
     pub rewards: u64,
@@ -52,11 +49,79 @@ pub struct BacktestRun {
 /// a live pipeline makes the same decisions. Records pass between the engines as
 /// structs, not Avro bytes: Avro round-trips every field exactly, so the
 /// decisions are those of the byte-level stages (a test compares the two).
-/// `progress` is called with the records done every 65,536 records.
-pub fn backtest(
-    raw: impl IntoIterator<Item = RawRecord>,
+/// The observer hears of progress and of every decision as it is made (a day's
+/// decisions need not fit in memory).
+///
+/// Two threads: one reads and decodes the records (whatever `raw` does, then
+/// Avro), the other runs the engines on them in the same order, so the result
+/// is that of one thread.
+pub fn backtest<I>(raw: I, seed: u64, observer: &mut dyn BacktestObserver) -> BacktestRun
+where
+    I: IntoIterator<Item = RawRecord>,
+    I::IntoIter: Send,
+{
+    let raw = raw.into_iter();
+    std::thread::scope(|scope| {
+        let (batches, decoded) = std::sync::mpsc::sync_channel::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
+        let reader = std::thread::Builder::new().name("nba-decode".into());
+        let spawned = reader.spawn_scoped(scope, move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            for (_, value) in raw {
+                batch.push(decode::<Interaction>(&value).ok());
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if batches.send(full).is_err() {
+                        return; // the engines stopped
+                    }
+                }
+            }
+            // A closed receiver means the engines stopped: nothing to deliver to.
+            let _ = batches.send(batch);
+        });
+        if let Err(e) = spawned {
+            // Without a second thread there is nothing to pipeline with; the
+            // records are lost to this run, so say so loudly.
+            panic!("cannot start the decoding thread: {e}");
+        }
+        run_engines(decoded.into_iter().flatten(), seed, observer)
+    })
+}
+
+/// What a caller of [`backtest`] hears while it runs.
+pub trait BacktestObserver {
+    /// `done` raw records have run (called every 65,536).
+    fn progress(&mut self, done: u64) {
+        let _ = done;
+    }
+
+    /// A next-best-action was made.
+    fn decision(&mut self, nba: NextBestAction) {
+        let _ = nba;
+    }
+}
+
+/// Hears nothing.
+impl BacktestObserver for () {}
+
+/// Keeps every decision, in order.
+impl BacktestObserver for Vec<NextBestAction> {
+    fn decision(&mut self, nba: NextBestAction) {
+        self.push(nba);
+    }
+}
+
+/// A raw record decoded, or `None` if it is not an interaction (the byte-level
+/// stages would dead-letter it with the reason; here it is counted).
+type Decoded = Option<Interaction>;
+/// Records per hand-over between the threads: large enough that the hand-over
+/// costs nothing per record, small enough to stay in cache.
+const BATCH: usize = 1_024;
+const BATCHES_IN_FLIGHT: usize = 8;
+
+fn run_engines(
+    decoded: impl Iterator<Item = Decoded>,
     seed: u64,
-    progress: &mut dyn FnMut(u64),
+    observer: &mut dyn BacktestObserver,
 ) -> BacktestRun {
     let mut intake = Intake::new(IntakeConfig::default());
     let mut aggregator = FeatureAggregator::default();
@@ -64,18 +129,19 @@ pub fn backtest(
     let mut decision_latency = LatencyHistogram::new();
     let started = Instant::now();
     let (mut events, mut rewards, mut dead_lettered) = (0u64, 0u64, 0u64);
-    let mut decisions = Vec::new();
+    let mut decisions = 0u64;
     let mut timeline = Vec::new();
-    for (_, value) in raw {
+    for record in decoded {
         events += 1;
         if events % 65_536 == 0 {
-            progress(events);
+            observer.progress(events);
         }
-        let accepted = match decode::<Interaction>(&value)
-            .map_err(|e| e.to_string())
-            .and_then(|i| intake.apply(i).map_err(|r| r.reason().to_owned()))
-        {
-            Ok(IntakeOutcome::Accepted(i)) => i,
+        let Some(mut accepted) = record else {
+            dead_lettered += 1;
+            continue;
+        };
+        match intake.apply(&mut accepted) {
+            Ok(IntakeOutcome::Accepted) => {}
             Ok(IntakeOutcome::Duplicate) => continue,
             Err(_) => {
                 dead_lettered += 1;
@@ -89,8 +155,9 @@ pub fn backtest(
             match updater.apply(&UpdaterInput::Request(request)) {
                 Ok(Some(nba)) => {
                     decision_latency.record(asked.elapsed());
-                    decisions.push(nba);
-                    timeline.push((t, decisions.len() as u64, rewards));
+                    decisions += 1;
+                    observer.decision(nba);
+                    timeline.push((t, decisions, rewards));
                 }
                 Ok(None) => {}
                 Err(_) => dead_lettered += 1,
@@ -99,7 +166,7 @@ pub fn backtest(
         if let Some(reward) = out.reward {
             let t = reward.timestamp;
             rewards += 1;
-            timeline.push((t, decisions.len() as u64, rewards));
+            timeline.push((t, decisions, rewards));
             if updater.apply(&UpdaterInput::Reward(reward)).is_err() {
                 dead_lettered += 1;
             }
@@ -113,8 +180,7 @@ pub fn backtest(
     timeline.extend(last.filter(|l| timeline.last() != Some(l)));
     BacktestRun {
         events,
-        decision_count: decisions.len() as u64,
-        decisions,
+        decision_count: decisions,
         rewards,
         dead_lettered,
         elapsed_s,
@@ -181,9 +247,11 @@ mod tests {
                 }
             }
         }
-        let run = backtest(raw, 9, &mut |_| {});
+        let mut decisions = Vec::new();
+        let run = backtest(raw, 9, &mut decisions);
         assert!(run.rewards > 0, "the log has rewards");
         assert_eq!(run.dead_lettered, pipeline.dead_lettered());
-        assert_eq!(run.decisions, through_bytes);
+        assert_eq!(run.decision_count, decisions.len() as u64);
+        assert_eq!(decisions, through_bytes);
     }
 }

@@ -192,12 +192,13 @@ impl Stage for ConsumerStage {
             .books
             .timed(Step::Decode, || decode_input::<Interaction>(input));
         let intake = &mut self.intake;
-        match decoded.map_err(|e| e.to_string()).and_then(|i| {
+        match decoded.map_err(|e| e.to_string()).and_then(|mut i| {
             self.books.timed(Step::Validate, || {
-                intake.apply(i).map_err(|r| r.reason().to_owned())
+                let outcome = intake.apply(&mut i).map_err(|r| r.reason().to_owned());
+                outcome.map(|o| (o, i))
             })
         }) {
-            Ok(IntakeOutcome::Accepted(i)) => {
+            Ok((IntakeOutcome::Accepted, i)) => {
                 self.books.emit(
                     input,
                     Topic::Interactions,
@@ -207,7 +208,7 @@ impl Stage for ConsumerStage {
                     out,
                 );
             }
-            Ok(IntakeOutcome::Duplicate) => self.books.counters.duplicates += 1,
+            Ok((IntakeOutcome::Duplicate, _)) => self.books.counters.duplicates += 1,
             Err(reason) => self.books.reject(input, &reason, out),
         }
         self.books.end(started);

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use apache_avro::types::Value;
 use apache_avro::{Codec, DeflateSettings, Reader, Schema, Writer};
+use serde::{Deserialize, Serialize};
 
 /// The recording schema, as compiled in from `schemas/`.
 pub const RECORDING_SCHEMA: &str = include_str!("../../../schemas/recorded_record.avsc");
@@ -39,45 +40,66 @@ pub struct RecordedRecord {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
-fn opt_bytes(b: &Option<Vec<u8>>) -> Value {
-    match b {
-        Some(b) => Value::Union(1, Box::new(Value::Bytes(b.clone()))),
-        None => Value::Union(0, Box::new(Value::Null)),
+/// The record as the schema lays it out, for apache-avro's schema-aware serde
+/// (no `Value` tree per record).
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "RecordedRecord")]
+struct Wire {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+    #[serde(with = "apache_avro::serde::bytes_opt")]
+    key: Option<Vec<u8>>,
+    #[serde(with = "apache_avro::serde::bytes_opt")]
+    value: Option<Vec<u8>>,
+    headers: Vec<WireHeader>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "RecordedHeader")]
+struct WireHeader {
+    key: String,
+    #[serde(with = "apache_avro::serde::bytes_opt")]
+    value: Option<Vec<u8>>,
+}
+
+impl From<Wire> for RecordedRecord {
+    fn from(w: Wire) -> Self {
+        Self {
+            topic: w.topic,
+            partition: w.partition,
+            offset: w.offset,
+            timestamp: w.timestamp,
+            key: w.key,
+            value: w.value,
+            headers: w.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+        }
     }
 }
 
 impl RecordedRecord {
-    fn to_value(&self) -> Value {
-        Value::Record(vec![
-            ("topic".into(), Value::String(self.topic.clone())),
-            ("partition".into(), Value::Int(self.partition)),
-            ("offset".into(), Value::Long(self.offset)),
-            (
-                "timestamp".into(),
-                match self.timestamp {
-                    Some(t) => Value::Union(1, Box::new(Value::Long(t))),
-                    None => Value::Union(0, Box::new(Value::Null)),
-                },
-            ),
-            ("key".into(), opt_bytes(&self.key)),
-            ("value".into(), opt_bytes(&self.value)),
-            (
-                "headers".into(),
-                Value::Array(
-                    self.headers
-                        .iter()
-                        .map(|(k, v)| {
-                            Value::Record(vec![
-                                ("key".into(), Value::String(k.clone())),
-                                ("value".into(), opt_bytes(v)),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-        ])
+    fn to_wire(&self) -> Wire {
+        Wire {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key.clone(),
+            value: self.value.clone(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(key, value)| WireHeader {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        }
     }
 
+    /// Reads a record of a recording written with another (compatible) schema,
+    /// resolved to ours.
     fn from_value(v: Value) -> Result<Self, String> {
         let Value::Record(fields) = v else {
             return Err("not a RecordedRecord".to_owned());
@@ -158,7 +180,7 @@ impl<W: Write> RecordingWriter<W> {
     /// Appends one record.
     pub fn append(&mut self, r: &RecordedRecord) -> Result<(), String> {
         self.inner
-            .append_value_ref(&r.to_value())
+            .append_ser(r.to_wire())
             .map(|_| ())
             .map_err(|e| format!("cannot write a recorded record: {e}"))
     }
@@ -172,17 +194,32 @@ impl<W: Write> RecordingWriter<W> {
 }
 
 /// Reads a recording, record by record.
-pub fn read_recording<R: Read>(
+pub fn read_recording<'r, R: Read + Send + 'r>(
     input: R,
-) -> Result<impl Iterator<Item = Result<RecordedRecord, String>>, String> {
-    let reader = Reader::builder(input)
-        .reader_schema(schema())
-        .build()
-        .map_err(|e| format!("not an nba recording (Avro object container file): {e}"))?;
-    Ok(reader.map(|v| {
-        v.map_err(|e| format!("a damaged block in the recording: {e}"))
+) -> Result<Box<dyn Iterator<Item = Result<RecordedRecord, String>> + Send + 'r>, String> {
+    let not_a_recording =
+        |e: apache_avro::Error| format!("not an nba recording (Avro object container file): {e}");
+    let damaged = |e: apache_avro::Error| format!("a damaged block in the recording: {e}");
+    let reader = Reader::new(input).map_err(not_a_recording)?;
+    if reader.writer_schema() == schema() {
+        // Ours: straight into structs.
+        return Ok(Box::new(
+            reader
+                .into_deser_iter::<Wire>()
+                .map(move |w| w.map(RecordedRecord::from).map_err(damaged)),
+        ));
+    }
+    // Written with another schema (another tool, another version): resolved to
+    // ours through apache-avro's generic values, or refused if incompatible.
+    let schema = schema();
+    Ok(Box::new(reader.map(move |v| {
+        v.map_err(damaged)
+            .and_then(|v| {
+                v.resolve(schema)
+                    .map_err(|e| format!("not an nba recording: {e}"))
+            })
             .and_then(RecordedRecord::from_value)
-    }))
+    })))
 }
 
 #[cfg(test)]
@@ -222,5 +259,50 @@ mod tests {
             .expect("reads");
         assert_eq!(back, records);
         assert!(read_recording(&b"not avro"[..]).is_err());
+    }
+
+    /// A recording written by another tool with a compatible schema (a field
+    /// ours lacks, none of our defaulted ones) reads through resolution.
+    #[test]
+    fn a_recording_with_another_compatible_schema_is_resolved() {
+        let theirs = Schema::parse_str(
+            r#"{"type": "record", "name": "RecordedRecord", "namespace": "nba", "fields": [
+                {"name": "topic", "type": "string"},
+                {"name": "partition", "type": "int"},
+                {"name": "offset", "type": "long"},
+                {"name": "value", "type": ["null", "bytes"]},
+                {"name": "note", "type": "string"}
+            ]}"#,
+        )
+        .expect("parses");
+        let mut w = Writer::new(&theirs, Vec::new()).expect("a writer");
+        w.append_value(Value::Record(vec![
+            ("topic".into(), Value::String("t".into())),
+            ("partition".into(), Value::Int(1)),
+            ("offset".into(), Value::Long(7)),
+            (
+                "value".into(),
+                Value::Union(1, Box::new(Value::Bytes(vec![1, 2]))),
+            ),
+            ("note".into(), Value::String("from elsewhere".into())),
+        ]))
+        .expect("appends");
+        let bytes = w.into_inner().expect("finishes");
+        let back: Vec<RecordedRecord> = read_recording(bytes.as_slice())
+            .expect("a recording")
+            .collect::<Result<_, _>>()
+            .expect("resolves");
+        assert_eq!(
+            back,
+            vec![RecordedRecord {
+                topic: "t".into(),
+                partition: 1,
+                offset: 7,
+                timestamp: None,
+                key: None,
+                value: Some(vec![1, 2]),
+                headers: Vec::new(),
+            }]
+        );
     }
 }
