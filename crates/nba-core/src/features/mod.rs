@@ -193,26 +193,32 @@ impl CustomerState {
         if self.clock == NEVER {
             self.clock = i.timestamp;
         } else if i.timestamp > self.clock {
+            // Bring every counter forward to the new watermark.
             let age = i.timestamp - self.clock;
             for w in 0..layout.windows_ms.len() {
                 let f = layout.decay(w, age);
                 for c in &mut self.counters[w * PER_WINDOW..(w + 1) * PER_WINDOW] {
                     *c *= f;
                 }
-            }
-            let f = layout.decay(layout.breakdown, age);
-            for c in &mut self.counters[layout.breakdown_at()..] {
-                *c *= f;
+                if w == layout.breakdown {
+                    for c in &mut self.counters[layout.breakdown_at()..] {
+                        *c *= f;
+                    }
+                }
             }
             self.clock = i.timestamp;
         }
+        // The event's own weight: 1 unless it is late.
         let age = self.clock - i.timestamp;
+        let mut weight = 1.0;
         for w in 0..layout.windows_ms.len() {
-            let weight = layout.decay(w, age);
-            self.counters[w * PER_WINDOW] += weight;
-            self.counters[w * PER_WINDOW + 1] += weight * spend as f32;
+            let f = layout.decay(w, age);
+            self.counters[w * PER_WINDOW] += f;
+            self.counters[w * PER_WINDOW + 1] += f * spend as f32;
+            if w == layout.breakdown {
+                weight = f;
+            }
         }
-        let weight = layout.decay(layout.breakdown, age);
         let at = layout.breakdown_at();
         self.counters[at + EventKind::of(&i.event_type).index()] += weight;
         self.counters[at + EventKind::COUNT + i.channel.index()] += weight;
@@ -261,8 +267,11 @@ impl CustomerState {
     /// The breakdown counters (kinds, channels, categories) at `now`.
     fn breakdown(&self, layout: &FeatureLayout, now: EventTime) -> [f64; BREAKDOWN] {
         let mut out = [0.0; BREAKDOWN];
-        for (k, o) in out.iter_mut().enumerate() {
-            *o = self.read(layout, layout.breakdown, layout.breakdown_at() + k, now);
+        if self.clock != NEVER {
+            let f = layout.decay(layout.breakdown, now - self.clock);
+            for (o, c) in out.iter_mut().zip(&self.counters[layout.breakdown_at()..]) {
+                *o = f64::from(c * f);
+            }
         }
         out
     }
