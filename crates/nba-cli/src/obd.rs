@@ -440,6 +440,7 @@ fn write_recording(
             model_version: 0,
             candidates: i32::try_from(items).unwrap_or(i32::MAX),
             scores: Vec::new(),
+            channel: Some(request.channel),
         };
         put(
             2,

@@ -2,8 +2,8 @@
 //! rewards out.
 
 use crate::{
-    ActionCatalog, Counted, CustomerStore, DecisionRequest, FeatureConfig, FeatureLayout,
-    Interaction, Reward,
+    ActionCatalog, ContactPolicyConfig, Counted, CustomerStore, DecisionRequest, Eligibility,
+    FeatureConfig, FeatureLayout, Interaction, Reward,
 };
 
 /// Settings of [`FeatureAggregator`].
@@ -18,6 +18,8 @@ pub struct AggregatorConfig {
     pub outcome_rewards: Vec<(String, f64)>,
     /// The actions and where each may be shown.
     pub catalog: ActionCatalog,
+    /// The contact policy, of which this stage applies the eligibility rules.
+    pub policy: ContactPolicyConfig,
 }
 
 impl Default for AggregatorConfig {
@@ -32,6 +34,7 @@ impl Default for AggregatorConfig {
                 ("dismiss".into(), 0.0),
             ],
             catalog: ActionCatalog::default(),
+            policy: ContactPolicyConfig::default(),
         }
     }
 }
@@ -51,8 +54,10 @@ pub struct AggregatorOutput {
 pub struct FeatureAggregator {
     cfg: AggregatorConfig,
     store: CustomerStore,
+    eligibility: Eligibility,
     late_events: u64,
     triggers_without_candidates: u64,
+    ineligible: u64,
 }
 
 impl Default for FeatureAggregator {
@@ -60,9 +65,11 @@ impl Default for FeatureAggregator {
     fn default() -> Self {
         Self {
             store: CustomerStore::new(FeatureLayout::default()),
+            eligibility: Eligibility::default(),
             cfg: AggregatorConfig::default(),
             late_events: 0,
             triggers_without_candidates: 0,
+            ineligible: 0,
         }
     }
 }
@@ -71,11 +78,14 @@ impl FeatureAggregator {
     /// An aggregator with no customers yet; refuses settings that do not fit
     /// together, saying why.
     pub fn new(cfg: AggregatorConfig) -> Result<Self, String> {
+        let layout = FeatureLayout::new(&cfg.features)?;
         Ok(Self {
-            store: CustomerStore::new(FeatureLayout::new(&cfg.features)?),
+            eligibility: Eligibility::new(&cfg.policy, &layout, &cfg.catalog)?,
+            store: CustomerStore::new(layout),
             cfg,
             late_events: 0,
             triggers_without_candidates: 0,
+            ineligible: 0,
         })
     }
 
@@ -90,6 +100,11 @@ impl FeatureAggregator {
         self.late_events
     }
 
+    /// Candidates the contact policy's eligibility rules removed.
+    pub fn ineligible(&self) -> u64 {
+        self.ineligible
+    }
+
     /// Triggers that produced no request because no action was eligible.
     pub fn triggers_without_candidates(&self) -> u64 {
         self.triggers_without_candidates
@@ -101,16 +116,29 @@ impl FeatureAggregator {
     /// itself is counted, so recency measures the gap to the previous event.
     pub fn apply(&mut self, i: &Interaction) -> AggregatorOutput {
         let is_trigger = self.cfg.triggers.contains(&i.event_type);
-        let (context, counted) = self.store.with_customer(&i.customer_id, |layout, s| {
-            let context = is_trigger.then(|| s.context(layout, i.timestamp, i.channel));
-            (context, s.record(layout, i))
+        let (catalog, eligibility) = (&self.cfg.catalog, &self.eligibility);
+        let (asked, counted) = self.store.with_customer(&i.customer_id, |layout, s| {
+            let asked = is_trigger.then(|| {
+                let mut candidates = catalog.eligible(i.channel);
+                let offered = candidates.len();
+                if !eligibility.is_empty() {
+                    candidates.retain(|a| eligibility.allows(a, s, layout, i.timestamp));
+                }
+                let removed = (offered - candidates.len()) as u64;
+                (
+                    s.context(layout, i.timestamp, i.channel),
+                    candidates,
+                    removed,
+                )
+            });
+            (asked, s.record(layout, i))
         });
         if counted == Counted::LifetimeOnly {
             self.late_events += 1;
         }
         let mut out = AggregatorOutput::default();
-        if let Some(context) = context {
-            let candidates = self.cfg.catalog.eligible(i.channel);
+        if let Some((context, candidates, removed)) = asked {
+            self.ineligible += removed;
             if candidates.is_empty() {
                 self.triggers_without_candidates += 1;
             } else {
@@ -179,6 +207,37 @@ mod tests {
         assert!(req.candidates.contains(&"loyalty_points".to_owned()));
         assert!(!req.candidates.contains(&"push_new_arrivals".to_owned()));
         assert!(out.reward.is_none());
+    }
+
+    #[test]
+    fn eligibility_rules_shape_the_candidates() {
+        let policy: ContactPolicyConfig = serde_json::from_str(
+            r#"{"eligibility": {"loyalty_points": ["lifetime_events >= 2"]}}"#,
+        )
+        .expect("a policy");
+        let mut agg = FeatureAggregator::new(AggregatorConfig {
+            policy,
+            ..AggregatorConfig::default()
+        })
+        .expect("valid");
+        let first = agg
+            .apply(&event("e1", "session_start", 1_000))
+            .request
+            .expect("asks");
+        assert!(
+            !first.candidates.contains(&"loyalty_points".to_owned()),
+            "new customer"
+        );
+        assert_eq!(agg.ineligible(), 1);
+        agg.apply(&event("e2", "page_view", 2_000));
+        let third = agg
+            .apply(&event("e3", "session_start", 3_000))
+            .request
+            .expect("asks");
+        assert!(
+            third.candidates.contains(&"loyalty_points".to_owned()),
+            "two events before"
+        );
     }
 
     #[test]

@@ -172,6 +172,9 @@ pub struct NextBestAction {
     pub candidates: i32,
     /// Every candidate's score, in the request's candidate order.
     pub scores: Vec<f64>,
+    /// Where to show it: the request's channel (absent in records written
+    /// before nba knew it).
+    pub channel: Option<Channel>,
 }
 
 /// An outcome attributed to a shown action (`schemas/reward.avsc`).

@@ -80,6 +80,11 @@ impl AttributionJoin {
         self.pending.is_empty()
     }
 
+    /// True if `decision_id` is open (decided, no outcome yet).
+    pub fn is_open(&self, decision_id: &str) -> bool {
+        self.pending.contains_key(decision_id)
+    }
+
     /// Opens `decision_id`. Returns `false` (and changes nothing) if it is open
     /// already, as when a request is delivered twice.
     pub fn open(&mut self, decision_id: &str, decision: PendingDecision) -> bool {

@@ -17,6 +17,7 @@
 mod actions;
 mod aggregator;
 mod bandit;
+mod contact;
 pub mod estimators;
 mod event;
 mod features;
@@ -33,6 +34,9 @@ mod window;
 pub use actions::{Action, ActionCatalog, ChannelSet};
 pub use aggregator::{AggregatorConfig, AggregatorOutput, FeatureAggregator};
 pub use bandit::{BanditConfig, Choice, DeltaEntry, Forgetting, LinearBandit, Model, Policy};
+pub use contact::{
+    BudgetConfig, CapConfig, CapScope, ContactGuard, ContactPolicyConfig, Eligibility, GuardStats,
+};
 pub use event::{
     CATEGORIES, Channel, DecisionRequest, EventKind, EventTime, Interaction, NextBestAction, Reward,
 };

@@ -2,14 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::contact::GuardSnapshot;
 use crate::versioned::FormatTag;
 use crate::{
-    AttributionJoin, BanditConfig, DecisionRequest, EventTime, JoinConfig, LinearBandit,
-    ModelDelta, NextBestAction, PendingDecision, Rejection, Reward, SeenDeltas,
+    AttributionJoin, BanditConfig, ContactGuard, DecisionRequest, EventTime, JoinConfig,
+    LinearBandit, ModelDelta, NextBestAction, PendingDecision, Rejection, Reward, SeenDeltas,
 };
 
 /// Settings of [`ModelUpdater`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct UpdaterConfig {
     /// The bandit.
     pub bandit: BanditConfig,
@@ -22,6 +23,9 @@ pub struct UpdaterConfig {
     /// Set to learn as one with other instances: the id this instance publishes
     /// its [`ModelDelta`]s under (unique per run), see [`crate::model_sync`].
     pub instance_id: Option<String>,
+    /// Frequency caps, cool-downs and budgets applied to the candidates before
+    /// the bandit chooses (none by default).
+    pub contacts: ContactGuard,
 }
 
 impl Default for UpdaterConfig {
@@ -32,6 +36,7 @@ impl Default for UpdaterConfig {
             join: JoinConfig::default(),
             allowed_lateness_ms: 60_000,
             instance_id: None,
+            contacts: ContactGuard::default(),
         }
     }
 }
@@ -96,6 +101,8 @@ struct Checkpoint {
     newest: EventTime,
     stats: UpdaterStats,
     exchange: Option<Exchange>,
+    #[serde(default)]
+    contacts: GuardSnapshot,
 }
 
 /// Most bytes of sums in one published [`ModelDelta`] (256 KB, well under the
@@ -111,6 +118,7 @@ pub struct ModelUpdater {
     newest: EventTime,
     stats: UpdaterStats,
     exchange: Option<Exchange>,
+    contacts: ContactGuard,
 }
 
 impl ModelUpdater {
@@ -124,6 +132,7 @@ impl ModelUpdater {
             allowed_lateness_ms: cfg.allowed_lateness_ms,
             newest: EventTime::MIN,
             stats: UpdaterStats::default(),
+            contacts: cfg.contacts,
         }
     }
 
@@ -137,15 +146,21 @@ impl ModelUpdater {
         self.stats
     }
 
+    /// The contact policy's caps, cool-downs and budgets.
+    pub fn contacts(&self) -> &ContactGuard {
+        &self.contacts
+    }
+
     /// Decisions still waiting for an outcome.
     pub fn open_decisions(&self) -> usize {
         self.join.len()
     }
 
-    /// Applies one input; a request gives its next best action.
+    /// Applies one input; a request gives its next best action, unless the
+    /// contact policy left it no candidate.
     pub fn apply(&mut self, input: &UpdaterInput) -> Result<Option<NextBestAction>, Rejection> {
         match input {
-            UpdaterInput::Request(r) => self.decide(r).map(Some),
+            UpdaterInput::Request(r) => self.decide(r),
             UpdaterInput::Reward(r) => self.learn(r).map(|()| None),
         }
     }
@@ -167,6 +182,7 @@ impl ModelUpdater {
             newest: self.newest,
             stats: self.stats,
             exchange: self.exchange.clone(),
+            contacts: self.contacts.snapshot(),
         };
         // Only finite floats are ever kept, so this cannot fail.
         serde_json::to_vec(&c).unwrap_or_default()
@@ -195,6 +211,8 @@ impl ModelUpdater {
             (true, None) => cfg.instance_id.map(Exchange::new),
             (false, _) => None,
         };
+        let mut contacts = cfg.contacts;
+        contacts.restore(c.contacts);
         Ok(Self {
             bandit,
             join,
@@ -202,6 +220,7 @@ impl ModelUpdater {
             newest: c.newest,
             stats: c.stats,
             exchange,
+            contacts,
         })
     }
 
@@ -311,7 +330,7 @@ impl ModelUpdater {
         }
     }
 
-    fn decide(&mut self, r: &DecisionRequest) -> Result<NextBestAction, Rejection> {
+    fn decide(&mut self, r: &DecisionRequest) -> Result<Option<NextBestAction>, Rejection> {
         let dim = self.bandit.config().dim;
         if r.context.len() != dim {
             return Err(Rejection::new(format!(
@@ -330,11 +349,24 @@ impl ModelUpdater {
             ));
         }
         self.advance(r.timestamp);
-        let choice = self
-            .bandit
-            .decide(&r.decision_id, &r.context, &r.candidates);
-        let action_id = r.candidates[choice.index].clone();
-        self.join.open(
+        let allowed;
+        // A redelivered request was counted as a contact when it was first
+        // decided: it is decided again as then, without the policy seeing
+        // its own contact.
+        let candidates = if self.contacts.is_empty() || self.join.is_open(&r.decision_id) {
+            &r.candidates
+        } else {
+            allowed = self
+                .contacts
+                .allowed(&r.customer_id, r.channel, r.timestamp, &r.candidates);
+            if allowed.is_empty() {
+                return Ok(None);
+            }
+            &allowed
+        };
+        let choice = self.bandit.decide(&r.decision_id, &r.context, candidates);
+        let action_id = candidates[choice.index].clone();
+        let first_time = self.join.open(
             &r.decision_id,
             PendingDecision {
                 action_id: action_id.clone(),
@@ -342,8 +374,13 @@ impl ModelUpdater {
                 decided_at: r.timestamp,
             },
         );
+        if first_time {
+            // A redelivered request is not a second contact.
+            self.contacts
+                .contacted(&r.customer_id, &action_id, r.channel, r.timestamp);
+        }
         self.stats.decisions += 1;
-        Ok(NextBestAction {
+        Ok(Some(NextBestAction {
             decision_id: r.decision_id.clone(),
             customer_id: r.customer_id.clone(),
             timestamp: r.timestamp,
@@ -352,9 +389,10 @@ impl ModelUpdater {
             score: choice.score,
             policy: self.bandit.policy_name().to_owned(),
             model_version: i64::try_from(self.bandit.version()).unwrap_or(i64::MAX),
-            candidates: i32::try_from(r.candidates.len()).unwrap_or(i32::MAX),
+            candidates: i32::try_from(candidates.len()).unwrap_or(i32::MAX),
             scores: choice.scores,
-        })
+            channel: Some(r.channel),
+        }))
     }
 
     fn learn(&mut self, r: &Reward) -> Result<(), Rejection> {
@@ -364,6 +402,8 @@ impl ModelUpdater {
                 r.value
             )));
         }
+        self.contacts
+            .responded(&r.customer_id, &r.action_id, &r.event_type, r.timestamp);
         if let Some(p) = self.join.resolve(&r.decision_id, r.timestamp) {
             if p.action_id != r.action_id {
                 let msg = format!(
@@ -613,5 +653,61 @@ mod tests {
         r.context.push(f64::INFINITY);
         assert!(u.apply(&UpdaterInput::Request(r)).is_err());
         assert_eq!(u.stats().decisions, 0);
+    }
+
+    /// The contact policy sits between the request and the bandit: a capped
+    /// action is not chosen, a request with nothing left gets no decision, a
+    /// dismissal cools the action down, a redelivered request is not a second
+    /// contact, and a checkpoint carries the history.
+    #[test]
+    fn the_contact_policy_filters_before_the_bandit_chooses() {
+        let policy: crate::ContactPolicyConfig = serde_json::from_str(
+            r#"{"cap": [{"scope": "overall", "max": 2, "per": "24h"},
+                        {"scope": "action", "max": 1, "per": "24h"}],
+                "cooldown_after_negative": "7d"}"#,
+        )
+        .expect("a policy");
+        let cfg = || UpdaterConfig {
+            contacts: ContactGuard::new(&policy, &crate::ActionCatalog::default()).expect("valid"),
+            ..UpdaterConfig::default()
+        };
+        let mut u = ModelUpdater::new(cfg());
+        let first = u.apply(&request("d1", 0)).expect("valid").expect("decided");
+        let repeat = u.apply(&request("d1", 0)).expect("valid").expect("decided");
+        assert_eq!(
+            repeat.action_id, first.action_id,
+            "a repeat is not a second contact"
+        );
+        let second = u
+            .apply(&request("d2", 60_000))
+            .expect("valid")
+            .expect("decided");
+        assert_ne!(
+            second.action_id, first.action_id,
+            "one contact per action per day"
+        );
+        assert_eq!(second.candidates, 1);
+        assert_eq!(
+            u.apply(&request("d3", 120_000)).expect("valid"),
+            None,
+            "capped"
+        );
+        assert_eq!(u.contacts().stats().suppressed, 1);
+        // A day later both actions are free again, unless dismissed.
+        let UpdaterInput::Reward(mut dismissal) = reward("d2", &second.action_id, 180_000) else {
+            unreachable!()
+        };
+        dismissal.value = 0.0;
+        dismissal.event_type = "dismiss".into();
+        u.apply(&UpdaterInput::Reward(dismissal)).expect("valid");
+        let bytes = u.checkpoint();
+        let mut restored = ModelUpdater::restore(cfg(), &bytes).expect("restores");
+        for u in [&mut u, &mut restored] {
+            let next = u
+                .apply(&request("d4", 86_400_000 + 120_000))
+                .expect("valid")
+                .expect("decided");
+            assert_eq!(next.action_id, first.action_id, "the dismissed one rests");
+        }
     }
 }

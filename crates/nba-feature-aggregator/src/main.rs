@@ -1,11 +1,14 @@
 //! `nba-feature-aggregator`: keeps customers' features over several event-time
 //! windows and turns interactions into decision requests and rewards.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nba_core::{AggregatorConfig, DEFAULT_CONTEXT, FeatureConfig, parse_duration_ms};
-use nba_kafka::{KafkaArgs, OpsArgs, parse_cli, run_stage_binary};
+use nba_core::{
+    AggregatorConfig, ContactPolicyConfig, DEFAULT_CONTEXT, FeatureConfig, parse_duration_ms,
+};
+use nba_kafka::{KafkaArgs, OpsArgs, load_contact_policy, parse_cli, run_stage_binary};
 use nba_pipeline::AggregatorStage;
 
 #[global_allocator]
@@ -61,10 +64,25 @@ struct Cli {
     /// vector"); its length is the model-updater's --dim.
     #[arg(long, env = "NBA_CONTEXT", default_value = DEFAULT_CONTEXT)]
     context: String,
+
+    /// Contact policy file (TOML): this stage applies its eligibility rules
+    /// (segments, conditions on features) before listing candidates; the
+    /// model-updater applies its caps, cool-down and budgets. See
+    /// deploy/contact-policy.toml.
+    #[arg(long, env = "NBA_CONTACT_POLICY")]
+    contact_policy: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli: Cli = parse_cli();
+    let policy = match cli.contact_policy.as_deref().map(load_contact_policy) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        None => ContactPolicyConfig::default(),
+    };
     let stage = AggregatorStage::new(AggregatorConfig {
         features: FeatureConfig {
             windows_ms: cli.feature_windows,
@@ -73,6 +91,7 @@ fn main() -> ExitCode {
             context: cli.context,
         },
         triggers: cli.triggers,
+        policy,
         ..AggregatorConfig::default()
     });
     match stage {

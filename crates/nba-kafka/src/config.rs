@@ -192,6 +192,15 @@ fn effective_config<C: CommandFactory>(
     out
 }
 
+/// Reads a contact policy file (TOML; see `nba_core`'s `contact` module and
+/// `deploy/contact-policy.toml`).
+pub fn load_contact_policy(path: &Path) -> Result<nba_core::ContactPolicyConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the contact policy {}: {e}", path.display()))?;
+    toml::from_str(&text)
+        .map_err(|e| format!("the contact policy {} is not valid: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ mod tracker;
 pub use args::{KafkaArgs, TopicArgs};
 pub use audit::{AuditReport, audit};
 pub use binary::{init_logging, run_main, run_stage_binary};
-pub use config::parse_cli;
+pub use config::{load_contact_policy, parse_cli};
 pub use ops::{LogFormat, OpsArgs};
 pub use produce::{Producer, produce};
 pub use read::StartAt;

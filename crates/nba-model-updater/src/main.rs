@@ -7,9 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use nba_core::{BanditConfig, Forgetting, JoinConfig, Model, ModelUpdater, Policy, UpdaterConfig};
+use nba_core::{
+    ActionCatalog, BanditConfig, ContactGuard, Forgetting, JoinConfig, Model, ModelUpdater, Policy,
+    UpdaterConfig,
+};
 use nba_kafka::{
-    KafkaArgs, OpsArgs, init_logging, parse_cli, run_main, run_stage, shutdown_signal,
+    KafkaArgs, OpsArgs, init_logging, load_contact_policy, parse_cli, run_main, run_stage,
+    shutdown_signal,
 };
 use nba_pipeline::UpdaterStage;
 
@@ -128,6 +132,13 @@ struct Cli {
     /// crash is covered by the model topic.
     #[arg(long, env = "NBA_CHECKPOINT")]
     checkpoint: Option<PathBuf>,
+
+    /// Contact policy file (TOML): this stage applies its frequency caps,
+    /// cool-down after negative responses and budgets before the bandit
+    /// chooses (the feature-aggregator applies its eligibility rules). See
+    /// deploy/contact-policy.toml.
+    #[arg(long, env = "NBA_CONTACT_POLICY")]
+    contact_policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -237,6 +248,11 @@ fn config(cli: &Cli) -> Result<UpdaterConfig, String> {
             default_reward: cli.default_reward,
         },
         allowed_lateness_ms: i64::from(cli.allowed_lateness_secs) * 1_000,
+        contacts: match &cli.contact_policy {
+            Some(path) => ContactGuard::new(&load_contact_policy(path)?, &ActionCatalog::default())
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+            None => ContactGuard::default(),
+        },
     })
 }
 

@@ -131,3 +131,42 @@ fn the_configmap_settings_are_accepted_and_secrets_are_masked() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting `polcy`"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The example contact policy compiles for both stages, and a bad one stops
+/// the model-updater before it connects, saying what is wrong.
+#[test]
+fn the_example_contact_policy_is_valid_and_a_bad_one_is_explained() {
+    let path = deploy().join("contact-policy.toml");
+    let policy = nba_kafka::load_contact_policy(&path).expect("parses");
+    let catalog = nba_core::ActionCatalog::default();
+    let layout = nba_core::FeatureLayout::default();
+    nba_core::Eligibility::new(&policy, &layout, &catalog).expect("the aggregator's half");
+    let guard = nba_core::ContactGuard::new(&policy, &catalog).expect("the updater's half");
+    assert!(!guard.is_empty());
+
+    let dir = std::env::temp_dir().join(format!("nba-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[cap]]\nscope = \"action\"\nmax = 1\nper = \"24h\"\n",
+    )
+    .expect("written");
+    let out = updater()
+        .arg("--contact-policy")
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("add an overall cap"), "{said}");
+    std::fs::write(&bad, "caps = 3\n").expect("written");
+    let out = updater()
+        .arg("--contact-policy")
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `caps`"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

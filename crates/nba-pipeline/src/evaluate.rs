@@ -155,6 +155,7 @@ mod tests {
                 model_version: 0,
                 candidates: 2,
                 scores: vec![0.0, 0.0],
+                channel: None,
             });
             if action == "good" {
                 rewards.push(Reward {

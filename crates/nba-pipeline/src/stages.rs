@@ -316,6 +316,11 @@ impl Stage for AggregatorStage {
                 "Triggers that asked for no decision because no action was eligible.",
                 a.triggers_without_candidates(),
             ),
+            (
+                "nba_candidates_ineligible_total",
+                "Candidates removed by the contact policy's eligibility rules.",
+                a.ineligible(),
+            ),
         ]
     }
 
@@ -432,6 +437,7 @@ impl Stage for UpdaterStage {
 
     fn extra_counters(&self) -> Vec<(&'static str, &'static str, u64)> {
         let s = self.updater.stats();
+        let g = self.updater.contacts().stats();
         vec![
             ("nba_decisions_total", "Decisions made.", s.decisions),
             (
@@ -458,6 +464,26 @@ impl Stage for UpdaterStage {
                 "nba_model_deltas_merged_total",
                 "Other instances' model deltas merged.",
                 s.deltas_merged,
+            ),
+            (
+                "nba_candidates_capped_total",
+                "Candidates removed by a frequency cap of the contact policy.",
+                g.capped,
+            ),
+            (
+                "nba_candidates_cooling_down_total",
+                "Candidates removed by a cool-down after a negative response.",
+                g.cooling_down,
+            ),
+            (
+                "nba_candidates_over_budget_total",
+                "Candidates removed because their budget was spent.",
+                g.over_budget,
+            ),
+            (
+                "nba_decisions_suppressed_total",
+                "Requests the contact policy left with no candidate: no decision.",
+                g.suppressed,
             ),
         ]
     }

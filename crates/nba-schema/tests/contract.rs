@@ -46,6 +46,7 @@ fn nba() -> NextBestAction {
         model_version: 42,
         candidates: 2,
         scores: vec![0.5, 0.25],
+        channel: Some(Channel::App),
     }
 }
 

@@ -339,6 +339,7 @@ mod tests {
                     model_version: 0,
                     candidates: 1,
                     scores: Vec::new(),
+                    channel: Some(e.channel),
                 };
                 assert!(sim.respond(&nba).is_some());
                 assert!(sim.respond(&nba).is_none(), "one response per decision");

@@ -166,6 +166,7 @@ const NEVER: EventTime = EventTime::MIN;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomerState {
     clock: EventTime,
+    last_purchase: EventTime,
     lifetime_spend: f64,
     lifetime_events: u32,
     counters: Box<[f32]>,
@@ -176,6 +177,7 @@ impl CustomerState {
     pub fn new(layout: &FeatureLayout) -> Self {
         Self {
             clock: NEVER,
+            last_purchase: NEVER,
             lifetime_spend: 0.0,
             lifetime_events: 0,
             counters: vec![0.0; layout.counters()].into_boxed_slice(),
@@ -187,6 +189,10 @@ impl CustomerState {
         let spend = i.amount.unwrap_or(0.0);
         self.lifetime_events = self.lifetime_events.saturating_add(1);
         self.lifetime_spend += spend;
+        let kind = EventKind::of(&i.event_type);
+        if kind == EventKind::Purchase {
+            self.last_purchase = self.last_purchase.max(i.timestamp);
+        }
         if self.clock != NEVER && i.timestamp < self.clock - layout.allowed_lateness_ms {
             return Counted::LifetimeOnly;
         }
@@ -220,7 +226,7 @@ impl CustomerState {
             }
         }
         let at = layout.breakdown_at();
-        self.counters[at + EventKind::of(&i.event_type).index()] += weight;
+        self.counters[at + kind.index()] += weight;
         self.counters[at + EventKind::COUNT + i.channel.index()] += weight;
         if let Some(c) = i
             .category
@@ -245,6 +251,11 @@ impl CustomerState {
     /// The customer's newest event time (their watermark), if any.
     pub fn last_event(&self) -> Option<EventTime> {
         (self.clock != NEVER).then_some(self.clock)
+    }
+
+    /// The customer's newest purchase time, if any (late ones included).
+    pub fn last_purchase(&self) -> Option<EventTime> {
+        (self.last_purchase != NEVER).then_some(self.last_purchase)
     }
 
     /// Events in window `w` (index into the configured windows) at time `now`.

@@ -1,0 +1,336 @@
+//! The model-updater's half of the contact policy: frequency caps, cool-downs
+//! and budgets, with the contact history they need.
+
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use super::{CapScope, ContactPolicyConfig, duration, known_action};
+use crate::{ActionCatalog, Channel, EventTime};
+
+/// Contact times are kept in whole minutes since the Unix epoch (4 bytes, good
+/// until the year 10136): caps and cool-downs are counted in minutes.
+type Minute = u32;
+
+fn minute(t: EventTime) -> Minute {
+    Minute::try_from(t.div_euclid(60_000).max(0)).unwrap_or(Minute::MAX)
+}
+
+fn minutes(ms: i64) -> Minute {
+    Minute::try_from(ms.div_euclid(60_000).max(1)).unwrap_or(Minute::MAX)
+}
+
+#[derive(Debug, Clone)]
+struct Cap {
+    scope: CapScope,
+    max: u32,
+    per: Minute,
+}
+
+#[derive(Debug, Clone)]
+struct Budget {
+    max: u64,
+    per_ms: Option<i64>,
+    /// Contact times inside the window (or, without one, only their count).
+    spent: VecDeque<EventTime>,
+    total: u64,
+}
+
+impl Budget {
+    fn used(&mut self, now: EventTime) -> u64 {
+        match self.per_ms {
+            Some(per) => {
+                while self.spent.front().is_some_and(|t| *t <= now - per) {
+                    self.spent.pop_front();
+                }
+                self.spent.len() as u64
+            }
+            None => self.total,
+        }
+    }
+}
+
+/// One contact: when, which action, which channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Contact {
+    at: Minute,
+    action: u16,
+    channel: u8,
+}
+
+/// One customer's recent contacts (as many as the caps can count) and their
+/// last negative response per action.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct ContactHistory {
+    contacts: VecDeque<Contact>,
+    negative: Vec<(u16, Minute)>,
+}
+
+/// What the guard has kept from the bandit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardStats {
+    /// Candidates removed by a frequency cap.
+    pub capped: u64,
+    /// Candidates removed by a cool-down.
+    pub cooling_down: u64,
+    /// Candidates removed because their budget was spent.
+    pub over_budget: u64,
+    /// Requests left with no candidate: no decision was made.
+    pub suppressed: u64,
+}
+
+/// Frequency caps, cool-downs and budgets for one model-updater.
+#[derive(Debug, Clone, Default)]
+pub struct ContactGuard {
+    caps: Vec<Cap>,
+    keep: usize,
+    cooldown: Option<Minute>,
+    negative_responses: Vec<String>,
+    budgets: FxHashMap<String, Budget>,
+    actions: Vec<String>,
+    customers: FxHashMap<Box<str>, ContactHistory>,
+    stats: GuardStats,
+}
+
+/// What a [`ContactGuard`] carries over a restart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct GuardSnapshot {
+    actions: Vec<String>,
+    customers: Vec<(String, ContactHistory)>,
+    budgets: Vec<(String, Vec<EventTime>, u64)>,
+    stats: GuardStats,
+}
+
+impl ContactGuard {
+    /// Compiles the caps, cool-down and budgets of `cfg`; refuses caps that the
+    /// kept history could not count exactly, saying what to add.
+    pub fn new(cfg: &ContactPolicyConfig, catalog: &ActionCatalog) -> Result<Self, String> {
+        let mut caps = Vec::new();
+        for c in &cfg.caps {
+            let per = duration(&format!("cap {:?} per", c.scope), &c.per)?;
+            if c.max == 0 {
+                return Err(format!(
+                    "cap {:?} per {}: max = 0 would forbid every contact; remove the action from the catalog instead",
+                    c.scope, c.per
+                ));
+            }
+            caps.push(Cap {
+                scope: c.scope,
+                max: c.max,
+                per: minutes(per),
+            });
+        }
+        // The history keeps the last `keep` contacts. That counts every cap
+        // exactly when an overall cap over the longest window bounds how many
+        // contacts such a window can hold.
+        let longest = caps.iter().map(|c| c.per).max().unwrap_or(0);
+        let keep = caps
+            .iter()
+            .filter(|c| c.scope == CapScope::Overall && c.per >= longest)
+            .map(|c| c.max as usize)
+            .min();
+        let keep = match (caps.is_empty(), keep) {
+            (true, _) => 0,
+            (false, Some(k)) => k,
+            (false, None) => {
+                return Err(format!(
+                    "add an overall cap over at least the longest cap window ({} minutes), e.g. [[cap]] scope = \"overall\" max = 10 per = \"{}m\": nba keeps as many recent contacts per customer as that cap allows, which is what makes every cap exact",
+                    longest, longest
+                ));
+            }
+        };
+        let cooldown = cfg
+            .cooldown_after_negative
+            .as_deref()
+            .map(|d| duration("cooldown_after_negative", d).map(minutes))
+            .transpose()?;
+        let mut budgets = FxHashMap::default();
+        for (action, b) in &cfg.budgets {
+            known_action(catalog, action, "budgets")?;
+            let per_ms = b
+                .per
+                .as_deref()
+                .map(|p| duration(&format!("budget of {action}"), p))
+                .transpose()?;
+            budgets.insert(
+                action.clone(),
+                Budget {
+                    max: b.max,
+                    per_ms,
+                    spent: VecDeque::new(),
+                    total: 0,
+                },
+            );
+        }
+        Ok(Self {
+            caps,
+            keep,
+            cooldown,
+            negative_responses: cfg.negative_responses(),
+            budgets,
+            ..Self::default()
+        })
+    }
+
+    /// True if the guard never removes anything.
+    pub fn is_empty(&self) -> bool {
+        self.caps.is_empty() && self.cooldown.is_none() && self.budgets.is_empty()
+    }
+
+    /// What it has removed so far.
+    pub fn stats(&self) -> GuardStats {
+        self.stats
+    }
+
+    /// Customers with a contact history.
+    pub fn customers(&self) -> usize {
+        self.customers.len()
+    }
+
+    fn action_index(&mut self, action: &str) -> u16 {
+        match self.actions.iter().position(|a| a == action) {
+            Some(i) => u16::try_from(i).unwrap_or(u16::MAX),
+            None => {
+                self.actions.push(action.to_owned());
+                u16::try_from(self.actions.len() - 1).unwrap_or(u16::MAX)
+            }
+        }
+    }
+
+    /// The candidates the customer may be contacted with now (in their order).
+    pub fn allowed(
+        &mut self,
+        customer: &str,
+        channel: Channel,
+        now: EventTime,
+        candidates: &[String],
+    ) -> Vec<String> {
+        if self.is_empty() {
+            return candidates.to_vec();
+        }
+        let at = minute(now);
+        let mut kept = Vec::with_capacity(candidates.len());
+        for action in candidates {
+            let index = self.action_index(action);
+            let history = self.customers.get(customer);
+            let within = |per: Minute| {
+                history
+                    .into_iter()
+                    .flat_map(|h| &h.contacts)
+                    .filter(move |c| at.saturating_sub(c.at) < per)
+            };
+            let capped = self.caps.iter().any(|cap| {
+                let n = match cap.scope {
+                    CapScope::Overall => within(cap.per).count(),
+                    CapScope::Action => within(cap.per).filter(|c| c.action == index).count(),
+                    CapScope::Channel => within(cap.per)
+                        .filter(|c| usize::from(c.channel) == channel.index())
+                        .count(),
+                };
+                n >= cap.max as usize
+            });
+            let cooling = self.cooldown.is_some_and(|cd| {
+                history
+                    .into_iter()
+                    .flat_map(|h| &h.negative)
+                    .any(|(a, t)| *a == index && at.saturating_sub(*t) < cd)
+            });
+            let over_budget = self
+                .budgets
+                .get_mut(action.as_str())
+                .is_some_and(|b| b.used(now) >= b.max);
+            match (capped, cooling, over_budget) {
+                (true, _, _) => self.stats.capped += 1,
+                (_, true, _) => self.stats.cooling_down += 1,
+                (_, _, true) => self.stats.over_budget += 1,
+                _ => kept.push(action.clone()),
+            }
+        }
+        if kept.is_empty() {
+            self.stats.suppressed += 1;
+        }
+        kept
+    }
+
+    /// Counts a contact: the customer was shown `action` on `channel` at `now`.
+    pub fn contacted(&mut self, customer: &str, action: &str, channel: Channel, now: EventTime) {
+        if let Some(b) = self.budgets.get_mut(action) {
+            b.total += 1;
+            if b.per_ms.is_some() {
+                b.spent.push_back(now);
+            }
+        }
+        if self.keep == 0 {
+            return;
+        }
+        let action = self.action_index(action);
+        let keep = self.keep;
+        let h = self.customers.entry(customer.into()).or_default();
+        h.contacts.push_back(Contact {
+            at: minute(now),
+            action,
+            channel: channel.index() as u8,
+        });
+        while h.contacts.len() > keep {
+            h.contacts.pop_front();
+        }
+    }
+
+    /// Notes a response: `event_type` to `action` at `now` (a negative one starts
+    /// the cool-down).
+    pub fn responded(&mut self, customer: &str, action: &str, event_type: &str, now: EventTime) {
+        if self.cooldown.is_none() || !self.negative_responses.iter().any(|n| n == event_type) {
+            return;
+        }
+        let action = self.action_index(action);
+        let h = self.customers.entry(customer.into()).or_default();
+        let at = minute(now);
+        match h.negative.iter_mut().find(|(a, _)| *a == action) {
+            Some((_, t)) => *t = (*t).max(at),
+            None => h.negative.push((action, at)),
+        }
+    }
+
+    /// Forgets the customer entirely (erasure).
+    pub fn forget(&mut self, customer: &str) {
+        self.customers.remove(customer);
+    }
+
+    pub(crate) fn snapshot(&self) -> GuardSnapshot {
+        let mut customers: Vec<(String, ContactHistory)> = self
+            .customers
+            .iter()
+            .map(|(c, h)| (c.to_string(), h.clone()))
+            .collect();
+        customers.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut budgets: Vec<(String, Vec<EventTime>, u64)> = self
+            .budgets
+            .iter()
+            .map(|(a, b)| (a.clone(), b.spent.iter().copied().collect(), b.total))
+            .collect();
+        budgets.sort_by(|a, b| a.0.cmp(&b.0));
+        GuardSnapshot {
+            actions: self.actions.clone(),
+            customers,
+            budgets,
+            stats: self.stats,
+        }
+    }
+
+    pub(crate) fn restore(&mut self, s: GuardSnapshot) {
+        self.actions = s.actions;
+        self.customers = s
+            .customers
+            .into_iter()
+            .map(|(c, h)| (c.into_boxed_str(), h))
+            .collect();
+        for (action, spent, total) in s.budgets {
+            if let Some(b) = self.budgets.get_mut(&action) {
+                b.spent = spent.into();
+                b.total = total;
+            }
+        }
+        self.stats = s.stats;
+    }
+}
