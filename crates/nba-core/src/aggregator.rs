@@ -1,9 +1,11 @@
 //! The feature-aggregator stage's logic: interactions in, decision requests and
 //! rewards out.
 
+use rustc_hash::FxHashSet;
+
 use crate::{
-    ActionCatalog, ContactPolicyConfig, Counted, CustomerStore, DecisionRequest, Eligibility,
-    FeatureConfig, FeatureLayout, Interaction, Reward,
+    ActionCatalog, ContactPolicyConfig, Counted, CustomerState, CustomerStore, DecisionRequest,
+    Eligibility, FeatureConfig, FeatureLayout, Interaction, Reward,
 };
 
 /// Settings of [`FeatureAggregator`].
@@ -20,6 +22,39 @@ pub struct AggregatorConfig {
     pub catalog: ActionCatalog,
     /// The contact policy, of which this stage applies the eligibility rules.
     pub policy: ContactPolicyConfig,
+    /// Event types that carry consent and erasure.
+    pub consent: ConsentEvents,
+}
+
+/// The event types by which customers withdraw or give consent, or ask to be
+/// forgotten.
+///
+/// - An **opt-out** deletes the customer's feature state and keeps none while
+///   it lasts; their triggers still get a decision, but a non-personalised one
+///   (the fallback): the context of a customer with no history, so only the
+///   request's own features (channel, time) speak, and eligibility rules see
+///   an empty history.
+/// - An **opt-in** ends the opt-out; features start again from nothing.
+/// - An **erasure** deletes the state and the consent flag itself: nothing of
+///   the customer is left in the aggregator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsentEvents {
+    /// Default `opt_out`.
+    pub opt_out: Vec<String>,
+    /// Default `opt_in`.
+    pub opt_in: Vec<String>,
+    /// Default `erase`.
+    pub erase: Vec<String>,
+}
+
+impl Default for ConsentEvents {
+    fn default() -> Self {
+        Self {
+            opt_out: vec!["opt_out".into()],
+            opt_in: vec!["opt_in".into()],
+            erase: vec!["erase".into()],
+        }
+    }
 }
 
 impl Default for AggregatorConfig {
@@ -35,6 +70,7 @@ impl Default for AggregatorConfig {
             ],
             catalog: ActionCatalog::default(),
             policy: ContactPolicyConfig::default(),
+            consent: ConsentEvents::default(),
         }
     }
 }
@@ -58,6 +94,8 @@ pub struct FeatureAggregator {
     late_events: u64,
     triggers_without_candidates: u64,
     ineligible: u64,
+    opted_out: FxHashSet<Box<str>>,
+    erasures: u64,
 }
 
 impl Default for FeatureAggregator {
@@ -70,6 +108,8 @@ impl Default for FeatureAggregator {
             late_events: 0,
             triggers_without_candidates: 0,
             ineligible: 0,
+            opted_out: FxHashSet::default(),
+            erasures: 0,
         }
     }
 }
@@ -86,6 +126,8 @@ impl FeatureAggregator {
             late_events: 0,
             triggers_without_candidates: 0,
             ineligible: 0,
+            opted_out: FxHashSet::default(),
+            erasures: 0,
         })
     }
 
@@ -105,6 +147,16 @@ impl FeatureAggregator {
         self.ineligible
     }
 
+    /// Customers currently opted out.
+    pub fn opted_out(&self) -> usize {
+        self.opted_out.len()
+    }
+
+    /// Erasures applied.
+    pub fn erasures(&self) -> u64 {
+        self.erasures
+    }
+
     /// Triggers that produced no request because no action was eligible.
     pub fn triggers_without_candidates(&self) -> u64 {
         self.triggers_without_candidates
@@ -115,27 +167,50 @@ impl FeatureAggregator {
     /// A trigger's context is built from the customer's state before the trigger
     /// itself is counted, so recency measures the gap to the previous event.
     pub fn apply(&mut self, i: &Interaction) -> AggregatorOutput {
+        let consent = &self.cfg.consent;
+        let customer = i.customer_id.as_str();
+        if consent.erase.contains(&i.event_type) {
+            self.store.remove(customer);
+            self.opted_out.remove(customer);
+            self.erasures += 1;
+            return AggregatorOutput::default();
+        }
+        if consent.opt_out.contains(&i.event_type) {
+            self.store.remove(customer);
+            self.opted_out.insert(customer.into());
+            return AggregatorOutput::default();
+        }
+        if consent.opt_in.contains(&i.event_type) {
+            self.opted_out.remove(customer);
+        }
         let is_trigger = self.cfg.triggers.contains(&i.event_type);
         let (catalog, eligibility) = (&self.cfg.catalog, &self.eligibility);
-        let (asked, counted) = self.store.with_customer(&i.customer_id, |layout, s| {
-            let asked = is_trigger.then(|| {
-                let mut candidates = catalog.eligible(i.channel);
-                let offered = candidates.len();
-                if !eligibility.is_empty() {
-                    candidates.retain(|a| eligibility.allows(a, s, layout, i.timestamp));
-                }
-                let removed = (offered - candidates.len()) as u64;
-                (
-                    s.context(layout, i.timestamp, i.channel),
-                    candidates,
-                    removed,
-                )
+        let ask = |layout: &FeatureLayout, s: &CustomerState| {
+            let mut candidates = catalog.eligible(i.channel);
+            let offered = candidates.len();
+            if !eligibility.is_empty() {
+                candidates.retain(|a| eligibility.allows(a, s, layout, i.timestamp));
+            }
+            let removed = (offered - candidates.len()) as u64;
+            (
+                s.context(layout, i.timestamp, i.channel),
+                candidates,
+                removed,
+            )
+        };
+        let asked = if self.opted_out.contains(customer) {
+            // Nothing is kept; the fallback decides as for a customer with no history.
+            let layout = self.store.layout();
+            is_trigger.then(|| ask(layout, &CustomerState::new(layout)))
+        } else {
+            let (asked, counted) = self.store.with_customer(customer, |layout, s| {
+                (is_trigger.then(|| ask(layout, s)), s.record(layout, i))
             });
-            (asked, s.record(layout, i))
-        });
-        if counted == Counted::LifetimeOnly {
-            self.late_events += 1;
-        }
+            if counted == Counted::LifetimeOnly {
+                self.late_events += 1;
+            }
+            asked
+        };
         let mut out = AggregatorOutput::default();
         if let Some((context, candidates, removed)) = asked {
             self.ineligible += removed;
@@ -238,6 +313,47 @@ mod tests {
             third.candidates.contains(&"loyalty_points".to_owned()),
             "two events before"
         );
+    }
+
+    #[test]
+    fn an_opted_out_customer_keeps_no_state_and_gets_the_fallback() {
+        let mut agg = FeatureAggregator::default();
+        let fresh = agg
+            .apply(&event("e0", "session_start", 500))
+            .request
+            .expect("asks");
+        agg.apply(&event("e1", "purchase", 1_000));
+        agg.apply(&event("e2", "opt_out", 2_000));
+        assert!(agg.store().get("c1").is_none(), "state deleted");
+        agg.apply(&event("e3", "page_view", 3_000));
+        let r = agg
+            .apply(&event("e4", "session_start", 4_000))
+            .request
+            .expect("decided");
+        assert!(
+            agg.store().get("c1").is_none(),
+            "nothing kept while opted out"
+        );
+        let mut blank = fresh.context.clone();
+        blank[1 + Channel::Store.index()] = 1.0;
+        assert_eq!(
+            r.context, blank,
+            "the context of a customer with no history"
+        );
+        assert_eq!(agg.opted_out(), 1);
+        agg.apply(&event("e5", "opt_in", 5_000));
+        agg.apply(&event("e6", "page_view", 6_000));
+        assert_eq!(agg.store().get("c1").map(|s| s.lifetime_events()), Some(2));
+    }
+
+    #[test]
+    fn an_erasure_leaves_no_trace() {
+        let mut agg = FeatureAggregator::default();
+        agg.apply(&event("e1", "purchase", 1_000));
+        agg.apply(&event("e2", "opt_out", 2_000));
+        agg.apply(&event("e3", "erase", 3_000));
+        assert!(agg.store().is_empty());
+        assert_eq!((agg.opted_out(), agg.erasures()), (0, 1));
     }
 
     #[test]

@@ -32,7 +32,7 @@ mod versioned;
 mod window;
 
 pub use actions::{Action, ActionCatalog, ChannelSet};
-pub use aggregator::{AggregatorConfig, AggregatorOutput, FeatureAggregator};
+pub use aggregator::{AggregatorConfig, AggregatorOutput, ConsentEvents, FeatureAggregator};
 pub use bandit::{BanditConfig, Choice, DeltaEntry, Forgetting, LinearBandit, Model, Policy};
 pub use contact::{
     BudgetConfig, CapConfig, CapScope, ContactGuard, ContactPolicyConfig, Eligibility, GuardStats,

@@ -321,6 +321,11 @@ impl Stage for AggregatorStage {
                 "Candidates removed by the contact policy's eligibility rules.",
                 a.ineligible(),
             ),
+            (
+                "nba_erasures_total",
+                "Customers erased: every feature and the consent flag deleted.",
+                a.erasures(),
+            ),
         ]
     }
 

@@ -405,6 +405,11 @@ impl CustomerStore {
         self.customers.get(customer_id).map(|s| &**s)
     }
 
+    /// Forgets the customer; true if they were held.
+    pub fn remove(&mut self, customer_id: &str) -> bool {
+        self.customers.remove(customer_id).is_some()
+    }
+
     /// Number of customers held.
     pub fn len(&self) -> usize {
         self.customers.len()
