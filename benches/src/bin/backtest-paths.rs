@@ -10,7 +10,9 @@ use nba_core::{
     FeatureAggregator, Intake, IntakeConfig, IntakeOutcome, Interaction, ModelUpdater,
     UpdaterConfig, UpdaterInput,
 };
-use nba_pipeline::{AggregatorStage, ConsumerStage, LocalPipeline, UpdaterStage, backtest};
+use nba_pipeline::{
+    AggregatorStage, BacktestConfig, ConsumerStage, LocalPipeline, UpdaterStage, backtest,
+};
 use nba_sim::{SimConfig, Simulator};
 
 /// Splits a backtest's cost on simulated records.
@@ -77,7 +79,7 @@ fn main() {
     let bytes = rate(t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let run = backtest(raw, 0, &mut ());
+    let run = backtest(raw, BacktestConfig::with_seed(0), &mut ()).expect("the defaults are valid");
     let backtest = rate(t.elapsed().as_secs_f64());
     assert_eq!(run.decision_count, decisions);
 

@@ -14,7 +14,8 @@ use nba_core::{BanditConfig, DecisionRequest, Interaction, Model, NextBestAction
 use nba_kafka::{KafkaArgs, StartAt, record, replay};
 use nba_metrics::{escape, html_page, line_chart_svg, percentile_plot_svg};
 use nba_pipeline::{
-    BacktestObserver, BacktestRun, Evaluation, RawRecord, backtest, evaluate_candidates,
+    BacktestConfig, BacktestObserver, BacktestRun, Evaluation, RawRecord, backtest,
+    evaluate_candidates,
 };
 use nba_schema::{decode, read_recording};
 
@@ -117,6 +118,14 @@ pub(crate) struct BacktestArgs {
     /// Seed of the policy (the stage binaries' default is 0).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A contact policy to run with (as the stages' --contact-policy): what
+    /// its eligibility rules, caps, cool-down and budgets would have changed.
+    #[arg(long, value_name = "FILE")]
+    contact_policy: Option<PathBuf>,
+    /// The context vector's features (as the feature-aggregator's --context;
+    /// the model's dimension follows).
+    #[arg(long, default_value = nba_core::DEFAULT_CONTEXT)]
+    context: String,
     /// Write every next-best-action as a JSON line to this file.
     #[arg(long, value_name = "FILE")]
     decisions: Option<PathBuf>,
@@ -417,6 +426,22 @@ impl BacktestObserver for Observer {
     }
 }
 
+/// The engines' settings from the flags: the stage binaries' defaults but for
+/// the seed, the context and the contact policy.
+fn backtest_config(a: &BacktestArgs) -> Result<BacktestConfig, String> {
+    let mut cfg = BacktestConfig::with_seed(a.seed);
+    let features = &mut cfg.aggregator.features;
+    features.context = a.context.clone();
+    cfg.updater.bandit.dim = nba_core::ContextSpec::parse(&a.context, &features.windows_ms)?.dim();
+    if let Some(path) = &a.contact_policy {
+        let policy = nba_kafka::load_contact_policy(path)?;
+        cfg.updater.contacts = nba_core::ContactGuard::new(&policy, &cfg.aggregator.catalog)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        cfg.aggregator.policy = policy;
+    }
+    Ok(cfg)
+}
+
 pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
     let Some(path) = a.jsonl.as_ref().or(a.recording.as_ref()) else {
         eprintln!("error: give a recording FILE or --jsonl FILE");
@@ -454,11 +479,24 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
     };
     let mut logged = Logged::default();
     let mut failure = None;
-    let run = backtest(
+    let cfg = match backtest_config(a) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let run = match backtest(
         raw_records(a, input, &mut logged, &mut failure),
-        a.seed,
+        cfg,
         &mut observer,
-    );
+    ) {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if observer.terminal && run.events >= 65_536 {
         eprintln!();
     }

@@ -427,9 +427,10 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
         raw_records
             .iter()
             .map(|r| (r.key.clone(), r.value.clone().unwrap_or_default())),
-        0,
+        nba_pipeline::BacktestConfig::with_seed(0),
         &mut decisions,
-    );
+    )
+    .expect("the defaults are valid");
     assert_eq!(run.decision_count, live.len() as u64);
     assert_eq!(
         decisions, live,

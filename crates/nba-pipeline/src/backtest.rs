@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use nba_core::{
-    BanditConfig, EventTime, FeatureAggregator, Intake, IntakeConfig, IntakeOutcome, Interaction,
-    ModelUpdater, NextBestAction, UpdaterConfig, UpdaterInput,
+    AggregatorConfig, BanditConfig, EventTime, FeatureAggregator, Intake, IntakeConfig,
+    IntakeOutcome, Interaction, ModelUpdater, NextBestAction, UpdaterConfig, UpdaterInput,
 };
 use nba_metrics::LatencyHistogram;
 use nba_schema::decode;
@@ -44,9 +44,8 @@ pub struct BacktestRun {
 }
 
 /// Runs `raw` (key, value of each raw interaction record, in order) through the
-/// three stages' engines with default settings but for the bandit's `seed`:
-/// the settings of the stage binaries' defaults, so a backtest of a recording of
-/// a live pipeline makes the same decisions. Records pass between the engines as
+/// three stages' engines set up as `cfg` says (given the live pipeline's
+/// settings, a backtest of its recording makes the same decisions). Records pass between the engines as
 /// structs, not Avro bytes: Avro round-trips every field exactly, so the
 /// decisions are those of the byte-level stages (a test compares the two).
 /// The observer hears of progress and of every decision as it is made (a day's
@@ -55,11 +54,19 @@ pub struct BacktestRun {
 /// Two threads: one reads and decodes the records (whatever `raw` does, then
 /// Avro), the other runs the engines on them in the same order, so the result
 /// is that of one thread.
-pub fn backtest<I>(raw: I, seed: u64, observer: &mut dyn BacktestObserver) -> BacktestRun
+///
+/// Fails before reading anything if the aggregator settings do not fit together.
+pub fn backtest<I>(
+    raw: I,
+    cfg: BacktestConfig,
+    observer: &mut dyn BacktestObserver,
+) -> Result<BacktestRun, String>
 where
     I: IntoIterator<Item = RawRecord>,
     I::IntoIter: Send,
 {
+    let aggregator = FeatureAggregator::new(cfg.aggregator)?;
+    let updater = ModelUpdater::new(cfg.updater);
     let raw = raw.into_iter();
     std::thread::scope(|scope| {
         let (batches, decoded) = std::sync::mpsc::sync_channel::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
@@ -83,8 +90,40 @@ where
             // records are lost to this run, so say so loudly.
             panic!("cannot start the decoding thread: {e}");
         }
-        run_engines(decoded.into_iter().flatten(), seed, observer)
+        Ok(run_engines(
+            decoded.into_iter().flatten(),
+            aggregator,
+            updater,
+            observer,
+        ))
     })
+}
+
+/// The engines a backtest runs: the stage binaries' defaults unless set, so a
+/// backtest of a recording of a live pipeline makes the same decisions when it
+/// is given the live settings.
+#[derive(Debug, Clone)]
+pub struct BacktestConfig {
+    /// The feature-aggregator's settings (features, context, eligibility).
+    pub aggregator: AggregatorConfig,
+    /// The model-updater's settings (bandit, join, caps and budgets).
+    pub updater: UpdaterConfig,
+}
+
+impl BacktestConfig {
+    /// The defaults, with the bandit seeded by `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        Self {
+            aggregator: AggregatorConfig::default(),
+            updater: UpdaterConfig {
+                bandit: BanditConfig {
+                    seed,
+                    ..BanditConfig::default()
+                },
+                ..UpdaterConfig::default()
+            },
+        }
+    }
 }
 
 /// What a caller of [`backtest`] hears while it runs.
@@ -120,12 +159,11 @@ const BATCHES_IN_FLIGHT: usize = 8;
 
 fn run_engines(
     decoded: impl Iterator<Item = Decoded>,
-    seed: u64,
+    mut aggregator: FeatureAggregator,
+    mut updater: ModelUpdater,
     observer: &mut dyn BacktestObserver,
 ) -> BacktestRun {
     let mut intake = Intake::new(IntakeConfig::default());
-    let mut aggregator = FeatureAggregator::default();
-    let mut updater = ModelUpdater::new(updater_config(seed));
     let mut decision_latency = LatencyHistogram::new();
     let started = Instant::now();
     let (mut events, mut rewards, mut dead_lettered) = (0u64, 0u64, 0u64);
@@ -196,16 +234,6 @@ fn run_engines(
     }
 }
 
-fn updater_config(seed: u64) -> UpdaterConfig {
-    UpdaterConfig {
-        bandit: BanditConfig {
-            seed,
-            ..BanditConfig::default()
-        },
-        ..UpdaterConfig::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use nba_schema::encode;
@@ -222,7 +250,7 @@ mod tests {
         let mut pipeline = LocalPipeline::new(
             ConsumerStage::new(IntakeConfig::default()),
             AggregatorStage::default(),
-            UpdaterStage::new(updater_config(9)),
+            UpdaterStage::new(BacktestConfig::with_seed(9).updater),
         );
         let mut through_bytes = Vec::new();
         let mut tap = Vec::new();
@@ -248,10 +276,58 @@ mod tests {
             }
         }
         let mut decisions = Vec::new();
-        let run = backtest(raw, 9, &mut decisions);
+        let run = backtest(raw, BacktestConfig::with_seed(9), &mut decisions).expect("valid");
         assert!(run.rewards > 0, "the log has rewards");
         assert_eq!(run.dead_lettered, pipeline.dead_lettered());
         assert_eq!(run.decision_count, decisions.len() as u64);
         assert_eq!(decisions, through_bytes);
+    }
+
+    /// With a contact policy, no customer is contacted more often than its
+    /// caps allow, over a whole simulated run.
+    #[test]
+    fn a_backtest_keeps_the_contact_policy() {
+        let mut sim = Simulator::new(&SimConfig::for_run(30_000, 3, None), false);
+        let raw: Vec<RawRecord> = (0..30_000)
+            .map(|_| {
+                let e = sim.next_event();
+                (
+                    Some(e.customer_id.clone().into_bytes()),
+                    encode(&e).expect("encodes"),
+                )
+            })
+            .collect();
+        let policy: nba_core::ContactPolicyConfig =
+            serde_json::from_str(r#"{"cap": [{"scope": "overall", "max": 2, "per": "24h"}]}"#)
+                .expect("a policy");
+        let mut cfg = BacktestConfig::with_seed(1);
+        cfg.updater.contacts =
+            nba_core::ContactGuard::new(&policy, &cfg.aggregator.catalog).expect("valid");
+        let mut capped = Vec::new();
+        backtest(raw.clone(), cfg, &mut capped).expect("valid");
+        let mut free = Vec::new();
+        backtest(raw, BacktestConfig::with_seed(1), &mut free).expect("valid");
+        assert!(
+            !capped.is_empty() && capped.len() < free.len(),
+            "{} vs {}",
+            capped.len(),
+            free.len()
+        );
+        let mut by_customer: std::collections::HashMap<&str, Vec<i64>> = Default::default();
+        for d in &capped {
+            by_customer
+                .entry(&d.customer_id)
+                .or_default()
+                .push(d.timestamp);
+        }
+        for (customer, times) in by_customer {
+            for (k, t) in times.iter().enumerate().skip(2) {
+                // Minute resolution: the third contact is a full day after the first.
+                assert!(
+                    t - times[k - 2] >= 86_400_000 - 60_000,
+                    "{customer}: {times:?}"
+                );
+            }
+        }
     }
 }
