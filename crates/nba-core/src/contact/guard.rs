@@ -67,6 +67,17 @@ struct ContactHistory {
     negative: Vec<(u16, Minute)>,
 }
 
+impl ContactHistory {
+    /// The newest minute anything was noted.
+    fn newest(&self) -> Minute {
+        let contact = self.contacts.back().map_or(0, |c| c.at);
+        self.negative
+            .iter()
+            .map(|(_, t)| *t)
+            .fold(contact, Minute::max)
+    }
+}
+
 /// What the guard has kept from the bandit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuardStats {
@@ -90,6 +101,12 @@ pub struct ContactGuard {
     budgets: FxHashMap<String, Budget>,
     actions: Vec<String>,
     customers: FxHashMap<Box<str>, ContactHistory>,
+    /// How long a history matters: the longest cap window or cool-down. A
+    /// history with nothing newer is deleted, so the guard holds only
+    /// customers contacted (or who declined) that recently.
+    horizon: Minute,
+    /// (minute, customer) of every note, oldest first: where expiry looks.
+    expiry: VecDeque<(Minute, Box<str>)>,
     stats: GuardStats,
 }
 
@@ -164,6 +181,7 @@ impl ContactGuard {
             );
         }
         Ok(Self {
+            horizon: longest.max(cooldown.unwrap_or(0)),
             caps,
             keep,
             cooldown,
@@ -266,14 +284,34 @@ impl ContactGuard {
         }
         let action = self.action_index(action);
         let keep = self.keep;
+        let at = minute(now);
         let h = self.customers.entry(customer.into()).or_default();
         h.contacts.push_back(Contact {
-            at: minute(now),
+            at,
             action,
             channel: channel.index() as u8,
         });
         while h.contacts.len() > keep {
             h.contacts.pop_front();
+        }
+        self.noted(customer, at);
+    }
+
+    /// Queues the customer for expiry and deletes the histories that have
+    /// outlived the horizon (event time, so a replay expires as the live run).
+    fn noted(&mut self, customer: &str, at: Minute) {
+        self.expiry.push_back((at, customer.into()));
+        while let Some((t, _)) = self.expiry.front()
+            && at.saturating_sub(*t) >= self.horizon
+        {
+            if let Some((_, c)) = self.expiry.pop_front()
+                && self
+                    .customers
+                    .get(&c)
+                    .is_some_and(|h| at.saturating_sub(h.newest()) >= self.horizon)
+            {
+                self.customers.remove(&c);
+            }
         }
     }
 
@@ -290,6 +328,7 @@ impl ContactGuard {
             Some((_, t)) => *t = (*t).max(at),
             None => h.negative.push((action, at)),
         }
+        self.noted(customer, at);
     }
 
     /// Forgets the customer entirely (erasure).
@@ -320,6 +359,13 @@ impl ContactGuard {
 
     pub(crate) fn restore(&mut self, s: GuardSnapshot) {
         self.actions = s.actions;
+        let mut expiry: Vec<(Minute, Box<str>)> = s
+            .customers
+            .iter()
+            .map(|(c, h)| (h.newest(), c.as_str().into()))
+            .collect();
+        expiry.sort();
+        self.expiry = expiry.into();
         self.customers = s
             .customers
             .into_iter()

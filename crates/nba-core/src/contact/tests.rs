@@ -208,3 +208,20 @@ fn a_restored_guard_carries_on() {
         g.allowed("c1", Channel::Web, 60_000, &all)
     );
 }
+
+#[test]
+fn histories_expire_once_no_cap_or_cool_down_can_see_them() {
+    let cfg = policy(
+        r#"{"cap": [{"scope": "overall", "max": 2, "per": "24h"}], "cooldown_after_negative": "2d"}"#,
+    );
+    let mut g = ContactGuard::new(&cfg, &ActionCatalog::default()).expect("valid");
+    g.contacted("c1", "a", Channel::Web, 0);
+    g.responded("c2", "a", "dismiss", 0);
+    g.contacted("c3", "a", Channel::Web, D);
+    assert_eq!(g.customers(), 3);
+    // Two days on, c1's contact and c2's cool-down are past every window.
+    g.contacted("c4", "a", Channel::Web, 2 * D);
+    assert_eq!(g.customers(), 2, "c3 and c4 remain");
+    let all = ids(&["a"]);
+    assert_eq!(g.allowed("c2", Channel::Web, 2 * D, &all), all);
+}
