@@ -58,6 +58,8 @@ fn main() {
                 amount: (round % 4 == 3).then_some(25.0),
                 decision_id: None,
                 action_id: None,
+                device: None,
+                location: None,
             };
             store.with_customer(&i.customer_id, |layout, s| s.record(layout, &i));
             n += 1;

@@ -406,6 +406,8 @@ fn write_recording(
             amount: None,
             decision_id: Some(id.clone()),
             action_id: Some(imp.item.to_string()),
+            device: None,
+            location: None,
         };
         put(
             0,

@@ -192,11 +192,7 @@ impl FeatureAggregator {
                 candidates.retain(|a| eligibility.allows(a, s, layout, i.timestamp));
             }
             let removed = (offered - candidates.len()) as u64;
-            (
-                s.context(layout, i.timestamp, i.channel),
-                candidates,
-                removed,
-            )
+            (s.context(layout, i), candidates, removed)
         };
         let asked = if self.opted_out.contains(customer) {
             // Nothing is kept; the fallback decides as for a customer with no history.
@@ -264,6 +260,8 @@ mod tests {
             amount: None,
             decision_id: None,
             action_id: None,
+            device: None,
+            location: None,
         }
     }
 

@@ -79,6 +79,10 @@ pub struct Interaction {
     pub decision_id: Option<String>,
     /// For a response: the action that was shown.
     pub action_id: Option<String>,
+    /// Device class of the request, if known (request context).
+    pub device: Option<String>,
+    /// Where the customer is now, if known (request context).
+    pub location: Option<String>,
 }
 
 /// The event types the features count separately; anything else is `Other`.

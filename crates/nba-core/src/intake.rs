@@ -87,9 +87,12 @@ impl Intake {
         trim(&mut i.customer_id);
         trim(&mut i.event_type);
         i.event_type.make_ascii_lowercase();
-        if let Some(c) = &mut i.category {
-            trim(c);
-            c.make_ascii_lowercase();
+        for v in [&mut i.category, &mut i.device].into_iter().flatten() {
+            trim(v);
+            v.make_ascii_lowercase();
+        }
+        if let Some(l) = &mut i.location {
+            trim(l);
         }
         check_id("event_id", &i.event_id)?;
         check_id("customer_id", &i.customer_id)?;
@@ -177,6 +180,8 @@ mod tests {
             amount: None,
             decision_id: None,
             action_id: None,
+            device: None,
+            location: None,
         }
     }
 

@@ -20,6 +20,8 @@ fn interaction() -> Interaction {
         amount: Some(12.5),
         decision_id: Some("d-1".into()),
         action_id: Some("discount_10".into()),
+        device: None,
+        location: None,
     }
 }
 

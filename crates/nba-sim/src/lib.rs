@@ -164,6 +164,8 @@ impl Simulator {
             amount: None,
             decision_id: None,
             action_id: None,
+            device: None,
+            location: None,
         }
     }
 

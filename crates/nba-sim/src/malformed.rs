@@ -20,6 +20,8 @@ pub fn malformed_records(n: usize) -> Vec<(String, Vec<u8>)> {
         amount: None,
         decision_id: None,
         action_id: None,
+        device: None,
+        location: None,
     };
     let encode = |i: Interaction| match nba_schema::encode(&i) {
         Ok(b) => b,

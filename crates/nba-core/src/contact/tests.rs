@@ -25,6 +25,8 @@ fn purchase(t: EventTime, amount: f64) -> Interaction {
         amount: Some(amount),
         decision_id: None,
         action_id: None,
+        device: None,
+        location: None,
     }
 }
 

@@ -18,6 +18,8 @@
 //! | `responsiveness` | 1 | `clicks / (sessions + 1)` in the breakdown window, capped at 1 |
 //! | `hour_of_day` | 2 | `(1 + sin θ) / 2`, `(1 + cos θ) / 2`, θ the request's hour (UTC) on a circle |
 //! | `day_of_week` | 7 | the request's day (UTC), one-hot, Monday first |
+//! | `device:<a>\|<b>...` | one per value | the request's `device`, one-hot over the values listed (all 0 for another or none) |
+//! | `location:<a>\|<b>...` | one per value | the request's `location`, likewise |
 //!
 //! `<window>` is one of the configured feature windows (e.g. `24h`); `<scale>` any
 //! duration. The default, [`DEFAULT_CONTEXT`], has 16 entries.
@@ -29,7 +31,7 @@ use crate::{CATEGORIES, Channel, EventTime};
 pub const DEFAULT_CONTEXT: &str = "bias,channel,recency:1h,frequency:24h,monetary:24h,categories,cart_abandonment,purchases,responsiveness";
 
 /// One feature of the context vector.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ContextFeature {
     /// Always 1.
     Bias,
@@ -55,12 +57,17 @@ pub enum ContextFeature {
     HourOfDay,
     /// The weekday, one-hot.
     DayOfWeek,
+    /// The request's device, one-hot over these values.
+    Device(Vec<String>),
+    /// The request's location, one-hot over these values.
+    Location(Vec<String>),
 }
 
 impl ContextFeature {
     /// How many entries it adds.
-    pub fn width(self) -> usize {
+    pub fn width(&self) -> usize {
         match self {
+            Self::Device(values) | Self::Location(values) => values.len(),
             Self::Channel | Self::Channels => Channel::ALL.len(),
             Self::Categories => CATEGORIES.len(),
             Self::HourOfDay => 2,
@@ -70,9 +77,11 @@ impl ContextFeature {
     }
 
     /// Its name in a context list, given the configured windows.
-    pub fn name(self, windows_ms: &[i64]) -> String {
+    pub fn name(&self, windows_ms: &[i64]) -> String {
         let window = |w: usize| format_duration_ms(windows_ms[w]);
-        match self {
+        match *self {
+            Self::Device(ref v) => format!("device:{}", v.join("|")),
+            Self::Location(ref v) => format!("location:{}", v.join("|")),
             Self::Bias => "bias".into(),
             Self::Channel => "channel".into(),
             Self::Recency(ms) => format!("recency:{}", format_duration_ms(ms)),
@@ -142,9 +151,29 @@ impl ContextSpec {
                 "responsiveness" => ContextFeature::Responsiveness,
                 "hour_of_day" => ContextFeature::HourOfDay,
                 "day_of_week" => ContextFeature::DayOfWeek,
+                "device" | "location" => {
+                    let values: Vec<String> = arg
+                        .unwrap_or_default()
+                        .split('|')
+                        .map(|v| v.trim().to_owned())
+                        .filter(|v| !v.is_empty())
+                        .collect();
+                    if values.is_empty() {
+                        return Err(format!(
+                            "{name} needs the values to one-hot, e.g. {name}:mobile|desktop|tablet"
+                        ));
+                    }
+                    if name == "device" {
+                        ContextFeature::Device(
+                            values.iter().map(|v| v.to_ascii_lowercase()).collect(),
+                        )
+                    } else {
+                        ContextFeature::Location(values)
+                    }
+                }
                 other => {
                     return Err(format!(
-                        "unknown context feature {other:?}; the features are bias, channel, recency:<scale>, frequency:<window>, monetary:<window>, categories, channels, cart_abandonment, purchases, responsiveness, hour_of_day, day_of_week"
+                        "unknown context feature {other:?}; the features are bias, channel, recency:<scale>, frequency:<window>, monetary:<window>, categories, channels, cart_abandonment, purchases, responsiveness, hour_of_day, day_of_week, device:<values>, location:<values>"
                     ));
                 }
             };
@@ -154,6 +183,8 @@ impl ContextSpec {
                     ContextFeature::Recency(_)
                         | ContextFeature::Frequency(_)
                         | ContextFeature::Monetary(_)
+                        | ContextFeature::Device(_)
+                        | ContextFeature::Location(_)
                 )
             {
                 return Err(format!(

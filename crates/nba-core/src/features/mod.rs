@@ -287,9 +287,17 @@ impl CustomerState {
         out
     }
 
-    /// The context vector for a request on `channel` at time `now`, laid out as
-    /// the layout's [`ContextSpec`] says.
-    pub fn context(&self, layout: &FeatureLayout, now: EventTime, channel: Channel) -> Vec<f64> {
+    /// The context vector for `request` (the trigger: its time, channel, device
+    /// and location), laid out as the layout's [`ContextSpec`] says.
+    pub fn context(&self, layout: &FeatureLayout, request: &Interaction) -> Vec<f64> {
+        let (now, channel) = (request.timestamp, request.channel);
+        let one_hot = |values: &[String], v: Option<&str>, x: &mut Vec<f64>| {
+            x.extend(
+                values
+                    .iter()
+                    .map(|k| f64::from(u8::from(Some(k.as_str()) == v))),
+            );
+        };
         let b = self.breakdown(layout, now);
         let kind = |k: EventKind| b[k.index()];
         let channels = &b[EventKind::COUNT..EventKind::COUNT + Channel::ALL.len()];
@@ -297,6 +305,12 @@ impl CustomerState {
         let mut x = Vec::with_capacity(layout.context.dim());
         for f in layout.context.features() {
             match *f {
+                ContextFeature::Device(ref values) => {
+                    one_hot(values, request.device.as_deref(), &mut x);
+                }
+                ContextFeature::Location(ref values) => {
+                    one_hot(values, request.location.as_deref(), &mut x);
+                }
                 ContextFeature::Bias => x.push(1.0),
                 ContextFeature::Channel => {
                     x.extend(

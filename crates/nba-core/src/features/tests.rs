@@ -11,6 +11,16 @@ fn event(t: EventTime, kind: &str, category: Option<&str>, amount: Option<f64>) 
         amount,
         decision_id: None,
         action_id: None,
+        device: None,
+        location: None,
+    }
+}
+
+/// A trigger on `channel` at `now`.
+fn request(now: EventTime, channel: Channel) -> Interaction {
+    Interaction {
+        channel,
+        ..event(now, "session_start", None, None)
     }
 }
 
@@ -65,8 +75,8 @@ fn a_late_event_counts_with_its_own_age_within_the_allowed_lateness() {
         ));
     }
     let (a, b) = (
-        in_order.context(&layout, now, Channel::App),
-        shuffled.context(&layout, now, Channel::App),
+        in_order.context(&layout, &request(now, Channel::App)),
+        shuffled.context(&layout, &request(now, Channel::App)),
     );
     assert!(
         a.iter().zip(&b).all(|(x, y)| close(*x, *y)),
@@ -99,7 +109,7 @@ fn the_default_context_reads_the_customer() {
         &event(HOUR_MS, "purchase", Some("home"), Some(100.0)),
     );
     let now = HOUR_MS + 1;
-    let x = s.context(&layout, now, Channel::App);
+    let x = s.context(&layout, &request(now, Channel::App));
     assert_eq!(x.len(), CONTEXT_DIM);
     assert_eq!(x[0], 1.0);
     assert_eq!(&x[1..6], &[0.0, 1.0, 0.0, 0.0, 0.0], "APP one-hot");
@@ -128,7 +138,7 @@ fn a_configured_context_adds_time_of_day_and_channel_mix() {
     s.record(&layout, &e);
     e.channel = Channel::Store;
     s.record(&layout, &e);
-    let x = s.context(&layout, now, Channel::Web);
+    let x = s.context(&layout, &request(now, Channel::Web));
     assert!(
         close(x[1], 1.0) && close(x[2], 0.5),
         "06:00 is a quarter turn: {x:?}"
@@ -138,6 +148,34 @@ fn a_configured_context_adds_time_of_day_and_channel_mix() {
         close(x[10], 0.5) && close(x[12], 0.5),
         "half web, half store: {x:?}"
     );
+}
+
+#[test]
+fn the_request_s_device_and_location_are_one_hot() {
+    let cfg = FeatureConfig {
+        context: "bias,device:mobile|desktop,location:store-1|home".into(),
+        ..FeatureConfig::default()
+    };
+    let layout = FeatureLayout::new(&cfg).expect("valid");
+    assert_eq!(layout.context().dim(), 5);
+    let s = CustomerState::new(&layout);
+    let mut r = request(0, Channel::Store);
+    r.device = Some("desktop".into());
+    r.location = Some("store-1".into());
+    assert_eq!(s.context(&layout, &r), vec![1.0, 0.0, 1.0, 1.0, 0.0]);
+    r.device = Some("watch".into());
+    r.location = None;
+    assert_eq!(
+        s.context(&layout, &r),
+        vec![1.0, 0.0, 0.0, 0.0, 0.0],
+        "neither listed"
+    );
+    let e = FeatureLayout::new(&FeatureConfig {
+        context: "bias,device".into(),
+        ..FeatureConfig::default()
+    })
+    .expect_err("no values");
+    assert!(e.contains("device:mobile|desktop|tablet"), "{e}");
 }
 
 #[test]
