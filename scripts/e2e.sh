@@ -42,6 +42,8 @@ pids+=("$(cat "$work/broker/tansu.pid")")
 echo "== starting the three stages"
 export NBA_BROKERS="$broker"
 export NBA_CHECKPOINT="$work/model.checkpoint"
+# The example contact policy: eligibility in the aggregator, caps in the updater.
+export NBA_CONTACT_POLICY="$root/deploy/contact-policy.toml"
 metrics_port=$((port + 100))
 for stage in nba-consumer nba-feature-aggregator nba-model-updater; do
   metrics_port=$((metrics_port + 1))
@@ -77,11 +79,18 @@ for p in $((port + 101)) $((port + 102)) $((port + 103)); do
 done
 http_get $((port + 103)) /metrics \
   | grep -E '^nba_(step_latency|input_to_publication_latency|event_to_publication_latency)_seconds_count'
+# The contact policy acted in both stages, and every request was still answered
+# (the audit above): candidates removed by eligibility rules and by caps.
+http_get $((port + 102)) /metrics | grep -E '^nba_candidates_ineligible_total\{[^}]*\} [1-9]'
+http_get $((port + 103)) /metrics | grep -E '^nba_(candidates_capped|decisions_suppressed)_total'
+http_get $((port + 103)) /metrics | grep -qE '^nba_candidates_capped_total\{[^}]*\} [1-9]' \
+  || { echo "the contact policy's caps removed nothing" >&2; exit 1; }
 
 echo "== recording the topics and backtesting the recording"
 "$bin/nba" record --topic nba.interactions.raw --topic nba.decision-requests \
   --topic nba.next-best-actions --topic nba.rewards -o "$work/live.avro"
-"$bin/nba" backtest "$work/live.avro" --json --candidate linucb --candidate random | tee "$work/backtest.out" | grep -v '^{'
+"$bin/nba" backtest "$work/live.avro" --json --contact-policy "$NBA_CONTACT_POLICY" \
+  --candidate linucb --candidate random | tee "$work/backtest.out" | grep -v '^{'
 decisions=$(tail -1 "$work/backtest.out" | grep -oE '"decision_count":[0-9]+' | grep -oE '[0-9]+$')
 live_nbas=$(grep -oE '"next_best_actions":[0-9]+' "$work/audit.out" | grep -oE '[0-9]+$')
 echo "backtest decisions: $decisions; live next-best-actions: $live_nbas"

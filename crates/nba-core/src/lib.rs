@@ -50,5 +50,7 @@ pub use linalg::ridge_solve;
 pub use model_sync::{ModelDelta, SeenDeltas};
 pub use rejection::Rejection;
 pub use rng::{DecisionRng, stable_hash};
-pub use updater::{MAX_DELTA_BYTES, ModelUpdater, UpdaterConfig, UpdaterInput, UpdaterStats};
+pub use updater::{
+    MAX_DELTA_BYTES, ModelUpdater, NO_ACTION_POLICY, UpdaterConfig, UpdaterInput, UpdaterStats,
+};
 pub use window::BucketRing;

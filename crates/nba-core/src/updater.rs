@@ -105,6 +105,10 @@ struct Checkpoint {
     contacts: GuardSnapshot,
 }
 
+/// The `policy` of a next-best-action with no action (empty `action_id`): the
+/// contact policy left the request no candidate.
+pub const NO_ACTION_POLICY: &str = "contact-policy:no-action";
+
 /// Most bytes of sums in one published [`ModelDelta`] (256 KB, well under the
 /// 1 MB message limit brokers have by default).
 pub const MAX_DELTA_BYTES: usize = 256 * 1024;
@@ -156,8 +160,8 @@ impl ModelUpdater {
         self.join.len()
     }
 
-    /// Applies one input; a request gives its next best action, unless the
-    /// contact policy left it no candidate.
+    /// Applies one input; a request gives its next best action (with an empty
+    /// `action_id` if the contact policy left it no candidate).
     pub fn apply(&mut self, input: &UpdaterInput) -> Result<Option<NextBestAction>, Rejection> {
         match input {
             UpdaterInput::Request(r) => self.decide(r),
@@ -360,7 +364,7 @@ impl ModelUpdater {
                 .contacts
                 .allowed(&r.customer_id, r.channel, r.timestamp, &r.candidates);
             if allowed.is_empty() {
-                return Ok(None);
+                return Ok(Some(self.no_action(r)));
             }
             &allowed
         };
@@ -393,6 +397,24 @@ impl ModelUpdater {
             scores: choice.scores,
             channel: Some(r.channel),
         }))
+    }
+
+    /// The answer to a request the contact policy left with no candidate:
+    /// nothing to show (every request gets exactly one answer).
+    fn no_action(&self, r: &DecisionRequest) -> NextBestAction {
+        NextBestAction {
+            decision_id: r.decision_id.clone(),
+            customer_id: r.customer_id.clone(),
+            timestamp: r.timestamp,
+            action_id: String::new(),
+            propensity: 1.0,
+            score: 0.0,
+            policy: NO_ACTION_POLICY.to_owned(),
+            model_version: i64::try_from(self.bandit.version()).unwrap_or(i64::MAX),
+            candidates: 0,
+            scores: Vec::new(),
+            channel: Some(r.channel),
+        }
     }
 
     fn learn(&mut self, r: &Reward) -> Result<(), Rejection> {
@@ -687,10 +709,14 @@ mod tests {
             "one contact per action per day"
         );
         assert_eq!(second.candidates, 1);
+        let none = u
+            .apply(&request("d3", 120_000))
+            .expect("valid")
+            .expect("answered");
         assert_eq!(
-            u.apply(&request("d3", 120_000)).expect("valid"),
-            None,
-            "capped"
+            (none.action_id.as_str(), none.policy.as_str()),
+            ("", NO_ACTION_POLICY),
+            "capped: nothing to show"
         );
         assert_eq!(u.contacts().stats().suppressed, 1);
         // A day later both actions are free again, unless dismissed.

@@ -487,7 +487,7 @@ impl Stage for UpdaterStage {
             ),
             (
                 "nba_decisions_suppressed_total",
-                "Requests the contact policy left with no candidate: no decision.",
+                "Requests the contact policy left with no candidate, answered with no action.",
                 g.suppressed,
             ),
         ]

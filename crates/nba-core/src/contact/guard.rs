@@ -87,7 +87,7 @@ pub struct GuardStats {
     pub cooling_down: u64,
     /// Candidates removed because their budget was spent.
     pub over_budget: u64,
-    /// Requests left with no candidate: no decision was made.
+    /// Requests left with no candidate (answered with no action).
     pub suppressed: u64,
 }
 
