@@ -81,8 +81,16 @@ impl Intake {
     }
 
     /// Checks one interaction and normalises it (ids trimmed, event type and
-    /// category lower-case). A rejection leaves the state unchanged.
+    /// category lower-case), then drops it if its id was seen within the
+    /// window. A rejection leaves the state unchanged.
     pub fn apply(&mut self, i: &mut Interaction) -> Result<IntakeOutcome, Rejection> {
+        Self::normalise(i)?;
+        Ok(self.admit(i))
+    }
+
+    /// The stateless half of [`Intake::apply`]: normalises `i` and checks it.
+    /// (A backtest runs it on its decoding thread.)
+    pub fn normalise(i: &mut Interaction) -> Result<(), Rejection> {
         trim(&mut i.event_id);
         trim(&mut i.customer_id);
         trim(&mut i.event_type);
@@ -122,11 +130,17 @@ impl Intake {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The stateful half of [`Intake::apply`], for an interaction
+    /// [`Intake::normalise`] accepted: de-duplication by event id.
+    pub fn admit(&mut self, i: &Interaction) -> IntakeOutcome {
         if self.seen.contains(i.event_id.as_str()) {
-            return Ok(IntakeOutcome::Duplicate);
+            return IntakeOutcome::Duplicate;
         }
         self.remember(i);
-        Ok(IntakeOutcome::Accepted)
+        IntakeOutcome::Accepted
     }
 
     fn remember(&mut self, i: &Interaction) {

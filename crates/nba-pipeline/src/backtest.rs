@@ -74,7 +74,12 @@ where
         let spawned = reader.spawn_scoped(scope, move || {
             let mut batch = Vec::with_capacity(BATCH);
             for (_, value) in raw {
-                batch.push(decode::<Interaction>(&value).ok());
+                // Decoded and checked here; de-duplication (state) on the
+                // engines' thread.
+                let checked = decode::<Interaction>(&value)
+                    .ok()
+                    .and_then(|mut i| Intake::normalise(&mut i).ok().map(|()| i));
+                batch.push(checked);
                 if batch.len() == BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                     if batches.send(full).is_err() {
@@ -149,8 +154,9 @@ impl BacktestObserver for Vec<NextBestAction> {
     }
 }
 
-/// A raw record decoded, or `None` if it is not an interaction (the byte-level
-/// stages would dead-letter it with the reason; here it is counted).
+/// A raw record decoded and checked, or `None` if it is not a valid interaction
+/// (the byte-level stages would dead-letter it with the reason; here it is
+/// counted).
 type Decoded = Option<Interaction>;
 /// Records per hand-over between the threads: large enough that the hand-over
 /// costs nothing per record, small enough to stay in cache.
@@ -174,18 +180,13 @@ fn run_engines(
         if events % 65_536 == 0 {
             observer.progress(events);
         }
-        let Some(mut accepted) = record else {
+        let Some(accepted) = record else {
             dead_lettered += 1;
             continue;
         };
-        match intake.apply(&mut accepted) {
-            Ok(IntakeOutcome::Accepted) => {}
-            Ok(IntakeOutcome::Duplicate) => continue,
-            Err(_) => {
-                dead_lettered += 1;
-                continue;
-            }
-        };
+        if intake.admit(&accepted) == IntakeOutcome::Duplicate {
+            continue;
+        }
         let out = aggregator.apply(&accepted);
         if let Some(request) = out.request {
             let t = request.timestamp;
