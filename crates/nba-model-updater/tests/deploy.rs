@@ -147,26 +147,22 @@ fn the_example_contact_policy_is_valid_and_a_bad_one_is_explained() {
     let dir = std::env::temp_dir().join(format!("nba-policy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let bad = dir.join("bad.toml");
-    std::fs::write(
-        &bad,
-        "[[cap]]\nscope = \"action\"\nmax = 1\nper = \"24h\"\n",
-    )
-    .expect("written");
-    let out = updater()
-        .arg("--contact-policy")
-        .arg(&bad)
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("add an overall cap"), "{said}");
-    std::fs::write(&bad, "caps = 3\n").expect("written");
-    let out = updater()
-        .arg("--contact-policy")
-        .arg(&bad)
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `caps`"));
+    for (policy, says) in [
+        (
+            "[[cap]]\nscope = \"action\"\nmax = 1\nper = \"24h\"\n",
+            "add an overall cap",
+        ),
+        ("caps = 3\n", "unknown field `caps`"),
+    ] {
+        std::fs::write(&bad, policy).expect("written");
+        let out = updater()
+            .arg("--contact-policy")
+            .arg(&bad)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(says), "{said}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
