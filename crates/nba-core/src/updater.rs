@@ -338,7 +338,7 @@ impl ModelUpdater {
         let dim = self.bandit.config().dim;
         if r.context.len() != dim {
             return Err(Rejection::new(format!(
-                "context has {} entries; this model expects {dim}",
+                "context has {} entries; this model expects {dim}: give the model-updater --dim equal to the length of the feature-aggregator's --context",
                 r.context.len()
             )));
         }
