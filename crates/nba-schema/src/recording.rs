@@ -5,7 +5,6 @@
 use std::io::{Read, Write};
 use std::sync::OnceLock;
 
-use apache_avro::types::Value;
 use apache_avro::{Codec, DeflateSettings, Reader, Schema, Writer};
 use serde::{Deserialize, Serialize};
 
@@ -97,65 +96,6 @@ impl RecordedRecord {
                 .collect(),
         }
     }
-
-    /// Reads a record of a recording written with another (compatible) schema,
-    /// resolved to ours.
-    fn from_value(v: Value) -> Result<Self, String> {
-        let Value::Record(fields) = v else {
-            return Err("not a RecordedRecord".to_owned());
-        };
-        let mut r = RecordedRecord {
-            topic: String::new(),
-            partition: 0,
-            offset: 0,
-            timestamp: None,
-            key: None,
-            value: None,
-            headers: Vec::new(),
-        };
-        let unwrap = |v: Value| match v {
-            Value::Union(_, inner) => *inner,
-            other => other,
-        };
-        let bytes = |v: Value| match unwrap(v) {
-            Value::Bytes(b) => Ok(Some(b)),
-            Value::Null => Ok(None),
-            other => Err(format!("expected bytes, found {other:?}")),
-        };
-        for (name, value) in fields {
-            match (name.as_str(), value) {
-                ("topic", Value::String(s)) => r.topic = s,
-                ("partition", Value::Int(p)) => r.partition = p,
-                ("offset", Value::Long(o)) => r.offset = o,
-                ("timestamp", v) => {
-                    r.timestamp = match unwrap(v) {
-                        Value::Long(t) => Some(t),
-                        _ => None,
-                    }
-                }
-                ("key", v) => r.key = bytes(v)?,
-                ("value", v) => r.value = bytes(v)?,
-                ("headers", Value::Array(hs)) => {
-                    for h in hs {
-                        let Value::Record(hf) = h else {
-                            return Err("a header is not a record".to_owned());
-                        };
-                        let (mut k, mut val) = (String::new(), None);
-                        for (n, v) in hf {
-                            match (n.as_str(), v) {
-                                ("key", Value::String(s)) => k = s,
-                                ("value", v) => val = bytes(v)?,
-                                _ => {}
-                            }
-                        }
-                        r.headers.push((k, val));
-                    }
-                }
-                (other, v) => return Err(format!("unexpected field {other}: {v:?}")),
-            }
-        }
-        Ok(r)
-    }
 }
 
 /// Writes a recording.
@@ -218,12 +158,18 @@ pub fn read_recording<'r, R: Read + Send + 'r>(
                 v.resolve(schema)
                     .map_err(|e| format!("not an nba recording: {e}"))
             })
-            .and_then(RecordedRecord::from_value)
+            .and_then(|v| {
+                apache_avro::from_value::<Wire>(&v)
+                    .map(RecordedRecord::from)
+                    .map_err(|e| format!("not an nba recording: {e}"))
+            })
     })))
 }
 
 #[cfg(test)]
 mod tests {
+    use apache_avro::types::Value;
+
     use super::*;
 
     #[test]

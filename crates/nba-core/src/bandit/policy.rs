@@ -256,11 +256,9 @@ mod tests {
         (counts.iter().map(|c| c / n as f64).collect(), logged)
     }
 
-    #[test]
-    fn logged_propensities_match_choice_frequencies() {
-        let means = [0.1, 0.5, 0.3];
-        let vars = [0.01, 0.01, 0.04];
-        for policy in [
+    /// The policies whose propensities are computed rather than sampled.
+    fn randomising_policies() -> [Policy; 4] {
+        [
             Policy::LinUcb {
                 alpha: 0.5,
                 epsilon: 0.3,
@@ -268,7 +266,14 @@ mod tests {
             Policy::EpsilonGreedy { epsilon: 0.3 },
             Policy::Softmax { temperature: 0.2 },
             Policy::SquareCb { gamma: 10.0 },
-        ] {
+        ]
+    }
+
+    #[test]
+    fn logged_propensities_match_choice_frequencies() {
+        let means = [0.1, 0.5, 0.3];
+        let vars = [0.01, 0.01, 0.04];
+        for policy in randomising_policies() {
             let (freq, logged) = frequencies(policy, &means, &vars, 20_000);
             for (f, p) in freq.iter().zip(&logged) {
                 assert!(
@@ -309,15 +314,7 @@ mod tests {
     fn probabilities_agree_with_the_logged_propensities() {
         let means = [0.1, 0.5, 0.3];
         let vars = [0.01, 0.01, 0.04];
-        for policy in [
-            Policy::LinUcb {
-                alpha: 0.5,
-                epsilon: 0.3,
-            },
-            Policy::EpsilonGreedy { epsilon: 0.3 },
-            Policy::Softmax { temperature: 0.2 },
-            Policy::SquareCb { gamma: 10.0 },
-        ] {
+        for policy in randomising_policies() {
             let mut rng = DecisionRng::new(3, "p");
             let p = policy.probabilities(&means, &vars, &mut rng);
             assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{policy:?}");

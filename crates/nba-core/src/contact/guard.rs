@@ -331,11 +331,6 @@ impl ContactGuard {
         self.noted(customer, at);
     }
 
-    /// Forgets the customer entirely (erasure).
-    pub fn forget(&mut self, customer: &str) {
-        self.customers.remove(customer);
-    }
-
     pub(crate) fn snapshot(&self) -> GuardSnapshot {
         let mut customers: Vec<(String, ContactHistory)> = self
             .customers
