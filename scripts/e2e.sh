@@ -82,8 +82,11 @@ http_get $((port + 103)) /metrics \
 # The contact policy acted in both stages, and every request was still answered
 # (the audit above): candidates removed by eligibility rules and by caps.
 http_get $((port + 102)) /metrics | grep -E '^nba_candidates_ineligible_total\{[^}]*\} [1-9]'
-http_get $((port + 103)) /metrics | grep -E '^nba_(candidates_capped|decisions_suppressed)_total'
-http_get $((port + 103)) /metrics | grep -qE '^nba_candidates_capped_total\{[^}]*\} [1-9]' \
+# Not `grep -q` on a pipe: it exits at the first match, the writer gets SIGPIPE
+# and pipefail fails the script (seen in CI).
+updater_metrics=$(http_get $((port + 103)) /metrics)
+grep -E '^nba_(candidates_capped|decisions_suppressed)_total' <<<"$updater_metrics"
+grep -E '^nba_candidates_capped_total\{[^}]*\} [1-9]' <<<"$updater_metrics" >/dev/null \
   || { echo "the contact policy's caps removed nothing" >&2; exit 1; }
 
 echo "== recording the topics and backtesting the recording"
@@ -95,7 +98,7 @@ decisions=$(tail -1 "$work/backtest.out" | grep -oE '"decision_count":[0-9]+' | 
 live_nbas=$(grep -oE '"next_best_actions":[0-9]+' "$work/audit.out" | grep -oE '[0-9]+$')
 echo "backtest decisions: $decisions; live next-best-actions: $live_nbas"
 [ "$decisions" = "$live_nbas" ] || { echo "the backtest made $decisions decisions, the live run $live_nbas" >&2; exit 1; }
-tail -1 "$work/backtest.out" | grep -q '"evaluation"' || { echo "no candidate evaluation in the backtest report" >&2; exit 1; }
+tail -1 "$work/backtest.out" | grep '"evaluation"' >/dev/null || { echo "no candidate evaluation in the backtest report" >&2; exit 1; }
 
 echo "== stopping the stages (SIGTERM: drain and commit)"
 for i in 1 2 3; do
