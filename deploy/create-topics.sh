@@ -8,3 +8,6 @@ tansu=${TANSU:-$("$(dirname "$0")/../scripts/install-tansu.sh")}
 for t in nba.interactions.raw nba.interactions nba.decision-requests nba.rewards nba.next-best-actions nba.dlq nba.model-deltas; do
   "$tansu" topic create "$t" --partitions "$partitions" --broker "tcp://$broker"
 done
+# The feature-aggregator's changelog: compacted, as many partitions as nba.interactions.
+"$tansu" topic create nba.customer-state --partitions "$partitions" --config cleanup.policy=compact \
+  --broker "tcp://$broker"

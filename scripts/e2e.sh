@@ -54,7 +54,8 @@ done
 
 echo "== sending $events interactions and $malformed malformed records"
 start=$(date +%s.%N)
-"$bin/nba" simulate --events "$events" --malformed "$malformed" --seed 7
+"$bin/nba" simulate --events "$events" --malformed "$malformed" --seed 7 2>&1 | tee "$work/simulate.out"
+customers=$(grep -oE 'from [0-9]+ customers' "$work/simulate.out" | grep -oE '[0-9]+')
 echo "== auditing the topics"
 "$bin/nba" audit --expect-raw $((events + malformed)) --expect-dead-letters "$malformed" \
   --wait-secs 600 --json | tee "$work/audit.out"
@@ -127,16 +128,32 @@ else
   echo "(HistogramLogProcessor check skipped: install java and Debian's libhdrhistogram-java)"
 fi
 
+# Starts stage $1 again, logging to $2, until the log shows $3; then stops it.
+restart_briefly() {
+  "$bin/$1" >"$2" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 300); do
+    grep -q "$3" "$2" && break
+    sleep 0.1
+  done
+  kill -TERM "$pid"
+  wait "$pid" || { cat "$2" >&2; exit 1; }
+}
+
 echo "== restarting the model-updater from its checkpoint and the model topic"
 test -s "$NBA_CHECKPOINT" || { echo "no checkpoint written at $NBA_CHECKPOINT" >&2; exit 1; }
-"$bin/nba-model-updater" >"$work/nba-model-updater.restart.log" 2>&1 &
-restarted=$!
-for _ in $(seq 1 300); do
-  grep -q "reading nba.decision-requests" "$work/nba-model-updater.restart.log" && break
-  sleep 0.1
-done
-kill -TERM "$restarted"
-wait "$restarted" || { cat "$work/nba-model-updater.restart.log" >&2; exit 1; }
-grep -h "restored\|caught up\|learned:" "$work/nba-model-updater.restart.log"
-grep -q "restored" "$work/nba-model-updater.restart.log"
+log="$work/nba-model-updater.restart.log"
+restart_briefly nba-model-updater "$log" "reading nba.decision-requests"
+grep -h "restored\|caught up\|learned:" "$log"
+grep -q "restored" "$log"
+
+echo "== restarting the feature-aggregator from its changelog"
+log="$work/nba-feature-aggregator.restart.log"
+restart_briefly nba-feature-aggregator "$log" "record(s) of nba.customer-state"
+grep -h "record(s) of nba.customer-state" "$log"
+# Every customer had interactions, so every one has a state in the changelog
+# (some several: one per second in which they changed).
+restored=$(sed -nE '0,/restored [0-9]+ record/s/.*restored ([0-9]+) record.*/\1/p' "$log")
+[ "${restored:-0}" -ge "$customers" ] \
+  || { echo "restored ${restored:-0} customer states, expected at least $customers" >&2; exit 1; }
 echo "e2e OK"

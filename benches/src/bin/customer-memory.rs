@@ -61,7 +61,7 @@ fn main() {
                 device: None,
                 location: None,
             };
-            store.with_customer(&i.customer_id, |layout, s| s.record(layout, &i));
+            store.with_customer(0, &i.customer_id, |layout, s| s.record(layout, &i));
             n += 1;
         }
     }

@@ -263,7 +263,8 @@ impl Sink {
                 p.send(&OutputRecord {
                     topic: Topic::InteractionsRaw,
                     key: key.into_bytes(),
-                    payload,
+                    payload: Some(payload),
+                    partition: None,
                     headers: Vec::new(),
                     timestamp,
                 })

@@ -1,11 +1,11 @@
 //! The feature-aggregator stage's logic: interactions in, decision requests and
 //! rewards out.
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::{
-    ActionCatalog, ContactPolicyConfig, Counted, CustomerState, CustomerStore, DecisionRequest,
-    Eligibility, FeatureConfig, FeatureLayout, Interaction, Reward,
+    ActionCatalog, ContactPolicyConfig, Counted, CustomerSnapshot, CustomerState, CustomerStore,
+    DecisionRequest, Eligibility, FeatureConfig, FeatureLayout, Interaction, Reward,
 };
 
 /// Settings of [`FeatureAggregator`].
@@ -84,33 +84,74 @@ pub struct AggregatorOutput {
     pub reward: Option<Reward>,
 }
 
+/// Where an interaction was read: its input partition and its offset there.
+/// One stream with no partitions (a backtest) is partition 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputPosition {
+    /// The input partition (the customer's shard).
+    pub partition: u32,
+    /// The offset in it.
+    pub offset: i64,
+}
+
+/// A customer whose state changed since the last
+/// [`FeatureAggregator::take_changes`]: what the changelog gets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerChange {
+    /// The customer's input partition (the changelog partition it goes to).
+    pub partition: u32,
+    /// The customer.
+    pub customer_id: String,
+    /// What is kept of them now; `None` when nothing is (an erasure): a
+    /// tombstone.
+    pub state: Option<CustomerSnapshot>,
+}
+
+/// What the aggregator keeps per input partition besides the features.
+#[derive(Debug, Default)]
+struct PartitionBooks {
+    opted_out: FxHashSet<Box<str>>,
+    /// Customers changed since the last `take_changes` (only when tracking).
+    changed: FxHashSet<Box<str>>,
+    /// Offset of the newest interaction applied.
+    position: Option<i64>,
+    /// Restored customers whose state already includes interactions the group
+    /// will deliver again (read after the last commit): customer → offset of the
+    /// newest included. Emptied as the input passes `redelivered_until`.
+    redelivered: FxHashMap<Box<str>, i64>,
+    redelivered_until: i64,
+}
+
 /// Keeps every customer's features and turns interactions into decision requests
 /// and rewards.
+///
+/// With [`FeatureAggregator::tracking_changes`] it also lists the customers
+/// whose state changed ([`FeatureAggregator::take_changes`], for the changelog
+/// topic) and can be given states back ([`FeatureAggregator::restore`]) and
+/// have a partition's customers taken away ([`FeatureAggregator::release`]).
 #[derive(Debug)]
 pub struct FeatureAggregator {
     cfg: AggregatorConfig,
     store: CustomerStore,
     eligibility: Eligibility,
+    partitions: Vec<PartitionBooks>,
+    track_changes: bool,
     late_events: u64,
     triggers_without_candidates: u64,
     ineligible: u64,
-    opted_out: FxHashSet<Box<str>>,
     erasures: u64,
+    restored: u64,
+    redelivered_skipped: u64,
 }
 
 impl Default for FeatureAggregator {
     /// The default settings, which are valid.
     fn default() -> Self {
-        Self {
-            store: CustomerStore::new(FeatureLayout::default()),
-            eligibility: Eligibility::default(),
-            cfg: AggregatorConfig::default(),
-            late_events: 0,
-            triggers_without_candidates: 0,
-            ineligible: 0,
-            opted_out: FxHashSet::default(),
-            erasures: 0,
-        }
+        Self::with_parts(
+            AggregatorConfig::default(),
+            FeatureLayout::default(),
+            Eligibility::default(),
+        )
     }
 }
 
@@ -119,16 +160,30 @@ impl FeatureAggregator {
     /// together, saying why.
     pub fn new(cfg: AggregatorConfig) -> Result<Self, String> {
         let layout = FeatureLayout::new(&cfg.features)?;
-        Ok(Self {
-            eligibility: Eligibility::new(&cfg.policy, &layout, &cfg.catalog)?,
-            store: CustomerStore::new(layout),
+        let eligibility = Eligibility::new(&cfg.policy, &layout, &cfg.catalog)?;
+        Ok(Self::with_parts(cfg, layout, eligibility))
+    }
+
+    fn with_parts(cfg: AggregatorConfig, layout: FeatureLayout, eligibility: Eligibility) -> Self {
+        Self {
             cfg,
+            store: CustomerStore::new(layout),
+            eligibility,
+            partitions: Vec::new(),
+            track_changes: false,
             late_events: 0,
             triggers_without_candidates: 0,
             ineligible: 0,
-            opted_out: FxHashSet::default(),
             erasures: 0,
-        })
+            restored: 0,
+            redelivered_skipped: 0,
+        }
+    }
+
+    /// Also keeps the list of changed customers for a changelog.
+    pub fn tracking_changes(mut self) -> Self {
+        self.track_changes = true;
+        self
     }
 
     /// The customers' state.
@@ -149,7 +204,7 @@ impl FeatureAggregator {
 
     /// Customers currently opted out.
     pub fn opted_out(&self) -> usize {
-        self.opted_out.len()
+        self.partitions.iter().map(|p| p.opted_out.len()).sum()
     }
 
     /// Erasures applied.
@@ -162,26 +217,61 @@ impl FeatureAggregator {
         self.triggers_without_candidates
     }
 
-    /// Applies one (validated) interaction.
+    /// Customer states restored from the changelog.
+    pub fn restored(&self) -> u64 {
+        self.restored
+    }
+
+    /// Interactions delivered again after a restart that the restored state
+    /// already included: not counted twice.
+    pub fn redelivered_skipped(&self) -> u64 {
+        self.redelivered_skipped
+    }
+
+    /// Applies one (validated) interaction of a single stream (partition 0).
+    pub fn apply(&mut self, i: &Interaction) -> AggregatorOutput {
+        self.apply_at(i, InputPosition::default())
+    }
+
+    /// Applies one (validated) interaction read at `at`.
     ///
     /// A trigger's context is built from the customer's state before the trigger
-    /// itself is counted, so recency measures the gap to the previous event.
-    pub fn apply(&mut self, i: &Interaction) -> AggregatorOutput {
-        let consent = &self.cfg.consent;
+    /// itself is counted, so recency measures the gap to the previous event. An
+    /// interaction the customer's restored state already includes changes
+    /// nothing, but is answered again (the same request id: downstream stages
+    /// take it once).
+    pub fn apply_at(&mut self, i: &Interaction, at: InputPosition) -> AggregatorOutput {
         let customer = i.customer_id.as_str();
+        let shard = at.partition;
+        let books = books_mut(&mut self.partitions, shard);
+        let included = books.included(customer, at.offset);
+        if self.track_changes {
+            books.position = Some(at.offset);
+            if !included && !books.changed.contains(customer) {
+                books.changed.insert(customer.into());
+            }
+        }
+        if included {
+            self.redelivered_skipped += 1;
+        }
+        let consent = &self.cfg.consent;
         if consent.erase.contains(&i.event_type) {
-            self.store.remove(customer);
-            self.opted_out.remove(customer);
-            self.erasures += 1;
+            if !included {
+                self.store.remove(shard, customer);
+                books.opted_out.remove(customer);
+                self.erasures += 1;
+            }
             return AggregatorOutput::default();
         }
         if consent.opt_out.contains(&i.event_type) {
-            self.store.remove(customer);
-            self.opted_out.insert(customer.into());
+            if !included {
+                self.store.remove(shard, customer);
+                books.opted_out.insert(customer.into());
+            }
             return AggregatorOutput::default();
         }
-        if consent.opt_in.contains(&i.event_type) {
-            self.opted_out.remove(customer);
+        if consent.opt_in.contains(&i.event_type) && !included {
+            books.opted_out.remove(customer);
         }
         let is_trigger = self.cfg.triggers.contains(&i.event_type);
         let (catalog, eligibility) = (&self.cfg.catalog, &self.eligibility);
@@ -194,12 +284,17 @@ impl FeatureAggregator {
             let removed = (offered - candidates.len()) as u64;
             (s.context(layout, i), candidates, removed)
         };
-        let asked = if self.opted_out.contains(customer) {
+        let layout = self.store.layout();
+        let asked = if books.opted_out.contains(customer) {
             // Nothing is kept; the fallback decides as for a customer with no history.
-            let layout = self.store.layout();
             is_trigger.then(|| ask(layout, &CustomerState::new(layout)))
+        } else if included {
+            is_trigger.then(|| match self.store.get_in(shard, customer) {
+                Some(s) => ask(layout, s),
+                None => ask(layout, &CustomerState::new(layout)),
+            })
         } else {
-            let (asked, counted) = self.store.with_customer(customer, |layout, s| {
+            let (asked, counted) = self.store.with_customer(shard, customer, |layout, s| {
                 (is_trigger.then(|| ask(layout, s)), s.record(layout, i))
             });
             if counted == Counted::LifetimeOnly {
@@ -242,6 +337,119 @@ impl FeatureAggregator {
         }
         out
     }
+
+    /// True if some customer changed since the last
+    /// [`FeatureAggregator::take_changes`].
+    pub fn has_changes(&self) -> bool {
+        self.partitions.iter().any(|p| !p.changed.is_empty())
+    }
+
+    /// Every customer changed since the last call, with what is kept of them
+    /// now (ordered by partition, then customer id).
+    pub fn take_changes(&mut self) -> Vec<CustomerChange> {
+        let layout = self.store.layout();
+        let mut changes = Vec::new();
+        for (shard, books) in (0u32..).zip(&mut self.partitions) {
+            let offset = books.position.unwrap_or(-1);
+            let mut changed: Vec<Box<str>> = books.changed.drain().collect();
+            changed.sort_unstable();
+            for customer in changed {
+                let state = if books.opted_out.contains(&customer) {
+                    Some(CustomerSnapshot {
+                        opted_out: true,
+                        counters: Vec::new(),
+                        ..CustomerState::new(layout).snapshot(layout, &customer, offset)
+                    })
+                } else {
+                    self.store
+                        .get_in(shard, &customer)
+                        .map(|s| s.snapshot(layout, &customer, offset))
+                };
+                changes.push(CustomerChange {
+                    partition: shard,
+                    customer_id: customer.into(),
+                    state,
+                });
+            }
+        }
+        changes
+    }
+
+    /// Takes back one customer's state of `partition` from the changelog
+    /// (`None`: a tombstone, nothing kept), where the input of that partition
+    /// will be read again from offset `resume_at`. Refuses a state written
+    /// under another feature layout, saying why.
+    pub fn restore(
+        &mut self,
+        partition: u32,
+        customer_id: &str,
+        state: Option<&CustomerSnapshot>,
+        resume_at: i64,
+    ) -> Result<(), String> {
+        let books = books_mut(&mut self.partitions, partition);
+        books.redelivered.remove(customer_id);
+        let Some(s) = state else {
+            self.store.remove(partition, customer_id);
+            books.opted_out.remove(customer_id);
+            return Ok(());
+        };
+        if s.opted_out {
+            self.store.remove(partition, customer_id);
+            books.opted_out.insert(customer_id.into());
+        } else {
+            let restored = CustomerState::from_snapshot(self.store.layout(), s)?;
+            self.store.insert(partition, customer_id, restored);
+            books.opted_out.remove(customer_id);
+        }
+        if s.input_offset >= resume_at {
+            books.redelivered.insert(customer_id.into(), s.input_offset);
+            books.redelivered_until = books.redelivered_until.max(s.input_offset);
+        }
+        self.restored += 1;
+        Ok(())
+    }
+
+    /// Forgets every customer of `partition` (taken away in a rebalance);
+    /// returns how many states were dropped.
+    pub fn release(&mut self, partition: u32) -> usize {
+        if let Some(books) = self.partitions.get_mut(partition as usize) {
+            *books = PartitionBooks::default();
+        }
+        self.store.release(partition)
+    }
+
+    /// The offset after the newest interaction applied from `partition`.
+    pub fn resume_point(&self, partition: u32) -> Option<i64> {
+        self.partitions
+            .get(partition as usize)
+            .and_then(|b| b.position)
+            .map(|o| o + 1)
+    }
+}
+
+impl PartitionBooks {
+    /// True if the customer's restored state already includes the interaction
+    /// at `offset`.
+    fn included(&mut self, customer: &str, offset: i64) -> bool {
+        if self.redelivered.is_empty() {
+            return false;
+        }
+        if offset > self.redelivered_until {
+            self.redelivered = FxHashMap::default();
+            return false;
+        }
+        self.redelivered
+            .get(customer)
+            .is_some_and(|upto| offset <= *upto)
+    }
+}
+
+fn books_mut(partitions: &mut Vec<PartitionBooks>, partition: u32) -> &mut PartitionBooks {
+    let i = partition as usize;
+    if partitions.len() <= i {
+        partitions.resize_with(i + 1, PartitionBooks::default);
+    }
+    &mut partitions[i]
 }
 
 #[cfg(test)]
@@ -362,6 +570,183 @@ mod tests {
         assert_eq!(agg.late_events(), 1);
         let state = agg.store().get("c1").expect("held");
         assert_eq!(state.lifetime_events(), 2, "still in the lifetime figures");
+    }
+
+    /// Feeds `events` of customer c1 (partition 0, offsets 0, 1, ...).
+    fn feed(agg: &mut FeatureAggregator, events: &[Interaction], first_offset: i64) {
+        for (offset, e) in (first_offset..).zip(events) {
+            agg.apply_at(
+                e,
+                InputPosition {
+                    partition: 0,
+                    offset,
+                },
+            );
+        }
+    }
+
+    fn history() -> Vec<Interaction> {
+        let mut purchase = event("e2", "purchase", 2_000_000);
+        purchase.amount = Some(30.0);
+        purchase.category = Some("shoes".into());
+        vec![
+            event("e1", "page_view", 1_000_000),
+            purchase,
+            event("e3", "session_start", 3_000_000),
+            event("e4", "click", 2_500_000),
+            event("e5", "page_view", 9_000_000),
+        ]
+    }
+
+    /// Restores every change of `from` into a fresh aggregator, as a new owner
+    /// of the partition reading the changelog would, resuming at `resume_at`.
+    fn restored_from(changes: &[CustomerChange], resume_at: i64) -> FeatureAggregator {
+        let mut agg = FeatureAggregator::default().tracking_changes();
+        for c in changes {
+            agg.restore(c.partition, &c.customer_id, c.state.as_ref(), resume_at)
+                .expect("same layout");
+        }
+        agg
+    }
+
+    #[test]
+    fn a_restored_state_is_the_state_written() {
+        let mut live = FeatureAggregator::default().tracking_changes();
+        let events = history();
+        feed(&mut live, &events[..3], 0);
+        let changes = live.take_changes();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].state.as_ref().map(|s| s.input_offset), Some(2));
+        assert!(!live.has_changes());
+
+        let mut restored = restored_from(&changes, 3);
+        assert_eq!(restored.store().get("c1"), live.store().get("c1"));
+        // Both go on alike.
+        feed(&mut live, &events[3..], 3);
+        feed(&mut restored, &events[3..], 3);
+        assert_eq!(restored.store().get("c1"), live.store().get("c1"));
+        assert_eq!(restored.redelivered_skipped(), 0);
+    }
+
+    #[test]
+    fn after_a_crash_redelivered_events_are_not_counted_twice() {
+        // The state went to the changelog after offset 3, but the group had
+        // committed only up to offset 1: offsets 1..=3 come again.
+        let events = history();
+        let mut live = FeatureAggregator::default().tracking_changes();
+        feed(&mut live, &events[..4], 0);
+        let changes = live.take_changes();
+        let mut restored = restored_from(&changes, 1);
+        feed(&mut restored, &events[1..], 1);
+        feed(&mut live, &events[4..], 4);
+        assert_eq!(restored.redelivered_skipped(), 3);
+        assert_eq!(restored.store().get("c1"), live.store().get("c1"));
+        assert_eq!(
+            restored
+                .store()
+                .get("c1")
+                .map(CustomerState::lifetime_events),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn the_redelivered_trigger_is_answered_again() {
+        let events = history();
+        let mut live = FeatureAggregator::default().tracking_changes();
+        feed(&mut live, &events[..3], 0);
+        let mut restored = restored_from(&live.take_changes(), 2);
+        let again = restored.apply_at(
+            &events[2],
+            InputPosition {
+                partition: 0,
+                offset: 2,
+            },
+        );
+        assert_eq!(again.request.map(|r| r.decision_id), Some("e3".to_owned()));
+        assert_eq!(restored.redelivered_skipped(), 1);
+    }
+
+    #[test]
+    fn consent_travels_in_the_changelog_and_an_erasure_is_a_tombstone() {
+        let mut live = FeatureAggregator::default().tracking_changes();
+        feed(
+            &mut live,
+            &[
+                event("e1", "purchase", 1_000),
+                event("e2", "opt_out", 2_000),
+            ],
+            0,
+        );
+        let opted_out = live.take_changes();
+        assert_eq!(opted_out[0].state.as_ref().map(|s| s.opted_out), Some(true));
+        assert!(
+            opted_out[0]
+                .state
+                .as_ref()
+                .is_some_and(|s| s.counters.is_empty())
+        );
+        let restored = restored_from(&opted_out, 2);
+        assert_eq!((restored.opted_out(), restored.store().len()), (1, 0));
+
+        feed(&mut live, &[event("e3", "erase", 3_000)], 2);
+        let erased = live.take_changes();
+        assert_eq!(erased.len(), 1);
+        assert_eq!(erased[0].state, None, "a tombstone");
+        let mut after = restored_from(&opted_out, 3);
+        for c in &erased {
+            after
+                .restore(c.partition, &c.customer_id, c.state.as_ref(), 3)
+                .expect("restores");
+        }
+        assert_eq!((after.opted_out(), after.store().len()), (0, 0));
+    }
+
+    #[test]
+    fn a_state_of_another_layout_is_refused() {
+        let mut live = FeatureAggregator::default().tracking_changes();
+        feed(&mut live, &history(), 0);
+        let changes = live.take_changes();
+        let mut other = FeatureAggregator::new(AggregatorConfig {
+            features: FeatureConfig {
+                windows_ms: vec![3_600_000, 86_400_000],
+                context: "bias,channel".into(),
+                ..FeatureConfig::default()
+            },
+            ..AggregatorConfig::default()
+        })
+        .expect("valid");
+        let e = other
+            .restore(0, "c1", changes[0].state.as_ref(), 5)
+            .expect_err("other windows");
+        assert!(e.contains("windows=1h,24h;"), "{e}");
+        assert!(other.store().is_empty());
+    }
+
+    #[test]
+    fn releasing_a_partition_drops_its_customers_only() {
+        let mut agg = FeatureAggregator::default().tracking_changes();
+        let mut other = event("x1", "page_view", 1_000);
+        other.customer_id = "c2".into();
+        agg.apply_at(
+            &event("e1", "page_view", 1_000),
+            InputPosition {
+                partition: 0,
+                offset: 7,
+            },
+        );
+        agg.apply_at(
+            &other,
+            InputPosition {
+                partition: 1,
+                offset: 3,
+            },
+        );
+        assert_eq!(agg.resume_point(0), Some(8));
+        assert_eq!(agg.release(0), 1);
+        assert!(agg.store().get("c1").is_none());
+        assert!(agg.store().get("c2").is_some());
+        assert_eq!((agg.resume_point(0), agg.resume_point(1)), (None, Some(4)));
     }
 
     #[test]

@@ -32,7 +32,10 @@ mod versioned;
 mod window;
 
 pub use actions::{Action, ActionCatalog, ChannelSet};
-pub use aggregator::{AggregatorConfig, AggregatorOutput, ConsentEvents, FeatureAggregator};
+pub use aggregator::{
+    AggregatorConfig, AggregatorOutput, ConsentEvents, CustomerChange, FeatureAggregator,
+    InputPosition,
+};
 pub use bandit::{BanditConfig, Choice, DeltaEntry, Forgetting, LinearBandit, Model, Policy};
 pub use contact::{
     BudgetConfig, CapConfig, CapScope, ContactGuard, ContactPolicyConfig, Eligibility, GuardStats,
@@ -41,8 +44,9 @@ pub use event::{
     CATEGORIES, Channel, DecisionRequest, EventKind, EventTime, Interaction, NextBestAction, Reward,
 };
 pub use features::{
-    CONTEXT_DIM, ContextFeature, ContextSpec, Counted, CustomerState, CustomerStore,
-    DEFAULT_CONTEXT, FeatureConfig, FeatureLayout, format_duration_ms, parse_duration_ms,
+    CONTEXT_DIM, ContextFeature, ContextSpec, Counted, CustomerSnapshot, CustomerState,
+    CustomerStore, DEFAULT_CONTEXT, FeatureConfig, FeatureLayout, format_duration_ms,
+    parse_duration_ms,
 };
 pub use intake::{Intake, IntakeConfig, IntakeOutcome};
 pub use join::{AttributionJoin, JoinConfig, PendingDecision};

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use nba_core::{
@@ -19,6 +20,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// over the breakdown window, recency), and writes a decision request (context
 /// vector and eligible actions) for every trigger event and a reward for every
 /// outcome of a shown action.
+///
+/// Each changed customer's state goes to the compacted changelog topic
+/// (--topic-customer-state) at most once per --changelog-interval, and is read
+/// back when this instance is given a partition (at start or in a rebalance),
+/// so features survive restarts and move with their partition.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -71,6 +77,16 @@ struct Cli {
     /// deploy/contact-policy.toml.
     #[arg(long, env = "NBA_CONTACT_POLICY")]
     contact_policy: Option<PathBuf>,
+
+    /// How often changed customers' states go to the changelog topic: input
+    /// offsets are committed only once the states they changed are written.
+    #[arg(long, env = "NBA_CHANGELOG_INTERVAL", default_value = "1s", value_parser = parse_duration_ms)]
+    changelog_interval: i64,
+
+    /// Keep customers' state in memory only: a restart or a rebalance starts
+    /// their features again from nothing.
+    #[arg(long, env = "NBA_NO_CHANGELOG")]
+    no_changelog: bool,
 }
 
 fn main() -> ExitCode {
@@ -94,8 +110,10 @@ fn main() -> ExitCode {
         policy,
         ..AggregatorConfig::default()
     });
+    let every = Duration::from_millis(u64::try_from(cli.changelog_interval.max(1)).unwrap_or(1));
     match stage {
-        Ok(stage) => run_stage_binary(stage, &cli.kafka, &cli.ops),
+        Ok(stage) if cli.no_changelog => run_stage_binary(stage, &cli.kafka, &cli.ops),
+        Ok(stage) => run_stage_binary(stage.with_changelog(every), &cli.kafka, &cli.ops),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)

@@ -76,6 +76,14 @@ pub struct TopicArgs {
         default_value = "nba.model-deltas"
     )]
     pub topic_model_deltas: String,
+    /// The feature-aggregator's changelog: each customer's state, compacted;
+    /// at least as many partitions as the interactions topic.
+    #[arg(
+        long,
+        env = "NBA_TOPIC_CUSTOMER_STATE",
+        default_value = "nba.customer-state"
+    )]
+    pub topic_customer_state: String,
 }
 
 impl TopicArgs {
@@ -89,6 +97,7 @@ impl TopicArgs {
         n.set(Topic::NextBestActions, &self.topic_next_best_actions);
         n.set(Topic::DeadLetter, &self.topic_dlq);
         n.set(Topic::ModelDeltas, &self.topic_model_deltas);
+        n.set(Topic::CustomerState, &self.topic_customer_state);
         n
     }
 }

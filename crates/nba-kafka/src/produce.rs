@@ -58,13 +58,17 @@ fn future_record<'a>(
     names: &'a TopicNames,
     record: &'a OutputRecord,
 ) -> FutureRecord<'a, [u8], [u8]> {
-    produce_request(
+    let fr = produce_request(
         names.name(record.topic),
         Some(record.key.as_slice()),
-        Some(record.payload.as_slice()),
+        record.payload.as_deref(),
         record.headers.iter().map(|(k, v)| (*k, Some(v))),
         record.timestamp,
-    )
+    );
+    match record.partition {
+        Some(p) => fr.partition(p),
+        None => fr,
+    }
 }
 
 /// Enqueues `record`, waiting while librdkafka's queue is full. The wait blocks

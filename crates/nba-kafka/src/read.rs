@@ -1,5 +1,5 @@
 //! Reading a topic whole (or from a point, or up to a count), for `nba audit`
-//! and `nba record`.
+//! and `nba record`, and a changelog's partitions for a restore.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ pub(crate) fn read_topic(
     topic: &str,
     start: StartAt,
     limit: Option<u64>,
-    mut f: impl FnMut(&BorrowedMessage<'_>),
+    f: impl FnMut(&BorrowedMessage<'_>),
 ) -> anyhow::Result<u64> {
     let md = consumer
         .fetch_metadata(Some(topic), TIMEOUT)
@@ -59,6 +59,33 @@ pub(crate) fn read_topic(
             .offsets_for_times(tpl, TIMEOUT)
             .with_context(|| format!("cannot find the offsets of {topic} at that time"))?;
     }
+    read_assigned(consumer, topic, &tpl, limit, f)
+}
+
+/// Reads the given partitions of `topic` whole, from their beginning to their
+/// current end, calling `f` on each record; returns how many were read.
+pub(crate) fn read_partitions(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    f: impl FnMut(&BorrowedMessage<'_>),
+) -> anyhow::Result<u64> {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+    }
+    read_assigned(consumer, topic, &tpl, None, f)
+}
+
+/// Reads `tpl` (partitions of `topic` with their start offsets) up to each
+/// partition's end or `limit` records.
+fn read_assigned(
+    consumer: &BaseConsumer,
+    topic: &str,
+    tpl: &TopicPartitionList,
+    limit: Option<u64>,
+    mut f: impl FnMut(&BorrowedMessage<'_>),
+) -> anyhow::Result<u64> {
     // Where each partition starts and ends; partitions with nothing to read
     // are not waited for.
     let mut ends = HashMap::new();
@@ -75,7 +102,7 @@ pub(crate) fn read_topic(
             ends.insert(e.partition(), high);
         }
     }
-    consumer.assign(&tpl)?;
+    consumer.assign(tpl)?;
     let mut read = 0u64;
     let mut last_record = Instant::now();
     let started = Instant::now();

@@ -1,6 +1,6 @@
 //! One stage as a consumer-group member, at-least-once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +22,7 @@ use crate::KafkaArgs;
 use crate::args::create;
 use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
 use crate::produce::{PRODUCER_DEFAULTS, send};
+use crate::read::read_partitions;
 use crate::tracker::{AckTracker, Pending, Sent};
 
 /// Consumer settings nba needs for at-least-once: offsets are stored by nba only
@@ -67,7 +68,8 @@ fn lock<S>(stage: &Mutex<S>) -> MutexGuard<'_, S> {
 }
 
 /// What the consumer's callbacks need: the stage (to flush it) and the producer
-/// and tracker (to drain and commit) before partitions are taken away.
+/// and tracker (to drain and commit) before partitions are taken away; the
+/// changelog reader to restore the stage's state of partitions it is given.
 struct StageContext<S> {
     stage: Arc<Mutex<S>>,
     producer: FutureProducer,
@@ -76,6 +78,20 @@ struct StageContext<S> {
     revocations: AtomicU64,
     board: Arc<MetricsBoard>,
     lag: Mutex<BTreeMap<(String, i32), i64>>,
+    changelog: Option<ChangelogReader>,
+    /// A restore that failed in a callback: the run stops with it.
+    failure: Mutex<Option<anyhow::Error>>,
+}
+
+/// Reads the stage's changelog partitions back when the group assigns their
+/// input partitions (see [`Stage::changelog`]).
+struct ChangelogReader {
+    /// Assigned, never subscribed, never committing.
+    consumer: BaseConsumer,
+    topic: String,
+    input: String,
+    /// The input partitions whose state the stage holds.
+    owned: Mutex<BTreeSet<i32>>,
 }
 
 impl<S: Stage> StageContext<S> {
@@ -84,11 +100,96 @@ impl<S: Stage> StageContext<S> {
     fn flush_stage(&self) -> anyhow::Result<()> {
         let mut out = Vec::new();
         lock(&self.stage).flush(&mut out);
+        let mut deliveries = Vec::with_capacity(out.len());
         for record in &out {
             let delivery = send(&self.producer, &self.names, record)
                 .with_context(|| format!("cannot send to {}", self.names.name(record.topic)))?;
-            self.tracker.cover_held(delivery, Sent::of(record));
+            deliveries.push((delivery, Sent::of(record)));
         }
+        self.tracker.cover_held(deliveries);
+        Ok(())
+    }
+
+    /// Brings the stage's state in line with a new assignment: forgets the
+    /// partitions it lost, keeps those it read last (where the group resumes
+    /// is where this instance stopped), and restores the others from the
+    /// changelog before any of their records is processed.
+    fn restore_assigned(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        changelog: &ChangelogReader,
+        assignment: &TopicPartitionList,
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let input = changelog.input.as_str();
+        let assigned: BTreeSet<i32> = assignment
+            .elements_for_topic(input)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let committed = consumer
+            .committed_offsets(assignment.clone(), METADATA_TIMEOUT)
+            .with_context(|| format!("cannot read the committed offsets of {input}"))?;
+        let resume_at = |p: i32| match committed.find_partition(input, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        };
+        let mut owned = lock(&changelog.owned);
+        let mut stage = lock(&self.stage);
+        for p in owned.difference(&assigned) {
+            stage.release(*p);
+        }
+        let mut restore = BTreeMap::new();
+        for p in &assigned {
+            let kept = owned.contains(p) && stage.resume_point(*p) == resume_at(*p);
+            if !kept {
+                stage.release(*p);
+                restore.insert(*p, resume_at(*p).unwrap_or(0));
+            }
+        }
+        *owned = assigned;
+        drop(owned);
+        if restore.is_empty() {
+            return Ok(());
+        }
+        let (mut restored, mut refused) = (0u64, 0u64);
+        let partitions: Vec<i32> = restore.keys().copied().collect();
+        read_partitions(&changelog.consumer, &changelog.topic, &partitions, |m| {
+            let record = InputRecord {
+                topic: Topic::CustomerState,
+                topic_name: m.topic(),
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key(),
+                payload: m.payload(),
+            };
+            let resume_at = restore.get(&m.partition()).copied().unwrap_or(0);
+            match stage.restore(&record, resume_at) {
+                Ok(()) => restored += 1,
+                Err(e) => {
+                    if refused == 0 {
+                        tracing::warn!(
+                            "{}[{}] offset {}: not restored: {e}",
+                            m.topic(),
+                            m.partition(),
+                            m.offset()
+                        );
+                    }
+                    refused += 1;
+                }
+            }
+        })
+        .with_context(|| format!("cannot restore from {}", changelog.topic))?;
+        tracing::info!(
+            "restored {restored} record(s) of {} partition(s) {partitions:?} in {:.1} s{}",
+            changelog.topic,
+            started.elapsed().as_secs_f64(),
+            if refused > 0 {
+                format!("; {refused} could not be restored (see the first warning)")
+            } else {
+                String::new()
+            }
+        );
         Ok(())
     }
 }
@@ -134,9 +235,16 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
         );
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(p) = rebalance {
             tracing::info!("{} partition(s) assigned", p.count());
+            if let Some(changelog) = &self.changelog
+                && let Err(e) = self.restore_assigned(consumer, changelog, p)
+            {
+                // Going on would count features from nothing: stop instead.
+                *lock(&self.failure) = Some(e);
+                return;
+            }
             self.board.set_ready(true);
         }
     }
@@ -197,6 +305,52 @@ fn open_broadcast(
     Ok(Some(Broadcast { consumer, ends }))
 }
 
+/// The reader of the stage's changelog `topic`, after checking that it can
+/// hold the state of every partition of the stage's one input topic.
+fn open_changelog(
+    args: &KafkaArgs,
+    names: &TopicNames,
+    topic: Topic,
+    inputs: &[String],
+    group: &str,
+) -> anyhow::Result<ChangelogReader> {
+    let [input] = inputs else {
+        anyhow::bail!("internal: a stage with a changelog reads exactly one topic");
+    };
+    let mut cfg = args.client_config(BROADCAST_DEFAULTS)?;
+    cfg.set("group.id", format!("{group}.restore"));
+    let consumer: BaseConsumer = create(&cfg, "changelog consumer")?;
+    let name = names.name(topic);
+    let count = |t: &str| -> anyhow::Result<usize> {
+        let md = consumer
+            .fetch_metadata(Some(t), METADATA_TIMEOUT)
+            .with_context(|| format!("cannot read the metadata of {t}"))?;
+        Ok(md
+            .topics()
+            .iter()
+            .filter(|m| m.name() == t && m.error().is_none())
+            .map(|m| m.partitions().len())
+            .sum())
+    };
+    let (have, need) = (count(name)?, count(input)?);
+    if have == 0 {
+        anyhow::bail!(
+            "the changelog topic {name} does not exist: create it compacted with as many partitions as {input} (deploy/create-topics.sh does), or run without a changelog (--no-changelog)"
+        );
+    }
+    if have < need {
+        anyhow::bail!(
+            "the changelog topic {name} has {have} partition(s), {input} has {need}: each customer's state goes to the partition numbered like their input partition, so recreate {name} with {need}"
+        );
+    }
+    Ok(ChangelogReader {
+        consumer,
+        topic: name.to_owned(),
+        input: input.clone(),
+        owned: Mutex::new(BTreeSet::new()),
+    })
+}
+
 /// The stage's view of a consumed record.
 fn input_of<'a>(names: &TopicNames, msg: &'a BorrowedMessage<'a>) -> Option<InputRecord<'a>> {
     let Some(topic) = names.role(msg.topic()) else {
@@ -250,6 +404,7 @@ pub async fn run_stage<S: Stage + 'static>(
         .collect();
     let broadcast_topics = stage.broadcast_inputs();
     let flush_interval = stage.flush_interval();
+    let changelog_topic = stage.changelog();
     let producer: FutureProducer = create(&args.client_config(PRODUCER_DEFAULTS)?, "producer")?;
     let tracker = Arc::new(AckTracker::new(names.clone()));
     let board = Arc::new(MetricsBoard::default());
@@ -267,6 +422,10 @@ pub async fn run_stage<S: Stage + 'static>(
     {
         consumer_config.set("group.id", &group);
     }
+    let changelog = match changelog_topic {
+        Some(topic) => Some(open_changelog(args, &names, topic, &inputs, &group)?),
+        None => None,
+    };
     let consumer: StreamConsumer<StageContext<S>> = consumer_config
         .create_with_context(StageContext {
             stage: Arc::clone(&stage),
@@ -276,6 +435,8 @@ pub async fn run_stage<S: Stage + 'static>(
             revocations: AtomicU64::new(0),
             board: Arc::clone(&board),
             lag: Mutex::new(BTreeMap::new()),
+            changelog,
+            failure: Mutex::new(None),
         })
         .context("cannot create the Kafka consumer: check --brokers and every -X setting")?;
     let ctx = consumer.context();
@@ -386,6 +547,9 @@ pub async fn run_stage<S: Stage + 'static>(
                 }
             }
             received = consumer.recv() => {
+                if let Some(e) = lock(&ctx.failure).take() {
+                    return Err(e);
+                }
                 let msg = match received {
                     Ok(m) => m,
                     Err(e) => {

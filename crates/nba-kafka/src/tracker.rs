@@ -195,12 +195,12 @@ impl AckTracker {
         lock(&self.queue).entries.len()
     }
 
-    /// Makes `delivery` (a flush of the stage's in-memory state) the condition
-    /// for every held record: it is attached to the first of them, and records
-    /// are stored in order, so none is stored before it is acknowledged. With no
-    /// record held it is tracked on its own.
-    pub(crate) fn cover_held(&self, delivery: DeliveryFuture, mut sent: Sent) {
-        sent.covers_held = true;
+    /// Makes `deliveries` (a flush of the stage's in-memory state, all of it)
+    /// the condition for every held record: they are attached to the first of
+    /// them, and records are stored in order, so none is stored before all are
+    /// acknowledged. With no record held each is tracked on its own; an empty
+    /// flush (nothing was left in memory) releases the held records.
+    pub(crate) fn cover_held(&self, deliveries: Vec<(DeliveryFuture, Sent)>) {
         let first = {
             let mut q = lock(&self.queue);
             let first_seq = q.first_seq;
@@ -209,16 +209,23 @@ impl AckTracker {
                 if e.pending.held {
                     e.pending.held = false;
                     if first.is_none() {
-                        e.remaining += 1;
                         first = Some(first_seq + i as u64);
                     }
                 }
             }
+            if let Some(seq) = first
+                && let Some(e) = q.get_mut(seq)
+            {
+                e.remaining += deliveries.len();
+            }
             first
         };
-        match first {
-            Some(seq) => self.watch(seq, delivery, sent),
-            None => self.push_unowned(delivery, sent),
+        for (delivery, mut sent) in deliveries {
+            sent.covers_held = true;
+            match first {
+                Some(seq) => self.watch(seq, delivery, sent),
+                None => self.push_unowned(delivery, sent),
+            }
         }
     }
 

@@ -32,7 +32,8 @@ fn raw(key: String, payload: Vec<u8>, t: Option<i64>) -> OutputRecord {
     OutputRecord {
         topic: Topic::InteractionsRaw,
         key: key.into_bytes(),
-        payload,
+        payload: Some(payload),
+        partition: None,
         headers: Vec::new(),
         timestamp: t,
     }
@@ -252,7 +253,8 @@ async fn two_model_updaters_learn_as_one_through_the_model_topic() {
         OutputRecord {
             topic: Topic::DecisionRequests,
             key: r.customer_id.clone().into_bytes(),
-            payload: nba_schema::encode(&r).expect("encodes"),
+            payload: Some(nba_schema::encode(&r).expect("encodes")),
+            partition: None,
             headers: Vec::new(),
             timestamp: Some(r.timestamp),
         }

@@ -268,7 +268,8 @@ mod tests {
             }
             for r in tap.drain(..) {
                 if r.topic == Topic::NextBestActions {
-                    let nba: NextBestAction = decode(&r.payload).expect("an NBA");
+                    let nba: NextBestAction =
+                        decode(r.payload.as_deref().unwrap_or_default()).expect("an NBA");
                     // Closed loop: the simulated customer may click later, so
                     // the log holds rewards.
                     sim.respond(&nba);

@@ -27,7 +27,8 @@ impl DeadLetter {
         OutputRecord {
             topic: Topic::DeadLetter,
             key: input.key.unwrap_or_default().to_vec(),
-            payload: input.payload.unwrap_or_default().to_vec(),
+            payload: input.payload.map(<[u8]>::to_vec),
+            partition: None,
             headers: vec![
                 (headers::REASON, reason.as_bytes().to_vec()),
                 (headers::STAGE, stage.as_bytes().to_vec()),

@@ -131,12 +131,16 @@ pub fn run_demo_observed(
             match record.topic {
                 Topic::Rewards => rewards += 1,
                 Topic::DecisionRequests => {
-                    if let Ok(r) = decode::<DecisionRequest>(&record.payload) {
+                    if let Ok(r) =
+                        decode::<DecisionRequest>(record.payload.as_deref().unwrap_or_default())
+                    {
                         requests.insert(r.decision_id.clone(), r);
                     }
                 }
                 Topic::NextBestActions => {
-                    let Ok(nba) = decode::<NextBestAction>(&record.payload) else {
+                    let Ok(nba) =
+                        decode::<NextBestAction>(record.payload.as_deref().unwrap_or_default())
+                    else {
                         continue;
                     };
                     let Some(req) = requests.remove(&nba.decision_id) else {

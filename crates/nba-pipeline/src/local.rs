@@ -87,7 +87,7 @@ impl LocalPipeline {
                 partition: 0,
                 offset,
                 key: Some(&record.key),
-                payload: Some(&record.payload),
+                payload: record.payload.as_deref(),
             };
             match record.topic {
                 Topic::Interactions => self.aggregator.process(&input, &mut self.scratch),
@@ -97,7 +97,8 @@ impl LocalPipeline {
                 Topic::InteractionsRaw
                 | Topic::NextBestActions
                 | Topic::DeadLetter
-                | Topic::ModelDeltas => {}
+                | Topic::ModelDeltas
+                | Topic::CustomerState => {}
             }
             self.work.extend(self.scratch.drain(..));
             tap.push(record);

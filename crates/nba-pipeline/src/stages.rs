@@ -3,9 +3,9 @@
 use std::time::{Duration, Instant};
 
 use nba_core::{
-    AggregatorConfig, DecisionRequest, EventTime, FeatureAggregator, Intake, IntakeConfig,
-    IntakeOutcome, Interaction, ModelDelta, ModelUpdater, Reward, UpdaterConfig, UpdaterInput,
-    UpdaterStats,
+    AggregatorConfig, CustomerSnapshot, DecisionRequest, EventTime, FeatureAggregator,
+    InputPosition, Intake, IntakeConfig, IntakeOutcome, Interaction, ModelDelta, ModelUpdater,
+    Reward, UpdaterConfig, UpdaterInput, UpdaterStats,
 };
 use nba_metrics::{LatencyHistogram, StageLatencies, Step};
 use nba_schema::{AvroRecord, CodecError, decode, encode};
@@ -59,6 +59,31 @@ pub trait Stage: Send {
     /// [`Stage::flush`] is acknowledged, so a crash loses none of them.
     fn holds_unflushed(&self) -> bool {
         false
+    }
+
+    /// The compacted topic the stage keeps its per-partition state in, if any:
+    /// [`Stage::flush`] writes each change to the partition numbered like the
+    /// input partition it came from, and the runner gives it back through
+    /// [`Stage::restore`] when the group assigns that partition.
+    fn changelog(&self) -> Option<Topic> {
+        None
+    }
+
+    /// Takes back one record of the changelog's partition `record.partition`,
+    /// whose input partition the group will read again from `resume_at`; an
+    /// error says why the record could not be taken (the restore goes on).
+    fn restore(&mut self, _record: &InputRecord<'_>, _resume_at: i64) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Forgets the state of input partition `partition` (taken away in a
+    /// rebalance).
+    fn release(&mut self, _partition: i32) {}
+
+    /// The offset after the newest record processed from input partition
+    /// `partition`, if any: where this instance would go on reading it.
+    fn resume_point(&self, _partition: i32) -> Option<i64> {
+        None
     }
 
     /// Counters so far.
@@ -137,7 +162,8 @@ impl Books {
                 out.push(OutputRecord {
                     topic,
                     key: customer_id.as_bytes().to_vec(),
-                    payload,
+                    payload: Some(payload),
+                    partition: None,
                     headers: Vec::new(),
                     timestamp: Some(timestamp),
                 });
@@ -223,11 +249,15 @@ impl Stage for ConsumerStage {
     }
 }
 
-/// The feature-aggregator stage: interactions in; decision requests and rewards out.
+/// The feature-aggregator stage: interactions in; decision requests and rewards
+/// out; with [`AggregatorStage::with_changelog`], every changed customer's state
+/// to the changelog topic.
 #[derive(Debug)]
 pub struct AggregatorStage {
     aggregator: FeatureAggregator,
     books: Books,
+    changelog_every: Option<Duration>,
+    not_restored: u64,
 }
 
 impl AggregatorStage {
@@ -239,7 +269,18 @@ impl AggregatorStage {
         Ok(Self {
             aggregator: FeatureAggregator::new(cfg)?,
             books: Books::new(Self::NAME),
+            changelog_every: None,
+            not_restored: 0,
         })
+    }
+
+    /// Writes each changed customer's state to [`Topic::CustomerState`] this
+    /// often (at most once per customer per interval), and restores from it.
+    /// Inputs stay uncommitted until the states they changed are acknowledged.
+    pub fn with_changelog(mut self, every: Duration) -> Self {
+        self.aggregator = std::mem::take(&mut self.aggregator).tracking_changes();
+        self.changelog_every = Some(every);
+        self
     }
 
     /// The engine inside.
@@ -254,6 +295,8 @@ impl Default for AggregatorStage {
         Self {
             aggregator: FeatureAggregator::default(),
             books: Books::new(Self::NAME),
+            changelog_every: None,
+            not_restored: 0,
         }
     }
 }
@@ -276,9 +319,13 @@ impl Stage for AggregatorStage {
         {
             Ok(i) => {
                 let aggregator = &mut self.aggregator;
+                let at = InputPosition {
+                    partition: u32::try_from(input.partition).unwrap_or(0),
+                    offset: input.offset,
+                };
                 let o = self
                     .books
-                    .timed(Step::FeatureUpdate, || aggregator.apply(&i));
+                    .timed(Step::FeatureUpdate, || aggregator.apply_at(&i, at));
                 if let Some(r) = &o.request {
                     self.books.emit(
                         input,
@@ -326,7 +373,88 @@ impl Stage for AggregatorStage {
                 "Customers erased: every feature and the consent flag deleted.",
                 a.erasures(),
             ),
+            (
+                "nba_customer_states_restored_total",
+                "Customer states read back from the changelog topic on assignment.",
+                a.restored(),
+            ),
+            (
+                "nba_customer_states_not_restored_total",
+                "Changelog records that could not be restored (undecodable, or written under another feature layout): those customers start again from nothing.",
+                self.not_restored,
+            ),
+            (
+                "nba_redelivered_interactions_skipped_total",
+                "Interactions delivered again after a restart that the restored state already included: not counted twice.",
+                a.redelivered_skipped(),
+            ),
         ]
+    }
+
+    fn changelog(&self) -> Option<Topic> {
+        self.changelog_every.map(|_| Topic::CustomerState)
+    }
+
+    fn flush(&mut self, out: &mut Vec<OutputRecord>) {
+        for change in self.aggregator.take_changes() {
+            let payload = match change.state.as_ref().map(encode).transpose() {
+                Ok(p) => p,
+                // Only a schema/code mismatch can cause this; the contract tests
+                // rule it out.
+                Err(e) => {
+                    tracing::error!("cannot encode the state of {}: {e}", change.customer_id);
+                    continue;
+                }
+            };
+            out.push(OutputRecord {
+                topic: Topic::CustomerState,
+                timestamp: change.state.as_ref().and_then(|s| s.last_event),
+                key: change.customer_id.into_bytes(),
+                payload,
+                partition: i32::try_from(change.partition).ok(),
+                headers: Vec::new(),
+            });
+        }
+    }
+
+    fn flush_interval(&self) -> Option<Duration> {
+        self.changelog_every
+    }
+
+    fn holds_unflushed(&self) -> bool {
+        self.aggregator.has_changes()
+    }
+
+    fn restore(&mut self, record: &InputRecord<'_>, resume_at: i64) -> Result<(), String> {
+        let restored = (|| {
+            let partition = u32::try_from(record.partition)
+                .map_err(|_| format!("partition {} is not a partition", record.partition))?;
+            let customer = std::str::from_utf8(record.key.unwrap_or_default())
+                .map_err(|_| "the key is not a UTF-8 customer id".to_owned())?;
+            let state = record
+                .payload
+                .map(decode::<CustomerSnapshot>)
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            self.aggregator
+                .restore(partition, customer, state.as_ref(), resume_at)
+        })();
+        if restored.is_err() {
+            self.not_restored += 1;
+        }
+        restored
+    }
+
+    fn release(&mut self, partition: i32) {
+        if let Ok(p) = u32::try_from(partition) {
+            self.aggregator.release(p);
+        }
+    }
+
+    fn resume_point(&self, partition: i32) -> Option<i64> {
+        u32::try_from(partition)
+            .ok()
+            .and_then(|p| self.aggregator.resume_point(p))
     }
 
     fn latencies(&self) -> &StageLatencies {
@@ -421,7 +549,8 @@ impl Stage for UpdaterStage {
                 Ok(payload) => out.push(OutputRecord {
                     topic: Topic::ModelDeltas,
                     key: delta.instance_id.into_bytes(),
-                    payload,
+                    payload: Some(payload),
+                    partition: None,
                     headers: Vec::new(),
                     timestamp: Some(delta.timestamp),
                 }),

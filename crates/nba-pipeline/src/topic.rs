@@ -21,11 +21,13 @@ pub enum Topic {
     DeadLetter,
     /// What each model-updater instance learned, for the others.
     ModelDeltas,
+    /// The feature-aggregator's changelog: each customer's state, compacted.
+    CustomerState,
 }
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 7] = [
+    pub const ALL: [Topic; 8] = [
         Topic::InteractionsRaw,
         Topic::Interactions,
         Topic::DecisionRequests,
@@ -33,6 +35,7 @@ impl Topic {
         Topic::NextBestActions,
         Topic::DeadLetter,
         Topic::ModelDeltas,
+        Topic::CustomerState,
     ];
 
     /// The name used unless configured otherwise.
@@ -45,6 +48,7 @@ impl Topic {
             Topic::NextBestActions => "nba.next-best-actions",
             Topic::DeadLetter => "nba.dlq",
             Topic::ModelDeltas => "nba.model-deltas",
+            Topic::CustomerState => "nba.customer-state",
         }
     }
 }
@@ -114,8 +118,10 @@ pub struct OutputRecord {
     pub topic: Topic,
     /// Record key (the customer id for every nba topic).
     pub key: Vec<u8>,
-    /// Record value.
-    pub payload: Vec<u8>,
+    /// Record value; `None` is a tombstone (on a compacted topic: forget the key).
+    pub payload: Option<Vec<u8>>,
+    /// The partition to write to; `None`: by the key's hash, as every client does.
+    pub partition: Option<i32>,
     /// Record headers.
     pub headers: Vec<(&'static str, Vec<u8>)>,
     /// Record timestamp: the event time it derives from, when known.

@@ -12,6 +12,7 @@
 //! | 3 | `nba.NextBestAction` | `nba.next-best-actions` |
 //! | 4 | `nba.Reward` | `nba.rewards` |
 //! | 5 | `nba.ModelDelta` | `nba.model-deltas` |
+//! | 6 | `nba.CustomerState` | `nba.customer-state` (the feature-aggregator's changelog) |
 //!
 //! Decoding also accepts a raw datum with no framing, so that any Avro producer
 //! can feed nba.
@@ -25,7 +26,9 @@ use std::sync::OnceLock;
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
-use nba_core::{DecisionRequest, Interaction, ModelDelta, NextBestAction, Reward};
+use nba_core::{
+    CustomerSnapshot, DecisionRequest, Interaction, ModelDelta, NextBestAction, Reward,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -42,16 +45,19 @@ pub enum SchemaKind {
     Reward,
     /// `schemas/model_delta.avsc`.
     ModelDelta,
+    /// `schemas/customer_state.avsc`.
+    CustomerState,
 }
 
 impl SchemaKind {
     /// Every kind.
-    pub const ALL: [SchemaKind; 5] = [
+    pub const ALL: [SchemaKind; 6] = [
         SchemaKind::Interaction,
         SchemaKind::DecisionRequest,
         SchemaKind::NextBestAction,
         SchemaKind::Reward,
         SchemaKind::ModelDelta,
+        SchemaKind::CustomerState,
     ];
 
     /// The schema id written in the Confluent frame.
@@ -62,6 +68,7 @@ impl SchemaKind {
             SchemaKind::NextBestAction => 3,
             SchemaKind::Reward => 4,
             SchemaKind::ModelDelta => 5,
+            SchemaKind::CustomerState => 6,
         }
     }
 
@@ -73,6 +80,7 @@ impl SchemaKind {
             SchemaKind::NextBestAction => "nba.NextBestAction",
             SchemaKind::Reward => "nba.Reward",
             SchemaKind::ModelDelta => "nba.ModelDelta",
+            SchemaKind::CustomerState => "nba.CustomerState",
         }
     }
 
@@ -88,6 +96,7 @@ impl SchemaKind {
             }
             SchemaKind::Reward => include_str!("../../../schemas/reward.avsc"),
             SchemaKind::ModelDelta => include_str!("../../../schemas/model_delta.avsc"),
+            SchemaKind::CustomerState => include_str!("../../../schemas/customer_state.avsc"),
         }
     }
 
@@ -99,6 +108,7 @@ impl SchemaKind {
             SchemaKind::NextBestAction => "next_best_action.avsc",
             SchemaKind::Reward => "reward.avsc",
             SchemaKind::ModelDelta => "model_delta.avsc",
+            SchemaKind::CustomerState => "customer_state.avsc",
         }
     }
 
@@ -176,6 +186,9 @@ impl AvroRecord for Reward {
 }
 impl AvroRecord for ModelDelta {
     const KIND: SchemaKind = SchemaKind::ModelDelta;
+}
+impl AvroRecord for CustomerSnapshot {
+    const KIND: SchemaKind = SchemaKind::CustomerState;
 }
 
 /// Why bytes could not be turned into a record, or a record into bytes.

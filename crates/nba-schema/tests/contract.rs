@@ -5,7 +5,8 @@
 use apache_avro::Schema;
 use apache_avro::schema::RecordSchema;
 use nba_core::{
-    Channel, DecisionRequest, DeltaEntry, Interaction, ModelDelta, NextBestAction, Reward,
+    Channel, CustomerSnapshot, DecisionRequest, DeltaEntry, Interaction, ModelDelta,
+    NextBestAction, Reward,
 };
 use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode};
 
@@ -81,6 +82,15 @@ fn model_delta() -> ModelDelta {
     }
 }
 
+fn customer_state() -> CustomerSnapshot {
+    let mut agg = nba_core::FeatureAggregator::default().tracking_changes();
+    let mut purchase = interaction();
+    purchase.event_type = "purchase".into();
+    agg.apply(&purchase);
+    let change = agg.take_changes().pop().expect("one change");
+    change.state.expect("a state")
+}
+
 fn field_names(kind: SchemaKind) -> Vec<String> {
     let Schema::Record(RecordSchema { fields, .. }) = kind.schema() else {
         panic!("{} is not a record", kind.full_name())
@@ -123,6 +133,14 @@ fn every_record_round_trips_through_its_schema() {
     round_trip(nba());
     round_trip(reward());
     round_trip(model_delta());
+    round_trip(customer_state());
+    round_trip(CustomerSnapshot {
+        opted_out: true,
+        last_event: None,
+        last_purchase: None,
+        counters: Vec::new(),
+        ..customer_state()
+    });
 }
 
 #[test]

@@ -23,9 +23,11 @@
 
 mod context;
 mod duration;
+mod snapshot;
 
 pub use context::{ContextFeature, ContextSpec, DEFAULT_CONTEXT};
 pub use duration::{format_duration_ms, parse_duration_ms};
+pub use snapshot::CustomerSnapshot;
 
 use rustc_hash::FxHashMap;
 
@@ -370,17 +372,19 @@ fn shares(counts: &[f64], x: &mut Vec<f64>) {
     );
 }
 
-/// All customers' state, keyed by customer id.
+/// All customers' state, keyed by customer id, in one map per shard.
 ///
-/// One map owned by one aggregator: each customer's events arrive in order
-/// through the one partition that owns the customer. Fx hashing: customer ids
-/// come from the business's own systems, not from strangers.
+/// A shard is the input partition a customer's events arrive through (0 when
+/// there is one stream, as in a backtest): each customer's events then arrive
+/// in order, and the customers of a partition taken away in a rebalance go at
+/// once ([`CustomerStore::release`]). Fx hashing: customer ids come from the
+/// business's own systems, not from strangers.
 #[derive(Debug)]
 pub struct CustomerStore {
     layout: FeatureLayout,
     // Boxed: the table keeps free slots, and a free slot then costs 8 bytes,
     // not the state's size (measured: 264 → see BENCHMARKS.md).
-    customers: FxHashMap<Box<str>, Box<CustomerState>>,
+    shards: Vec<FxHashMap<Box<str>, Box<CustomerState>>>,
 }
 
 impl CustomerStore {
@@ -388,7 +392,7 @@ impl CustomerStore {
     pub fn new(layout: FeatureLayout) -> Self {
         Self {
             layout,
-            customers: FxHashMap::default(),
+            shards: Vec::new(),
         }
     }
 
@@ -397,42 +401,80 @@ impl CustomerStore {
         &self.layout
     }
 
-    /// Runs `f` on the customer's state, creating it if new.
+    /// Runs `f` on the customer's state in `shard`, creating it if new.
     pub fn with_customer<R>(
         &mut self,
+        shard: u32,
         customer_id: &str,
         f: impl FnOnce(&FeatureLayout, &mut CustomerState) -> R,
     ) -> R {
-        let layout = &self.layout;
-        if let Some(s) = self.customers.get_mut(customer_id) {
+        let Self { layout, shards } = self;
+        let map = shard_mut(shards, shard);
+        if let Some(s) = map.get_mut(customer_id) {
             return f(layout, s);
         }
-        let s = self
-            .customers
+        let s = map
             .entry(customer_id.into())
             .or_insert_with(|| Box::new(CustomerState::new(layout)));
         f(layout, s)
     }
 
-    /// The customer's state, if held.
+    /// The customer's state, if held (in any shard).
     pub fn get(&self, customer_id: &str) -> Option<&CustomerState> {
-        self.customers.get(customer_id).map(|s| &**s)
+        self.shards
+            .iter()
+            .find_map(|m| m.get(customer_id))
+            .map(|s| &**s)
+    }
+
+    /// The customer's state in `shard`, if held there.
+    pub fn get_in(&self, shard: u32, customer_id: &str) -> Option<&CustomerState> {
+        self.shards
+            .get(shard as usize)
+            .and_then(|m| m.get(customer_id))
+            .map(|s| &**s)
+    }
+
+    /// Puts `state` in place of whatever the customer had in `shard`.
+    pub fn insert(&mut self, shard: u32, customer_id: &str, state: CustomerState) {
+        shard_mut(&mut self.shards, shard).insert(customer_id.into(), Box::new(state));
     }
 
     /// Forgets the customer; true if they were held.
-    pub fn remove(&mut self, customer_id: &str) -> bool {
-        self.customers.remove(customer_id).is_some()
+    pub fn remove(&mut self, shard: u32, customer_id: &str) -> bool {
+        self.shards
+            .get_mut(shard as usize)
+            .is_some_and(|m| m.remove(customer_id).is_some())
+    }
+
+    /// Forgets every customer of `shard`; returns how many there were.
+    pub fn release(&mut self, shard: u32) -> usize {
+        self.shards
+            .get_mut(shard as usize)
+            .map_or(0, |m| std::mem::take(m).len())
     }
 
     /// Number of customers held.
     pub fn len(&self) -> usize {
-        self.customers.len()
+        self.shards.iter().map(FxHashMap::len).sum()
     }
 
     /// True if no customer is held.
     pub fn is_empty(&self) -> bool {
-        self.customers.is_empty()
+        self.shards.iter().all(FxHashMap::is_empty)
     }
+}
+
+/// The map of `shard`, added (with any below it) if new.
+fn shard_mut<V>(
+    shards: &mut Vec<FxHashMap<Box<str>, V>>,
+    shard: u32,
+) -> &mut FxHashMap<Box<str>, V> {
+    let i = shard as usize;
+    if shards.len() <= i {
+        shards.resize_with(i + 1, FxHashMap::default);
+    }
+    &mut shards[i]
 }
 
 #[cfg(test)]

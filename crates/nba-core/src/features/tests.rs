@@ -195,7 +195,7 @@ fn bad_feature_settings_are_explained() {
 fn the_store_keeps_one_state_per_customer() {
     let mut store = CustomerStore::new(FeatureLayout::default());
     for c in ["a", "b", "a"] {
-        store.with_customer(c, |layout, s| {
+        store.with_customer(0, c, |layout, s| {
             s.record(layout, &event(0, "page_view", None, None))
         });
     }
