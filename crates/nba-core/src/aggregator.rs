@@ -4,8 +4,8 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::{
-    ActionCatalog, ContactPolicyConfig, Counted, CustomerSnapshot, CustomerState, CustomerStore,
-    DecisionRequest, Eligibility, FeatureConfig, FeatureLayout, Interaction, Reward,
+    ActionCatalog, ContactPolicyConfig, Counted, CustomerErasure, CustomerSnapshot, CustomerState,
+    CustomerStore, DecisionRequest, Eligibility, FeatureConfig, FeatureLayout, Interaction, Reward,
 };
 
 /// Settings of [`FeatureAggregator`].
@@ -82,6 +82,8 @@ pub struct AggregatorOutput {
     pub request: Option<DecisionRequest>,
     /// A reward, if the interaction was an outcome of a shown action.
     pub reward: Option<Reward>,
+    /// The erasure to pass on, if the interaction erased its customer.
+    pub erasure: Option<CustomerErasure>,
 }
 
 /// Where an interaction was read: its input partition and its offset there.
@@ -261,7 +263,15 @@ impl FeatureAggregator {
                 books.opted_out.remove(customer);
                 self.erasures += 1;
             }
-            return AggregatorOutput::default();
+            // Passed on again when redelivered: forgetting twice is harmless.
+            return AggregatorOutput {
+                erasure: Some(CustomerErasure {
+                    event_id: i.event_id.clone(),
+                    customer_id: i.customer_id.clone(),
+                    timestamp: i.timestamp,
+                }),
+                ..AggregatorOutput::default()
+            };
         }
         if consent.opt_out.contains(&i.event_type) {
             if !included {

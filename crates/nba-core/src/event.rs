@@ -181,6 +181,20 @@ pub struct NextBestAction {
     pub channel: Option<Channel>,
 }
 
+/// A customer to forget (`schemas/customer_erasure.avsc`): the feature-aggregator
+/// sends it after an erasure event, on the decision-request topic (keyed by the
+/// customer, so after their requests), for the model-updater to delete what it
+/// keeps of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerErasure {
+    /// The erasure event's id.
+    pub event_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// Event time of the erasure.
+    pub timestamp: EventTime,
+}
+
 /// An outcome attributed to a shown action (`schemas/reward.avsc`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reward {

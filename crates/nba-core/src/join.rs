@@ -28,6 +28,9 @@ impl Default for JoinConfig {
 /// A decision waiting for its outcome: what the model needs to learn from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingDecision {
+    /// The customer it was for (so that an erasure finds it).
+    #[serde(default)]
+    pub customer_id: String,
     /// The action shown.
     pub action_id: String,
     /// The context it was chosen in.
@@ -127,6 +130,24 @@ impl AttributionJoin {
         closed
     }
 
+    /// Closes every open decision of `customer` (an erasure), oldest deadline
+    /// first.
+    pub fn close_customer(&mut self, customer: &str) -> Vec<(String, PendingDecision)> {
+        let mut ids: Vec<(EventTime, String)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.customer_id == customer)
+            .map(|(id, p)| (p.decided_at + self.cfg.window_ms, id.clone()))
+            .collect();
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|key| {
+                self.deadlines.remove(&key);
+                self.pending.remove(&key.1).map(|p| (key.1, p))
+            })
+            .collect()
+    }
+
     /// Closes every open decision, oldest deadline first (end of a replay).
     pub fn drain(&mut self) -> Vec<(String, PendingDecision)> {
         self.expire(EventTime::MAX)
@@ -139,6 +160,7 @@ mod tests {
 
     fn pending(at: EventTime) -> PendingDecision {
         PendingDecision {
+            customer_id: "c".into(),
             action_id: "a".into(),
             context: vec![1.0],
             decided_at: at,

@@ -41,7 +41,8 @@ pub use contact::{
     BudgetConfig, CapConfig, CapScope, ContactGuard, ContactPolicyConfig, Eligibility, GuardStats,
 };
 pub use event::{
-    CATEGORIES, Channel, DecisionRequest, EventKind, EventTime, Interaction, NextBestAction, Reward,
+    CATEGORIES, Channel, CustomerErasure, DecisionRequest, EventKind, EventTime, Interaction,
+    NextBestAction, Reward,
 };
 pub use features::{
     CONTEXT_DIM, ContextFeature, ContextSpec, Counted, CustomerSnapshot, CustomerState,

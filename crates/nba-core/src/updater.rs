@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::contact::GuardSnapshot;
 use crate::versioned::FormatTag;
 use crate::{
-    AttributionJoin, BanditConfig, ContactGuard, DecisionRequest, EventTime, JoinConfig,
-    LinearBandit, ModelDelta, NextBestAction, PendingDecision, Rejection, Reward, SeenDeltas,
+    AttributionJoin, BanditConfig, ContactGuard, CustomerErasure, DecisionRequest, EventTime,
+    JoinConfig, LinearBandit, ModelDelta, NextBestAction, PendingDecision, Rejection, Reward,
+    SeenDeltas,
 };
 
 /// Settings of [`ModelUpdater`].
@@ -48,6 +49,9 @@ pub enum UpdaterInput {
     Request(DecisionRequest),
     /// Learn.
     Reward(Reward),
+    /// Forget a customer: their contact history goes, and their open decisions
+    /// close now with the default reward.
+    Erasure(CustomerErasure),
 }
 
 /// What the model-updater has done so far.
@@ -65,6 +69,9 @@ pub struct UpdaterStats {
     pub deltas_published: u64,
     /// Other instances' model deltas merged into this model.
     pub deltas_merged: u64,
+    /// Customers erased (contact history and open decisions deleted).
+    #[serde(default)]
+    pub erasures: u64,
 }
 
 /// This instance's side of the model exchange.
@@ -166,6 +173,13 @@ impl ModelUpdater {
         match input {
             UpdaterInput::Request(r) => self.decide(r),
             UpdaterInput::Reward(r) => self.learn(r).map(|()| None),
+            UpdaterInput::Erasure(e) => {
+                self.contacts.forget(&e.customer_id);
+                let closed = self.join.close_customer(&e.customer_id);
+                self.learn_defaults(closed);
+                self.stats.erasures += 1;
+                Ok(None)
+            }
         }
     }
 
@@ -373,6 +387,7 @@ impl ModelUpdater {
         let first_time = self.join.open(
             &r.decision_id,
             PendingDecision {
+                customer_id: r.customer_id.clone(),
                 action_id: action_id.clone(),
                 context: r.context.clone(),
                 decided_at: r.timestamp,
@@ -735,5 +750,43 @@ mod tests {
                 .expect("decided");
             assert_eq!(next.action_id, first.action_id, "the dismissed one rests");
         }
+    }
+
+    /// An erasure deletes the customer's contact history and closes their open
+    /// decisions with the default reward: nothing of them stays in memory, and
+    /// their next request is decided as a stranger's.
+    #[test]
+    fn an_erasure_forgets_the_customer() {
+        let policy: crate::ContactPolicyConfig =
+            serde_json::from_str(r#"{"cap": [{"scope": "overall", "max": 1, "per": "24h"}]}"#)
+                .expect("a policy");
+        let mut u = ModelUpdater::new(UpdaterConfig {
+            contacts: ContactGuard::new(&policy, &crate::ActionCatalog::default()).expect("valid"),
+            ..UpdaterConfig::default()
+        });
+        u.apply(&request("d1", 0)).expect("valid");
+        let capped = u
+            .apply(&request("d2", 1_000))
+            .expect("valid")
+            .expect("answered");
+        assert_eq!(capped.policy, NO_ACTION_POLICY);
+        assert_eq!((u.contacts().customers(), u.open_decisions()), (1, 1));
+
+        let erased = u
+            .apply(&UpdaterInput::Erasure(CustomerErasure {
+                event_id: "e9".into(),
+                customer_id: "c".into(),
+                timestamp: 2_000,
+            }))
+            .expect("applied");
+        assert_eq!(erased, None);
+        assert_eq!((u.contacts().customers(), u.open_decisions()), (0, 0));
+        let stats = u.stats();
+        assert_eq!((stats.erasures, stats.rewards_defaulted), (1, 1));
+        let again = u
+            .apply(&request("d3", 3_000))
+            .expect("valid")
+            .expect("decided");
+        assert_ne!(again.policy, NO_ACTION_POLICY, "no history left to cap");
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use nba_core::{AggregatorConfig, DecisionRequest, Interaction, NextBestAction, Reward};
 use nba_pipeline::{Topic, dlq_headers};
-use nba_schema::decode;
+use nba_schema::{SchemaKind, decode, schema_id};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message};
 use serde::Serialize;
@@ -28,6 +28,8 @@ pub struct AuditReport {
     pub outcomes: u64,
     /// Decision requests.
     pub decision_requests: u64,
+    /// Erasures passed to the model-updater (on the decision-request topic).
+    pub erasures: u64,
     /// Next-best-actions.
     pub next_best_actions: u64,
     /// Rewards.
@@ -112,6 +114,11 @@ pub fn audit(
         StartAt::Beginning,
         None,
         |m| {
+            let payload = m.payload().unwrap_or_default();
+            if schema_id(payload) == Some(SchemaKind::CustomerErasure.id()) {
+                r.erasures += 1;
+                return;
+            }
             r.decision_requests += 1;
             if let Some(Ok(q)) = m.payload().map(decode::<DecisionRequest>) {
                 *requests.entry(q.decision_id).or_default() += 1;

@@ -210,6 +210,11 @@ fn run_engines(
                 dead_lettered += 1;
             }
         }
+        if let Some(erasure) = out.erasure {
+            if updater.apply(&UpdaterInput::Erasure(erasure)).is_err() {
+                dead_lettered += 1;
+            }
+        }
     }
     updater.finish();
     let elapsed_s = started.elapsed().as_secs_f64();

@@ -3,12 +3,12 @@
 use std::time::{Duration, Instant};
 
 use nba_core::{
-    AggregatorConfig, CustomerSnapshot, DecisionRequest, EventTime, FeatureAggregator,
-    InputPosition, Intake, IntakeConfig, IntakeOutcome, Interaction, ModelDelta, ModelUpdater,
-    Reward, UpdaterConfig, UpdaterInput, UpdaterStats,
+    AggregatorConfig, CustomerErasure, CustomerSnapshot, DecisionRequest, EventTime,
+    FeatureAggregator, InputPosition, Intake, IntakeConfig, IntakeOutcome, Interaction, ModelDelta,
+    ModelUpdater, Reward, UpdaterConfig, UpdaterInput, UpdaterStats,
 };
 use nba_metrics::{LatencyHistogram, StageLatencies, Step};
-use nba_schema::{AvroRecord, CodecError, decode, encode};
+use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode, schema_id};
 
 use crate::{DeadLetter, InputRecord, OutputRecord, Topic};
 
@@ -340,6 +340,17 @@ impl Stage for AggregatorStage {
                     self.books
                         .emit(input, Topic::Rewards, &r.customer_id, r.timestamp, r, out);
                 }
+                if let Some(e) = &o.erasure {
+                    // Keyed by the customer: it follows their requests.
+                    self.books.emit(
+                        input,
+                        Topic::DecisionRequests,
+                        &e.customer_id,
+                        e.timestamp,
+                        e,
+                        out,
+                    );
+                }
             }
             Err(e) => self.books.reject(input, &e.to_string(), out),
         }
@@ -643,6 +654,17 @@ impl Stage for UpdaterStage {
             return;
         }
         let (decoded, step) = match input.topic {
+            Topic::DecisionRequests
+                if schema_id(input.payload.unwrap_or_default())
+                    == Some(SchemaKind::CustomerErasure.id()) =>
+            {
+                (
+                    self.books.timed(Step::Decode, || {
+                        decode_input::<CustomerErasure>(input).map(UpdaterInput::Erasure)
+                    }),
+                    Step::LearningUpdate,
+                )
+            }
             Topic::DecisionRequests => (
                 self.books.timed(Step::Decode, || {
                     decode_input::<DecisionRequest>(input).map(UpdaterInput::Request)

@@ -13,6 +13,7 @@
 //! | 4 | `nba.Reward` | `nba.rewards` |
 //! | 5 | `nba.ModelDelta` | `nba.model-deltas` |
 //! | 6 | `nba.CustomerState` | `nba.customer-state` (the feature-aggregator's changelog) |
+//! | 7 | `nba.CustomerErasure` | `nba.decision-requests` (besides requests: see [`schema_id`]) |
 //!
 //! Decoding also accepts a raw datum with no framing, so that any Avro producer
 //! can feed nba.
@@ -27,7 +28,8 @@ use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
 use nba_core::{
-    CustomerSnapshot, DecisionRequest, Interaction, ModelDelta, NextBestAction, Reward,
+    CustomerErasure, CustomerSnapshot, DecisionRequest, Interaction, ModelDelta, NextBestAction,
+    Reward,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -47,17 +49,20 @@ pub enum SchemaKind {
     ModelDelta,
     /// `schemas/customer_state.avsc`.
     CustomerState,
+    /// `schemas/customer_erasure.avsc`.
+    CustomerErasure,
 }
 
 impl SchemaKind {
     /// Every kind.
-    pub const ALL: [SchemaKind; 6] = [
+    pub const ALL: [SchemaKind; 7] = [
         SchemaKind::Interaction,
         SchemaKind::DecisionRequest,
         SchemaKind::NextBestAction,
         SchemaKind::Reward,
         SchemaKind::ModelDelta,
         SchemaKind::CustomerState,
+        SchemaKind::CustomerErasure,
     ];
 
     /// The schema id written in the Confluent frame.
@@ -69,6 +74,7 @@ impl SchemaKind {
             SchemaKind::Reward => 4,
             SchemaKind::ModelDelta => 5,
             SchemaKind::CustomerState => 6,
+            SchemaKind::CustomerErasure => 7,
         }
     }
 
@@ -81,6 +87,7 @@ impl SchemaKind {
             SchemaKind::Reward => "nba.Reward",
             SchemaKind::ModelDelta => "nba.ModelDelta",
             SchemaKind::CustomerState => "nba.CustomerState",
+            SchemaKind::CustomerErasure => "nba.CustomerErasure",
         }
     }
 
@@ -97,6 +104,9 @@ impl SchemaKind {
             SchemaKind::Reward => include_str!("../../../schemas/reward.avsc"),
             SchemaKind::ModelDelta => include_str!("../../../schemas/model_delta.avsc"),
             SchemaKind::CustomerState => include_str!("../../../schemas/customer_state.avsc"),
+            SchemaKind::CustomerErasure => {
+                include_str!("../../../schemas/customer_erasure.avsc")
+            }
         }
     }
 
@@ -109,6 +119,7 @@ impl SchemaKind {
             SchemaKind::Reward => "reward.avsc",
             SchemaKind::ModelDelta => "model_delta.avsc",
             SchemaKind::CustomerState => "customer_state.avsc",
+            SchemaKind::CustomerErasure => "customer_erasure.avsc",
         }
     }
 
@@ -190,6 +201,9 @@ impl AvroRecord for ModelDelta {
 impl AvroRecord for CustomerSnapshot {
     const KIND: SchemaKind = SchemaKind::CustomerState;
 }
+impl AvroRecord for CustomerErasure {
+    const KIND: SchemaKind = SchemaKind::CustomerErasure;
+}
 
 /// Why bytes could not be turned into a record, or a record into bytes.
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +255,16 @@ pub fn encode<T: AvroRecord>(record: &T) -> Result<Vec<u8>, CodecError> {
         .write_ser(&mut out, record)
         .map_err(|e| avro_error(kind, e))?;
     Ok(out)
+}
+
+/// The schema id in a Confluent frame, if `bytes` are framed: how a reader of a
+/// topic that carries two schemas (decision requests and erasures) tells
+/// them apart. A raw datum has none.
+pub fn schema_id(bytes: &[u8]) -> Option<u32> {
+    match bytes {
+        [0, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
 }
 
 /// Decodes a Confluent-framed or raw datum of `T`'s schema.

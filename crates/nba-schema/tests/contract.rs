@@ -5,8 +5,8 @@
 use apache_avro::Schema;
 use apache_avro::schema::RecordSchema;
 use nba_core::{
-    Channel, CustomerSnapshot, DecisionRequest, DeltaEntry, Interaction, ModelDelta,
-    NextBestAction, Reward,
+    Channel, CustomerErasure, CustomerSnapshot, DecisionRequest, DeltaEntry, Interaction,
+    ModelDelta, NextBestAction, Reward,
 };
 use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode};
 
@@ -134,6 +134,11 @@ fn every_record_round_trips_through_its_schema() {
     round_trip(reward());
     round_trip(model_delta());
     round_trip(customer_state());
+    round_trip(CustomerErasure {
+        event_id: "e9".into(),
+        customer_id: "c1".into(),
+        timestamp: 1_767_225_600_000,
+    });
     round_trip(CustomerSnapshot {
         opted_out: true,
         last_event: None,

@@ -315,6 +315,13 @@ impl ContactGuard {
         }
     }
 
+    /// Deletes everything kept of `customer` (an erasure).
+    pub fn forget(&mut self, customer: &str) {
+        if self.customers.remove(customer).is_some() {
+            self.expiry.retain(|(_, c)| &**c != customer);
+        }
+    }
+
     /// Notes a response: `event_type` to `action` at `now` (a negative one starts
     /// the cool-down).
     pub fn responded(&mut self, customer: &str, action: &str, event_type: &str, now: EventTime) {
