@@ -49,17 +49,15 @@ fn main() {
     for round in 0..cli.events_per_customer {
         for c in 0..cli.customers {
             let i = Interaction {
-                event_id: format!("e{n}"),
-                customer_id: format!("customer-{c:08}"),
-                timestamp: t0 + (round * 3 + c % 3) as i64 * 3_600_000,
-                channel: Channel::ALL[(c % 5) as usize],
-                event_type: KINDS[((c + round) % 4) as usize].to_owned(),
                 category: Some(CATEGORIES[(c % 4) as usize].to_owned()),
                 amount: (round % 4 == 3).then_some(25.0),
-                decision_id: None,
-                action_id: None,
-                device: None,
-                location: None,
+                ..Interaction::new(
+                    format!("e{n}"),
+                    format!("customer-{c:08}"),
+                    t0 + (round * 3 + c % 3) as i64 * 3_600_000,
+                    Channel::ALL[(c % 5) as usize],
+                    KINDS[((c + round) % 4) as usize].to_owned(),
+                )
             };
             store.with_customer(0, &i.customer_id, |layout, s| s.record(layout, &i));
             n += 1;

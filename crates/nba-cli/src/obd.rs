@@ -397,17 +397,15 @@ fn write_recording(
         let customer = format!("obd-user-{}", imp.user.join("-"));
         let t = imp.timestamp;
         let impression = Interaction {
-            event_id: format!("{id}-impression"),
-            customer_id: customer.clone(),
-            timestamp: t,
-            channel: Channel::Web,
-            event_type: "impression".into(),
-            category: None,
-            amount: None,
             decision_id: Some(id.clone()),
             action_id: Some(imp.item.to_string()),
-            device: None,
-            location: None,
+            ..Interaction::new(
+                format!("{id}-impression"),
+                customer.clone(),
+                t,
+                Channel::Web,
+                "impression",
+            )
         };
         put(
             0,

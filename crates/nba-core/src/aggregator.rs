@@ -5,7 +5,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::{
     ActionCatalog, ContactPolicyConfig, Counted, CustomerErasure, CustomerSnapshot, CustomerState,
-    CustomerStore, DecisionRequest, Eligibility, FeatureConfig, FeatureLayout, Interaction, Reward,
+    CustomerStore, DecisionRequest, Eligibility, FeatureConfig, FeatureLayout, Interaction,
+    LINK_EVENT, Reward,
 };
 
 /// Settings of [`FeatureAggregator`].
@@ -84,6 +85,9 @@ pub struct AggregatorOutput {
     pub reward: Option<Reward>,
     /// The erasure to pass on, if the interaction erased its customer.
     pub erasure: Option<CustomerErasure>,
+    /// An interaction to send on to another customer's partition (keyed by its
+    /// `customer_id`): an alias's event, or a link carrying the alias's state.
+    pub forward: Option<Interaction>,
 }
 
 /// Where an interaction was read: its input partition and its offset there.
@@ -113,6 +117,8 @@ pub struct CustomerChange {
 #[derive(Debug, Default)]
 struct PartitionBooks {
     opted_out: FxHashSet<Box<str>>,
+    /// Aliases linked to a customer: alias → customer.
+    links: FxHashMap<Box<str>, Box<str>>,
     /// Customers changed since the last `take_changes` (only when tracking).
     changed: FxHashSet<Box<str>>,
     /// Offset of the newest interaction applied.
@@ -144,6 +150,21 @@ pub struct FeatureAggregator {
     erasures: u64,
     restored: u64,
     redelivered_skipped: u64,
+    links: LinkCounts,
+}
+
+/// What identity links did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkCounts {
+    /// Aliases linked to a customer (their state sent on).
+    pub linked: u64,
+    /// Alias states merged into their customer's.
+    pub merged: u64,
+    /// Alias states that could not be merged (written under another feature
+    /// layout).
+    pub not_merged: u64,
+    /// Events of a linked alias forwarded to its customer.
+    pub forwarded: u64,
 }
 
 impl Default for FeatureAggregator {
@@ -179,6 +200,7 @@ impl FeatureAggregator {
             erasures: 0,
             restored: 0,
             redelivered_skipped: 0,
+            links: LinkCounts::default(),
         }
     }
 
@@ -230,6 +252,11 @@ impl FeatureAggregator {
         self.redelivered_skipped
     }
 
+    /// What identity links did so far.
+    pub fn link_counts(&self) -> LinkCounts {
+        self.links
+    }
+
     /// Applies one (validated) interaction of a single stream (partition 0).
     pub fn apply(&mut self, i: &Interaction) -> AggregatorOutput {
         self.apply_at(i, InputPosition::default())
@@ -261,6 +288,7 @@ impl FeatureAggregator {
             if !included {
                 self.store.remove(shard, customer);
                 books.opted_out.remove(customer);
+                books.links.remove(customer);
                 self.erasures += 1;
             }
             // Passed on again when redelivered: forgetting twice is harmless.
@@ -269,6 +297,23 @@ impl FeatureAggregator {
                     event_id: i.event_id.clone(),
                     customer_id: i.customer_id.clone(),
                     timestamp: i.timestamp,
+                }),
+                ..AggregatorOutput::default()
+            };
+        }
+        if i.event_type == LINK_EVENT {
+            return self.link(i, shard, included);
+        }
+        if i.linked_id.is_none()
+            && let Some(to) = books.links.get(customer)
+        {
+            // A linked alias's own event counts for its customer, there.
+            self.links.forwarded += 1;
+            return AggregatorOutput {
+                forward: Some(Interaction {
+                    customer_id: to.to_string(),
+                    linked_id: Some(i.customer_id.clone()),
+                    ..i.clone()
                 }),
                 ..AggregatorOutput::default()
             };
@@ -348,6 +393,68 @@ impl FeatureAggregator {
         out
     }
 
+    /// A link event. Where the alias lives (no `merged_state`): its state
+    /// leaves, the alias is remembered as linked, and the link goes on to the
+    /// customer carrying that state. Where the customer lives (`merged_state`
+    /// set by the alias's side): the alias's state is merged in; if the alias
+    /// had opted out, so has the customer now.
+    fn link(&mut self, i: &Interaction, shard: u32, included: bool) -> AggregatorOutput {
+        let layout = self.store.layout();
+        let books = books_mut(&mut self.partitions, shard);
+        let customer = i.customer_id.as_str();
+        let Some(to) = i.linked_id.as_deref() else {
+            // The intake refuses a link without a target; nothing to do.
+            return AggregatorOutput::default();
+        };
+        if let Some(alias) = &i.merged_state {
+            if included {
+                return AggregatorOutput::default();
+            }
+            if alias.opted_out {
+                self.store.remove(shard, customer);
+                books.opted_out.insert(customer.into());
+                self.links.merged += 1;
+            } else if books.opted_out.contains(customer) {
+                // Nothing is kept of an opted-out customer.
+                self.links.merged += 1;
+            } else {
+                match CustomerState::from_snapshot(layout, alias) {
+                    Ok(alias) => {
+                        self.store
+                            .with_customer(shard, customer, |layout, s| s.merge(layout, &alias));
+                        self.links.merged += 1;
+                    }
+                    Err(_) => self.links.not_merged += 1,
+                }
+            }
+            return AggregatorOutput::default();
+        }
+        let offset = books.position.unwrap_or(-1);
+        let state = if books.opted_out.remove(customer) {
+            CustomerSnapshot {
+                opted_out: true,
+                counters: Vec::new(),
+                ..CustomerState::new(layout).snapshot(layout, customer, offset)
+            }
+        } else {
+            let s = self.store.get_in(shard, customer);
+            let empty = CustomerState::new(layout);
+            s.unwrap_or(&empty).snapshot(layout, customer, offset)
+        };
+        self.store.remove(shard, customer);
+        books.links.insert(customer.into(), to.into());
+        self.links.linked += 1;
+        AggregatorOutput {
+            forward: Some(Interaction {
+                customer_id: to.to_owned(),
+                linked_id: Some(i.customer_id.clone()),
+                merged_state: Some(Box::new(state)),
+                ..i.clone()
+            }),
+            ..AggregatorOutput::default()
+        }
+    }
+
     /// True if some customer changed since the last
     /// [`FeatureAggregator::take_changes`].
     pub fn has_changes(&self) -> bool {
@@ -364,7 +471,13 @@ impl FeatureAggregator {
             let mut changed: Vec<Box<str>> = books.changed.drain().collect();
             changed.sort_unstable();
             for customer in changed {
-                let state = if books.opted_out.contains(&customer) {
+                let state = if let Some(to) = books.links.get(&customer) {
+                    Some(CustomerSnapshot {
+                        linked_to: Some(to.to_string()),
+                        counters: Vec::new(),
+                        ..CustomerState::new(layout).snapshot(layout, &customer, offset)
+                    })
+                } else if books.opted_out.contains(&customer) {
                     Some(CustomerSnapshot {
                         opted_out: true,
                         counters: Vec::new(),
@@ -398,12 +511,17 @@ impl FeatureAggregator {
     ) -> Result<(), String> {
         let books = books_mut(&mut self.partitions, partition);
         books.redelivered.remove(customer_id);
+        books.links.remove(customer_id);
         let Some(s) = state else {
             self.store.remove(partition, customer_id);
             books.opted_out.remove(customer_id);
             return Ok(());
         };
-        if s.opted_out {
+        if let Some(to) = &s.linked_to {
+            self.store.remove(partition, customer_id);
+            books.opted_out.remove(customer_id);
+            books.links.insert(customer_id.into(), to.as_str().into());
+        } else if s.opted_out {
             self.store.remove(partition, customer_id);
             books.opted_out.insert(customer_id.into());
         } else {
@@ -468,19 +586,7 @@ mod tests {
     use crate::{CONTEXT_DIM, Channel};
 
     fn event(id: &str, kind: &str, t: i64) -> Interaction {
-        Interaction {
-            event_id: id.into(),
-            customer_id: "c1".into(),
-            timestamp: t,
-            channel: Channel::Store,
-            event_type: kind.into(),
-            category: None,
-            amount: None,
-            decision_id: None,
-            action_id: None,
-            device: None,
-            location: None,
-        }
+        Interaction::new(id, "c1", t, Channel::Store, kind)
     }
 
     #[test]
@@ -757,6 +863,112 @@ mod tests {
         assert!(agg.store().get("c1").is_none());
         assert!(agg.store().get("c2").is_some());
         assert_eq!((agg.resume_point(0), agg.resume_point(1)), (None, Some(4)));
+    }
+
+    fn of(customer: &str, mut i: Interaction) -> Interaction {
+        i.customer_id = customer.into();
+        i
+    }
+
+    /// Applies `i` and everything it forwards, as the interactions topic
+    /// would bring it back; returns the last request made.
+    fn apply_all(agg: &mut FeatureAggregator, i: &Interaction) -> Option<DecisionRequest> {
+        let mut next = Some(i.clone());
+        let mut request = None;
+        while let Some(i) = next.take() {
+            let out = agg.apply(&i);
+            request = out.request.or(request);
+            next = out.forward;
+        }
+        request
+    }
+
+    fn link(alias: &str, customer: &str, t: i64) -> Interaction {
+        Interaction {
+            linked_id: Some(customer.into()),
+            ..of(alias, event("link", "link", t))
+        }
+    }
+
+    #[test]
+    fn a_link_merges_the_alias_into_the_customer_and_routes_its_events_there() {
+        let mut purchase = event("d-2", "purchase", 2_000_000);
+        purchase.amount = Some(20.0);
+        let alias_history = [event("d-1", "page_view", 1_000_000), purchase];
+        let customer_history = [event("c-1", "page_view", 1_500_000)];
+        let later = event("d-3", "session_start", 4_000_000);
+
+        let mut linked = FeatureAggregator::default().tracking_changes();
+        for e in &alias_history {
+            apply_all(&mut linked, &of("d1", e.clone()));
+        }
+        for e in &customer_history {
+            apply_all(&mut linked, e);
+        }
+        apply_all(&mut linked, &link("d1", "c1", 3_000_000));
+        assert!(
+            linked.store().get("d1").is_none(),
+            "the alias's state moved"
+        );
+        let request = apply_all(&mut linked, &of("d1", later.clone())).expect("a trigger");
+        assert_eq!(request.customer_id, "c1", "decided for the customer");
+        let counts = linked.link_counts();
+        assert_eq!((counts.linked, counts.merged, counts.forwarded), (1, 1, 1));
+
+        // As if every event had been the customer's from the start.
+        let mut one = FeatureAggregator::default();
+        for e in alias_history.iter().chain(&customer_history) {
+            one.apply(e);
+        }
+        let expected = one.apply(&later).request.expect("a trigger");
+        let (a, b) = (
+            linked.store().get("c1").expect("held"),
+            one.store().get("c1").expect("held"),
+        );
+        assert_eq!(a.lifetime_events(), 4);
+        assert_eq!(
+            (a.lifetime_events(), a.lifetime_spend()),
+            (b.lifetime_events(), b.lifetime_spend())
+        );
+        for (x, y) in request.context.iter().zip(&expected.context) {
+            assert!(
+                (x - y).abs() < 1e-6,
+                "{:?} vs {:?}",
+                request.context,
+                expected.context
+            );
+        }
+
+        // The link survives in the changelog: a restored partition still
+        // forwards the alias's events.
+        let changes = linked.take_changes();
+        let alias = changes
+            .iter()
+            .find(|c| c.customer_id == "d1")
+            .expect("alias written");
+        assert_eq!(
+            alias.state.as_ref().and_then(|s| s.linked_to.as_deref()),
+            Some("c1")
+        );
+        let mut restored = restored_from(&changes, 10);
+        let forwarded = restored.apply(&of("d1", event("d-4", "page_view", 5_000_000)));
+        assert_eq!(
+            forwarded.forward.map(|f| f.customer_id),
+            Some("c1".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_opted_out_alias_opts_its_customer_out() {
+        let mut agg = FeatureAggregator::default();
+        apply_all(&mut agg, &event("c-1", "purchase", 1_000));
+        apply_all(&mut agg, &of("d1", event("d-1", "opt_out", 2_000)));
+        apply_all(&mut agg, &link("d1", "c1", 3_000));
+        assert!(
+            agg.store().is_empty(),
+            "nothing kept of an opted-out customer"
+        );
+        assert_eq!(agg.opted_out(), 1);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::CustomerSnapshot;
+
 /// Event time: milliseconds since the Unix epoch, UTC, taken from the records.
 pub type EventTime = i64;
 
@@ -58,6 +60,10 @@ impl Channel {
     }
 }
 
+/// The event type that links an alias (its `customer_id`) to a customer (its
+/// `linked_id`).
+pub const LINK_EVENT: &str = "link";
+
 /// One customer interaction (`schemas/interaction.avsc`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interaction {
@@ -83,6 +89,40 @@ pub struct Interaction {
     pub device: Option<String>,
     /// Where the customer is now, if known (request context).
     pub location: Option<String>,
+    /// On a `link` event: the customer the event's `customer_id` (an alias such
+    /// as a device or cookie id) belongs to. On an event nba forwards from an
+    /// alias to its customer: the alias.
+    pub linked_id: Option<String>,
+    /// Set by nba only, on the link it forwards to the customer: what it knew
+    /// of the alias, to merge.
+    pub merged_state: Option<Box<CustomerSnapshot>>,
+}
+
+impl Interaction {
+    /// An interaction with only its required fields; the optional ones empty.
+    pub fn new(
+        event_id: impl Into<String>,
+        customer_id: impl Into<String>,
+        timestamp: EventTime,
+        channel: Channel,
+        event_type: impl Into<String>,
+    ) -> Self {
+        Self {
+            event_id: event_id.into(),
+            customer_id: customer_id.into(),
+            timestamp,
+            channel,
+            event_type: event_type.into(),
+            category: None,
+            amount: None,
+            decision_id: None,
+            action_id: None,
+            device: None,
+            location: None,
+            linked_id: None,
+            merged_state: None,
+        }
+    }
 }
 
 /// The event types the features count separately; anything else is `Other`.

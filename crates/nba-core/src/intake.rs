@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 
-use crate::{EventTime, Interaction, Rejection};
+use crate::{EventTime, Interaction, LINK_EVENT, Rejection};
 
 /// Settings of [`Intake`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,8 +99,8 @@ impl Intake {
             trim(v);
             v.make_ascii_lowercase();
         }
-        if let Some(l) = &mut i.location {
-            trim(l);
+        for v in [&mut i.location, &mut i.linked_id].into_iter().flatten() {
+            trim(v);
         }
         check_id("event_id", &i.event_id)?;
         check_id("customer_id", &i.customer_id)?;
@@ -117,6 +117,33 @@ impl Intake {
             return Err(Rejection::new(format!(
                 "amount {a} is not a finite, non-negative number"
             )));
+        }
+        if i.merged_state.is_some() {
+            return Err(Rejection::new(
+                "merged_state is set by nba only, when it forwards a link: leave it null",
+            ));
+        }
+        match (&i.linked_id, i.event_type == LINK_EVENT) {
+            (Some(l), true) => {
+                check_id("linked_id", l)?;
+                if *l == i.customer_id {
+                    return Err(Rejection::new(format!(
+                        "a link event links customer_id to another id, but linked_id is {l:?} too"
+                    )));
+                }
+            }
+            (None, true) => {
+                return Err(Rejection::new(
+                    "a link event needs linked_id: the customer that customer_id (the alias) belongs to",
+                ));
+            }
+            (Some(_), false) => {
+                return Err(Rejection::new(format!(
+                    "linked_id belongs on link events only (event_type {LINK_EVENT:?}), not on {:?}",
+                    i.event_type
+                )));
+            }
+            (None, false) => {}
         }
         match (&i.decision_id, &i.action_id) {
             (Some(d), Some(a)) => {
@@ -185,17 +212,8 @@ mod tests {
 
     fn raw(id: &str, t: EventTime) -> Interaction {
         Interaction {
-            event_id: id.into(),
-            customer_id: " c1 ".into(),
-            timestamp: t,
-            channel: Channel::App,
-            event_type: "Page_View".into(),
             category: Some("Fashion".into()),
-            amount: None,
-            decision_id: None,
-            action_id: None,
-            device: None,
-            location: None,
+            ..Interaction::new(id, " c1 ", t, Channel::App, "Page_View")
         }
     }
 
@@ -262,5 +280,25 @@ mod tests {
                 .contains("together")
         );
         assert_eq!(intake.remembered(), 0, "rejections leave no trace");
+    }
+
+    #[test]
+    fn a_link_names_another_id_and_only_a_link_does() {
+        let mut intake = Intake::default();
+        let mut link = raw("l1", 10);
+        link.event_type = "link".into();
+        let refused = intake.apply(&mut link.clone()).expect_err("no target");
+        assert!(refused.reason().contains("needs linked_id"), "{refused:?}");
+        link.linked_id = Some("c1".into());
+        let refused = intake.apply(&mut link.clone()).expect_err("itself");
+        assert!(refused.reason().contains("too"), "{refused:?}");
+        link.linked_id = Some(" customer-7 ".into());
+        assert_eq!(intake.apply(&mut link), Ok(IntakeOutcome::Accepted));
+        assert_eq!(link.linked_id.as_deref(), Some("customer-7"));
+
+        let mut view = raw("v1", 10);
+        view.linked_id = Some("customer-7".into());
+        let refused = intake.apply(&mut view).expect_err("not a link");
+        assert!(refused.reason().contains("link events only"), "{refused:?}");
     }
 }

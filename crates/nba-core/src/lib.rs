@@ -34,7 +34,7 @@ mod window;
 pub use actions::{Action, ActionCatalog, ChannelSet};
 pub use aggregator::{
     AggregatorConfig, AggregatorOutput, ConsentEvents, CustomerChange, FeatureAggregator,
-    InputPosition,
+    InputPosition, LinkCounts,
 };
 pub use bandit::{BanditConfig, Choice, DeltaEntry, Forgetting, LinearBandit, Model, Policy};
 pub use contact::{
@@ -42,7 +42,7 @@ pub use contact::{
 };
 pub use event::{
     CATEGORIES, Channel, CustomerErasure, DecisionRequest, EventKind, EventTime, Interaction,
-    NextBestAction, Reward,
+    LINK_EVENT, NextBestAction, Reward,
 };
 pub use features::{
     CONTEXT_DIM, ContextFeature, ContextSpec, Counted, CustomerSnapshot, CustomerState,

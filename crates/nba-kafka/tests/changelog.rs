@@ -48,17 +48,15 @@ fn wave(w: usize) -> Vec<Interaction> {
                 _ => kinds[(c + n) % kinds.len()],
             };
             out.push(Interaction {
-                event_id: format!("w{w}-s{step}-c{c}"),
-                customer_id: format!("c{c}"),
-                timestamp: T0 + (n as i64) * 600_000 + c as i64,
-                channel: Channel::ALL[(c + step) % Channel::ALL.len()],
-                event_type: kind.into(),
                 category: (kind == "purchase").then(|| "shoes".to_owned()),
                 amount: (kind == "purchase").then_some(10.0 + c as f64),
-                decision_id: None,
-                action_id: None,
-                device: None,
-                location: None,
+                ..Interaction::new(
+                    format!("w{w}-s{step}-c{c}"),
+                    format!("c{c}"),
+                    T0 + (n as i64) * 600_000 + c as i64,
+                    Channel::ALL[(c + step) % Channel::ALL.len()],
+                    kind,
+                )
             });
         }
     }

@@ -4,8 +4,9 @@
 use std::time::Instant;
 
 use nba_core::{
-    AggregatorConfig, BanditConfig, EventTime, FeatureAggregator, Intake, IntakeConfig,
-    IntakeOutcome, Interaction, ModelUpdater, NextBestAction, UpdaterConfig, UpdaterInput,
+    AggregatorConfig, AggregatorOutput, BanditConfig, EventTime, FeatureAggregator, Intake,
+    IntakeConfig, IntakeOutcome, Interaction, ModelUpdater, NextBestAction, UpdaterConfig,
+    UpdaterInput,
 };
 use nba_metrics::LatencyHistogram;
 use nba_schema::decode;
@@ -187,32 +188,43 @@ fn run_engines(
         if intake.admit(&accepted) == IntakeOutcome::Duplicate {
             continue;
         }
-        let out = aggregator.apply(&accepted);
-        if let Some(request) = out.request {
-            let t = request.timestamp;
-            let asked = Instant::now();
-            match updater.apply(&UpdaterInput::Request(request)) {
-                Ok(Some(nba)) => {
-                    decision_latency.record(asked.elapsed());
-                    decisions += 1;
-                    observer.decision(nba);
-                    timeline.push((t, decisions, rewards));
+        // An alias's event comes back as its customer's (`forward`), as it
+        // would through the interactions topic.
+        let mut next = Some(accepted);
+        while let Some(interaction) = next.take() {
+            let AggregatorOutput {
+                request,
+                reward,
+                erasure,
+                forward,
+            } = aggregator.apply(&interaction);
+            next = forward;
+            if let Some(request) = request {
+                let t = request.timestamp;
+                let asked = Instant::now();
+                match updater.apply(&UpdaterInput::Request(request)) {
+                    Ok(Some(nba)) => {
+                        decision_latency.record(asked.elapsed());
+                        decisions += 1;
+                        observer.decision(nba);
+                        timeline.push((t, decisions, rewards));
+                    }
+                    Ok(None) => {}
+                    Err(_) => dead_lettered += 1,
                 }
-                Ok(None) => {}
-                Err(_) => dead_lettered += 1,
             }
-        }
-        if let Some(reward) = out.reward {
-            let t = reward.timestamp;
-            rewards += 1;
-            timeline.push((t, decisions, rewards));
-            if updater.apply(&UpdaterInput::Reward(reward)).is_err() {
-                dead_lettered += 1;
+            if let Some(reward) = reward {
+                let t = reward.timestamp;
+                rewards += 1;
+                timeline.push((t, decisions, rewards));
+                if updater.apply(&UpdaterInput::Reward(reward)).is_err() {
+                    dead_lettered += 1;
+                }
             }
-        }
-        if let Some(erasure) = out.erasure {
-            if updater.apply(&UpdaterInput::Erasure(erasure)).is_err() {
-                dead_lettered += 1;
+            if let Some(erasure) = erasure {
+                if updater.apply(&UpdaterInput::Erasure(erasure)).is_err() {
+                    dead_lettered += 1;
+                }
             }
         }
     }

@@ -340,6 +340,17 @@ impl Stage for AggregatorStage {
                     self.books
                         .emit(input, Topic::Rewards, &r.customer_id, r.timestamp, r, out);
                 }
+                if let Some(f) = &o.forward {
+                    // To the partition of the customer it now belongs to.
+                    self.books.emit(
+                        input,
+                        Topic::Interactions,
+                        &f.customer_id,
+                        f.timestamp,
+                        f,
+                        out,
+                    );
+                }
                 if let Some(e) = &o.erasure {
                     // Keyed by the customer: it follows their requests.
                     self.books.emit(
@@ -393,6 +404,26 @@ impl Stage for AggregatorStage {
                 "nba_customer_states_not_restored_total",
                 "Changelog records that could not be restored (undecodable, or written under another feature layout): those customers start again from nothing.",
                 self.not_restored,
+            ),
+            (
+                "nba_aliases_linked_total",
+                "Link events applied where the alias lives: its state sent on to its customer, its later events forwarded there.",
+                a.link_counts().linked,
+            ),
+            (
+                "nba_alias_states_merged_total",
+                "Alias states merged into their customer's state.",
+                a.link_counts().merged,
+            ),
+            (
+                "nba_alias_states_not_merged_total",
+                "Alias states that could not be merged (written under another feature layout): the alias's history is not counted.",
+                a.link_counts().not_merged,
+            ),
+            (
+                "nba_alias_events_forwarded_total",
+                "Events of a linked alias forwarded to its customer's partition.",
+                a.link_counts().forwarded,
             ),
             (
                 "nba_redelivered_interactions_skipped_total",

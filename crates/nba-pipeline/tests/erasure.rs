@@ -16,17 +16,9 @@ use nba_schema::{SchemaKind, encode, schema_id};
 
 fn event(id: &str, customer: &str, kind: &str, t: i64) -> Vec<u8> {
     encode(&Interaction {
-        event_id: id.into(),
-        customer_id: customer.into(),
-        timestamp: t,
-        channel: Channel::Web,
-        event_type: kind.into(),
         category: Some("fashion".into()),
         amount: (kind == "purchase").then_some(40.0),
-        decision_id: None,
-        action_id: None,
-        device: None,
-        location: None,
+        ..Interaction::new(id, customer, t, Channel::Web, kind)
     })
     .expect("encodes")
 }

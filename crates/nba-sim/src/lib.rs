@@ -154,19 +154,7 @@ impl Simulator {
 
     fn event(&mut self, t: EventTime, c: usize, channel: Channel, kind: &str) -> Interaction {
         let id = format!("s{}-e{}", self.seed, self.next_seq);
-        Interaction {
-            event_id: id,
-            customer_id: self.customers[c].id.clone(),
-            timestamp: t,
-            channel,
-            event_type: kind.to_owned(),
-            category: None,
-            amount: None,
-            decision_id: None,
-            action_id: None,
-            device: None,
-            location: None,
-        }
+        Interaction::new(id, self.customers[c].id.clone(), t, channel, kind)
     }
 
     fn push_event(&mut self, i: Interaction) {

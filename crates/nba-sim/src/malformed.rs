@@ -10,19 +10,13 @@ use crate::SimConfig;
 /// timestamp in microseconds, a negative amount, half a response). Keys are
 /// `malformed-<i>`. Used by `nba simulate --malformed` and the tests.
 pub fn malformed_records(n: usize) -> Vec<(String, Vec<u8>)> {
-    let valid = Interaction {
-        event_id: String::new(),
-        customer_id: "c-malformed".into(),
-        timestamp: SimConfig::default().start_ms,
-        channel: Channel::Web,
-        event_type: "page_view".into(),
-        category: None,
-        amount: None,
-        decision_id: None,
-        action_id: None,
-        device: None,
-        location: None,
-    };
+    let valid = Interaction::new(
+        String::new(),
+        "c-malformed",
+        SimConfig::default().start_ms,
+        Channel::Web,
+        "page_view",
+    );
     let encode = |i: Interaction| match nba_schema::encode(&i) {
         Ok(b) => b,
         Err(e) => unreachable!("the sample matches the schema: {e}"),

@@ -16,17 +16,8 @@ fn ids(v: &[&str]) -> Vec<String> {
 
 fn purchase(t: EventTime, amount: f64) -> Interaction {
     Interaction {
-        event_id: format!("p{t}"),
-        customer_id: "c".into(),
-        timestamp: t,
-        channel: Channel::Web,
-        event_type: "purchase".into(),
-        category: None,
         amount: Some(amount),
-        decision_id: None,
-        action_id: None,
-        device: None,
-        location: None,
+        ..Interaction::new(format!("p{t}"), "c", t, Channel::Web, "purchase")
     }
 }
 

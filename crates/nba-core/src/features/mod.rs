@@ -198,24 +198,7 @@ impl CustomerState {
         if self.clock != NEVER && i.timestamp < self.clock - layout.allowed_lateness_ms {
             return Counted::LifetimeOnly;
         }
-        if self.clock == NEVER {
-            self.clock = i.timestamp;
-        } else if i.timestamp > self.clock {
-            // Bring every counter forward to the new watermark.
-            let age = i.timestamp - self.clock;
-            for w in 0..layout.windows_ms.len() {
-                let f = layout.decay(w, age);
-                for c in &mut self.counters[w * PER_WINDOW..(w + 1) * PER_WINDOW] {
-                    *c *= f;
-                }
-                if w == layout.breakdown {
-                    for c in &mut self.counters[layout.breakdown_at()..] {
-                        *c *= f;
-                    }
-                }
-            }
-            self.clock = i.timestamp;
-        }
+        self.advance_to(layout, i.timestamp);
         // The event's own weight: 1 unless it is late.
         let age = self.clock - i.timestamp;
         let mut weight = 1.0;
@@ -238,6 +221,45 @@ impl CustomerState {
             self.counters[at + EventKind::COUNT + Channel::ALL.len() + c] += weight;
         }
         Counted::InWindows
+    }
+
+    /// Brings every counter forward to `t` if it is newer than the clock.
+    fn advance_to(&mut self, layout: &FeatureLayout, t: EventTime) {
+        if self.clock == NEVER {
+            self.clock = t;
+        } else if t > self.clock {
+            let age = t - self.clock;
+            for w in 0..layout.windows_ms.len() {
+                let f = layout.decay(w, age);
+                for c in &mut self.counters[w * PER_WINDOW..(w + 1) * PER_WINDOW] {
+                    *c *= f;
+                }
+                if w == layout.breakdown {
+                    for c in &mut self.counters[layout.breakdown_at()..] {
+                        *c *= f;
+                    }
+                }
+            }
+            self.clock = t;
+        }
+    }
+
+    /// Adds `other` (another id of the same customer, same layout) to this
+    /// state: both are brought to the newer clock and every counter and
+    /// lifetime figure is added, as if one id had seen both histories.
+    pub fn merge(&mut self, layout: &FeatureLayout, other: &CustomerState) {
+        if other.clock != NEVER {
+            let mut other = other.clone();
+            let clock = self.clock.max(other.clock);
+            other.advance_to(layout, clock);
+            self.advance_to(layout, clock);
+            for (c, o) in self.counters.iter_mut().zip(&other.counters) {
+                *c += o;
+            }
+        }
+        self.lifetime_events = self.lifetime_events.saturating_add(other.lifetime_events);
+        self.lifetime_spend += other.lifetime_spend;
+        self.last_purchase = self.last_purchase.max(other.last_purchase);
     }
 
     /// Events counted over the customer's whole history.

@@ -22,6 +22,9 @@ pub struct CustomerSnapshot {
     pub input_offset: i64,
     /// The customer opted out: no features are kept (the counters are empty).
     pub opted_out: bool,
+    /// This id is an alias of that customer: its state moved there and its
+    /// events are forwarded there (the counters are empty).
+    pub linked_to: Option<String>,
     /// Their newest event (their watermark; the counters are expressed at it).
     pub last_event: Option<EventTime>,
     /// Their newest purchase.
@@ -66,6 +69,7 @@ impl CustomerState {
             layout: layout.fingerprint(),
             input_offset,
             opted_out: false,
+            linked_to: None,
             last_event: self.last_event(),
             last_purchase: self.last_purchase(),
             lifetime_spend: self.lifetime_spend,

@@ -2,17 +2,9 @@ use super::*;
 
 fn event(t: EventTime, kind: &str, category: Option<&str>, amount: Option<f64>) -> Interaction {
     Interaction {
-        event_id: format!("e{t}"),
-        customer_id: "c".into(),
-        timestamp: t,
-        channel: Channel::Web,
-        event_type: kind.into(),
         category: category.map(Into::into),
         amount,
-        decision_id: None,
-        action_id: None,
-        device: None,
-        location: None,
+        ..Interaction::new(format!("e{t}"), "c", t, Channel::Web, kind)
     }
 }
 
