@@ -432,7 +432,9 @@ fn backtest_config(a: &BacktestArgs) -> Result<BacktestConfig, String> {
     let mut cfg = BacktestConfig::with_seed(a.seed);
     let features = &mut cfg.aggregator.features;
     features.context = a.context.clone();
-    cfg.updater.bandit.dim = nba_core::ContextSpec::parse(&a.context, &features.windows_ms)?.dim();
+    let actions = cfg.aggregator.catalog.actions().len();
+    cfg.updater.bandit.dim =
+        nba_core::ContextSpec::parse(&a.context, &features.windows_ms, actions)?.dim();
     if let Some(path) = &a.contact_policy {
         let policy = nba_kafka::load_contact_policy(path)?;
         cfg.updater.contacts = nba_core::ContactGuard::new(&policy, &cfg.aggregator.catalog)

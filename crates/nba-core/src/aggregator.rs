@@ -182,7 +182,8 @@ impl FeatureAggregator {
     /// An aggregator with no customers yet; refuses settings that do not fit
     /// together, saying why.
     pub fn new(cfg: AggregatorConfig) -> Result<Self, String> {
-        let layout = FeatureLayout::new(&cfg.features)?;
+        let actions: Vec<String> = cfg.catalog.actions().iter().map(|a| a.id.clone()).collect();
+        let layout = FeatureLayout::new(&cfg.features, &actions)?;
         let eligibility = Eligibility::new(&cfg.policy, &layout, &cfg.catalog)?;
         Ok(Self::with_parts(cfg, layout, eligibility))
     }

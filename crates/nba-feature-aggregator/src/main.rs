@@ -66,8 +66,12 @@ struct Cli {
     #[arg(long, env = "NBA_FEATURE_ALLOWED_LATENESS", default_value = "1h", value_parser = parse_duration_ms)]
     feature_allowed_lateness: i64,
 
-    /// The context vector's features, in order (see ARCHITECTURE.md, "Context
-    /// vector"); its length is the model-updater's --dim.
+    /// The context vector's features, in order: bias, channel, recency:<scale>,
+    /// frequency:<window>, monetary:<window>, categories, channels,
+    /// cart_abandonment, purchases, responsiveness, hour_of_day, day_of_week,
+    /// device:<a|b..>, location:<a|b..>, contacted:<scale>, responded:<scale>
+    /// (one entry per action). See ARCHITECTURE.md, "Context vector"; its
+    /// length is the model-updater's --dim.
     #[arg(long, env = "NBA_CONTEXT", default_value = DEFAULT_CONTEXT)]
     context: String,
 

@@ -20,7 +20,11 @@
 //! | `day_of_week` | 7 | the request's day (UTC), one-hot, Monday first |
 //! | `device:<a>\|<b>...` | one per value | the request's `device`, one-hot over the values listed (all 0 for another or none) |
 //! | `location:<a>\|<b>...` | one per value | the request's `location`, likewise |
+//! | `contacted:<scale>` | one per action | `exp(-Δt / scale)` since the customer was last contacted with each catalog action (0 if never) |
+//! | `responded:<scale>` | one per action | `exp(-Δt / scale)` since the customer last responded to each action (click, conversion, dismiss, email open) |
 //!
+//! A contact is an interaction that names an `action_id` (an impression, or a
+//! response); per-action features cost one float per action per customer.
 //! `<window>` is one of the configured feature windows (e.g. `24h`); `<scale>` any
 //! duration. The default, [`DEFAULT_CONTEXT`], has 16 entries.
 
@@ -61,13 +65,18 @@ pub enum ContextFeature {
     Device(Vec<String>),
     /// The request's location, one-hot over these values.
     Location(Vec<String>),
+    /// Time since the last contact with each action, decayed with this scale (ms).
+    Contacted(i64),
+    /// Time since the last response to each action, decayed with this scale (ms).
+    Responded(i64),
 }
 
 impl ContextFeature {
-    /// How many entries it adds.
-    pub fn width(&self) -> usize {
+    /// How many entries it adds, with `actions` actions in the catalog.
+    pub fn width(&self, actions: usize) -> usize {
         match self {
             Self::Device(values) | Self::Location(values) => values.len(),
+            Self::Contacted(_) | Self::Responded(_) => actions,
             Self::Channel | Self::Channels => Channel::ALL.len(),
             Self::Categories => CATEGORIES.len(),
             Self::HourOfDay => 2,
@@ -85,6 +94,8 @@ impl ContextFeature {
             Self::Bias => "bias".into(),
             Self::Channel => "channel".into(),
             Self::Recency(ms) => format!("recency:{}", format_duration_ms(ms)),
+            Self::Contacted(ms) => format!("contacted:{}", format_duration_ms(ms)),
+            Self::Responded(ms) => format!("responded:{}", format_duration_ms(ms)),
             Self::Frequency(w) => format!("frequency:{}", window(w)),
             Self::Monetary(w) => format!("monetary:{}", window(w)),
             Self::Categories => "categories".into(),
@@ -102,12 +113,18 @@ impl ContextFeature {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContextSpec {
     features: Vec<ContextFeature>,
+    actions: usize,
 }
 
 impl ContextSpec {
     /// Parses a comma-separated list (see the module documentation) against the
-    /// configured windows.
-    pub fn parse(list: &str, windows_ms: &[i64]) -> Result<Self, String> {
+    /// configured windows, for a catalog of `actions` actions.
+    pub fn parse(list: &str, windows_ms: &[i64], actions: usize) -> Result<Self, String> {
+        let scale = |name: &str, arg: Option<&str>| -> Result<i64, String> {
+            parse_duration_ms(arg.ok_or_else(|| {
+                format!("{name} needs a scale, e.g. {name}:1h (the gap at which it falls to 1/e)")
+            })?)
+        };
         let window = |name: &str, arg: Option<&str>| -> Result<usize, String> {
             let known = || {
                 windows_ms
@@ -139,9 +156,9 @@ impl ContextSpec {
             let feature = match name {
                 "bias" => ContextFeature::Bias,
                 "channel" => ContextFeature::Channel,
-                "recency" => ContextFeature::Recency(parse_duration_ms(arg.ok_or(
-                    "recency needs a scale, e.g. recency:1h (the gap at which it falls to 1/e)",
-                )?)?),
+                "recency" => ContextFeature::Recency(scale(name, arg)?),
+                "contacted" => ContextFeature::Contacted(scale(name, arg)?),
+                "responded" => ContextFeature::Responded(scale(name, arg)?),
                 "frequency" => ContextFeature::Frequency(window(name, arg)?),
                 "monetary" => ContextFeature::Monetary(window(name, arg)?),
                 "categories" => ContextFeature::Categories,
@@ -173,7 +190,7 @@ impl ContextSpec {
                 }
                 other => {
                     return Err(format!(
-                        "unknown context feature {other:?}; the features are bias, channel, recency:<scale>, frequency:<window>, monetary:<window>, categories, channels, cart_abandonment, purchases, responsiveness, hour_of_day, day_of_week, device:<values>, location:<values>"
+                        "unknown context feature {other:?}; the features are bias, channel, recency:<scale>, frequency:<window>, monetary:<window>, categories, channels, cart_abandonment, purchases, responsiveness, hour_of_day, day_of_week, device:<values>, location:<values>, contacted:<scale>, responded:<scale>"
                     ));
                 }
             };
@@ -181,6 +198,8 @@ impl ContextSpec {
                 && !matches!(
                     feature,
                     ContextFeature::Recency(_)
+                        | ContextFeature::Contacted(_)
+                        | ContextFeature::Responded(_)
                         | ContextFeature::Frequency(_)
                         | ContextFeature::Monetary(_)
                         | ContextFeature::Device(_)
@@ -201,7 +220,7 @@ impl ContextSpec {
                 "the context lists no feature; the default is ".to_owned() + DEFAULT_CONTEXT
             );
         }
-        Ok(Self { features })
+        Ok(Self { features, actions })
     }
 
     /// The features, in order.
@@ -211,7 +230,7 @@ impl ContextSpec {
 
     /// Length of the vector (the bandit's dimension d).
     pub fn dim(&self) -> usize {
-        self.features.iter().map(|f| f.width()).sum()
+        self.features.iter().map(|f| f.width(self.actions)).sum()
     }
 
     /// The list as it would be configured.
@@ -240,7 +259,7 @@ mod tests {
 
     #[test]
     fn the_default_context_has_sixteen_entries_and_prints_back() {
-        let spec = ContextSpec::parse(DEFAULT_CONTEXT, &WINDOWS).expect("parses");
+        let spec = ContextSpec::parse(DEFAULT_CONTEXT, &WINDOWS, 8).expect("parses");
         assert_eq!(spec.dim(), 16);
         assert_eq!(spec.describe(&WINDOWS), DEFAULT_CONTEXT);
     }
@@ -255,7 +274,7 @@ mod tests {
             ("bias:1h", "takes no argument"),
             ("", "lists no feature"),
         ] {
-            let e = ContextSpec::parse(list, &WINDOWS).expect_err(list);
+            let e = ContextSpec::parse(list, &WINDOWS, 8).expect_err(list);
             assert!(e.contains(says), "{list}: {e}");
         }
     }

@@ -74,6 +74,11 @@ pub struct FeatureLayout {
     breakdown: usize,
     allowed_lateness_ms: i64,
     context: ContextSpec,
+    /// The catalog's actions, for per-action features.
+    actions: Vec<String>,
+    /// Per-action recency blocks the context asks for: (scale ms, responses
+    /// only), each one float per action, after the breakdown counters.
+    per_action: Vec<(i64, bool)>,
 }
 
 /// Counters per window: events, spend.
@@ -81,8 +86,9 @@ const PER_WINDOW: usize = 2;
 const BREAKDOWN: usize = EventKind::COUNT + Channel::ALL.len() + CATEGORIES.len();
 
 impl FeatureLayout {
-    /// Checks `cfg` and lays the counters out.
-    pub fn new(cfg: &FeatureConfig) -> Result<Self, String> {
+    /// Checks `cfg` and lays the counters out, with per-action features (if
+    /// the context asks for any) over `actions`, the catalog's action ids.
+    pub fn new(cfg: &FeatureConfig, actions: &[String]) -> Result<Self, String> {
         if cfg.windows_ms.is_empty() || cfg.windows_ms.iter().any(|w| *w <= 0) {
             return Err("give at least one feature window, each positive (e.g. 1h,24h,30d)".into());
         }
@@ -104,11 +110,23 @@ impl FeatureLayout {
         if cfg.allowed_lateness_ms < 0 {
             return Err("the allowed lateness cannot be negative".into());
         }
+        let context = ContextSpec::parse(&cfg.context, &cfg.windows_ms, actions.len())?;
+        let per_action = context
+            .features()
+            .iter()
+            .filter_map(|f| match *f {
+                ContextFeature::Contacted(scale) => Some((scale, false)),
+                ContextFeature::Responded(scale) => Some((scale, true)),
+                _ => None,
+            })
+            .collect();
         Ok(Self {
             breakdown,
             allowed_lateness_ms: cfg.allowed_lateness_ms,
-            context: ContextSpec::parse(&cfg.context, &cfg.windows_ms)?,
+            context,
             windows_ms: cfg.windows_ms.clone(),
+            actions: actions.to_vec(),
+            per_action,
         })
     }
 
@@ -123,7 +141,12 @@ impl FeatureLayout {
     }
 
     fn counters(&self) -> usize {
-        self.windows_ms.len() * PER_WINDOW + BREAKDOWN
+        self.per_action_at() + self.per_action.len() * self.actions.len()
+    }
+
+    /// Where the per-action recency blocks start.
+    fn per_action_at(&self) -> usize {
+        self.breakdown_at() + BREAKDOWN
     }
 
     fn breakdown_at(&self) -> usize {
@@ -132,17 +155,28 @@ impl FeatureLayout {
 
     /// Weight of something `age_ms` old in window `w`.
     fn decay(&self, w: usize, age_ms: i64) -> f32 {
-        if age_ms <= 0 {
-            1.0
-        } else {
-            (-(age_ms as f64) / self.windows_ms[w] as f64).exp() as f32
-        }
+        decay(self.windows_ms[w], age_ms)
+    }
+}
+
+/// Weight of something `age_ms` old under time constant `scale_ms`.
+fn decay(scale_ms: i64, age_ms: i64) -> f32 {
+    if age_ms <= 0 {
+        1.0
+    } else {
+        (-(age_ms as f64) / scale_ms as f64).exp() as f32
     }
 }
 
 impl Default for FeatureLayout {
+    /// The default features over the default catalog.
     fn default() -> Self {
-        match Self::new(&FeatureConfig::default()) {
+        let actions: Vec<String> = crate::ActionCatalog::default()
+            .actions()
+            .iter()
+            .map(|a| a.id.clone())
+            .collect();
+        match Self::new(&FeatureConfig::default(), &actions) {
             Ok(l) => l,
             Err(e) => unreachable!("the default feature configuration is valid: {e}"),
         }
@@ -220,6 +254,26 @@ impl CustomerState {
         {
             self.counters[at + EventKind::COUNT + Channel::ALL.len() + c] += weight;
         }
+        if let Some(a) = i
+            .action_id
+            .as_deref()
+            .and_then(|a| layout.actions.iter().position(|k| k == a))
+        {
+            let response = matches!(
+                kind,
+                EventKind::Click
+                    | EventKind::Conversion
+                    | EventKind::Dismiss
+                    | EventKind::EmailOpen
+            );
+            let k = layout.actions.len();
+            for (b, (scale, responses_only)) in layout.per_action.iter().enumerate() {
+                if response || !responses_only {
+                    let slot = &mut self.counters[layout.per_action_at() + b * k + a];
+                    *slot = slot.max(decay(*scale, self.clock - i.timestamp));
+                }
+            }
+        }
         Counted::InWindows
     }
 
@@ -235,9 +289,17 @@ impl CustomerState {
                     *c *= f;
                 }
                 if w == layout.breakdown {
-                    for c in &mut self.counters[layout.breakdown_at()..] {
+                    for c in &mut self.counters[layout.breakdown_at()..layout.per_action_at()] {
                         *c *= f;
                     }
+                }
+            }
+            let k = layout.actions.len();
+            for (b, (scale, _)) in layout.per_action.iter().enumerate() {
+                let f = decay(*scale, age);
+                let at = layout.per_action_at() + b * k;
+                for c in &mut self.counters[at..at + k] {
+                    *c *= f;
                 }
             }
             self.clock = t;
@@ -253,8 +315,16 @@ impl CustomerState {
             let clock = self.clock.max(other.clock);
             other.advance_to(layout, clock);
             self.advance_to(layout, clock);
-            for (c, o) in self.counters.iter_mut().zip(&other.counters) {
+            let (counts, recency) = self.counters.split_at_mut(layout.per_action_at());
+            for (c, o) in counts.iter_mut().zip(&other.counters) {
                 *c += o;
+            }
+            // The last contact of either id is the last contact.
+            for (c, o) in recency
+                .iter_mut()
+                .zip(&other.counters[layout.per_action_at()..])
+            {
+                *c = c.max(*o);
             }
         }
         self.lifetime_events = self.lifetime_events.saturating_add(other.lifetime_events);
@@ -327,8 +397,20 @@ impl CustomerState {
         let channels = &b[EventKind::COUNT..EventKind::COUNT + Channel::ALL.len()];
         let categories = &b[EventKind::COUNT + Channel::ALL.len()..];
         let mut x = Vec::with_capacity(layout.context.dim());
+        let mut block = 0;
         for f in layout.context.features() {
             match *f {
+                ContextFeature::Contacted(scale) | ContextFeature::Responded(scale) => {
+                    let k = layout.actions.len();
+                    let at = layout.per_action_at() + block * k;
+                    block += 1;
+                    let f = if self.clock == NEVER {
+                        0.0
+                    } else {
+                        decay(scale, now - self.clock)
+                    };
+                    x.extend(self.counters[at..at + k].iter().map(|c| f64::from(c * f)));
+                }
                 ContextFeature::Device(ref values) => {
                     one_hot(values, request.device.as_deref(), &mut x);
                 }

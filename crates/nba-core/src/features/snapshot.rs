@@ -47,12 +47,28 @@ impl FeatureLayout {
             .iter()
             .map(|w| format_duration_ms(*w))
             .collect();
-        format!(
+        let mut fingerprint = format!(
             "windows={};breakdown={};counters={}",
             windows.join(","),
             format_duration_ms(self.windows_ms[self.breakdown]),
             self.counters()
-        )
+        );
+        if !self.per_action.is_empty() {
+            let blocks: Vec<String> = self
+                .per_action
+                .iter()
+                .map(|(scale, responses)| {
+                    let name = if *responses { "responded" } else { "contacted" };
+                    format!("{name}:{}", format_duration_ms(*scale))
+                })
+                .collect();
+            fingerprint += &format!(
+                ";per_action={};actions={}",
+                blocks.join(","),
+                self.actions.join("|")
+            );
+        }
+        fingerprint
     }
 }
 

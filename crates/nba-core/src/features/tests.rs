@@ -121,7 +121,7 @@ fn a_configured_context_adds_time_of_day_and_channel_mix() {
         context: "bias,hour_of_day,day_of_week,channels,frequency:30d".into(),
         ..FeatureConfig::default()
     };
-    let layout = FeatureLayout::new(&cfg).expect("valid");
+    let layout = FeatureLayout::new(&cfg, &[]).expect("valid");
     assert_eq!(layout.context().dim(), 1 + 2 + 7 + 5 + 1);
     let mut s = CustomerState::new(&layout);
     // Monday 2026-11-23 06:00 UTC.
@@ -148,7 +148,7 @@ fn the_request_s_device_and_location_are_one_hot() {
         context: "bias,device:mobile|desktop,location:store-1|home".into(),
         ..FeatureConfig::default()
     };
-    let layout = FeatureLayout::new(&cfg).expect("valid");
+    let layout = FeatureLayout::new(&cfg, &[]).expect("valid");
     assert_eq!(layout.context().dim(), 5);
     let s = CustomerState::new(&layout);
     let mut r = request(0, Channel::Store);
@@ -162,10 +162,13 @@ fn the_request_s_device_and_location_are_one_hot() {
         vec![1.0, 0.0, 0.0, 0.0, 0.0],
         "neither listed"
     );
-    let e = FeatureLayout::new(&FeatureConfig {
-        context: "bias,device".into(),
-        ..FeatureConfig::default()
-    })
+    let e = FeatureLayout::new(
+        &FeatureConfig {
+            context: "bias,device".into(),
+            ..FeatureConfig::default()
+        },
+        &[],
+    )
     .expect_err("no values");
     assert!(e.contains("device:mobile|desktop|tablet"), "{e}");
 }
@@ -176,7 +179,7 @@ fn bad_feature_settings_are_explained() {
         breakdown_window_ms: 7 * DAY_MS,
         ..FeatureConfig::default()
     };
-    let e = FeatureLayout::new(&bad).expect_err("7d is not a window");
+    let e = FeatureLayout::new(&bad, &[]).expect_err("7d is not a window");
     assert!(
         e.contains("7d is not one of the feature windows (1h, 24h, 30d)"),
         "{e}"
@@ -193,4 +196,45 @@ fn the_store_keeps_one_state_per_customer() {
     }
     assert_eq!(store.len(), 2);
     assert_eq!(store.get("a").map(CustomerState::lifetime_events), Some(2));
+}
+
+#[test]
+fn per_action_features_say_how_long_since_each_contact_and_response() {
+    let cfg = FeatureConfig {
+        context: "contacted:1d,responded:1d".into(),
+        ..FeatureConfig::default()
+    };
+    let actions = ["a".to_owned(), "b".to_owned()];
+    let layout = FeatureLayout::new(&cfg, &actions).expect("valid");
+    assert_eq!(layout.context().dim(), 4);
+    let named = |t: EventTime, kind: &str, action: &str| Interaction {
+        decision_id: Some(format!("d-{action}")),
+        action_id: Some(action.into()),
+        ..event(t, kind, None, None)
+    };
+    let mut s = CustomerState::new(&layout);
+    s.record(&layout, &named(0, "impression", "a"));
+    s.record(&layout, &named(6 * HOUR_MS, "click", "b"));
+    let x = s.context(&layout, &request(DAY_MS, Channel::Web));
+    // contacted a, contacted b, responded a, responded b.
+    let want = [
+        (-1f64).exp(),
+        (-18.0f64 / 24.0).exp(),
+        0.0,
+        (-18.0f64 / 24.0).exp(),
+    ];
+    for (got, want) in x.iter().zip(want) {
+        assert!(close(*got, want), "{x:?}");
+    }
+    // A late impression of a does not make its contact older; another id's
+    // newer contact wins in a merge.
+    s.record(&layout, &named(-HOUR_MS, "impression", "a"));
+    let mut other = CustomerState::new(&layout);
+    other.record(&layout, &named(12 * HOUR_MS, "impression", "a"));
+    s.merge(&layout, &other);
+    let x = s.context(&layout, &request(DAY_MS, Channel::Web));
+    assert!(close(x[0], (-0.5f64).exp()), "{x:?}");
+    assert!(close(x[3], (-18.0f64 / 24.0).exp()), "{x:?}");
+    // The fingerprint names the actions, so a changed catalog is not restored.
+    assert!(layout.fingerprint().contains("actions=a|b"));
 }
