@@ -38,7 +38,8 @@ pub use aggregator::{
 };
 pub use bandit::{BanditConfig, Choice, DeltaEntry, Forgetting, LinearBandit, Model, Policy};
 pub use contact::{
-    BudgetConfig, CapConfig, CapScope, ContactGuard, ContactPolicyConfig, Eligibility, GuardStats,
+    BudgetConfig, BudgetSpend, CapConfig, CapScope, ContactGuard, ContactPolicyConfig, Eligibility,
+    GuardStats,
 };
 pub use event::{
     CATEGORIES, Channel, CustomerErasure, DecisionRequest, EventKind, EventTime, Interaction,

@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DeltaEntry, EventTime};
+use crate::{BudgetSpend, DeltaEntry, EventTime};
 
 /// What one instance learned between two publications (`schemas/model_delta.avsc`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +32,10 @@ pub struct ModelDelta {
     pub dim: i32,
     /// Σ x xᵀ and Σ r x per action and period.
     pub entries: Vec<DeltaEntry>,
+    /// The publisher's contacts of budgeted actions since its last
+    /// publication: budgets count every instance's contacts.
+    #[serde(default)]
+    pub budget_spent: Vec<BudgetSpend>,
 }
 
 /// Which deltas of which instances have been applied.

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::contact::GuardSnapshot;
 use crate::versioned::FormatTag;
 use crate::{
-    AttributionJoin, BanditConfig, ContactGuard, CustomerErasure, DecisionRequest, EventTime,
-    JoinConfig, LinearBandit, ModelDelta, NextBestAction, PendingDecision, Rejection, Reward,
-    SeenDeltas,
+    AttributionJoin, BanditConfig, ContactGuard, CustomerErasure, DecisionRequest, DeltaEntry,
+    EventTime, JoinConfig, LinearBandit, ModelDelta, NextBestAction, PendingDecision, Rejection,
+    Reward, SeenDeltas,
 };
 
 /// Settings of [`ModelUpdater`].
@@ -135,7 +135,11 @@ pub struct ModelUpdater {
 impl ModelUpdater {
     /// An untrained updater.
     pub fn new(mut cfg: UpdaterConfig) -> Self {
-        cfg.bandit.track_deltas |= cfg.instance_id.is_some();
+        let shares = cfg.instance_id.is_some();
+        cfg.bandit.track_deltas |= shares;
+        if shares {
+            cfg.contacts = cfg.contacts.sharing_budgets();
+        }
         Self {
             exchange: cfg.instance_id.map(Exchange::new),
             bandit: LinearBandit::new(cfg.bandit),
@@ -229,7 +233,11 @@ impl ModelUpdater {
             (true, None) => cfg.instance_id.map(Exchange::new),
             (false, _) => None,
         };
-        let mut contacts = cfg.contacts;
+        let mut contacts = if shares {
+            cfg.contacts.sharing_budgets()
+        } else {
+            cfg.contacts
+        };
         contacts.restore(c.contacts);
         Ok(Self {
             bandit,
@@ -259,11 +267,16 @@ impl ModelUpdater {
             return Vec::new();
         };
         let entries = self.bandit.take_delta();
+        let mut budget_spent = self.contacts.take_spent();
         let d = self.bandit.config().dim;
         let per_record = (MAX_DELTA_BYTES / (8 * (d * d + d)).max(1)).max(1);
         let forgetting = self.bandit.config().forgetting.describe();
+        let mut chunks: Vec<&[DeltaEntry]> = entries.chunks(per_record).collect();
+        if chunks.is_empty() && !budget_spent.is_empty() {
+            chunks.push(&[]);
+        }
         let mut out = Vec::new();
-        for chunk in entries.chunks(per_record) {
+        for chunk in chunks {
             exchange.sequence += 1;
             self.stats.deltas_published += 1;
             out.push(ModelDelta {
@@ -273,6 +286,8 @@ impl ModelUpdater {
                 forgetting: forgetting.clone(),
                 dim: i32::try_from(d).unwrap_or(i32::MAX),
                 entries: chunk.to_vec(),
+                // Spending rides in the first record.
+                budget_spent: std::mem::take(&mut budget_spent),
             });
         }
         out
@@ -281,7 +296,8 @@ impl ModelUpdater {
     /// True while this instance has learned something not yet taken by
     /// [`ModelUpdater::take_model_deltas`].
     pub fn holds_unpublished(&self) -> bool {
-        self.exchange.is_some() && self.bandit.has_delta()
+        self.exchange.is_some()
+            && (self.bandit.has_delta() || self.contacts.has_unpublished_spending())
     }
 
     /// Adds another instance's delta to this model. Ok(false) for this
@@ -317,6 +333,7 @@ impl ModelUpdater {
             return Ok(false);
         }
         self.bandit.merge_delta(&delta.entries);
+        self.contacts.add_spent(&delta.budget_spent);
         self.stats.deltas_merged += 1;
         Ok(true)
     }
@@ -788,5 +805,62 @@ mod tests {
             .expect("valid")
             .expect("decided");
         assert_ne!(again.policy, NO_ACTION_POLICY, "no history left to cap");
+    }
+
+    /// Model-updaters that share a model also share budgets: what one spends,
+    /// the others count.
+    #[test]
+    fn instances_sharing_a_model_share_budgets() {
+        use crate::{Action, ActionCatalog, ChannelSet};
+        let policy: crate::ContactPolicyConfig =
+            serde_json::from_str(r#"{"budgets": {"a": {"max": 2, "per": "24h"}}}"#)
+                .expect("a policy");
+        let catalog = ActionCatalog::new(
+            ["a", "b"]
+                .map(|id| Action {
+                    id: id.into(),
+                    channels: ChannelSet::ALL,
+                })
+                .to_vec(),
+        );
+        let instance = |id: &str| {
+            ModelUpdater::new(UpdaterConfig {
+                instance_id: Some(id.into()),
+                contacts: ContactGuard::new(&policy, &catalog).expect("valid"),
+                ..UpdaterConfig::default()
+            })
+        };
+        let only_a = |id: &str, t: EventTime| {
+            let UpdaterInput::Request(mut r) = request(id, t) else {
+                unreachable!()
+            };
+            r.candidates = vec!["a".into()];
+            UpdaterInput::Request(r)
+        };
+        let (mut one, mut other) = (instance("one"), instance("other"));
+        for (id, t) in [("d1", 0), ("d2", 1_000)] {
+            let nba = one.apply(&only_a(id, t)).expect("valid").expect("decided");
+            assert_eq!(nba.action_id, "a");
+        }
+        let deltas = one.take_model_deltas();
+        let spent: usize = deltas
+            .iter()
+            .flat_map(|d| &d.budget_spent)
+            .map(|s| s.at.len())
+            .sum();
+        assert_eq!(spent, 2);
+        assert!(!one.holds_unpublished());
+        for d in &deltas {
+            other.merge_model_delta(d).expect("same shape");
+        }
+        let answer = other
+            .apply(&only_a("d3", 2_000))
+            .expect("valid")
+            .expect("answered");
+        assert_eq!(
+            answer.policy, NO_ACTION_POLICY,
+            "the budget is spent, by the other"
+        );
+        assert_eq!(other.contacts().stats().over_budget, 1);
     }
 }

@@ -5,8 +5,8 @@
 use apache_avro::Schema;
 use apache_avro::schema::RecordSchema;
 use nba_core::{
-    Channel, CustomerErasure, CustomerSnapshot, DecisionRequest, DeltaEntry, Interaction,
-    ModelDelta, NextBestAction, Reward,
+    BudgetSpend, Channel, CustomerErasure, CustomerSnapshot, DecisionRequest, DeltaEntry,
+    Interaction, ModelDelta, NextBestAction, Reward,
 };
 use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode};
 
@@ -78,6 +78,10 @@ fn model_delta() -> ModelDelta {
             updates: 3,
             a: vec![1.0, 0.5, 0.5, 2.25],
             b: vec![0.75, -0.125],
+        }],
+        budget_spent: vec![BudgetSpend {
+            action_id: "discount_10".into(),
+            at: vec![1_767_225_600_000, 1_767_225_650_000],
         }],
     }
 }

@@ -32,12 +32,26 @@ struct Cap {
 struct Budget {
     max: u64,
     per_ms: Option<i64>,
-    /// Contact times inside the window (or, without one, only their count).
+    /// Contact times inside the window (or, without one, only their count),
+    /// in time order.
     spent: VecDeque<EventTime>,
     total: u64,
+    /// This instance's contacts not yet published to the others (only when
+    /// budgets are shared).
+    unpublished: Vec<EventTime>,
 }
 
 impl Budget {
+    /// Counts a contact at `at` (this instance's or another's).
+    fn spend(&mut self, at: EventTime) {
+        self.total += 1;
+        if self.per_ms.is_some() {
+            // Others' contacts may be older than ours: keep the window sorted.
+            let i = self.spent.partition_point(|t| *t <= at);
+            self.spent.insert(i, at);
+        }
+    }
+
     fn used(&mut self, now: EventTime) -> u64 {
         match self.per_ms {
             Some(per) => {
@@ -108,6 +122,17 @@ pub struct ContactGuard {
     /// (minute, customer) of every note, oldest first: where expiry looks.
     expiry: VecDeque<(Minute, Box<str>)>,
     stats: GuardStats,
+    share_budgets: bool,
+}
+
+/// Contacts of one budgeted action, as instances tell each other (in
+/// [`crate::ModelDelta`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetSpend {
+    /// The action.
+    pub action_id: String,
+    /// When each contact was made.
+    pub at: Vec<EventTime>,
 }
 
 /// What a [`ContactGuard`] carries over a restart.
@@ -177,6 +202,7 @@ impl ContactGuard {
                     per_ms,
                     spent: VecDeque::new(),
                     total: 0,
+                    unpublished: Vec::new(),
                 },
             );
         }
@@ -189,6 +215,45 @@ impl ContactGuard {
             budgets,
             ..Self::default()
         })
+    }
+
+    /// Keeps this instance's budget spending for [`ContactGuard::take_spent`],
+    /// so that instances sharing a model also share budgets.
+    pub fn sharing_budgets(mut self) -> Self {
+        self.share_budgets = true;
+        self
+    }
+
+    /// This instance's contacts of budgeted actions since the last call, per
+    /// action (sorted by action), for the other instances.
+    pub fn take_spent(&mut self) -> Vec<BudgetSpend> {
+        let mut out: Vec<BudgetSpend> = self
+            .budgets
+            .iter_mut()
+            .filter(|(_, b)| !b.unpublished.is_empty())
+            .map(|(action, b)| BudgetSpend {
+                action_id: action.clone(),
+                at: std::mem::take(&mut b.unpublished),
+            })
+            .collect();
+        out.sort_by(|a, b| a.action_id.cmp(&b.action_id));
+        out
+    }
+
+    /// True if some spending awaits [`ContactGuard::take_spent`].
+    pub fn has_unpublished_spending(&self) -> bool {
+        self.budgets.values().any(|b| !b.unpublished.is_empty())
+    }
+
+    /// Counts another instance's contacts against the budgets.
+    pub fn add_spent(&mut self, spent: &[BudgetSpend]) {
+        for s in spent {
+            if let Some(b) = self.budgets.get_mut(&s.action_id) {
+                for t in &s.at {
+                    b.spend(*t);
+                }
+            }
+        }
     }
 
     /// True if the guard never removes anything.
@@ -274,9 +339,9 @@ impl ContactGuard {
     /// Counts a contact: the customer was shown `action` on `channel` at `now`.
     pub fn contacted(&mut self, customer: &str, action: &str, channel: Channel, now: EventTime) {
         if let Some(b) = self.budgets.get_mut(action) {
-            b.total += 1;
-            if b.per_ms.is_some() {
-                b.spent.push_back(now);
+            b.spend(now);
+            if self.share_budgets {
+                b.unpublished.push(now);
             }
         }
         if self.keep == 0 {

@@ -33,7 +33,7 @@ mod guard;
 mod rules;
 
 pub(crate) use guard::GuardSnapshot;
-pub use guard::{ContactGuard, GuardStats};
+pub use guard::{BudgetSpend, ContactGuard, GuardStats};
 
 use std::collections::BTreeMap;
 
