@@ -17,6 +17,11 @@
 //!
 //! Decoding also accepts a raw datum with no framing, so that any Avro producer
 //! can feed nba.
+//!
+//! A schema only ever gains fields with defaults, under the same id. Data an
+//! earlier nba wrote (topics, recordings) still decodes: what the current
+//! schema cannot read is tried against the earlier versions in
+//! `schemas/history/` and resolved into the current one, as a registry would.
 
 mod recording;
 
@@ -123,6 +128,27 @@ impl SchemaKind {
         }
     }
 
+    /// Earlier versions under the same id (`schemas/history/`), newest first.
+    pub fn history(self) -> &'static [&'static str] {
+        match self {
+            SchemaKind::Interaction => &[
+                include_str!("../../../schemas/history/interaction.2.avsc"),
+                include_str!("../../../schemas/history/interaction.1.avsc"),
+            ],
+            SchemaKind::NextBestAction => &[
+                include_str!("../../../schemas/history/next_best_action.2.avsc"),
+                include_str!("../../../schemas/history/next_best_action.1.avsc"),
+            ],
+            SchemaKind::ModelDelta => {
+                &[include_str!("../../../schemas/history/model_delta.1.avsc")]
+            }
+            SchemaKind::CustomerState => &[include_str!(
+                "../../../schemas/history/customer_state.1.avsc"
+            )],
+            SchemaKind::DecisionRequest | SchemaKind::Reward | SchemaKind::CustomerErasure => &[],
+        }
+    }
+
     /// The parsed schema.
     pub fn schema(self) -> &'static Schema {
         compiled()[self as usize].schema
@@ -136,10 +162,12 @@ impl SchemaKind {
     }
 }
 
-/// One schema, parsed, with its datum reader and writer.
+/// One schema, parsed, with its datum reader and writer, and readers of its
+/// earlier versions that resolve into it.
 struct Compiled {
     schema: &'static Schema,
     codec: Codec,
+    earlier: Vec<GenericDatumReader<'static>>,
 }
 
 struct Codec {
@@ -168,8 +196,29 @@ fn compiled() -> &'static [Compiled] {
                             .build()
                             .map(|writer| Codec { reader, writer })
                     });
+                let earlier = k
+                    .history()
+                    .iter()
+                    .map(|source| {
+                        let old: &'static Schema =
+                            Box::leak(Box::new(Schema::parse_str(source).unwrap_or_else(|e| {
+                                panic!("an earlier {} does not parse: {e}", k.file_name())
+                            })));
+                        GenericDatumReader::builder(old)
+                            .reader_schema(schema)
+                            .human_readable(false)
+                            .build()
+                            .unwrap_or_else(|e| {
+                                panic!("an earlier {} does not resolve: {e}", k.file_name())
+                            })
+                    })
+                    .collect();
                 match built {
-                    Ok(codec) => Compiled { schema, codec },
+                    Ok(codec) => Compiled {
+                        schema,
+                        codec,
+                        earlier,
+                    },
                     Err(e) => panic!("schemas/{} does not resolve: {e}", k.file_name()),
                 }
             })
@@ -285,13 +334,31 @@ pub fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, CodecError> {
         }
         raw => raw,
     };
-    let record = kind
+    let whole = datum;
+    let current = kind
         .codec()
         .reader
         .read_deser(&mut datum)
-        .map_err(|e| avro_error(kind, e))?;
-    if !datum.is_empty() {
-        return Err(CodecError::TrailingBytes(datum.len(), kind.full_name()));
-    }
-    Ok(record)
+        .map_err(|e| avro_error(kind, e))
+        .and_then(|record| {
+            if datum.is_empty() {
+                Ok(record)
+            } else {
+                Err(CodecError::TrailingBytes(datum.len(), kind.full_name()))
+            }
+        });
+    current.or_else(|e| decode_earlier(kind, whole).ok_or(e))
+}
+
+/// Decodes a datum written under an earlier version of `kind`'s schema, if
+/// one of them reads it whole.
+fn decode_earlier<T: DeserializeOwned>(kind: SchemaKind, whole: &[u8]) -> Option<T> {
+    compiled()[kind as usize].earlier.iter().find_map(|reader| {
+        let mut datum = whole;
+        let value = reader.read_value(&mut datum).ok()?;
+        if !datum.is_empty() {
+            return None;
+        }
+        apache_avro::from_value(&value).ok()
+    })
 }

@@ -279,3 +279,93 @@ fn arbitrary_bytes_never_panic() {
         let _ = decode::<Reward>(&bytes);
     }
 }
+
+/// Every file in `schemas/history/` is an earlier version of a schema, compiled
+/// in, that the current version can read.
+#[test]
+fn earlier_versions_are_compiled_in_and_readable() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/history");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("schemas/history")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    files.sort();
+    let mut compiled = 0;
+    for kind in SchemaKind::ALL {
+        for source in kind.history() {
+            compiled += 1;
+            assert!(
+                files
+                    .iter()
+                    .any(|f| std::fs::read_to_string(dir.join(f)).expect("reads") == *source),
+                "{:?}: a compiled-in earlier version is not in schemas/history",
+                kind
+            );
+            let old = Schema::parse_str(source).expect("parses");
+            apache_avro::schema_compatibility::SchemaCompatibility::can_read(&old, kind.schema())
+                .unwrap_or_else(|e| panic!("{kind:?}: the current schema cannot read {e}"));
+        }
+    }
+    assert_eq!(
+        compiled,
+        files.len(),
+        "every file in schemas/history is compiled in"
+    );
+}
+
+/// `record` as the earlier schema `old` would have written it (its fields
+/// only), framed with `kind`'s id.
+fn written_by(old: &str, kind: SchemaKind, record: &impl serde::Serialize) -> Vec<u8> {
+    let old = Schema::parse_str(old).expect("parses");
+    let apache_avro::types::Value::Record(fields) = apache_avro::to_value(record).expect("value")
+    else {
+        panic!("a record")
+    };
+    let Schema::Record(RecordSchema { fields: names, .. }) = &old else {
+        panic!("a record schema")
+    };
+    let kept = fields
+        .into_iter()
+        .filter(|(n, _)| names.iter().any(|f| f.name == *n))
+        .collect();
+    let value = apache_avro::types::Value::Record(kept)
+        .resolve(&old)
+        .expect("fits the old schema");
+    let mut bytes = vec![0];
+    bytes.extend(kind.id().to_be_bytes());
+    bytes.extend(apache_avro::to_avro_datum(&old, value).expect("encodes"));
+    bytes
+}
+
+/// Data an earlier nba wrote (before fields were added) still decodes, with the
+/// new fields at their defaults.
+#[test]
+fn data_written_under_an_earlier_version_decodes() {
+    let mut before = interaction();
+    before.device = None;
+    before.location = None;
+    let bytes = written_by(
+        SchemaKind::Interaction.history()[1],
+        SchemaKind::Interaction,
+        &before,
+    );
+    assert_eq!(decode::<Interaction>(&bytes).expect("decodes"), before);
+
+    let mut shown = nba();
+    shown.channel = None;
+    let bytes = written_by(
+        SchemaKind::NextBestAction.history()[0],
+        SchemaKind::NextBestAction,
+        &shown,
+    );
+    assert_eq!(decode::<NextBestAction>(&bytes).expect("decodes"), shown);
+
+    let mut delta = model_delta();
+    delta.budget_spent = Vec::new();
+    let bytes = written_by(
+        SchemaKind::ModelDelta.history()[0],
+        SchemaKind::ModelDelta,
+        &delta,
+    );
+    assert_eq!(decode::<ModelDelta>(&bytes).expect("decodes"), delta);
+}
