@@ -333,7 +333,10 @@ fn written_by(old: &str, kind: SchemaKind, record: &impl serde::Serialize) -> Ve
         .expect("fits the old schema");
     let mut bytes = vec![0];
     bytes.extend(kind.id().to_be_bytes());
-    bytes.extend(apache_avro::to_avro_datum(&old, value).expect("encodes"));
+    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&old)
+        .build()
+        .expect("a writer");
+    bytes.extend(writer.write_value_to_vec(value).expect("encodes"));
     bytes
 }
 
