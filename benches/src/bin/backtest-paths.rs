@@ -82,6 +82,7 @@ fn main() {
     let run = backtest(raw, BacktestConfig::with_seed(0), &mut ()).expect("the defaults are valid");
     let backtest = rate(t.elapsed().as_secs_f64());
     assert_eq!(run.decision_count, decisions);
+    assert_eq!(run.dead_lettered, 0, "{:?}", run.first_rejection);
 
     println!("decode raw only:                 {decode:>10.0} events/s");
     println!("engines on structs:              {engines:>10.0} events/s");

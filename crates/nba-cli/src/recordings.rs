@@ -524,6 +524,18 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
         run.elapsed_s,
         run.events_per_s
     );
+    if let Some(reason) = &run.first_rejection {
+        eprintln!(
+            "warning: {} of {} records were refused (dead letters in a live run); the first: {reason}",
+            run.dead_lettered, run.events
+        );
+        if run.dead_lettered == run.events {
+            eprintln!(
+                "error: every record was refused, so this backtest says nothing: is it a recording of nba.interactions.raw (or interactions as JSON Lines)?"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let candidates: Vec<Candidate> = if a.candidates.is_empty() {
         DEFAULT_CANDIDATES
             .iter()

@@ -327,6 +327,24 @@ fn backtests_are_deterministic_and_read_json_lines() {
     );
     assert_eq!(r["events"], 2);
     assert_eq!(r["decision_count"], 2);
+    // A backtest in which every record is refused says so and fails.
+    let refused = dir.join("refused.jsonl");
+    std::fs::write(
+        &refused,
+        r#"{"event_id":"e1","customer_id":" ","timestamp":1767225600000,"channel":"WEB","event_type":"session_start"}"#,
+    )
+    .expect("written");
+    let out = nba()
+        .args(["backtest", "--jsonl"])
+        .arg(&refused)
+        .output()
+        .expect("nba runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("customer_id") && stderr.contains("every record was refused"),
+        "{stderr}"
+    );
     // Misuse is explained.
     for (spec, says) in [
         ("linucb:alpha=-1", "alpha"),

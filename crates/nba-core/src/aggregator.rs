@@ -87,7 +87,7 @@ pub struct AggregatorOutput {
     pub erasure: Option<CustomerErasure>,
     /// An interaction to send on to another customer's partition (keyed by its
     /// `customer_id`): an alias's event, or a link carrying the alias's state.
-    pub forward: Option<Interaction>,
+    pub forward: Option<Box<Interaction>>,
 }
 
 /// Where an interaction was read: its input partition and its offset there.
@@ -306,16 +306,17 @@ impl FeatureAggregator {
             return self.link(i, shard, included);
         }
         if i.linked_id.is_none()
+            && !books.links.is_empty()
             && let Some(to) = books.links.get(customer)
         {
             // A linked alias's own event counts for its customer, there.
             self.links.forwarded += 1;
             return AggregatorOutput {
-                forward: Some(Interaction {
+                forward: Some(Box::new(Interaction {
                     customer_id: to.to_string(),
                     linked_id: Some(i.customer_id.clone()),
                     ..i.clone()
-                }),
+                })),
                 ..AggregatorOutput::default()
             };
         }
@@ -446,12 +447,12 @@ impl FeatureAggregator {
         books.links.insert(customer.into(), to.into());
         self.links.linked += 1;
         AggregatorOutput {
-            forward: Some(Interaction {
+            forward: Some(Box::new(Interaction {
                 customer_id: to.to_owned(),
                 linked_id: Some(i.customer_id.clone()),
                 merged_state: Some(Box::new(state)),
                 ..i.clone()
-            }),
+            })),
             ..AggregatorOutput::default()
         }
     }
@@ -874,12 +875,11 @@ mod tests {
     /// Applies `i` and everything it forwards, as the interactions topic
     /// would bring it back; returns the last request made.
     fn apply_all(agg: &mut FeatureAggregator, i: &Interaction) -> Option<DecisionRequest> {
-        let mut next = Some(i.clone());
-        let mut request = None;
-        while let Some(i) = next.take() {
-            let out = agg.apply(&i);
-            request = out.request.or(request);
-            next = out.forward;
+        let mut out = agg.apply(i);
+        let mut request = out.request.take();
+        while let Some(f) = out.forward.take() {
+            out = agg.apply(&f);
+            request = out.request.take().or(request);
         }
         request
     }

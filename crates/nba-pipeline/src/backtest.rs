@@ -26,6 +26,8 @@ pub struct BacktestRun {
     pub rewards: u64,
     /// Records the stages refused.
     pub dead_lettered: u64,
+    /// Why the first refused record was refused, if any was.
+    pub first_rejection: Option<String>,
     /// Wall-clock seconds.
     pub elapsed_s: f64,
     /// Raw records per second.
@@ -78,8 +80,12 @@ where
                 // Decoded and checked here; de-duplication (state) on the
                 // engines' thread.
                 let checked = decode::<Interaction>(&value)
-                    .ok()
-                    .and_then(|mut i| Intake::normalise(&mut i).ok().map(|()| i));
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut i| {
+                        Intake::normalise(&mut i)
+                            .map(|()| i)
+                            .map_err(|r| r.reason().to_owned())
+                    });
                 batch.push(checked);
                 if batch.len() == BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -155,10 +161,10 @@ impl BacktestObserver for Vec<NextBestAction> {
     }
 }
 
-/// A raw record decoded and checked, or `None` if it is not a valid interaction
-/// (the byte-level stages would dead-letter it with the reason; here it is
-/// counted).
-type Decoded = Option<Interaction>;
+/// A raw record decoded and checked, or why it is not a valid interaction (the
+/// byte-level stages would dead-letter it with the reason; here it is counted,
+/// and the first reason kept).
+type Decoded = Result<Interaction, String>;
 /// Records per hand-over between the threads: large enough that the hand-over
 /// costs nothing per record, small enough to stay in cache.
 const BATCH: usize = 1_024;
@@ -174,6 +180,7 @@ fn run_engines(
     let mut decision_latency = LatencyHistogram::new();
     let started = Instant::now();
     let (mut events, mut rewards, mut dead_lettered) = (0u64, 0u64, 0u64);
+    let mut first_rejection = None;
     let mut decisions = 0u64;
     let mut timeline = Vec::new();
     for record in decoded {
@@ -181,24 +188,27 @@ fn run_engines(
         if events % 65_536 == 0 {
             observer.progress(events);
         }
-        let Some(accepted) = record else {
-            dead_lettered += 1;
-            continue;
+        let accepted = match record {
+            Ok(i) => i,
+            Err(reason) => {
+                dead_lettered += 1;
+                first_rejection.get_or_insert(reason);
+                continue;
+            }
         };
         if intake.admit(&accepted) == IntakeOutcome::Duplicate {
             continue;
         }
         // An alias's event comes back as its customer's (`forward`), as it
         // would through the interactions topic.
-        let mut next = Some(accepted);
-        while let Some(interaction) = next.take() {
+        let mut out = aggregator.apply(&accepted);
+        loop {
             let AggregatorOutput {
                 request,
                 reward,
                 erasure,
                 forward,
-            } = aggregator.apply(&interaction);
-            next = forward;
+            } = out;
             if let Some(request) = request {
                 let t = request.timestamp;
                 let asked = Instant::now();
@@ -226,6 +236,10 @@ fn run_engines(
                     dead_lettered += 1;
                 }
             }
+            match forward {
+                Some(f) => out = aggregator.apply(&f),
+                None => break,
+            }
         }
     }
     updater.finish();
@@ -239,6 +253,7 @@ fn run_engines(
         decision_count: decisions,
         rewards,
         dead_lettered,
+        first_rejection,
         elapsed_s,
         events_per_s: if elapsed_s > 0.0 {
             events as f64 / elapsed_s

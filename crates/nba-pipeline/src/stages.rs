@@ -347,7 +347,7 @@ impl Stage for AggregatorStage {
                         Topic::Interactions,
                         &f.customer_id,
                         f.timestamp,
-                        f,
+                        &**f,
                         out,
                     );
                 }
