@@ -3,6 +3,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::features::slot_mut;
 use crate::{
     ActionCatalog, ContactPolicyConfig, Counted, CustomerErasure, CustomerSnapshot, CustomerState,
     CustomerStore, DecisionRequest, Eligibility, FeatureConfig, FeatureLayout, Interaction,
@@ -273,7 +274,7 @@ impl FeatureAggregator {
     pub fn apply_at(&mut self, i: &Interaction, at: InputPosition) -> AggregatorOutput {
         let customer = i.customer_id.as_str();
         let shard = at.partition;
-        let books = books_mut(&mut self.partitions, shard);
+        let books = slot_mut(&mut self.partitions, shard);
         let included = books.included(customer, at.offset);
         if self.track_changes {
             books.position = Some(at.offset);
@@ -402,7 +403,7 @@ impl FeatureAggregator {
     /// had opted out, so has the customer now.
     fn link(&mut self, i: &Interaction, shard: u32, included: bool) -> AggregatorOutput {
         let layout = self.store.layout();
-        let books = books_mut(&mut self.partitions, shard);
+        let books = slot_mut(&mut self.partitions, shard);
         let customer = i.customer_id.as_str();
         let Some(to) = i.linked_id.as_deref() else {
             // The intake refuses a link without a target; nothing to do.
@@ -435,8 +436,7 @@ impl FeatureAggregator {
         let state = if books.opted_out.remove(customer) {
             CustomerSnapshot {
                 opted_out: true,
-                counters: Vec::new(),
-                ..CustomerState::new(layout).snapshot(layout, customer, offset)
+                ..CustomerSnapshot::without_features(layout, customer, offset)
             }
         } else {
             let s = self.store.get_in(shard, customer);
@@ -476,14 +476,12 @@ impl FeatureAggregator {
                 let state = if let Some(to) = books.links.get(&customer) {
                     Some(CustomerSnapshot {
                         linked_to: Some(to.to_string()),
-                        counters: Vec::new(),
-                        ..CustomerState::new(layout).snapshot(layout, &customer, offset)
+                        ..CustomerSnapshot::without_features(layout, &customer, offset)
                     })
                 } else if books.opted_out.contains(&customer) {
                     Some(CustomerSnapshot {
                         opted_out: true,
-                        counters: Vec::new(),
-                        ..CustomerState::new(layout).snapshot(layout, &customer, offset)
+                        ..CustomerSnapshot::without_features(layout, &customer, offset)
                     })
                 } else {
                     self.store
@@ -511,7 +509,7 @@ impl FeatureAggregator {
         state: Option<&CustomerSnapshot>,
         resume_at: i64,
     ) -> Result<(), String> {
-        let books = books_mut(&mut self.partitions, partition);
+        let books = slot_mut(&mut self.partitions, partition);
         books.redelivered.remove(customer_id);
         books.links.remove(customer_id);
         let Some(s) = state else {
@@ -572,14 +570,6 @@ impl PartitionBooks {
             .get(customer)
             .is_some_and(|upto| offset <= *upto)
     }
-}
-
-fn books_mut(partitions: &mut Vec<PartitionBooks>, partition: u32) -> &mut PartitionBooks {
-    let i = partition as usize;
-    if partitions.len() <= i {
-        partitions.resize_with(i + 1, PartitionBooks::default);
-    }
-    &mut partitions[i]
 }
 
 #[cfg(test)]

@@ -513,7 +513,7 @@ impl CustomerStore {
         f: impl FnOnce(&FeatureLayout, &mut CustomerState) -> R,
     ) -> R {
         let Self { layout, shards } = self;
-        let map = shard_mut(shards, shard);
+        let map = slot_mut(shards, shard);
         if let Some(s) = map.get_mut(customer_id) {
             return f(layout, s);
         }
@@ -541,7 +541,7 @@ impl CustomerStore {
 
     /// Puts `state` in place of whatever the customer had in `shard`.
     pub fn insert(&mut self, shard: u32, customer_id: &str, state: CustomerState) {
-        shard_mut(&mut self.shards, shard).insert(customer_id.into(), Box::new(state));
+        slot_mut(&mut self.shards, shard).insert(customer_id.into(), Box::new(state));
     }
 
     /// Forgets the customer; true if they were held.
@@ -569,16 +569,13 @@ impl CustomerStore {
     }
 }
 
-/// The map of `shard`, added (with any below it) if new.
-fn shard_mut<V>(
-    shards: &mut Vec<FxHashMap<Box<str>, V>>,
-    shard: u32,
-) -> &mut FxHashMap<Box<str>, V> {
-    let i = shard as usize;
-    if shards.len() <= i {
-        shards.resize_with(i + 1, FxHashMap::default);
+/// The item at `index` (a partition's), added with any below it if new.
+pub(crate) fn slot_mut<T: Default>(items: &mut Vec<T>, index: u32) -> &mut T {
+    let i = index as usize;
+    if items.len() <= i {
+        items.resize_with(i + 1, T::default);
     }
-    &mut shards[i]
+    &mut items[i]
 }
 
 #[cfg(test)]

@@ -37,6 +37,17 @@ pub struct CustomerSnapshot {
     pub counters: Vec<f32>,
 }
 
+impl CustomerSnapshot {
+    /// A record of `customer` that carries no features (for an opted-out or a
+    /// linked id, which set their flag on it).
+    pub fn without_features(layout: &FeatureLayout, customer: &str, input_offset: i64) -> Self {
+        Self {
+            counters: Vec::new(),
+            ..CustomerState::new(layout).snapshot(layout, customer, input_offset)
+        }
+    }
+}
+
 impl FeatureLayout {
     /// What the counters of a state under this layout mean, as one string
     /// (windows, breakdown window, number of counters): states restore only
