@@ -1,9 +1,9 @@
 //! The consumer stage's logic: validate, normalise and de-duplicate raw interactions.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::{EventTime, Interaction, LINK_EVENT, Rejection};
 
@@ -32,13 +32,27 @@ pub enum IntakeOutcome {
     Duplicate,
 }
 
+/// What de-duplication remembers of an event id: its 128-bit XXH3 hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventFingerprint(u128);
+
+impl EventFingerprint {
+    /// The fingerprint of `i`'s event id.
+    pub fn of(i: &Interaction) -> Self {
+        Self(xxh3_128(i.event_id.as_bytes()))
+    }
+}
+
 /// Validates, normalises and de-duplicates raw interactions.
 #[derive(Debug, Default)]
 pub struct Intake {
     cfg: IntakeConfig,
-    // One shared copy of each id for the set and the expiry queue.
-    seen: FxHashSet<Arc<str>>,
-    seen_order: VecDeque<(EventTime, Arc<str>)>,
+    // Ids are remembered by their 128-bit XXH3 fingerprints: 16 bytes each,
+    // hashed once, and two distinct ids among the billions seen in a window
+    // share one with a probability below 10^-20, far under that of a lost
+    // record. Expiry removes a fingerprint without hashing the id again.
+    seen: FxHashSet<u128>,
+    seen_order: VecDeque<(EventTime, u128)>,
     newest: EventTime,
 }
 
@@ -163,25 +177,31 @@ impl Intake {
     /// The stateful half of [`Intake::apply`], for an interaction
     /// [`Intake::normalise`] accepted: de-duplication by event id.
     pub fn admit(&mut self, i: &Interaction) -> IntakeOutcome {
-        if self.seen.contains(i.event_id.as_str()) {
-            return IntakeOutcome::Duplicate;
-        }
-        self.remember(i);
-        IntakeOutcome::Accepted
+        self.admit_fingerprint(EventFingerprint::of(i), i.timestamp)
     }
 
-    fn remember(&mut self, i: &Interaction) {
-        self.newest = self.newest.max(i.timestamp);
-        let id: Arc<str> = Arc::from(i.event_id.as_str());
-        self.seen.insert(Arc::clone(&id));
-        self.seen_order.push_back((i.timestamp, id));
+    /// [`Intake::admit`] for an interaction at `timestamp` whose fingerprint
+    /// was taken already (a backtest takes it on its decoding thread).
+    pub fn admit_fingerprint(
+        &mut self,
+        id: EventFingerprint,
+        timestamp: EventTime,
+    ) -> IntakeOutcome {
+        let EventFingerprint(id) = id;
+        if !self.seen.insert(id) {
+            return IntakeOutcome::Duplicate;
+        }
+        self.newest = self.newest.max(timestamp);
+        self.seen_order.push_back((timestamp, id));
         let horizon = self.newest - self.cfg.dedup_window_ms;
         // Ids leave in arrival order; one that arrived late may stay a little longer.
-        while self.seen_order.front().is_some_and(|(t, _)| *t < horizon) {
-            if let Some((_, id)) = self.seen_order.pop_front() {
-                self.seen.remove(&id);
-            }
+        while let Some(&(t, old)) = self.seen_order.front()
+            && t < horizon
+        {
+            self.seen.remove(&old);
+            self.seen_order.pop_front();
         }
+        IntakeOutcome::Accepted
     }
 
     /// Number of event ids currently remembered.

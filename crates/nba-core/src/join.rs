@@ -1,6 +1,8 @@
 //! Joins outcomes to the decisions they answer, within an attribution window.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +49,7 @@ pub struct PendingDecision {
 #[derive(Debug, Default)]
 pub struct AttributionJoin {
     cfg: JoinConfig,
-    pending: HashMap<String, PendingDecision>,
+    pending: FxHashMap<String, PendingDecision>,
     deadlines: BTreeSet<(EventTime, String)>,
 }
 

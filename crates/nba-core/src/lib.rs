@@ -50,7 +50,7 @@ pub use features::{
     CustomerStore, DEFAULT_CONTEXT, FeatureConfig, FeatureLayout, format_duration_ms,
     parse_duration_ms,
 };
-pub use intake::{Intake, IntakeConfig, IntakeOutcome};
+pub use intake::{EventFingerprint, Intake, IntakeConfig, IntakeOutcome};
 pub use join::{AttributionJoin, JoinConfig, PendingDecision};
 pub use linalg::ridge_solve;
 pub use model_sync::{ModelDelta, SeenDeltas};
