@@ -1,12 +1,13 @@
 //! Backtests: recorded raw interactions through the whole pipeline in one
 //! process, at full speed, driven by the records' own event times.
 
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::time::Instant;
 
 use nba_core::{
-    AggregatorConfig, AggregatorOutput, BanditConfig, EventTime, FeatureAggregator, Intake,
-    IntakeConfig, IntakeOutcome, Interaction, ModelUpdater, NextBestAction, UpdaterConfig,
-    UpdaterInput,
+    AggregatorConfig, AggregatorOutput, BanditConfig, EventFingerprint, EventTime,
+    FeatureAggregator, Intake, IntakeConfig, IntakeOutcome, Interaction, ModelUpdater,
+    NextBestAction, UpdaterConfig, UpdaterInput,
 };
 use nba_metrics::LatencyHistogram;
 use nba_schema::decode;
@@ -54,9 +55,12 @@ pub struct BacktestRun {
 /// The observer hears of progress and of every decision as it is made (a day's
 /// decisions need not fit in memory).
 ///
-/// Two threads: one reads and decodes the records (whatever `raw` does, then
-/// Avro), the other runs the engines on them in the same order, so the result
-/// is that of one thread.
+/// Three threads, in a pipeline: one reads the records (whatever `raw` does),
+/// one decodes and checks them (Avro), one runs the engines on them in the same
+/// order, so the result is that of one thread. Records travel in batches, and
+/// every batch goes back to the thread that filled it, which frees its records
+/// and refills it: a free on another thread than the allocation's costs
+/// several times more.
 ///
 /// Fails before reading anything if the aggregator settings do not fit together.
 pub fn backtest<I>(
@@ -72,43 +76,113 @@ where
     let updater = ModelUpdater::new(cfg.updater);
     let raw = raw.into_iter();
     std::thread::scope(|scope| {
-        let (batches, decoded) = std::sync::mpsc::sync_channel::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
-        let reader = std::thread::Builder::new().name("nba-decode".into());
-        let spawned = reader.spawn_scoped(scope, move || {
-            let mut batch = Vec::with_capacity(BATCH);
+        let (to_decoder, values) = Handoff::<Vec<u8>>::new();
+        let (to_engines, decoded) = Handoff::<Decoded>::new();
+        spawn(scope, "nba-read", move || {
+            let mut batch = to_decoder.empty();
             for (_, value) in raw {
-                // Decoded and checked here; de-duplication (state) on the
-                // engines' thread.
-                let checked = decode::<Interaction>(&value)
-                    .map_err(|e| e.to_string())
-                    .and_then(|mut i| {
-                        Intake::normalise(&mut i)
-                            .map(|()| i)
-                            .map_err(|r| r.reason().to_owned())
-                    });
-                batch.push(checked);
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    if batches.send(full).is_err() {
-                        return; // the engines stopped
-                    }
+                batch.push(value);
+                if batch.len() == BATCH && !to_decoder.send(&mut batch) {
+                    return; // the engines stopped
                 }
             }
-            // A closed receiver means the engines stopped: nothing to deliver to.
-            let _ = batches.send(batch);
+            to_decoder.send(&mut batch);
         });
-        if let Err(e) = spawned {
-            // Without a second thread there is nothing to pipeline with; the
-            // records are lost to this run, so say so loudly.
-            panic!("cannot start the decoding thread: {e}");
-        }
-        Ok(run_engines(
-            decoded.into_iter().flatten(),
-            aggregator,
-            updater,
-            observer,
-        ))
+        spawn(scope, "nba-decode", move || {
+            for raw in values.batches() {
+                let mut batch = to_engines.empty();
+                // Decoded and checked here; de-duplication (state) on the
+                // engines' thread.
+                batch.extend(raw.iter().map(|value| {
+                    decode::<Interaction>(value)
+                        .map_err(|e| e.to_string())
+                        .and_then(|mut i| {
+                            Intake::normalise(&mut i)
+                                .map(|()| (EventFingerprint::of(&i), i))
+                                .map_err(|r| r.reason().to_owned())
+                        })
+                }));
+                values.give_back(raw);
+                if !to_engines.send(&mut batch) {
+                    return; // the engines stopped
+                }
+            }
+        });
+        Ok(run_engines(decoded, aggregator, updater, observer))
     })
+}
+
+/// Starts a pipeline thread. Without it there is nothing to run the records
+/// through; they are lost to this run, so say so loudly.
+fn spawn<'scope, 'env, F>(scope: &'scope std::thread::Scope<'scope, 'env>, name: &str, f: F)
+where
+    F: FnOnce() + Send + 'scope,
+{
+    if let Err(e) = std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(scope, f)
+    {
+        panic!("cannot start the backtest's {name} thread: {e}");
+    }
+}
+
+/// The sending end of a hand-over of batches between two threads: full batches
+/// go forth (at most [`BATCHES_IN_FLIGHT`] waiting), emptied ones come back.
+struct Handoff<T> {
+    full: SyncSender<Vec<T>>,
+    returned: Receiver<Vec<T>>,
+}
+
+/// The receiving end of a [`Handoff`].
+struct Batches<T> {
+    full: Receiver<Vec<T>>,
+    returned: Sender<Vec<T>>,
+}
+
+impl<T> Handoff<T> {
+    fn new() -> (Self, Batches<T>) {
+        let (full, receive) = sync_channel(BATCHES_IN_FLIGHT);
+        let (give_back, returned) = channel();
+        (
+            Self { full, returned },
+            Batches {
+                full: receive,
+                returned: give_back,
+            },
+        )
+    }
+
+    /// An empty batch: one that came back (its records freed here, where
+    /// they were made), or a new one.
+    fn empty(&self) -> Vec<T> {
+        match self.returned.try_recv() {
+            Ok(mut batch) => {
+                batch.clear();
+                batch
+            }
+            Err(_) => Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Sends `batch` on, leaving an empty one in its place; false if the
+    /// receiver stopped.
+    fn send(&self, batch: &mut Vec<T>) -> bool {
+        let next = self.empty();
+        self.full.send(std::mem::replace(batch, next)).is_ok()
+    }
+}
+
+impl<T> Batches<T> {
+    /// The full batches, in order, until the sender is done.
+    fn batches(&self) -> impl Iterator<Item = Vec<T>> + '_ {
+        self.full.iter()
+    }
+
+    /// Returns a batch that has been used, to be emptied by its sender (or
+    /// freed here if the sender is done).
+    fn give_back(&self, batch: Vec<T>) {
+        let _ = self.returned.send(batch);
+    }
 }
 
 /// The engines a backtest runs: the stage binaries' defaults unless set, so a
@@ -164,14 +238,17 @@ impl BacktestObserver for Vec<NextBestAction> {
 /// A raw record decoded and checked, or why it is not a valid interaction (the
 /// byte-level stages would dead-letter it with the reason; here it is counted,
 /// and the first reason kept).
-type Decoded = Result<Interaction, String>;
-/// Records per hand-over between the threads: large enough that the hand-over
-/// costs nothing per record, small enough to stay in cache.
+type Decoded = Result<(EventFingerprint, Interaction), String>;
+/// Records per hand-over between the threads, and full batches a thread may
+/// be ahead of the next: enough slack that the three threads keep both cores
+/// of a small machine busy without a context switch per batch. Measured on 2
+/// cores (BENCHMARKS.md): 256 × 32, 256 × 8, 512 × 8, 1,024 × 4 and 4,096 × 4
+/// were each 1–10% slower.
 const BATCH: usize = 1_024;
-const BATCHES_IN_FLIGHT: usize = 8;
+const BATCHES_IN_FLIGHT: usize = 16;
 
 fn run_engines(
-    decoded: impl Iterator<Item = Decoded>,
+    decoded: Batches<Decoded>,
     mut aggregator: FeatureAggregator,
     mut updater: ModelUpdater,
     observer: &mut dyn BacktestObserver,
@@ -183,64 +260,67 @@ fn run_engines(
     let mut first_rejection = None;
     let mut decisions = 0u64;
     let mut timeline = Vec::new();
-    for record in decoded {
-        events += 1;
-        if events % 65_536 == 0 {
-            observer.progress(events);
-        }
-        let accepted = match record {
-            Ok(i) => i,
-            Err(reason) => {
-                dead_lettered += 1;
-                first_rejection.get_or_insert(reason);
+    for batch in decoded.batches() {
+        for record in &batch {
+            events += 1;
+            if events % 65_536 == 0 {
+                observer.progress(events);
+            }
+            let (id, accepted) = match record {
+                Ok((id, i)) => (*id, i),
+                Err(reason) => {
+                    dead_lettered += 1;
+                    first_rejection.get_or_insert_with(|| reason.clone());
+                    continue;
+                }
+            };
+            if intake.admit_fingerprint(id, accepted.timestamp) == IntakeOutcome::Duplicate {
                 continue;
             }
-        };
-        if intake.admit(&accepted) == IntakeOutcome::Duplicate {
-            continue;
-        }
-        // An alias's event comes back as its customer's (`forward`), as it
-        // would through the interactions topic.
-        let mut out = aggregator.apply(&accepted);
-        loop {
-            let AggregatorOutput {
-                request,
-                reward,
-                erasure,
-                forward,
-            } = out;
-            if let Some(request) = request {
-                let t = request.timestamp;
-                let asked = Instant::now();
-                match updater.apply(&UpdaterInput::Request(request)) {
-                    Ok(Some(nba)) => {
-                        decision_latency.record(asked.elapsed());
-                        decisions += 1;
-                        observer.decision(nba);
-                        timeline.push((t, decisions, rewards));
+            // An alias's event comes back as its customer's (`forward`), as it
+            // would through the interactions topic.
+            let mut out = aggregator.apply(accepted);
+            loop {
+                let AggregatorOutput {
+                    request,
+                    reward,
+                    erasure,
+                    forward,
+                } = out;
+                if let Some(request) = request {
+                    let t = request.timestamp;
+                    let asked = Instant::now();
+                    match updater.apply(&UpdaterInput::Request(request)) {
+                        Ok(Some(nba)) => {
+                            decision_latency.record(asked.elapsed());
+                            decisions += 1;
+                            observer.decision(nba);
+                            timeline.push((t, decisions, rewards));
+                        }
+                        Ok(None) => {}
+                        Err(_) => dead_lettered += 1,
                     }
-                    Ok(None) => {}
-                    Err(_) => dead_lettered += 1,
                 }
-            }
-            if let Some(reward) = reward {
-                let t = reward.timestamp;
-                rewards += 1;
-                timeline.push((t, decisions, rewards));
-                if updater.apply(&UpdaterInput::Reward(reward)).is_err() {
-                    dead_lettered += 1;
+                if let Some(reward) = reward {
+                    let t = reward.timestamp;
+                    rewards += 1;
+                    timeline.push((t, decisions, rewards));
+                    if updater.apply(&UpdaterInput::Reward(reward)).is_err() {
+                        dead_lettered += 1;
+                    }
                 }
-            }
-            if let Some(erasure) = erasure {
-                if updater.apply(&UpdaterInput::Erasure(erasure)).is_err() {
-                    dead_lettered += 1;
+                if let Some(erasure) = erasure {
+                    if updater.apply(&UpdaterInput::Erasure(erasure)).is_err() {
+                        dead_lettered += 1;
+                    }
                 }
-            }
-            match forward {
-                Some(f) => out = aggregator.apply(&f),
-                None => break,
+                match forward {
+                    Some(f) => out = aggregator.apply(&f),
+                    None => break,
+                }
             }
         }
+        decoded.give_back(batch);
     }
     updater.finish();
     let elapsed_s = started.elapsed().as_secs_f64();
