@@ -397,6 +397,58 @@ mod tests {
         assert_eq!(decisions, through_bytes);
     }
 
+    /// Every record reaches the engines once, in order, whatever its place in
+    /// the batches: none, less than one batch, exactly one (an empty last
+    /// batch follows), and across several with a bad record at each edge.
+    #[test]
+    fn every_record_crosses_the_threads_once_in_order() {
+        let mut sim = Simulator::new(&SimConfig::for_run(3 * BATCH as u64, 5, None), false);
+        let all: Vec<RawRecord> = (0..3 * BATCH)
+            .map(|n| {
+                let e = sim.next_event();
+                // A record no engine can read at the first and last place of
+                // each batch.
+                let value = if n % BATCH == 0 || n % BATCH == BATCH - 1 {
+                    b"not avro".to_vec()
+                } else {
+                    encode(&e).expect("encodes")
+                };
+                (Some(e.customer_id.into_bytes()), value)
+            })
+            .collect();
+        let one_thread = |raw: &[RawRecord]| {
+            let mut pipeline = LocalPipeline::new(
+                ConsumerStage::new(IntakeConfig::default()),
+                AggregatorStage::default(),
+                UpdaterStage::new(BacktestConfig::with_seed(3).updater),
+            );
+            let mut decisions = Vec::new();
+            let mut tap = Vec::new();
+            for (key, value) in raw {
+                pipeline.push_raw(key.as_deref(), value, &mut tap);
+                decisions.extend(
+                    tap.drain(..)
+                        .filter(|r| r.topic == Topic::NextBestActions)
+                        .map(|r| {
+                            decode::<NextBestAction>(r.payload.as_deref().unwrap_or_default())
+                                .expect("an NBA")
+                        }),
+                );
+            }
+            (decisions, pipeline.dead_lettered())
+        };
+        for n in [0, 1, BATCH - 1, BATCH, BATCH + 1, 3 * BATCH] {
+            let raw = &all[..n];
+            let mut decisions = Vec::new();
+            let run = backtest(raw.to_vec(), BacktestConfig::with_seed(3), &mut decisions)
+                .expect("valid");
+            let (expected, dead) = one_thread(raw);
+            assert_eq!(run.events, n as u64, "{n} records");
+            assert_eq!(run.dead_lettered, dead, "{n} records");
+            assert_eq!(decisions, expected, "{n} records");
+        }
+    }
+
     /// With a contact policy, no customer is contacted more often than its
     /// caps allow, over a whole simulated run.
     #[test]
