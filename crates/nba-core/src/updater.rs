@@ -42,6 +42,18 @@ impl Default for UpdaterConfig {
     }
 }
 
+impl UpdaterConfig {
+    /// What an instance id implies: the model is shared, so the bandit keeps
+    /// what it learns for the others and the guard its budget spending.
+    fn sharing_if_named(mut self) -> Self {
+        if self.instance_id.is_some() {
+            self.bandit.track_deltas = true;
+            self.contacts = self.contacts.sharing_budgets();
+        }
+        self
+    }
+}
+
 /// One input of the model-updater.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpdaterInput {
@@ -134,12 +146,8 @@ pub struct ModelUpdater {
 
 impl ModelUpdater {
     /// An untrained updater.
-    pub fn new(mut cfg: UpdaterConfig) -> Self {
-        let shares = cfg.instance_id.is_some();
-        cfg.bandit.track_deltas |= shares;
-        if shares {
-            cfg.contacts = cfg.contacts.sharing_budgets();
-        }
+    pub fn new(cfg: UpdaterConfig) -> Self {
+        let cfg = cfg.sharing_if_named();
         Self {
             exchange: cfg.instance_id.map(Exchange::new),
             bandit: LinearBandit::new(cfg.bandit),
@@ -214,14 +222,14 @@ impl ModelUpdater {
     /// settings `cfg` (same dimension; policy and other settings may change). A
     /// checkpoint of an instance that shared its model keeps that instance's id,
     /// so its own earlier deltas on the model topic are recognised as its own.
-    pub fn restore(mut cfg: UpdaterConfig, bytes: &[u8]) -> Result<Self, Rejection> {
+    pub fn restore(cfg: UpdaterConfig, bytes: &[u8]) -> Result<Self, Rejection> {
         let c: Checkpoint = serde_json::from_slice(bytes)
             .map_err(|e| Rejection::new(format!("not a model-updater checkpoint: {e}")))?;
         c.tag
             .expect(&checkpoint_format())
             .map_err(|e| Rejection::new(format!("not a model-updater checkpoint: {e}")))?;
+        let cfg = cfg.sharing_if_named();
         let shares = cfg.instance_id.is_some();
-        cfg.bandit.track_deltas |= shares;
         let bandit_bytes = serde_json::to_vec(&c.bandit).unwrap_or_default();
         let bandit = LinearBandit::restore(cfg.bandit.clone(), &bandit_bytes)?;
         let mut join = AttributionJoin::new(cfg.join);
@@ -233,11 +241,7 @@ impl ModelUpdater {
             (true, None) => cfg.instance_id.map(Exchange::new),
             (false, _) => None,
         };
-        let mut contacts = if shares {
-            cfg.contacts.sharing_budgets()
-        } else {
-            cfg.contacts
-        };
+        let mut contacts = cfg.contacts;
         contacts.restore(c.contacts);
         Ok(Self {
             bandit,

@@ -353,18 +353,32 @@ mod tests {
     use nba_sim::{SimConfig, Simulator, malformed_records};
 
     use super::*;
-    use crate::{AggregatorStage, ConsumerStage, LocalPipeline, Topic, UpdaterStage};
+    use crate::{AggregatorStage, ConsumerStage, LocalPipeline, OutputRecord, Topic, UpdaterStage};
+
+    /// The byte-level stages the binaries run, with the backtest's defaults.
+    fn byte_level_stages(seed: u64) -> LocalPipeline {
+        LocalPipeline::new(
+            ConsumerStage::new(IntakeConfig::default()),
+            AggregatorStage::default(),
+            UpdaterStage::new(BacktestConfig::with_seed(seed).updater),
+        )
+    }
+
+    /// The next-best-actions among what the stages wrote, taken out of `tap`.
+    fn next_best_actions(tap: &mut Vec<OutputRecord>) -> Vec<NextBestAction> {
+        tap.drain(..)
+            .filter(|r| r.topic == Topic::NextBestActions)
+            .map(|r| decode(r.payload.as_deref().unwrap_or_default()).expect("an NBA"))
+            .collect()
+    }
+
     /// The struct path of `backtest` decides exactly as the byte-level stages
     /// the binaries run, record for record, including bad records.
     #[test]
     fn the_backtest_decides_as_the_byte_level_stages() {
         let mut sim = Simulator::new(&SimConfig::for_run(20_000, 5, None), true);
         let mut raw: Vec<RawRecord> = Vec::new();
-        let mut pipeline = LocalPipeline::new(
-            ConsumerStage::new(IntakeConfig::default()),
-            AggregatorStage::default(),
-            UpdaterStage::new(BacktestConfig::with_seed(9).updater),
-        );
+        let mut pipeline = byte_level_stages(9);
         let mut through_bytes = Vec::new();
         let mut tap = Vec::new();
         let bad = malformed_records(7);
@@ -378,15 +392,11 @@ mod tests {
                 raw.push((Some(k.clone().into_bytes()), v.clone()));
                 pipeline.push_raw(Some(k.as_bytes()), v, &mut tap);
             }
-            for r in tap.drain(..) {
-                if r.topic == Topic::NextBestActions {
-                    let nba: NextBestAction =
-                        decode(r.payload.as_deref().unwrap_or_default()).expect("an NBA");
-                    // Closed loop: the simulated customer may click later, so
-                    // the log holds rewards.
-                    sim.respond(&nba);
-                    through_bytes.push(nba);
-                }
+            for nba in next_best_actions(&mut tap) {
+                // Closed loop: the simulated customer may click later, so the
+                // log holds rewards.
+                sim.respond(&nba);
+                through_bytes.push(nba);
             }
         }
         let mut decisions = Vec::new();
@@ -417,23 +427,12 @@ mod tests {
             })
             .collect();
         let one_thread = |raw: &[RawRecord]| {
-            let mut pipeline = LocalPipeline::new(
-                ConsumerStage::new(IntakeConfig::default()),
-                AggregatorStage::default(),
-                UpdaterStage::new(BacktestConfig::with_seed(3).updater),
-            );
+            let mut pipeline = byte_level_stages(3);
             let mut decisions = Vec::new();
             let mut tap = Vec::new();
             for (key, value) in raw {
                 pipeline.push_raw(key.as_deref(), value, &mut tap);
-                decisions.extend(
-                    tap.drain(..)
-                        .filter(|r| r.topic == Topic::NextBestActions)
-                        .map(|r| {
-                            decode::<NextBestAction>(r.payload.as_deref().unwrap_or_default())
-                                .expect("an NBA")
-                        }),
-                );
+                decisions.extend(next_best_actions(&mut tap));
             }
             (decisions, pipeline.dead_lettered())
         };

@@ -314,8 +314,8 @@ fn earlier_versions_are_compiled_in_and_readable() {
 }
 
 /// `record` as the earlier schema `old` would have written it (its fields
-/// only), framed with `kind`'s id.
-fn written_by(old: &str, kind: SchemaKind, record: &impl serde::Serialize) -> Vec<u8> {
+/// only), framed with its kind's id.
+fn written_by<T: AvroRecord>(old: &str, record: &T) -> Vec<u8> {
     let old = Schema::parse_str(old).expect("parses");
     let apache_avro::types::Value::Record(fields) = apache_avro::to_value(record).expect("value")
     else {
@@ -332,12 +332,18 @@ fn written_by(old: &str, kind: SchemaKind, record: &impl serde::Serialize) -> Ve
         .resolve(&old)
         .expect("fits the old schema");
     let mut bytes = vec![0];
-    bytes.extend(kind.id().to_be_bytes());
+    bytes.extend(T::KIND.id().to_be_bytes());
     let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&old)
         .build()
         .expect("a writer");
     bytes.extend(writer.write_value_to_vec(value).expect("encodes"));
     bytes
+}
+
+/// `record`, written by the earlier schema `old`, decodes as itself.
+fn decodes_as_written_by<T: AvroRecord + PartialEq + std::fmt::Debug>(old: &str, record: T) {
+    let bytes = written_by(old, &record);
+    assert_eq!(decode::<T>(&bytes).expect("decodes"), record);
 }
 
 /// Data an earlier nba wrote (before fields were added) still decodes, with the
@@ -347,28 +353,13 @@ fn data_written_under_an_earlier_version_decodes() {
     let mut before = interaction();
     before.device = None;
     before.location = None;
-    let bytes = written_by(
-        SchemaKind::Interaction.history()[1],
-        SchemaKind::Interaction,
-        &before,
-    );
-    assert_eq!(decode::<Interaction>(&bytes).expect("decodes"), before);
+    decodes_as_written_by(SchemaKind::Interaction.history()[1], before);
 
     let mut shown = nba();
     shown.channel = None;
-    let bytes = written_by(
-        SchemaKind::NextBestAction.history()[0],
-        SchemaKind::NextBestAction,
-        &shown,
-    );
-    assert_eq!(decode::<NextBestAction>(&bytes).expect("decodes"), shown);
+    decodes_as_written_by(SchemaKind::NextBestAction.history()[0], shown);
 
     let mut delta = model_delta();
     delta.budget_spent = Vec::new();
-    let bytes = written_by(
-        SchemaKind::ModelDelta.history()[0],
-        SchemaKind::ModelDelta,
-        &delta,
-    );
-    assert_eq!(decode::<ModelDelta>(&bytes).expect("decodes"), delta);
+    decodes_as_written_by(SchemaKind::ModelDelta.history()[0], delta);
 }
