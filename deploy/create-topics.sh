@@ -11,3 +11,7 @@ done
 # The feature-aggregator's changelog: compacted, as many partitions as nba.interactions.
 "$tansu" topic create nba.customer-state --partitions "$partitions" --config cleanup.policy=compact \
   --broker "tcp://$broker"
+# Catalog versions (`nba catalog publish`), compacted by deployment name; read
+# whole by every feature-aggregator and model-updater.
+"$tansu" topic create nba.catalog --partitions 1 --config cleanup.policy=compact \
+  --broker "tcp://$broker"

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end test on a real Kafka-compatible broker (tansu, in memory, on
-# 127.0.0.1): starts the broker and the three stage binaries, sends simulated
-# interactions plus malformed records with `nba simulate`, and checks with
-# `nba audit` that every decision request got exactly one next-best-action, every
-# malformed record is in the dead-letter topic, and nothing else is missing.
-# Cleans up every process it started.
+# 127.0.0.1) of the bank example (deploy/examples/bank/deployment.toml: a
+# business nba knows only from its file): starts the broker and the three stage
+# binaries, publishes a catalog version (one action added, one retired, from
+# the third day of event time), sends simulated interactions (profile events,
+# request attributes and metrics) plus malformed records with `nba simulate`,
+# and checks with `nba audit` that every decision request got exactly one
+# next-best-action, every malformed record is in the dead-letter topic, and
+# nothing else is missing; then that the catalog change took effect when it
+# said. Cleans up every process it started.
 #
 #   NBA_E2E_EVENTS      interactions to send (default 100000)
 #   NBA_E2E_MALFORMED   malformed records to send (default 21)
@@ -39,11 +43,13 @@ echo "== starting tansu on $broker (deploy/dev-broker.sh)"
 "$root/deploy/dev-broker.sh" start "$port" "$partitions" "$work/broker"
 pids+=("$(cat "$work/broker/tansu.pid")")
 
-echo "== starting the three stages"
+echo "== checking the deployment, starting the three stages"
 export NBA_BROKERS="$broker"
 export NBA_CHECKPOINT="$work/model.checkpoint"
-# The example contact policy: eligibility in the aggregator, caps in the updater.
-export NBA_CONTACT_POLICY="$root/deploy/contact-policy.toml"
+# The bank example: its contact policy (eligibility in the aggregator, caps in
+# the updater) is its [contact] section.
+export NBA_DEPLOYMENT="$root/deploy/examples/bank/deployment.toml"
+"$bin/nba" config check "$NBA_DEPLOYMENT" | tail -4
 metrics_port=$((port + 100))
 for stage in nba-consumer nba-feature-aggregator nba-model-updater; do
   metrics_port=$((metrics_port + 1))
@@ -51,6 +57,29 @@ for stage in nba-consumer nba-feature-aggregator nba-model-updater; do
     "$bin/$stage" >"$work/$stage.log" 2>&1 &
   pids+=($!)
 done
+
+echo "== publishing a catalog version while the stages run"
+# From 2026-01-03 (the third simulated day): car_loan retired, green_mortgage
+# added. The same file otherwise, so it checks against the same declarations.
+changed="$work/bank-2026-01-03.toml"
+effective=2026-01-03T00:00:00Z
+sed -e 's/^id = "car_loan"$/id = "car_loan"\nvalid_until = 2026-01-03T00:00:00Z/' "$NBA_DEPLOYMENT" >"$changed"
+cat >>"$changed" <<'TOML'
+
+[[action]]
+id = "green_mortgage"
+name = "A mortgage for an energy-efficient home"
+group = "acquisition/lending"
+value = 2200.0
+valid_from = 2026-01-03T00:00:00Z
+tags = { product = "lending", category = "mortgages" }
+[action.channels]
+app = { template = "offer-green-mortgage" }
+web = { template = "offer-green-mortgage" }
+TOML
+"$bin/nba" catalog publish --deployment "$changed" --effective-from "$effective"
+"$bin/nba" catalog show | head -1
+sleep 2 # the stages read the catalog topic as it changes
 
 echo "== sending $events interactions and $malformed malformed records"
 start=$(date +%s.%N)
@@ -82,24 +111,44 @@ http_get $((port + 103)) /metrics \
   | grep -E '^nba_(step_latency|input_to_publication_latency|event_to_publication_latency)_seconds_count'
 # The contact policy acted in both stages, and every request was still answered
 # (the audit above): candidates removed by eligibility rules and by caps.
-http_get $((port + 102)) /metrics | grep -E '^nba_candidates_ineligible_total\{[^}]*\} [1-9]'
+aggregator_metrics=$(http_get $((port + 102)) /metrics)
+grep -E '^nba_candidates_ineligible_total\{[^}]*\} [1-9]' <<<"$aggregator_metrics"
+# Profile events set the customers' declared fields; every stage took the catalog version.
+grep -E '^nba_profile_updates_total\{[^}]*\} [1-9]' <<<"$aggregator_metrics"
+grep -E '^nba_catalog_versions_total\{[^}]*\} 1$' <<<"$aggregator_metrics"
 # Not `grep -q` on a pipe: it exits at the first match, the writer gets SIGPIPE
 # and pipefail fails the script (seen in CI).
 updater_metrics=$(http_get $((port + 103)) /metrics)
-grep -E '^nba_(candidates_capped|decisions_suppressed)_total' <<<"$updater_metrics"
+grep -E '^nba_(candidates_capped|decisions_suppressed|decisions_mandatory|catalog_versions)_total' <<<"$updater_metrics"
+grep -E '^nba_catalog_versions_total\{[^}]*\} 1$' <<<"$updater_metrics" >/dev/null \
+  || { echo "the model-updater did not take the catalog version" >&2; exit 1; }
 grep -E '^nba_candidates_capped_total\{[^}]*\} [1-9]' <<<"$updater_metrics" >/dev/null \
   || { echo "the contact policy's caps removed nothing" >&2; exit 1; }
 
 echo "== recording the topics and backtesting the recording"
 "$bin/nba" record --topic nba.interactions.raw --topic nba.decision-requests \
-  --topic nba.next-best-actions --topic nba.rewards -o "$work/live.avro"
-"$bin/nba" backtest "$work/live.avro" --json --contact-policy "$NBA_CONTACT_POLICY" \
+  --topic nba.next-best-actions --topic nba.rewards --topic nba.catalog -o "$work/live.avro"
+"$bin/nba" backtest "$work/live.avro" --json --decisions "$work/decisions.jsonl" \
   --candidate linucb --candidate random | tee "$work/backtest.out" | grep -v '^{'
 decisions=$(tail -1 "$work/backtest.out" | grep -oE '"decision_count":[0-9]+' | grep -oE '[0-9]+$')
 live_nbas=$(grep -oE '"next_best_actions":[0-9]+' "$work/audit.out" | grep -oE '[0-9]+$')
 echo "backtest decisions: $decisions; live next-best-actions: $live_nbas"
 [ "$decisions" = "$live_nbas" ] || { echo "the backtest made $decisions decisions, the live run $live_nbas" >&2; exit 1; }
 tail -1 "$work/backtest.out" | grep '"evaluation"' >/dev/null || { echo "no candidate evaluation in the backtest report" >&2; exit 1; }
+tail -1 "$work/backtest.out" | grep '"catalog_versions":1' >/dev/null \
+  || { echo "the backtest did not take the recorded catalog version" >&2; exit 1; }
+# The catalog change, decision by decision: car_loan never chosen from the
+# change on, green_mortgage never before it and chosen after it.
+change_ms=$(( $(date -d "$effective" +%s) * 1000 ))
+awk -v t="$change_ms" '
+  { match($0, /"timestamp":[0-9]+/); ts = substr($0, RSTART + 12, RLENGTH - 12) + 0
+    match($0, /"action_id":"[^"]*"/); a = substr($0, RSTART + 13, RLENGTH - 14) }
+  a == "car_loan" && ts >= t { retired++ }
+  a == "green_mortgage" && ts < t { early++ }
+  a == "green_mortgage" && ts >= t { added++ }
+  END { printf "after the change: car_loan %d, green_mortgage %d (before it: %d)\n", retired, added, early
+        exit (retired > 0 || early > 0 || added == 0) }' "$work/decisions.jsonl" \
+  || { echo "the catalog change did not take effect at its event time" >&2; exit 1; }
 
 echo "== stopping the stages (SIGTERM: drain and commit)"
 for i in 1 2 3; do

@@ -14,7 +14,22 @@
 //! All print a table, and with `--json` one JSON object as the last line of
 //! stdout, so results can be compared across commits.
 
+use std::path::Path;
+
 use hdrhistogram::Histogram;
+use nba_deployment::{Deployment, Settings};
+
+/// The settings of the deployment file at `path`, or of the compiled-in
+/// retail example; exits with the problems if it does not check.
+pub fn deployment(path: Option<&Path>) -> Settings {
+    match Deployment::load_or_example(path, &[]) {
+        Ok(d) => d.settings,
+        Err(problems) => {
+            eprintln!("error: the deployment does not check:\n{problems}");
+            std::process::exit(2)
+        }
+    }
+}
 
 /// A nanosecond histogram (1 ns to 10 s, 3 significant digits).
 pub fn nanos_histogram() -> Histogram<u64> {

@@ -3,21 +3,20 @@
 //! (decode + engines, what `nba backtest` runs), and the byte-level stages of
 //! the binaries (Avro between every stage, as `nba demo` runs).
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use nba_core::{
-    FeatureAggregator, Intake, IntakeConfig, IntakeOutcome, Interaction, ModelUpdater,
-    UpdaterConfig, UpdaterInput,
-};
-use nba_pipeline::{
-    AggregatorStage, BacktestConfig, ConsumerStage, LocalPipeline, UpdaterStage, backtest,
-};
+use nba_core::{FeatureAggregator, IntakeOutcome, Interaction, ModelUpdater, UpdaterInput};
+use nba_pipeline::{BacktestConfig, LocalPipeline, backtest};
 use nba_sim::{SimConfig, Simulator};
 
 /// Splits a backtest's cost on simulated records.
 #[derive(Debug, Parser)]
 struct Cli {
+    /// The deployment to simulate and run [default: the retail example].
+    #[arg(long, value_name = "FILE")]
+    deployment: Option<PathBuf>,
     /// Simulated interactions.
     #[arg(long, default_value_t = 300_000)]
     events: u64,
@@ -28,7 +27,12 @@ struct Cli {
 
 fn main() {
     let cli = Cli::parse();
-    let mut sim = Simulator::new(&SimConfig::for_run(cli.events, 42, None), false);
+    let settings = nba_benches::deployment(cli.deployment.as_deref());
+    let mut sim = Simulator::new(&settings, &SimConfig::for_run(cli.events, 42, None), false)
+        .unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(2)
+        });
     let raw: Vec<(Option<Vec<u8>>, Vec<u8>)> = (0..cli.events)
         .map(|_| {
             let e = sim.next_event();
@@ -46,9 +50,9 @@ fn main() {
     let decode = rate(t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let mut intake = Intake::new(IntakeConfig::default());
-    let mut agg = FeatureAggregator::default();
-    let mut upd = ModelUpdater::new(UpdaterConfig::default());
+    let mut intake = settings.intake();
+    let mut agg = FeatureAggregator::new(settings.aggregator()).expect("checked settings");
+    let mut upd = ModelUpdater::new(settings.updater(None)).expect("checked settings");
     let mut decisions = 0u64;
     for mut i in decoded {
         if let Ok(IntakeOutcome::Accepted) = intake.apply(&mut i) {
@@ -66,11 +70,7 @@ fn main() {
     let engines = rate(t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let mut stages = LocalPipeline::new(
-        ConsumerStage::new(IntakeConfig::default()),
-        AggregatorStage::default(),
-        UpdaterStage::new(UpdaterConfig::default()),
-    );
+    let mut stages = LocalPipeline::from_settings(&settings).expect("checked settings");
     let mut tap = Vec::new();
     for (k, v) in &raw {
         stages.push_raw(k.as_deref(), v, &mut tap);
@@ -79,11 +79,13 @@ fn main() {
     let bytes = rate(t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let run = backtest(raw, BacktestConfig::with_seed(0), &mut ()).expect("the defaults are valid");
+    let run =
+        backtest(raw, BacktestConfig::from_settings(&settings), &mut ()).expect("checked settings");
     let backtest = rate(t.elapsed().as_secs_f64());
     assert_eq!(run.decision_count, decisions);
     assert_eq!(run.dead_lettered, 0, "{:?}", run.first_rejection);
 
+    println!("{} deployment, {} events", settings.name, cli.events);
     println!("decode raw only:                 {decode:>10.0} events/s");
     println!("engines on structs:              {engines:>10.0} events/s");
     println!("backtest (decode + engines):     {backtest:>10.0} events/s");
@@ -91,7 +93,7 @@ fn main() {
     if cli.json {
         println!(
             "{}",
-            serde_json::json!({"events": cli.events, "decode_per_s": decode, "engines_per_s": engines, "backtest_per_s": backtest, "byte_stages_per_s": bytes})
+            serde_json::json!({"deployment": settings.name, "events": cli.events, "decode_per_s": decode, "engines_per_s": engines, "backtest_per_s": backtest, "byte_stages_per_s": bytes})
         );
     }
 }

@@ -1,19 +1,26 @@
-//! Memory per customer at the default feature configuration: fills a
-//! `CustomerStore` with synthetic customers (each a few interactions over a
-//! day) and reads the process's resident memory before and after. Uses
-//! mimalloc, the allocator of the binaries that hold customers.
+//! Memory per customer of a deployment's feature layout: fills a
+//! `CustomerStore` with synthetic customers (each a profile event, if the
+//! deployment declares a profile, and a few interactions over a day, across
+//! the declared event types, channels and categories) and reads the process's
+//! resident memory before and after. Uses mimalloc, the allocator of the
+//! binaries that hold customers.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use nba_core::{Channel, CustomerStore, FeatureLayout, Interaction};
+use nba_core::{CustomerStore, FeatureLayout, FieldKind, Interaction};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Resident bytes per customer of the feature store (issue #6's goal: ≤ 256).
+/// Resident bytes per customer of the feature store (goals: retail ≤ 256,
+/// bank ≤ 320).
 #[derive(Debug, Parser)]
 struct Cli {
+    /// The deployment whose features to hold [default: the retail example].
+    #[arg(long, value_name = "FILE")]
+    deployment: Option<PathBuf>,
     /// Customers to hold.
     #[arg(long, default_value_t = 10_000_000)]
     customers: u64,
@@ -39,24 +46,54 @@ fn resident_bytes() -> u64 {
 
 fn main() {
     let cli = Cli::parse();
-    const KINDS: [&str; 4] = ["page_view", "session_start", "add_to_cart", "purchase"];
-    const CATEGORIES: [&str; 4] = ["electronics", "fashion", "home", "beauty"];
-    let mut store = CustomerStore::new(FeatureLayout::default());
+    let settings = nba_benches::deployment(cli.deployment.as_deref());
+    let layout = match FeatureLayout::new(&settings.features, &settings.declared) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2)
+        }
+    };
+    let vocabulary = &settings.declared.vocabulary;
+    let kinds = vocabulary.event_types.as_slice();
+    let channels = vocabulary.channels.as_slice();
+    let categories = vocabulary.categories.as_slice();
+    let counter_bytes = layout.counter_bytes();
+    let mut store = CustomerStore::new(layout);
+    // One profile event per customer with every declared field set.
+    let mut profile = Interaction::new("p", "", 1, channels[0].as_str(), "profile");
+    for f in &settings.declared.profile.fields {
+        match &f.kind {
+            FieldKind::Number { min, max } => {
+                profile.metrics.insert(f.name.clone(), (min + max) / 2.0);
+            }
+            FieldKind::Category(v) | FieldKind::Set(v) => {
+                profile
+                    .attributes
+                    .insert(f.name.clone(), v.as_slice()[0].clone());
+            }
+        }
+    }
     let before = resident_bytes();
     let started = Instant::now();
     let t0 = 1_767_225_600_000i64;
     let mut n = 0u64;
     for round in 0..cli.events_per_customer {
         for c in 0..cli.customers {
+            let customer = format!("customer-{c:08}");
+            if round == 0 && !settings.declared.profile.fields.is_empty() {
+                store.with_customer(0, &customer, |layout, s| s.update_profile(layout, &profile));
+            }
             let i = Interaction {
-                category: Some(CATEGORIES[(c % 4) as usize].to_owned()),
+                category: (!categories.is_empty())
+                    .then(|| categories[(c % categories.len() as u64) as usize].clone()),
                 amount: (round % 4 == 3).then_some(25.0),
                 ..Interaction::new(
                     format!("e{n}"),
-                    format!("customer-{c:08}"),
+                    customer,
                     t0 + (round * 3 + c % 3) as i64 * 3_600_000,
-                    Channel::ALL[(c % 5) as usize],
-                    KINDS[((c + round) % 4) as usize].to_owned(),
+                    channels[(c % channels.len() as u64) as usize].as_str(),
+                    kinds[((c + round) % kinds.len() as u64) as usize].as_str(),
                 )
             };
             store.with_customer(0, &i.customer_id, |layout, s| s.record(layout, &i));
@@ -67,7 +104,8 @@ fn main() {
     let after = resident_bytes();
     let per = after.saturating_sub(before) as f64 / cli.customers as f64;
     println!(
-        "{} customers, {} events in {secs:.1} s ({:.0} events/s); resident {} MB more; {per:.0} bytes per customer (goal <= 256)",
+        "{}: {} customers, {} events in {secs:.1} s ({:.0} events/s); resident {} MB more; {per:.0} bytes per customer ({counter_bytes} of them counters)",
+        settings.name,
         store.len(),
         n,
         n as f64 / secs,
@@ -77,10 +115,12 @@ fn main() {
         println!(
             "{}",
             serde_json::json!({
+                "deployment": settings.name,
                 "customers": store.len(),
                 "events": n,
                 "resident_bytes": after.saturating_sub(before),
                 "bytes_per_customer": per,
+                "counter_bytes": counter_bytes,
                 "events_per_s": n as f64 / secs,
             })
         );

@@ -44,12 +44,14 @@ fn timed_step_ns() -> f64 {
 
 fn main() {
     let cli = Cli::parse();
+    let settings = nba_benches::deployment(None);
     let (mut step_ns, mut event_ns, mut steps_per_event) = (Vec::new(), Vec::new(), Vec::new());
     for seed in 0..cli.runs as u64 {
         step_ns.push(timed_step_ns());
         let mut recorded = 0u64;
         let started = Instant::now();
         let report = run_demo_observed(
+            &settings,
             &DemoConfig {
                 events: cli.events,
                 seed,
@@ -63,7 +65,8 @@ fn main() {
                     .map(|(_, h)| h.count())
                     .sum();
             },
-        );
+        )
+        .expect("the retail example runs");
         let secs = started.elapsed().as_secs_f64();
         event_ns.push(secs * 1e9 / report.events as f64);
         steps_per_event.push(recorded as f64 / report.events as f64);

@@ -1,6 +1,9 @@
-//! `nba`: the one command for people — run the demo, send simulated traffic to a
-//! broker, and audit the topics of a running pipeline.
+//! `nba`: the one command for people — run the demo, check a deployment,
+//! publish a catalog, send simulated traffic to a broker, audit the topics of
+//! a running pipeline, record, replay and backtest.
 
+mod catalog;
+mod check;
 mod latency;
 mod obd;
 mod recordings;
@@ -10,8 +13,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
-use nba_kafka::{KafkaArgs, LogFormat, Producer, audit, init_logging, run_main};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use nba_deployment::Deployment;
+use nba_kafka::{
+    CliSources, DeploymentArgs, KafkaArgs, LogFormat, OverrideFlag, Producer, audit, init_logging,
+    run_main, stage_deployment,
+};
 use nba_metrics::IntervalLogWriter;
 use nba_pipeline::{DemoConfig, DemoReport, OutputRecord, Topic, run_demo_observed};
 use nba_schema::{RecordedRecord, RecordingWriter};
@@ -27,7 +34,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///
 /// Start with `nba demo`: simulated customers, the whole pipeline in one process,
 /// no Kafka needed. The stage binaries (nba-consumer, nba-feature-aggregator,
-/// nba-model-updater) run the same pipeline on a broker.
+/// nba-model-updater) run the same pipeline on a broker. What the business is
+/// (its actions, channels, events, profile, context, policy) is a deployment
+/// file: `--deployment FILE` (deploy/examples/ has a retailer and a bank; the
+/// retailer is the default of demo, simulate, audit and backtest).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -40,6 +50,13 @@ enum Command {
     /// Simulated customers get next-best-actions from a bandit that learns, all in
     /// one process; prints how the policy compares with uniform-random choice.
     Demo(DemoArgs),
+    /// Deployment files: `nba config check FILE` validates one and prints
+    /// every setting with where it came from, or every problem with its line.
+    Config(check::ConfigArgs),
+    /// Catalog versions: `publish` a deployment's catalog to the catalog topic
+    /// (it takes effect at its event time in every stage), `show` what is
+    /// published.
+    Catalog(catalog::CatalogArgs),
     /// Sends simulated interactions (and optionally malformed records) to the raw
     /// interactions topic of a broker.
     Simulate(SimulateArgs),
@@ -70,10 +87,13 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct DemoArgs {
+    #[command(flatten)]
+    deployment: DeploymentArgs,
     /// Interactions to simulate.
     #[arg(long, default_value_t = 100_000)]
     events: u64,
-    /// Seed of the simulator and the policy: the same seed gives the same result.
+    /// Seed of the simulator and the policy (the deployment's policy.seed is
+    /// not used): the same seed gives the same result.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Simulated customers [default: one per 50 events].
@@ -90,6 +110,8 @@ struct DemoArgs {
 
 #[derive(Debug, Args)]
 struct SimulateArgs {
+    #[command(flatten)]
+    deployment: DeploymentArgs,
     #[command(flatten)]
     kafka: KafkaArgs,
     /// Interactions to send.
@@ -114,6 +136,8 @@ struct SimulateArgs {
 #[derive(Debug, Args)]
 struct AuditArgs {
     #[command(flatten)]
+    deployment: DeploymentArgs,
+    #[command(flatten)]
     kafka: KafkaArgs,
     /// Also require exactly this many raw records.
     #[arg(long)]
@@ -131,13 +155,34 @@ struct AuditArgs {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Demo(a) => demo(&a),
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    // Where each subcommand's settings came from (flags or environment), for
+    // the deployment settings they override.
+    let sources = || -> CliSources {
+        let (name, sub): (&str, &ArgMatches) = matches.subcommand().unwrap_or(("", &matches));
+        let command = Cli::command()
+            .find_subcommand(name)
+            .cloned()
+            .unwrap_or_else(Cli::command);
+        CliSources::of(command, sub.clone())
+    };
+    match cli.command {
+        Command::Demo(a) => demo(&a, &sources()),
+        Command::Config(a) => check::run(&a),
+        Command::Catalog(a) => catalog::run(a, &sources()),
         Command::Simulate(a) => {
+            let deployment = match deployment(&a.deployment, &sources(), &[]) {
+                Ok(d) => d,
+                Err(code) => return code,
+            };
             init_logging(LogFormat::Human);
-            run_main(simulate(a))
+            run_main(simulate(a, deployment))
         }
-        Command::Audit(a) => run_audit(&a),
+        Command::Audit(a) => run_audit(&a, &sources()),
         Command::Latency(a) => latency::run(&a),
         Command::Obd(a) => obd::run(&a),
         Command::Record(a) => {
@@ -148,11 +193,25 @@ fn main() -> ExitCode {
             init_logging(LogFormat::Human);
             run_main(recordings::run_replay(a))
         }
-        Command::Backtest(a) => recordings::run_backtest(&a),
+        Command::Backtest(a) => recordings::run_backtest(&a, &sources()),
     }
 }
 
-fn demo(a: &DemoArgs) -> ExitCode {
+/// The deployment a subcommand was given (the retail example by default),
+/// with the settings `flags` override; every problem printed otherwise.
+fn deployment(
+    args: &DeploymentArgs,
+    sources: &CliSources,
+    flags: &[OverrideFlag],
+) -> Result<Deployment, ExitCode> {
+    stage_deployment(args, sources, flags, Some("retail"))
+}
+
+fn demo(a: &DemoArgs, sources: &CliSources) -> ExitCode {
+    let deployment = match deployment(&a.deployment, sources, &[]) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let cfg = DemoConfig {
         events: a.events,
         seed: a.seed,
@@ -178,7 +237,7 @@ fn demo(a: &DemoArgs) -> ExitCode {
         }
     };
     let mut log_error = None;
-    let r = run_demo_observed(&cfg, &mut |hists| {
+    let r = run_demo_observed(&deployment.settings, &cfg, &mut |hists| {
         if let Some(w) = log.as_mut() {
             let tagged = hists.iter().map(|(t, h)| (t.clone(), h));
             if let Err(e) = w.write_interval(SystemTime::now(), tagged) {
@@ -186,6 +245,13 @@ fn demo(a: &DemoArgs) -> ExitCode {
             }
         }
     });
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some(e) = log_error {
         eprintln!("error: cannot write the latency log: {e}");
         return ExitCode::FAILURE;
@@ -213,20 +279,31 @@ fn print_json_line(report: &impl serde::Serialize) -> ExitCode {
 
 fn print_summary(r: &DemoReport) {
     println!(
-        "nba demo: {} interactions from {} simulated customers in {:.2} s ({:.0} events/s)",
-        r.events, r.customers, r.elapsed_s, r.events_per_s
+        "nba demo ({}, {} actions): {} interactions from {} simulated customers in {:.2} s ({:.0} events/s)",
+        r.deployment, r.actions, r.events, r.customers, r.elapsed_s, r.events_per_s
     );
     println!(
-        "  {} decisions, {} clicks ({} joined, {} closed with the default reward), {} dead letters",
-        r.decisions, r.rewards, r.rewards_joined, r.rewards_defaulted, r.dead_lettered
+        "  {} decisions ({} by the model), {} responses ({} joined, {} closed with the default reward), {} dead letters",
+        r.decisions,
+        r.model_decisions,
+        r.rewards,
+        r.rewards_joined,
+        r.rewards_defaulted,
+        r.dead_lettered
     );
+    let groups: Vec<String> = r
+        .decisions_by_group
+        .iter()
+        .map(|(g, n)| format!("{} {n}", if g.is_empty() { "(no action)" } else { g }))
+        .collect();
+    println!("  decisions by group: {}", groups.join(", "));
     let lift = if r.random_mean_reward > 0.0 {
         r.policy_mean_reward / r.random_mean_reward
     } else {
         0.0
     };
     println!(
-        "  expected click rate: bandit {:.4}, uniform random {:.4} ({lift:.2}x), best possible {:.4}",
+        "  expected response rate: bandit {:.4}, uniform random {:.4} ({lift:.2}x), best possible {:.4}",
         r.policy_mean_reward, r.random_mean_reward, r.best_mean_reward
     );
     let curve: Vec<String> = r
@@ -301,10 +378,11 @@ impl Sink {
     }
 }
 
-async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
+async fn simulate(a: SimulateArgs, deployment: Deployment) -> anyhow::Result<()> {
+    let settings = &deployment.settings;
     let sim_cfg = SimConfig::for_run(a.events, a.seed, a.customers);
     let customers = sim_cfg.customers;
-    let mut sim = Simulator::new(&sim_cfg, false);
+    let mut sim = Simulator::new(settings, &sim_cfg, false).map_err(anyhow::Error::msg)?;
     let topic = a.kafka.topics.topic_interactions_raw.clone();
     let (mut sink, dest) = match &a.output {
         Some(path) => {
@@ -327,24 +405,30 @@ async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
         sink.put(e.customer_id, payload, Some(e.timestamp), &topic)
             .await?;
     }
-    for (key, payload) in malformed_records(a.malformed) {
+    for (key, payload) in malformed_records(a.malformed, settings) {
         sink.put(key, payload, None, &topic).await?;
     }
     let delivered = sink.finish().await?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "sent {delivered} records ({} interactions from {customers} customers, {} malformed) to {dest} in {secs:.2} s ({:.0} records/s)",
+        "sent {delivered} records ({} interactions of the {} deployment from {customers} customers, {} malformed) to {dest} in {secs:.2} s ({:.0} records/s)",
         a.events,
+        settings.name,
         a.malformed,
         delivered as f64 / secs.max(1e-9)
     );
     Ok(())
 }
 
-fn run_audit(a: &AuditArgs) -> ExitCode {
+fn run_audit(a: &AuditArgs, sources: &CliSources) -> ExitCode {
+    let deployment = match deployment(&a.deployment, sources, &[]) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let vocabulary = &deployment.settings.declared.vocabulary;
     let deadline = Instant::now() + Duration::from_secs(a.wait_secs);
     let report = loop {
-        match audit(&a.kafka, a.expect_raw, a.expect_dead_letters) {
+        match audit(&a.kafka, vocabulary, a.expect_raw, a.expect_dead_letters) {
             Ok(r) if r.problems.is_empty() || Instant::now() >= deadline => break r,
             Ok(_) => std::thread::sleep(Duration::from_secs(1)),
             Err(e) if Instant::now() >= deadline => {

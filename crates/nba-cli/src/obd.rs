@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use nba_core::estimators::{Estimate, Estimator, LoggedDecision, evaluate};
 use nba_core::{
-    BanditConfig, Channel, DecisionRequest, Forgetting, Interaction, LinearBandit, Model,
-    NextBestAction, Policy, Reward,
+    BanditConfig, DecisionRequest, Forgetting, Interaction, LinearBandit, Model, NextBestAction,
+    Policy, Reward,
 };
 use nba_schema::{RecordedRecord, RecordingWriter, encode};
 use serde::Serialize;
@@ -403,7 +403,7 @@ fn write_recording(
                 format!("{id}-impression"),
                 customer.clone(),
                 t,
-                Channel::Web,
+                "web",
                 "impression",
             )
         };
@@ -418,9 +418,10 @@ fn write_recording(
             decision_id: id.clone(),
             customer_id: customer.clone(),
             timestamp: t,
-            channel: Channel::Web,
+            channel: "web".into(),
             context: enc.context(imp),
             candidates: candidates.clone(),
+            action_context: Vec::new(),
         };
         put(
             1,
@@ -440,7 +441,10 @@ fn write_recording(
             model_version: 0,
             candidates: i32::try_from(items).unwrap_or(i32::MAX),
             scores: Vec::new(),
-            channel: Some(request.channel),
+            channel: Some(request.channel.clone()),
+            group: String::new(),
+            treatment: String::new(),
+            payload: Default::default(),
         };
         put(
             2,

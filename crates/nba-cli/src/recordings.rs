@@ -10,8 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use clap::Args;
-use nba_core::{BanditConfig, DecisionRequest, Interaction, Model, NextBestAction, Policy, Reward};
-use nba_kafka::{KafkaArgs, StartAt, record, replay};
+use nba_core::{
+    BanditConfig, CatalogVersion, DecisionRequest, Interaction, Model, NextBestAction, Policy,
+    Reward,
+};
+use nba_kafka::{
+    CliSources, DeploymentArgs, KafkaArgs, OverrideFlag, StartAt, ValueKind, record, replay,
+};
 use nba_metrics::{escape, html_page, line_chart_svg, percentile_plot_svg};
 use nba_pipeline::{
     BacktestConfig, BacktestObserver, BacktestRun, Evaluation, RawRecord, backtest,
@@ -103,8 +108,12 @@ pub(crate) async fn run_replay(a: ReplayArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, Args)]
 pub(crate) struct BacktestArgs {
+    #[command(flatten)]
+    deployment: DeploymentArgs,
     /// A recording (`nba record`, `nba simulate --output`) holding raw
-    /// interactions; other topics in it are ignored.
+    /// interactions; its catalog versions (nba.catalog, recorded first) are
+    /// taken at their event times, its logged decisions evaluated, other
+    /// topics ignored.
     #[arg(value_name = "FILE", required_unless_present = "jsonl")]
     recording: Option<PathBuf>,
     /// Interactions as JSON Lines instead, one object per line in the JSON form
@@ -115,17 +124,22 @@ pub(crate) struct BacktestArgs {
     /// The topic name the raw interactions were recorded from.
     #[arg(long, default_value = "nba.interactions.raw")]
     topic: String,
-    /// Seed of the policy (the stage binaries' default is 0).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// A contact policy to run with (as the stages' --contact-policy): what
-    /// its eligibility rules, caps, cool-down and budgets would have changed.
+    /// Seed of the policy [deployment: policy.seed].
+    #[arg(long)]
+    seed: Option<String>,
+    /// A contact-policy file to run with instead of the deployment's
+    /// [contact] (as the stages' --contact-policy): what its caps, cool-down,
+    /// segments, eligibility and budgets would have changed
+    /// [deployment: contact.include].
     #[arg(long, value_name = "FILE")]
-    contact_policy: Option<PathBuf>,
-    /// The context vector's features (as the feature-aggregator's --context;
-    /// the model's dimension follows).
-    #[arg(long, default_value = nba_core::DEFAULT_CONTEXT)]
-    context: String,
+    contact_policy: Option<String>,
+    /// The customer context's features (as the feature-aggregator's
+    /// --context; the model's dimension follows) [deployment: features.context].
+    #[arg(long)]
+    context: Option<String>,
+    /// The action context's features [deployment: features.action_context].
+    #[arg(long)]
+    action_context: Option<String>,
     /// Write every next-best-action as a JSON line to this file.
     #[arg(long, value_name = "FILE")]
     decisions: Option<PathBuf>,
@@ -220,6 +234,15 @@ struct Candidate {
     config: BanditConfig,
 }
 
+/// The deployment settings `nba backtest`'s flags override (as the stage
+/// binaries' flags of the same names do).
+const OVERRIDES: &[OverrideFlag] = &[
+    OverrideFlag::new("seed", "policy.seed", ValueKind::Integer),
+    OverrideFlag::new("contact_policy", "contact.include", ValueKind::Path),
+    OverrideFlag::new("context", "features.context", ValueKind::Text),
+    OverrideFlag::new("action_context", "features.action_context", ValueKind::Text),
+];
+
 /// The policies `--candidate` knows, with the model-updater's defaults.
 const DEFAULT_CANDIDATES: [&str; 6] = [
     "linucb",
@@ -246,25 +269,26 @@ fn parse_candidate(spec: &str) -> Result<Candidate, String> {
             Some(v) => v.parse().map_err(|_| format!("{key}={v} is not a number")),
         }
     };
-    let policy = match name {
-        "linucb" => Policy::LinUcb {
-            alpha: num("alpha", 0.5)?,
-            epsilon: num("epsilon", 0.05)?,
+    // The model-updater's defaults: the engine's, the one place they live.
+    let policy = match (name, Policy::with_defaults(name)) {
+        (_, Some(Policy::LinUcb { alpha, epsilon })) => Policy::LinUcb {
+            alpha: num("alpha", alpha)?,
+            epsilon: num("epsilon", epsilon)?,
         },
-        "thompson" => Policy::Thompson {
-            scale: num("ts-scale", 0.5)?,
+        (_, Some(Policy::Thompson { scale })) => Policy::Thompson {
+            scale: num("ts-scale", scale)?,
         },
-        "epsilon-greedy" => Policy::EpsilonGreedy {
-            epsilon: num("epsilon", 0.05)?,
+        (_, Some(Policy::EpsilonGreedy { epsilon })) => Policy::EpsilonGreedy {
+            epsilon: num("epsilon", epsilon)?,
         },
-        "softmax" => Policy::Softmax {
-            temperature: num("temperature", 0.05)?,
+        (_, Some(Policy::Softmax { temperature })) => Policy::Softmax {
+            temperature: num("temperature", temperature)?,
         },
-        "squarecb" => Policy::SquareCb {
-            gamma: num("squarecb-gamma", 50.0)?,
+        (_, Some(Policy::SquareCb { gamma })) => Policy::SquareCb {
+            gamma: num("squarecb-gamma", gamma)?,
         },
-        "random" => Policy::EpsilonGreedy { epsilon: 1.0 },
-        other => {
+        ("random", None) => Policy::EpsilonGreedy { epsilon: 1.0 },
+        (other, None) => {
             return Err(format!(
                 "unknown policy `{other}`; one of {}",
                 DEFAULT_CANDIDATES.join(", ")
@@ -272,7 +296,7 @@ fn parse_candidate(spec: &str) -> Result<Candidate, String> {
         }
     };
     policy.validate()?;
-    let lambda = num("lambda", 1.0)?;
+    let lambda = num("lambda", BanditConfig::default().lambda)?;
     if !(lambda.is_finite() && lambda > 0.0) {
         return Err(format!("lambda={lambda} must be > 0"));
     }
@@ -295,9 +319,12 @@ fn parse_candidate(spec: &str) -> Result<Candidate, String> {
     })
 }
 
-/// What a recording holds besides raw interactions: the logged decisions.
+/// What a recording holds besides raw interactions: the logged decisions
+/// (and the catalog versions found after the first interaction, which come
+/// too late to take).
 #[derive(Debug, Default)]
 struct Logged {
+    late_catalog_versions: u64,
     requests: Vec<DecisionRequest>,
     nbas: Vec<NextBestAction>,
     rewards: Vec<Reward>,
@@ -317,18 +344,27 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
+/// The catalog versions at the start of a recording (`nba record` writes the
+/// catalog topic first), and the records after them.
+type Recorded = std::iter::Peekable<Box<dyn Iterator<Item = nba_schema::RecordedRecord> + Send>>;
+
 /// The raw records of the input, streamed (a recording of a day need not fit
-/// in memory); the logged decisions it holds go to `logged`, the first error to
-/// `failure` (which ends the stream).
+/// in memory), after the catalog versions it starts with (returned); the
+/// logged decisions it holds go to `logged`, the first error to `failure`
+/// (which ends the stream).
 fn raw_records<'a>(
     a: &'a BacktestArgs,
+    catalog_topic: &'a str,
     input: Counted<BufReader<File>>,
     logged: &'a mut Logged,
     failure: &'a mut Option<anyhow::Error>,
-) -> Box<dyn Iterator<Item = RawRecord> + Send + 'a> {
+) -> (
+    Vec<CatalogVersion>,
+    Box<dyn Iterator<Item = RawRecord> + Send + 'a>,
+) {
     if let Some(path) = &a.jsonl {
         let lines = BufReader::new(input).lines().enumerate();
-        return Box::new(
+        let lines: Box<dyn Iterator<Item = RawRecord> + Send + 'a> = Box::new(
             lines
                 .map_while(move |(i, line)| {
                     let at = || format!("{} line {}", path.display(), i + 1);
@@ -358,35 +394,52 @@ fn raw_records<'a>(
                 })
                 .flatten(),
         );
+        return (Vec::new(), lines);
     }
     let records = match read_recording(input) {
         Ok(r) => r,
         Err(e) => {
             failure.get_or_insert(anyhow::Error::msg(e));
-            return Box::new(std::iter::empty());
+            return (Vec::new(), Box::new(std::iter::empty()));
         }
     };
-    Box::new(
-        records
-            .map_while(move |r| match r {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    failure.get_or_insert(anyhow::Error::msg(e));
-                    None
-                }
-            })
-            .filter_map(move |r| {
-                let value = r.value.unwrap_or_default();
-                match r.topic.as_str() {
-                    t if t == a.topic => return Some((r.key, value)),
-                    "nba.decision-requests" => logged.requests.extend(decode(&value).ok()),
-                    "nba.next-best-actions" => logged.nbas.extend(decode(&value).ok()),
-                    "nba.rewards" => logged.rewards.extend(decode(&value).ok()),
-                    _ => {}
-                }
+    let (errors_tx, errors) = std::sync::mpsc::channel();
+    let records: Box<dyn Iterator<Item = nba_schema::RecordedRecord> + Send> =
+        Box::new(records.map_while(move |r| match r {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let _ = errors_tx.send(e);
                 None
-            }),
-    )
+            }
+        }));
+    let mut records: Recorded = records.peekable();
+    let mut versions = Vec::new();
+    while let Some(r) = records.next_if(|r| r.topic == catalog_topic) {
+        if let Some(Ok(v)) = r.value.as_deref().map(decode::<CatalogVersion>) {
+            versions.push(v);
+        }
+    }
+    let raw = records
+        .filter_map(move |r| {
+            let value = r.value.unwrap_or_default();
+            match r.topic.as_str() {
+                t if t == a.topic => return Some((r.key, value)),
+                "nba.decision-requests" => logged.requests.extend(decode(&value).ok()),
+                "nba.next-best-actions" => logged.nbas.extend(decode(&value).ok()),
+                "nba.rewards" => logged.rewards.extend(decode(&value).ok()),
+                t if t == catalog_topic => logged.late_catalog_versions += 1,
+                _ => {}
+            }
+            None
+        })
+        .chain(std::iter::from_fn(move || {
+            // Ends the stream, keeping the first read error.
+            if let Ok(e) = errors.try_recv() {
+                failure.get_or_insert(anyhow::Error::msg(e));
+            }
+            None
+        }));
+    (versions, Box::new(raw))
 }
 
 /// What `nba backtest` does while the engines run: a progress line on a
@@ -426,25 +479,11 @@ impl BacktestObserver for Observer {
     }
 }
 
-/// The engines' settings from the flags: the stage binaries' defaults but for
-/// the seed, the context and the contact policy.
-fn backtest_config(a: &BacktestArgs) -> Result<BacktestConfig, String> {
-    let mut cfg = BacktestConfig::with_seed(a.seed);
-    let features = &mut cfg.aggregator.features;
-    features.context = a.context.clone();
-    let actions = cfg.aggregator.catalog.actions().len();
-    cfg.updater.bandit.dim =
-        nba_core::ContextSpec::parse(&a.context, &features.windows_ms, actions)?.dim();
-    if let Some(path) = &a.contact_policy {
-        let policy = nba_kafka::load_contact_policy(path)?;
-        cfg.updater.contacts = nba_core::ContactGuard::new(&policy, &cfg.aggregator.catalog)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        cfg.aggregator.policy = policy;
-    }
-    Ok(cfg)
-}
-
-pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
+pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
+    let deployment = match crate::deployment(&a.deployment, sources, OVERRIDES) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let Some(path) = a.jsonl.as_ref().or(a.recording.as_ref()) else {
         eprintln!("error: give a recording FILE or --jsonl FILE");
         return ExitCode::from(2);
@@ -481,18 +520,11 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
     };
     let mut logged = Logged::default();
     let mut failure = None;
-    let cfg = match backtest_config(a) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let run = match backtest(
-        raw_records(a, input, &mut logged, &mut failure),
-        cfg,
-        &mut observer,
-    ) {
+    let mut cfg = BacktestConfig::from_settings(&deployment.settings);
+    let catalog_topic = nba_pipeline::Topic::Catalog.default_name();
+    let (versions, raw) = raw_records(a, catalog_topic, input, &mut logged, &mut failure);
+    cfg.catalog_versions = versions;
+    let run = match backtest(raw, cfg, &mut observer) {
         Ok(run) => run,
         Err(e) => {
             eprintln!("error: {e}");
@@ -501,6 +533,12 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
     };
     if observer.terminal && run.events >= 65_536 {
         eprintln!();
+    }
+    if logged.late_catalog_versions > 0 {
+        eprintln!(
+            "warning: {} catalog version(s) come after the first interaction in the recording and were not taken: record {catalog_topic} first (nba record does)",
+            logged.late_catalog_versions
+        );
     }
     if let Some(e) = failure {
         eprintln!("error: {e:#}");
@@ -516,7 +554,9 @@ pub(crate) fn run_backtest(a: &BacktestArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!(
-        "nba backtest: {} raw records, {} decisions, {} rewards, {} dead letters in {:.2} s ({:.0} events/s)",
+        "nba backtest ({}, {} catalog version(s) taken): {} raw records, {} decisions, {} rewards, {} dead letters in {:.2} s ({:.0} events/s)",
+        deployment.settings.name,
+        run.catalog_versions,
         run.events,
         run.decision_count,
         run.rewards,

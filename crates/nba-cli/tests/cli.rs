@@ -3,14 +3,23 @@
 use std::process::Command;
 
 fn nba() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_nba"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nba"));
+    cmd.env_remove("NBA_DEPLOYMENT");
+    cmd
 }
 
-fn demo_json(seed: &str) -> serde_json::Value {
-    let out = nba()
-        .args(["demo", "--events", "20000", "--seed", seed, "--json"])
-        .output()
-        .expect("nba runs");
+/// `deploy/examples/`.
+fn examples() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/examples")
+}
+
+fn demo_json(seed: &str, deployment: Option<&str>) -> serde_json::Value {
+    let mut cmd = nba();
+    cmd.args(["demo", "--events", "20000", "--seed", seed, "--json"]);
+    if let Some(d) = deployment {
+        cmd.arg("--deployment").arg(examples().join(d));
+    }
+    let out = cmd.output().expect("nba runs");
     assert!(
         out.status.success(),
         "{}",
@@ -18,7 +27,7 @@ fn demo_json(seed: &str) -> serde_json::Value {
     );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     assert!(
-        stdout.contains("nba demo:"),
+        stdout.contains("nba demo ("),
         "a human summary first: {stdout}"
     );
     let last = stdout.lines().last().expect("a last line");
@@ -27,8 +36,11 @@ fn demo_json(seed: &str) -> serde_json::Value {
 
 #[test]
 fn demo_json_has_the_promised_keys_and_is_reproducible() {
-    let mut a = demo_json("9");
+    let mut a = demo_json("9", None);
     for key in [
+        "deployment",
+        "actions",
+        "decisions_by_group",
         "events",
         "decisions",
         "rewards",
@@ -40,7 +52,9 @@ fn demo_json_has_the_promised_keys_and_is_reproducible() {
         assert!(a.get(key).is_some(), "missing {key} in {a}");
     }
     assert_eq!(a["events"], 20_000);
-    let mut b = demo_json("9");
+    assert_eq!(a["deployment"], "retail", "the retail example by default");
+    assert_eq!(a["actions"], 8);
+    let mut b = demo_json("9", None);
     for v in [&mut a, &mut b] {
         let o = v.as_object_mut().expect("object");
         for timing in [
@@ -53,6 +67,85 @@ fn demo_json_has_the_promised_keys_and_is_reproducible() {
         }
     }
     assert_eq!(a, b, "same seed, same result (timings aside)");
+}
+
+/// `nba demo --deployment` runs a business declared in a file, with no
+/// Kafka: the bank example's actions, groups and customers.
+#[test]
+fn the_demo_runs_any_declared_business() {
+    let bank = demo_json("5", Some("bank/deployment.toml"));
+    assert_eq!(bank["deployment"], "bank");
+    assert_eq!(bank["actions"], 12);
+    let groups = bank["decisions_by_group"].as_object().expect("groups");
+    for g in [
+        "acquisition/cards",
+        "acquisition/lending",
+        "growth/savings",
+        "retention/service",
+    ] {
+        assert!(groups.contains_key(g), "{g} in {groups:?}");
+    }
+}
+
+/// `nba config check` prints every setting with its source and what they
+/// imply, or every problem on its line with the fix, exit code 2.
+#[test]
+fn config_check_explains_a_deployment() {
+    let out = nba()
+        .args(["config", "check"])
+        .arg(examples().join("bank/deployment.toml"))
+        .output()
+        .expect("nba runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for says in [
+        "name = \"bank\"  # file",
+        "policy.alpha = 0.5  # default",
+        "features.context = ",
+        "# context: 26 entries",
+        "# customer state: ",
+        "# OK:",
+    ] {
+        assert!(stdout.contains(says), "{says} in {stdout}");
+    }
+    let dir = std::env::temp_dir().join(format!("nba-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.toml");
+    let text = std::fs::read_to_string(examples().join("bank/deployment.toml")).expect("bank");
+    let text = text
+        .replace("id = \"car_loan\"", "id = \"personal_loan\"")
+        .replace(
+            "triggers = [\"login\", \"salary_changed\", \"moved_house\"]",
+            "triggers = [\"login\", \"salary_changed\", \"moved_house\", \"logout\"]",
+        );
+    std::fs::write(&bad, &text).expect("written");
+    let out = nba()
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .expect("nba runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).expect(needle) + 1;
+    for says in [
+        format!(
+            "bad.toml:{}: vocabulary.triggers: trigger \"logout\" is not a declared event type",
+            line_of("\"logout\"]")
+        ),
+        "action id \"personal_loan\" is declared twice".to_owned(),
+        "2 problems in".to_owned(),
+    ] {
+        assert!(stdout.contains(&says), "{says} in {stdout}");
+    }
+    let out = nba()
+        .args(["config", "example", "bank"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_to_string(examples().join("bank/deployment.toml")).expect("bank")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

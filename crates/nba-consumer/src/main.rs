@@ -4,32 +4,52 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use nba_core::IntakeConfig;
-use nba_kafka::{KafkaArgs, OpsArgs, parse_cli, run_stage_binary};
+use nba_kafka::{
+    DeploymentArgs, KafkaArgs, OpsArgs, OverrideFlag, ValueKind, parse_cli, run_stage_binary,
+    stage_deployment,
+};
 use nba_pipeline::ConsumerStage;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Validates raw interactions (Avro, Confluent-framed or raw datum) from the raw
-/// topic, drops repeated event ids, and writes the rest to the interactions topic
-/// keyed by customer id. Records it cannot accept go to the dead-letter topic with
-/// the reason and their source in headers. Stops cleanly on SIGINT/SIGTERM.
+/// topic against the deployment's declarations (channels, event types,
+/// categories, request attributes and metrics, profile fields), drops repeated
+/// event ids, and writes the rest to the interactions topic keyed by customer
+/// id. Records it cannot accept go to the dead-letter topic with the reason and
+/// their source in headers. Stops cleanly on SIGINT/SIGTERM.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
+    #[command(flatten)]
+    deployment: DeploymentArgs,
+
     #[command(flatten)]
     kafka: KafkaArgs,
 
     #[command(flatten)]
     ops: OpsArgs,
 
-    /// How long (event time, seconds) an event id is remembered to drop repeats.
-    #[arg(long, env = "NBA_DEDUP_WINDOW_SECS", default_value_t = 3_600)]
-    dedup_window_secs: u32,
+    /// How long (event time) an event id is remembered to drop repeats
+    /// (units ms, s, m, h, d) [deployment: intake.dedup_window].
+    #[arg(long, env = "NBA_DEDUP_WINDOW")]
+    dedup_window: Option<String>,
 }
 
+/// The deployment settings this binary's flags override.
+const OVERRIDES: &[OverrideFlag] = &[OverrideFlag::new(
+    "dedup_window",
+    "intake.dedup_window",
+    ValueKind::Text,
+)];
+
 fn main() -> ExitCode {
-    let cli: Cli = parse_cli();
-    let stage = ConsumerStage::new(IntakeConfig {
-        dedup_window_ms: i64::from(cli.dedup_window_secs) * 1_000,
-    });
+    let (cli, sources) = parse_cli::<Cli>();
+    let deployment = match stage_deployment(&cli.deployment, &sources, OVERRIDES, None) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let stage = ConsumerStage::new(deployment.settings.intake());
     run_stage_binary(stage, &cli.kafka, &cli.ops)
 }

@@ -3,62 +3,14 @@
 //! Field names and types mirror `schemas/*.avsc` exactly; `nba-schema` checks that
 //! they do.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::CustomerSnapshot;
 
 /// Event time: milliseconds since the Unix epoch, UTC, taken from the records.
 pub type EventTime = i64;
-
-/// The product categories whose affinity is a feature (others count as none).
-pub const CATEGORIES: [&str; 4] = ["electronics", "fashion", "home", "beauty"];
-
-/// Where an interaction happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Channel {
-    /// The web shop.
-    #[serde(rename = "WEB")]
-    Web,
-    /// The mobile app.
-    #[serde(rename = "APP")]
-    App,
-    /// A physical store.
-    #[serde(rename = "STORE")]
-    Store,
-    /// The call centre.
-    #[serde(rename = "CALL_CENTRE")]
-    CallCentre,
-    /// E-mail.
-    #[serde(rename = "EMAIL")]
-    Email,
-}
-
-impl Channel {
-    /// Every channel, in schema order.
-    pub const ALL: [Channel; 5] = [
-        Channel::Web,
-        Channel::App,
-        Channel::Store,
-        Channel::CallCentre,
-        Channel::Email,
-    ];
-
-    /// Position in [`Channel::ALL`] (and in the schema's symbols).
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The schema's symbol.
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Channel::Web => "WEB",
-            Channel::App => "APP",
-            Channel::Store => "STORE",
-            Channel::CallCentre => "CALL_CENTRE",
-            Channel::Email => "EMAIL",
-        }
-    }
-}
 
 /// The event type that links an alias (its `customer_id`) to a customer (its
 /// `linked_id`).
@@ -73,11 +25,12 @@ pub struct Interaction {
     pub customer_id: String,
     /// When it happened.
     pub timestamp: EventTime,
-    /// Where it happened.
-    pub channel: Channel,
-    /// What happened (see [`EventKind`]).
+    /// Where it happened: one of the deployment's channels.
+    pub channel: String,
+    /// What happened: one of the deployment's event types, or one nba handles
+    /// itself (link, consent, profile).
     pub event_type: String,
-    /// Product category concerned, if any.
+    /// Category concerned (one of the deployment's), if any.
     pub category: Option<String>,
     /// Money involved, if any.
     pub amount: Option<f64>,
@@ -96,6 +49,14 @@ pub struct Interaction {
     /// Set by nba only, on the link it forwards to the customer: what it knew
     /// of the alias, to merge.
     pub merged_state: Option<Box<CustomerSnapshot>>,
+    /// What the request says about itself (intent, page, campaign); on a
+    /// profile event, the category and set fields it sets.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Numbers about the request (basket size, balance); on a profile event,
+    /// the number fields it sets.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
 }
 
 impl Interaction {
@@ -104,14 +65,14 @@ impl Interaction {
         event_id: impl Into<String>,
         customer_id: impl Into<String>,
         timestamp: EventTime,
-        channel: Channel,
+        channel: impl Into<String>,
         event_type: impl Into<String>,
     ) -> Self {
         Self {
             event_id: event_id.into(),
             customer_id: customer_id.into(),
             timestamp,
-            channel,
+            channel: channel.into(),
             event_type: event_type.into(),
             category: None,
             amount: None,
@@ -121,58 +82,9 @@ impl Interaction {
             location: None,
             linked_id: None,
             merged_state: None,
+            attributes: BTreeMap::new(),
+            metrics: BTreeMap::new(),
         }
-    }
-}
-
-/// The event types the features count separately; anything else is `Other`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    /// A visit, app launch, store entry or call begins: the default decision trigger.
-    SessionStart,
-    /// A product or content page was viewed.
-    PageView,
-    /// A search.
-    Search,
-    /// A product went into the cart.
-    AddToCart,
-    /// A purchase (with `amount`).
-    Purchase,
-    /// A shown action was clicked.
-    Click,
-    /// A shown action converted.
-    Conversion,
-    /// A shown action was dismissed.
-    Dismiss,
-    /// An e-mail was opened.
-    EmailOpen,
-    /// Any other event type.
-    Other,
-}
-
-impl EventKind {
-    /// How many kinds there are.
-    pub const COUNT: usize = 10;
-
-    /// The kind of a normalised (lower-case) event type.
-    pub fn of(event_type: &str) -> Self {
-        match event_type {
-            "session_start" => Self::SessionStart,
-            "page_view" => Self::PageView,
-            "search" => Self::Search,
-            "add_to_cart" => Self::AddToCart,
-            "purchase" => Self::Purchase,
-            "click" => Self::Click,
-            "conversion" => Self::Conversion,
-            "dismiss" => Self::Dismiss,
-            "email_open" => Self::EmailOpen,
-            _ => Self::Other,
-        }
-    }
-
-    /// Position in per-kind counters.
-    pub fn index(self) -> usize {
-        self as usize
     }
 }
 
@@ -186,11 +98,15 @@ pub struct DecisionRequest {
     /// Event time of the trigger.
     pub timestamp: EventTime,
     /// Channel of the trigger.
-    pub channel: Channel,
-    /// The context vector.
+    pub channel: String,
+    /// The customer context vector.
     pub context: Vec<f64>,
     /// Eligible action ids.
     pub candidates: Vec<String>,
+    /// The action context of each candidate, in the candidates' order (empty
+    /// when the deployment declares none).
+    #[serde(default)]
+    pub action_context: Vec<Vec<f64>>,
 }
 
 /// The decision (`schemas/next_best_action.avsc`).
@@ -218,7 +134,16 @@ pub struct NextBestAction {
     pub scores: Vec<f64>,
     /// Where to show it: the request's channel (absent in records written
     /// before nba knew it).
-    pub channel: Option<Channel>,
+    pub channel: Option<String>,
+    /// The action's group in the catalog's taxonomy (empty for no action).
+    #[serde(default)]
+    pub group: String,
+    /// The template the channel renders (empty for no action).
+    #[serde(default)]
+    pub treatment: String,
+    /// What the template needs, carried from the catalog.
+    #[serde(default)]
+    pub payload: BTreeMap<String, String>,
 }
 
 /// A customer to forget (`schemas/customer_erasure.avsc`): the feature-aggregator
@@ -252,4 +177,63 @@ pub struct Reward {
     pub value: f64,
     /// The outcome's event type.
     pub event_type: String,
+}
+
+/// One version of a deployment's catalog (`schemas/catalog_version.avsc`), as
+/// published on the compacted catalog topic (key: the deployment's name) and
+/// in force from `effective_from` (event time) on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogVersion {
+    /// The deployment it belongs to.
+    pub deployment: String,
+    /// Its number; a version already known is ignored.
+    pub version: i64,
+    /// Event time from which it is in force.
+    pub effective_from: EventTime,
+    /// Every action, in catalog order.
+    pub actions: Vec<ActionRecord>,
+}
+
+/// One action of a [`CatalogVersion`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "CatalogAction")]
+pub struct ActionRecord {
+    /// Its id.
+    pub id: String,
+    /// A name for people.
+    pub name: String,
+    /// Its group (`issue/group`).
+    pub group: String,
+    /// `normal`, `mandatory` or `transactional`.
+    pub kind: String,
+    /// Business value of a response.
+    pub value: f64,
+    /// Lever weight.
+    pub weight: f64,
+    /// First event time it may be chosen at.
+    pub valid_from: Option<EventTime>,
+    /// Event time from which it may no longer be chosen.
+    pub valid_until: Option<EventTime>,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+    /// Its channels, each with its treatment.
+    pub treatments: Vec<TreatmentRecord>,
+    /// Eligibility conditions.
+    pub eligibility: Vec<String>,
+    /// Most contacts in all (or per `budget_per`), if budgeted.
+    pub budget_max: Option<i64>,
+    /// The budget's sliding window (a duration such as `24h`).
+    pub budget_per: Option<String>,
+}
+
+/// A channel an action may go out on, with what it shows there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "CatalogTreatment")]
+pub struct TreatmentRecord {
+    /// The channel.
+    pub channel: String,
+    /// The channel's template id.
+    pub template: String,
+    /// What the template needs.
+    pub payload: BTreeMap<String, String>,
 }

@@ -1,11 +1,12 @@
 //! The consumer stage's logic: validate, normalise and de-duplicate raw interactions.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::{EventTime, Interaction, LINK_EVENT, Rejection};
+use crate::{Declarations, EventTime, Interaction, LINK_EVENT, Names, Rejection, Undeclared};
 
 /// Settings of [`Intake`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,10 +44,18 @@ impl EventFingerprint {
     }
 }
 
+/// The stateless half of the intake: what makes an interaction valid for a
+/// deployment. Cheap to clone (a backtest checks on another thread).
+#[derive(Debug, Clone)]
+pub struct IntakeChecks {
+    declared: Arc<Declarations>,
+}
+
 /// Validates, normalises and de-duplicates raw interactions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Intake {
     cfg: IntakeConfig,
+    checks: IntakeChecks,
     // Ids are remembered by their 128-bit XXH3 fingerprints: 16 bytes each,
     // hashed once, and two distinct ids among the billions seen in a window
     // share one with a probability below 10^-20, far under that of a lost
@@ -85,30 +94,17 @@ fn check_id(name: &str, v: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-impl Intake {
-    /// A fresh intake.
-    pub fn new(cfg: IntakeConfig) -> Self {
-        Self {
-            cfg,
-            ..Self::default()
-        }
-    }
-
-    /// Checks one interaction and normalises it (ids trimmed, event type and
-    /// category lower-case), then drops it if its id was seen within the
-    /// window. A rejection leaves the state unchanged.
-    pub fn apply(&mut self, i: &mut Interaction) -> Result<IntakeOutcome, Rejection> {
-        Self::normalise(i)?;
-        Ok(self.admit(i))
-    }
-
-    /// The stateless half of [`Intake::apply`]: normalises `i` and checks it.
-    /// (A backtest runs it on its decoding thread.)
-    pub fn normalise(i: &mut Interaction) -> Result<(), Rejection> {
+impl IntakeChecks {
+    /// The stateless half of [`Intake::apply`]: normalises `i` and checks it
+    /// against the deployment's declarations. (A backtest runs it on its
+    /// decoding thread.)
+    pub fn normalise(&self, i: &mut Interaction) -> Result<(), Rejection> {
         trim(&mut i.event_id);
         trim(&mut i.customer_id);
         trim(&mut i.event_type);
+        trim(&mut i.channel);
         i.event_type.make_ascii_lowercase();
+        i.channel.make_ascii_lowercase();
         for v in [&mut i.category, &mut i.device].into_iter().flatten() {
             trim(v);
             v.make_ascii_lowercase();
@@ -171,15 +167,91 @@ impl Intake {
                 ));
             }
         }
+        self.check_declared(i)
+    }
+
+    /// Checks what the deployment declares: event type, channel, category,
+    /// the request's attributes and metrics, a profile event's fields.
+    fn check_declared(&self, i: &Interaction) -> Result<(), Rejection> {
+        let d = &*self.declared;
+        let v = &d.vocabulary;
+        let undeclared = |what: &str, value: &str, names: &Names, policy: Undeclared, key: &str| {
+            if policy == Undeclared::DeadLetter && !names.contains(value) {
+                let mut listed = names.as_slice().join(", ");
+                if listed.len() > 200 {
+                    listed = format!("{} declared", names.len());
+                }
+                return Err(Rejection::new(format!(
+                    "{what} {value:?} is not declared ({listed}); declare it in vocabulary.{key} or set vocabulary.undeclared.{key} = \"other\""
+                )));
+            }
+            Ok(())
+        };
+        undeclared(
+            "channel",
+            &i.channel,
+            &v.channels,
+            v.undeclared_channels,
+            "channels",
+        )?;
+        if !v.is_protocol_event(&i.event_type) {
+            undeclared(
+                "event type",
+                &i.event_type,
+                &v.event_types,
+                v.undeclared_event_types,
+                "event_types",
+            )?;
+        }
+        if let Some(c) = &i.category {
+            undeclared(
+                "category",
+                c,
+                &v.categories,
+                v.undeclared_categories,
+                "categories",
+            )?;
+        }
+        d.request.check(&i.attributes, &i.metrics)?;
+        if i.event_type == v.profile_event {
+            d.profile.check_update(&i.attributes, &i.metrics)?;
+        }
         Ok(())
+    }
+}
+
+impl Intake {
+    /// A fresh intake for a deployment that declares `declared`.
+    pub fn new(cfg: IntakeConfig, declared: Declarations) -> Self {
+        Self {
+            cfg,
+            checks: IntakeChecks {
+                declared: Arc::new(declared),
+            },
+            seen: FxHashSet::default(),
+            seen_order: VecDeque::new(),
+            newest: EventTime::MIN,
+        }
+    }
+
+    /// The stateless checks.
+    pub fn checks(&self) -> &IntakeChecks {
+        &self.checks
+    }
+
+    /// Checks one interaction and normalises it (ids trimmed, event type,
+    /// channel and category lower-case), then drops it if its id was seen
+    /// within the window. A rejection leaves the state unchanged.
+    pub fn apply(&mut self, i: &mut Interaction) -> Result<IntakeOutcome, Rejection> {
+        self.checks.normalise(i)?;
+        Ok(self.admit(i))
     }
 
     /// The stateful half of [`Intake::apply`], for an interaction
-    /// [`Intake::normalise`] accepted: de-duplication by event id.
+    /// [`IntakeChecks::normalise`] accepted: de-duplication by event id.
     pub fn admit(&mut self, i: &Interaction) -> IntakeOutcome {
         self.admit_fingerprint(EventFingerprint::of(i), i.timestamp)
     }
-
     /// [`Intake::admit`] for an interaction at `timestamp` whose fingerprint
     /// was taken already (a backtest takes it on its decoding thread).
     pub fn admit_fingerprint(
@@ -213,7 +285,11 @@ impl Intake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Channel;
+    use crate::testing;
+
+    fn intake() -> Intake {
+        Intake::new(IntakeConfig::default(), testing::declarations())
+    }
 
     #[test]
     fn trimming_in_place_handles_every_shape() {
@@ -232,21 +308,25 @@ mod tests {
 
     fn raw(id: &str, t: EventTime) -> Interaction {
         Interaction {
-            category: Some("Fashion".into()),
-            ..Interaction::new(id, " c1 ", t, Channel::App, "Page_View")
+            category: Some("Books".into()),
+            ..Interaction::new(id, " c1 ", t, " App", "View")
         }
     }
 
     #[test]
     fn normalises_and_drops_duplicates_within_the_window() {
-        let mut intake = Intake::new(IntakeConfig {
-            dedup_window_ms: 1_000,
-        });
+        let mut intake = Intake::new(
+            IntakeConfig {
+                dedup_window_ms: 1_000,
+            },
+            testing::declarations(),
+        );
         let mut i = raw("e1", 10);
         assert_eq!(intake.apply(&mut i), Ok(IntakeOutcome::Accepted));
         assert_eq!(i.customer_id, "c1");
-        assert_eq!(i.event_type, "page_view");
-        assert_eq!(i.category.as_deref(), Some("fashion"));
+        assert_eq!(i.event_type, "view");
+        assert_eq!(i.channel, "app");
+        assert_eq!(i.category.as_deref(), Some("books"));
         assert_eq!(
             intake.apply(&mut raw("e1", 10)),
             Ok(IntakeOutcome::Duplicate)
@@ -262,7 +342,7 @@ mod tests {
 
     #[test]
     fn rejects_what_cannot_be_right() {
-        let mut intake = Intake::default();
+        let mut intake = intake();
         let mut bad = raw("", 10);
         assert!(
             intake
@@ -304,7 +384,7 @@ mod tests {
 
     #[test]
     fn a_link_names_another_id_and_only_a_link_does() {
-        let mut intake = Intake::default();
+        let mut intake = intake();
         let mut link = raw("l1", 10);
         link.event_type = "link".into();
         let refused = intake.apply(&mut link.clone()).expect_err("no target");
@@ -320,5 +400,44 @@ mod tests {
         view.linked_id = Some("customer-7".into());
         let refused = intake.apply(&mut view).expect_err("not a link");
         assert!(refused.reason().contains("link events only"), "{refused:?}");
+    }
+
+    /// What the deployment does not declare is refused or counted as other,
+    /// as it says; a profile event sets declared fields only; a request's
+    /// attributes and metrics are bounded.
+    #[test]
+    fn the_declarations_decide_what_is_accepted() {
+        let mut intake = intake();
+        let refuse = |intake: &mut Intake, i: Interaction, says: &str| {
+            let e = intake.apply(&mut i.clone()).expect_err(says);
+            assert!(e.reason().contains(says), "{}", e.reason());
+        };
+        let mut i = raw("e1", 10);
+        i.channel = "fax".into();
+        refuse(&mut intake, i, "channel \"fax\" is not declared");
+        let mut i = raw("e2", 10);
+        i.event_type = "teleport".into();
+        assert_eq!(intake.apply(&mut i), Ok(IntakeOutcome::Accepted), "other");
+        let mut i = raw("e3", 10);
+        i.category = Some("cheese".into());
+        assert_eq!(intake.apply(&mut i), Ok(IntakeOutcome::Accepted), "other");
+        let mut i = raw("e4", 10);
+        i.metrics.insert("basket".into(), f64::NAN);
+        refuse(&mut intake, i, "not a finite number");
+        let mut i = raw("e5", 10);
+        i.attributes.insert("page".into(), "x".repeat(1 << 20));
+        refuse(&mut intake, i, "at most 256 are allowed");
+        let mut i = raw("e6", 10);
+        for k in 0..40 {
+            i.attributes.insert(format!("a{k}"), "v".into());
+        }
+        refuse(&mut intake, i, "at most 32");
+        let mut profile = raw("e7", 10);
+        profile.event_type = "profile".into();
+        profile.attributes.insert("shoe_size".into(), "9".into());
+        refuse(&mut intake, profile.clone(), "not declared");
+        profile.attributes = [("country".to_owned(), "fr".to_owned())].into();
+        profile.metrics.insert("age".into(), 41.0);
+        assert_eq!(intake.apply(&mut profile), Ok(IntakeOutcome::Accepted));
     }
 }

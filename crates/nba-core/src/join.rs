@@ -39,6 +39,10 @@ pub struct PendingDecision {
     pub context: Vec<f64>,
     /// Event time of the decision.
     pub decided_at: EventTime,
+    /// A mandatory action, chosen ahead of the model: its outcome is joined
+    /// and counted, but not learned from.
+    #[serde(default)]
+    pub mandatory: bool,
 }
 
 /// Decisions waiting for an outcome, each with a deadline in event time.
@@ -104,11 +108,19 @@ impl AttributionJoin {
         true
     }
 
-    /// Closes `decision_id` with an outcome observed at `at`; `None` if it is not
-    /// open or `at` is past its deadline.
-    pub fn resolve(&mut self, decision_id: &str, at: EventTime) -> Option<PendingDecision> {
-        let deadline = self.pending.get(decision_id)?.decided_at + self.cfg.window_ms;
-        if at > deadline {
+    /// Closes `decision_id` with an outcome observed at `at`, which counts up
+    /// to `within_ms` after the decision (the outcome's own attribution
+    /// window, at most the join's); `None` if it is not open or `at` is too
+    /// late.
+    pub fn resolve(
+        &mut self,
+        decision_id: &str,
+        at: EventTime,
+        within_ms: i64,
+    ) -> Option<PendingDecision> {
+        let decided_at = self.pending.get(decision_id)?.decided_at;
+        let deadline = decided_at + self.cfg.window_ms;
+        if at > decided_at + within_ms.min(self.cfg.window_ms) {
             return None;
         }
         self.deadlines.remove(&(deadline, decision_id.to_owned()));
@@ -166,6 +178,7 @@ mod tests {
             action_id: "a".into(),
             context: vec![1.0],
             decided_at: at,
+            mandatory: false,
         }
     }
 
@@ -177,8 +190,9 @@ mod tests {
         });
         assert!(j.open("d1", pending(0)));
         assert!(!j.open("d1", pending(0)), "a repeat does not reopen");
-        assert!(j.resolve("d1", 100).is_some());
-        assert!(j.resolve("d1", 100).is_none(), "first outcome wins");
+        assert!(j.resolve("d1", 60, 50).is_none(), "past its own window");
+        assert!(j.resolve("d1", 100, 1_000).is_some());
+        assert!(j.resolve("d1", 100, 1_000).is_none(), "first outcome wins");
         assert!(j.expire(i64::MAX).is_empty());
     }
 
@@ -198,9 +212,9 @@ mod tests {
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].0, "d1");
         // A late outcome for a closed decision does not join.
-        assert!(j.resolve("d1", 101).is_none());
+        assert!(j.resolve("d1", 101, 100).is_none());
         // An outcome after its deadline does not join either, even if not yet expired.
-        assert!(j.resolve("d2", 151).is_none());
+        assert!(j.resolve("d2", 151, 100).is_none());
         assert_eq!(j.drain().len(), 1);
         assert!(j.is_empty());
     }

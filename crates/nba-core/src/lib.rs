@@ -12,12 +12,17 @@
 //! - [`ModelUpdater`]: decides with a [`LinearBandit`] (sliding-window LinUCB by default), joins rewards
 //!   to decisions in an [`AttributionJoin`] and learns from every joined outcome.
 //!
+//! The engine knows no business: channels, categories, event types, actions
+//! and profile fields are what a deployment declares ([`Declarations`],
+//! [`ActionCatalog`]), and the engine sees only their positions.
+//!
 //! Time is always event time in milliseconds since the Unix epoch ([`EventTime`]).
 
 mod actions;
 mod aggregator;
 mod bandit;
 mod contact;
+mod declarations;
 pub mod estimators;
 mod event;
 mod features;
@@ -25,38 +30,46 @@ mod intake;
 mod join;
 mod linalg;
 pub mod model_sync;
+mod profile;
 mod rejection;
 mod rng;
+#[cfg(test)]
+mod testing;
 mod updater;
 mod versioned;
+mod vocabulary;
 mod window;
 
-pub use actions::{Action, ActionCatalog, ChannelSet};
+pub use actions::{Action, ActionCatalog, ActionKind, CatalogProblem, CatalogTimeline, Treatment};
 pub use aggregator::{
-    AggregatorConfig, AggregatorOutput, ConsentEvents, CustomerChange, FeatureAggregator,
-    InputPosition, LinkCounts,
+    AggregatorConfig, AggregatorCounts, AggregatorOutput, CatalogInForce, CustomerChange,
+    FeatureAggregator, InputPosition, LinkCounts,
 };
 pub use bandit::{BanditConfig, Choice, DeltaEntry, Forgetting, LinearBandit, Model, Policy};
 pub use contact::{
     BudgetConfig, BudgetSpend, CapConfig, CapScope, ContactGuard, ContactPolicyConfig, Eligibility,
     GuardStats,
 };
+pub use declarations::Declarations;
 pub use event::{
-    CATEGORIES, Channel, CustomerErasure, DecisionRequest, EventKind, EventTime, Interaction,
-    LINK_EVENT, NextBestAction, Reward,
+    ActionRecord, CatalogVersion, CustomerErasure, DecisionRequest, EventTime, Interaction,
+    LINK_EVENT, NextBestAction, Reward, TreatmentRecord,
 };
 pub use features::{
-    CONTEXT_DIM, ContextFeature, ContextSpec, Counted, CustomerSnapshot, CustomerState,
-    CustomerStore, DEFAULT_CONTEXT, FeatureConfig, FeatureLayout, format_duration_ms,
-    parse_duration_ms,
+    ActionContextSpec, ActionFeature, ContextFeature, ContextSpec, Counted, CustomerSnapshot,
+    CustomerState, CustomerStore, DEFAULT_CONTEXT, FeatureConfig, FeatureLayout, NumberScale,
+    format_duration_ms, parse_duration_ms,
 };
-pub use intake::{EventFingerprint, Intake, IntakeConfig, IntakeOutcome};
+pub use intake::{EventFingerprint, Intake, IntakeChecks, IntakeConfig, IntakeOutcome};
 pub use join::{AttributionJoin, JoinConfig, PendingDecision};
 pub use linalg::ridge_solve;
 pub use model_sync::{ModelDelta, SeenDeltas};
+pub use profile::{AttributeSpec, FieldKind, MetricSpec, ProfileField, ProfileSpec, RequestSpec};
 pub use rejection::Rejection;
 pub use rng::{DecisionRng, stable_hash};
 pub use updater::{
-    MAX_DELTA_BYTES, ModelUpdater, NO_ACTION_POLICY, UpdaterConfig, UpdaterInput, UpdaterStats,
+    MANDATORY_POLICY, MAX_DELTA_BYTES, ModelUpdater, NO_ACTION_POLICY, UpdaterConfig, UpdaterInput,
+    UpdaterStats,
 };
+pub use vocabulary::{ConsentEvents, Names, Outcome, OutcomeReward, Undeclared, Vocabulary};
 pub use window::BucketRing;

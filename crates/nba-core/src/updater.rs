@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use crate::contact::GuardSnapshot;
 use crate::versioned::FormatTag;
 use crate::{
-    AttributionJoin, BanditConfig, ContactGuard, CustomerErasure, DecisionRequest, DeltaEntry,
+    ActionCatalog, ActionKind, AttributionJoin, BanditConfig, CatalogTimeline, CatalogVersion,
+    ContactGuard, ContactPolicyConfig, CustomerErasure, DecisionRequest, Declarations, DeltaEntry,
     EventTime, JoinConfig, LinearBandit, ModelDelta, NextBestAction, PendingDecision, Rejection,
     Reward, SeenDeltas,
 };
@@ -15,7 +16,8 @@ use crate::{
 pub struct UpdaterConfig {
     /// The bandit.
     pub bandit: BanditConfig,
-    /// The reward join.
+    /// The reward join (its window is stretched to the longest outcome
+    /// window the vocabulary declares).
     pub join: JoinConfig,
     /// How far behind the newest event time an input may arrive and still be
     /// treated as on time: the watermark is `newest - allowed_lateness_ms`, and a
@@ -24,33 +26,55 @@ pub struct UpdaterConfig {
     /// Set to learn as one with other instances: the id this instance publishes
     /// its [`ModelDelta`]s under (unique per run), see [`crate::model_sync`].
     pub instance_id: Option<String>,
-    /// Frequency caps, cool-downs and budgets applied to the candidates before
-    /// the bandit chooses (none by default).
-    pub contacts: ContactGuard,
-}
-
-impl Default for UpdaterConfig {
-    /// Default bandit and join; one minute of allowed lateness; a single instance.
-    fn default() -> Self {
-        Self {
-            bandit: BanditConfig::default(),
-            join: JoinConfig::default(),
-            allowed_lateness_ms: 60_000,
-            instance_id: None,
-            contacts: ContactGuard::default(),
-        }
-    }
+    /// Frequency caps and cool-down applied to the candidates before the
+    /// bandit chooses (the catalog's actions carry their budgets).
+    pub contacts: ContactPolicyConfig,
+    /// What the deployment's records may contain (channels, outcomes).
+    pub declared: Declarations,
+    /// The deployment's own catalog (version 0): kinds, treatments, validity.
+    pub catalog: ActionCatalog,
 }
 
 impl UpdaterConfig {
+    /// How far behind the newest event time an input may be and still count
+    /// as on time, unless set: one minute.
+    pub const DEFAULT_ALLOWED_LATENESS_MS: i64 = 60_000;
+
+    /// The default bandit (of dimension `dim`) and join, one minute of
+    /// allowed lateness, a single instance, no caps.
+    pub fn new(declared: Declarations, catalog: ActionCatalog, dim: usize) -> Self {
+        Self {
+            bandit: BanditConfig {
+                dim,
+                ..BanditConfig::default()
+            },
+            join: JoinConfig::default(),
+            allowed_lateness_ms: Self::DEFAULT_ALLOWED_LATENESS_MS,
+            instance_id: None,
+            contacts: ContactPolicyConfig::default(),
+            declared,
+            catalog,
+        }
+    }
+
     /// What an instance id implies: the model is shared, so the bandit keeps
     /// what it learns for the others and the guard its budget spending.
     fn sharing_if_named(mut self) -> Self {
         if self.instance_id.is_some() {
             self.bandit.track_deltas = true;
-            self.contacts = self.contacts.sharing_budgets();
         }
         self
+    }
+
+    /// The join's window: the configured one, or the longest outcome window
+    /// if longer.
+    fn join_window_ms(&self) -> i64 {
+        self.declared
+            .vocabulary
+            .outcomes
+            .iter()
+            .filter_map(|o| o.window_ms)
+            .fold(self.join.window_ms, i64::max)
     }
 }
 
@@ -84,6 +108,23 @@ pub struct UpdaterStats {
     /// Customers erased (contact history and open decisions deleted).
     #[serde(default)]
     pub erasures: u64,
+    /// Mandatory actions chosen ahead of the model.
+    #[serde(default)]
+    pub mandatory: u64,
+    /// Requests answered with no action: none of their candidates was
+    /// eligible, in the catalog, or allowed by the caps.
+    #[serde(default)]
+    pub without_action: u64,
+    /// Candidates dropped because the catalog in force at the request's time
+    /// does not hold them (retired, not yet valid, or unknown).
+    #[serde(default)]
+    pub candidates_not_in_catalog: u64,
+    /// Catalog versions taken.
+    #[serde(default)]
+    pub catalog_versions: u64,
+    /// Catalog versions refused (they did not validate).
+    #[serde(default)]
+    pub catalog_versions_refused: u64,
 }
 
 /// This instance's side of the model exchange.
@@ -125,12 +166,17 @@ struct Checkpoint {
 }
 
 /// The `policy` of a next-best-action with no action (empty `action_id`): the
-/// contact policy left the request no candidate.
+/// contact policy (eligibility, caps, cool-down, budgets) left the request no
+/// candidate.
 pub const NO_ACTION_POLICY: &str = "contact-policy:no-action";
 
 /// Most bytes of sums in one published [`ModelDelta`] (256 KB, well under the
 /// 1 MB message limit brokers have by default).
 pub const MAX_DELTA_BYTES: usize = 256 * 1024;
+
+/// The `policy` of a next-best-action for a mandatory action, chosen ahead of
+/// the model.
+pub const MANDATORY_POLICY: &str = "mandatory";
 
 /// Decides with the bandit, joins outcomes to decisions and learns from each.
 #[derive(Debug)]
@@ -142,21 +188,68 @@ pub struct ModelUpdater {
     stats: UpdaterStats,
     exchange: Option<Exchange>,
     contacts: ContactGuard,
+    declared: Declarations,
+    catalogs: CatalogTimeline<ActionCatalog>,
 }
 
 impl ModelUpdater {
-    /// An untrained updater.
-    pub fn new(cfg: UpdaterConfig) -> Self {
+    /// An untrained updater; refuses a contact policy or catalog that does
+    /// not fit, saying why.
+    pub fn new(cfg: UpdaterConfig) -> Result<Self, String> {
         let cfg = cfg.sharing_if_named();
-        Self {
+        let window_ms = cfg.join_window_ms();
+        let mut contacts =
+            ContactGuard::new(&cfg.contacts, &cfg.declared.vocabulary, &cfg.catalog)?;
+        if cfg.instance_id.is_some() {
+            contacts = contacts.sharing_budgets();
+        }
+        Ok(Self {
             exchange: cfg.instance_id.map(Exchange::new),
             bandit: LinearBandit::new(cfg.bandit),
-            join: AttributionJoin::new(cfg.join),
+            join: AttributionJoin::new(JoinConfig {
+                window_ms,
+                ..cfg.join
+            }),
             allowed_lateness_ms: cfg.allowed_lateness_ms,
             newest: EventTime::MIN,
             stats: UpdaterStats::default(),
-            contacts: cfg.contacts,
+            contacts,
+            declared: cfg.declared,
+            catalogs: CatalogTimeline::new(cfg.catalog),
+        })
+    }
+
+    /// Takes a published catalog version, in force from its event time on.
+    /// Ok(false) for a version already known; an error (and the versions in
+    /// force stay) for one that does not validate.
+    pub fn add_catalog_version(&mut self, v: &CatalogVersion) -> Result<bool, Rejection> {
+        if self.catalogs.has(v.version) {
+            return Ok(false);
         }
+        let catalog = ActionCatalog::from_version(v, &self.declared).map_err(|problems| {
+            self.stats.catalog_versions_refused += 1;
+            Rejection::new(format!(
+                "catalog version {} of {} refused: {}",
+                v.version,
+                v.deployment,
+                problems
+                    .into_iter()
+                    .map(|p| p.message)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?;
+        self.contacts
+            .add_budgets(&catalog)
+            .map_err(Rejection::new)?;
+        self.catalogs.add(v.effective_from, v.version, catalog);
+        self.stats.catalog_versions += 1;
+        Ok(true)
+    }
+
+    /// The catalog in force at `t`.
+    pub fn catalog_at(&self, t: EventTime) -> &ActionCatalog {
+        self.catalogs.at(t)
     }
 
     /// The bandit.
@@ -229,29 +322,23 @@ impl ModelUpdater {
             .expect(&checkpoint_format())
             .map_err(|e| Rejection::new(format!("not a model-updater checkpoint: {e}")))?;
         let cfg = cfg.sharing_if_named();
-        let shares = cfg.instance_id.is_some();
         let bandit_bytes = serde_json::to_vec(&c.bandit).unwrap_or_default();
         let bandit = LinearBandit::restore(cfg.bandit.clone(), &bandit_bytes)?;
-        let mut join = AttributionJoin::new(cfg.join);
+        let instance_id = cfg.instance_id.clone();
+        let mut fresh = Self::new(cfg).map_err(Rejection::new)?;
+        fresh.bandit = bandit;
         for (id, p) in c.open_decisions {
-            join.open(&id, p);
+            fresh.join.open(&id, p);
         }
-        let exchange = match (shares, c.exchange) {
-            (true, Some(e)) => Some(e),
-            (true, None) => cfg.instance_id.map(Exchange::new),
-            (false, _) => None,
+        fresh.exchange = match (instance_id, c.exchange) {
+            (Some(_), Some(e)) => Some(e),
+            (Some(id), None) => Some(Exchange::new(id)),
+            (None, _) => None,
         };
-        let mut contacts = cfg.contacts;
-        contacts.restore(c.contacts);
-        Ok(Self {
-            bandit,
-            join,
-            allowed_lateness_ms: cfg.allowed_lateness_ms,
-            newest: c.newest,
-            stats: c.stats,
-            exchange,
-            contacts,
-        })
+        fresh.contacts.restore(c.contacts);
+        fresh.newest = c.newest;
+        fresh.stats = c.stats;
+        Ok(fresh)
     }
 
     /// The id this instance publishes model deltas under, if it shares its model.
@@ -363,8 +450,10 @@ impl ModelUpdater {
         let window = self.join.config().window_ms;
         let reward = self.join.config().default_reward;
         for (_, p) in closed {
-            self.bandit
-                .update(&p.action_id, &p.context, reward, p.decided_at + window);
+            if !p.mandatory {
+                self.bandit
+                    .update(&p.action_id, &p.context, reward, p.decided_at + window);
+            }
             self.stats.rewards_defaulted += 1;
         }
     }
@@ -373,7 +462,7 @@ impl ModelUpdater {
         let dim = self.bandit.config().dim;
         if r.context.len() != dim {
             return Err(Rejection::new(format!(
-                "context has {} entries; this model expects {dim}: give the model-updater --dim equal to the length of the feature-aggregator's --context",
+                "context has {} entries; this model expects {dim}: run the feature-aggregator and the model-updater with the same deployment (its context sets the length)",
                 r.context.len()
             )));
         }
@@ -382,29 +471,97 @@ impl ModelUpdater {
                 "context holds {v}, which is not finite"
             )));
         }
-        if r.candidates.is_empty() || r.candidates.iter().any(String::is_empty) {
-            return Err(Rejection::new(
-                "candidates must be a non-empty list of non-empty action ids",
-            ));
+        if r.candidates.iter().any(String::is_empty) {
+            return Err(Rejection::new("candidates must be non-empty action ids"));
+        }
+        if !r.action_context.is_empty()
+            && (r.action_context.len() != r.candidates.len()
+                || r.action_context.iter().flatten().any(|v| !v.is_finite()))
+        {
+            return Err(Rejection::new(format!(
+                "action_context has {} rows for {} candidates, or a value that is not finite: one row of finite numbers per candidate",
+                r.action_context.len(),
+                r.candidates.len()
+            )));
         }
         self.advance(r.timestamp);
-        let allowed;
+        let catalog = self.catalogs.at(r.timestamp);
+        // A candidate the catalog in force no longer holds (retired since the
+        // request was made, or unknown) is never chosen.
+        let mut candidates: Vec<String> = r
+            .candidates
+            .iter()
+            .filter(|a| catalog.get(a).is_some_and(|a| a.valid_at(r.timestamp)))
+            .cloned()
+            .collect();
+        self.stats.candidates_not_in_catalog += (r.candidates.len() - candidates.len()) as u64;
         // A redelivered request was counted as a contact when it was first
         // decided: it is decided again as then, without the policy seeing
         // its own contact.
-        let candidates = if self.contacts.is_empty() || self.join.is_open(&r.decision_id) {
-            &r.candidates
-        } else {
-            allowed = self
-                .contacts
-                .allowed(&r.customer_id, r.channel, r.timestamp, &r.candidates);
-            if allowed.is_empty() {
-                return Ok(Some(self.no_action(r)));
+        let redelivered = self.join.is_open(&r.decision_id);
+        if !self.contacts.is_empty() && !redelivered {
+            candidates = self.contacts.allowed(
+                &r.customer_id,
+                &r.channel,
+                r.timestamp,
+                &candidates,
+                catalog,
+            );
+        }
+        if candidates.is_empty() {
+            self.stats.without_action += 1;
+            return Ok(Some(self.no_action(r)));
+        }
+        let mandatory = candidates
+            .iter()
+            .filter_map(|a| catalog.get(a))
+            .filter(|a| a.kind == ActionKind::Mandatory)
+            // The most valuable first; ties in catalog (candidate) order.
+            .fold(None, |best: Option<&crate::Action>, a| match best {
+                Some(b) if b.value * b.weight >= a.value * a.weight => Some(b),
+                _ => Some(a),
+            })
+            .map(|a| a.id.clone());
+        let (action_id, propensity, score, scores, policy, count) = match mandatory {
+            Some(id) => (id, 1.0, 0.0, Vec::new(), MANDATORY_POLICY.to_owned(), 1),
+            None => {
+                let choice = self.bandit.decide(&r.decision_id, &r.context, &candidates);
+                (
+                    candidates[choice.index].clone(),
+                    choice.propensity,
+                    choice.score,
+                    choice.scores,
+                    self.bandit.policy_name().to_owned(),
+                    candidates.len(),
+                )
             }
-            &allowed
         };
-        let choice = self.bandit.decide(&r.decision_id, &r.context, candidates);
-        let action_id = candidates[choice.index].clone();
+        let catalog = self.catalogs.at(r.timestamp);
+        let action = catalog.get(&action_id);
+        let kind = action.map_or(ActionKind::Normal, |a| a.kind);
+        let treatment = action.and_then(|a| {
+            self.declared
+                .vocabulary
+                .channels
+                .position(&r.channel)
+                .and_then(|c| a.treatment(c))
+        });
+        let nba = NextBestAction {
+            decision_id: r.decision_id.clone(),
+            customer_id: r.customer_id.clone(),
+            timestamp: r.timestamp,
+            action_id: action_id.clone(),
+            propensity,
+            score,
+            policy,
+            model_version: i64::try_from(self.bandit.version()).unwrap_or(i64::MAX),
+            candidates: i32::try_from(count).unwrap_or(i32::MAX),
+            scores,
+            channel: Some(r.channel.clone()),
+            group: action.map(|a| a.group.clone()).unwrap_or_default(),
+            treatment: treatment.map(|t| t.template.clone()).unwrap_or_default(),
+            payload: treatment.map(|t| t.payload.clone()).unwrap_or_default(),
+        };
         let first_time = self.join.open(
             &r.decision_id,
             PendingDecision {
@@ -412,27 +569,19 @@ impl ModelUpdater {
                 action_id: action_id.clone(),
                 context: r.context.clone(),
                 decided_at: r.timestamp,
+                mandatory: kind == ActionKind::Mandatory,
             },
         );
         if first_time {
             // A redelivered request is not a second contact.
             self.contacts
-                .contacted(&r.customer_id, &action_id, r.channel, r.timestamp);
+                .contacted(&r.customer_id, &action_id, kind, &r.channel, r.timestamp);
+            if kind == ActionKind::Mandatory {
+                self.stats.mandatory += 1;
+            }
         }
         self.stats.decisions += 1;
-        Ok(Some(NextBestAction {
-            decision_id: r.decision_id.clone(),
-            customer_id: r.customer_id.clone(),
-            timestamp: r.timestamp,
-            action_id,
-            propensity: choice.propensity,
-            score: choice.score,
-            policy: self.bandit.policy_name().to_owned(),
-            model_version: i64::try_from(self.bandit.version()).unwrap_or(i64::MAX),
-            candidates: i32::try_from(candidates.len()).unwrap_or(i32::MAX),
-            scores: choice.scores,
-            channel: Some(r.channel),
-        }))
+        Ok(Some(nba))
     }
 
     /// The answer to a request the contact policy left with no candidate:
@@ -449,7 +598,10 @@ impl ModelUpdater {
             model_version: i64::try_from(self.bandit.version()).unwrap_or(i64::MAX),
             candidates: 0,
             scores: Vec::new(),
-            channel: Some(r.channel),
+            channel: Some(r.channel.clone()),
+            group: String::new(),
+            treatment: String::new(),
+            payload: Default::default(),
         }
     }
 
@@ -462,7 +614,13 @@ impl ModelUpdater {
         }
         self.contacts
             .responded(&r.customer_id, &r.action_id, &r.event_type, r.timestamp);
-        if let Some(p) = self.join.resolve(&r.decision_id, r.timestamp) {
+        let within = self
+            .declared
+            .vocabulary
+            .outcome(&r.event_type)
+            .and_then(|o| o.window_ms)
+            .unwrap_or(i64::MAX);
+        if let Some(p) = self.join.resolve(&r.decision_id, r.timestamp, within) {
             if p.action_id != r.action_id {
                 let msg = format!(
                     "reward names action {} but decision {} showed {}",
@@ -472,8 +630,10 @@ impl ModelUpdater {
                 self.join.open(&r.decision_id, p);
                 return Err(Rejection::new(msg));
             }
-            self.bandit
-                .update(&p.action_id, &p.context, r.value, r.timestamp);
+            if !p.mandatory {
+                self.bandit
+                    .update(&p.action_id, &p.context, r.value, r.timestamp);
+            }
             self.stats.rewards_joined += 1;
         } else {
             self.stats.rewards_unmatched += 1;
@@ -486,18 +646,25 @@ impl ModelUpdater {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CONTEXT_DIM, Channel};
+    use crate::testing;
+
+    const DIM: usize = 16;
+
+    fn config() -> UpdaterConfig {
+        testing::updater_config(DIM)
+    }
 
     fn request(id: &str, t: EventTime) -> UpdaterInput {
-        let mut context = vec![0.0; CONTEXT_DIM];
+        let mut context = vec![0.0; DIM];
         context[0] = 1.0;
         UpdaterInput::Request(DecisionRequest {
             decision_id: id.into(),
             customer_id: "c".into(),
             timestamp: t,
-            channel: Channel::Web,
+            channel: "web".into(),
             context,
-            candidates: vec!["a".into(), "b".into()],
+            candidates: vec!["promo".into(), "ship".into()],
+            action_context: Vec::new(),
         })
     }
 
@@ -520,8 +687,9 @@ mod tests {
                 default_reward: 0.0,
             },
             allowed_lateness_ms: 0,
-            ..UpdaterConfig::default()
+            ..config()
         })
+        .expect("valid")
     }
 
     #[test]
@@ -542,7 +710,7 @@ mod tests {
         assert_eq!(u.stats().rewards_defaulted, 1);
         assert_eq!(u.bandit().version(), 2);
         // d2's outcome comes too late to count.
-        u.apply(&reward("d2", "a", 1_700)).expect("valid");
+        u.apply(&reward("d2", "promo", 1_700)).expect("valid");
         assert_eq!(u.stats().rewards_unmatched, 1);
         u.finish();
         assert_eq!(u.stats().rewards_defaulted, 2);
@@ -576,8 +744,9 @@ mod tests {
     fn sharing(instance: &str) -> ModelUpdater {
         ModelUpdater::new(UpdaterConfig {
             instance_id: Some(instance.to_owned()),
-            ..UpdaterConfig::default()
+            ..config()
         })
+        .expect("valid")
     }
 
     #[test]
@@ -621,8 +790,9 @@ mod tests {
                 forgetting: crate::Forgetting::Stationary,
                 ..BanditConfig::default()
             },
-            ..UpdaterConfig::default()
-        });
+            ..config()
+        })
+        .expect("valid");
         traffic(&mut other, 0, 10);
         let foreign = other.take_model_deltas().remove(0);
         let e = a.merge_model_delta(&foreign).expect_err("incompatible");
@@ -682,7 +852,7 @@ mod tests {
         let mut restored = ModelUpdater::restore(
             UpdaterConfig {
                 instance_id: Some("host-2".into()),
-                ..UpdaterConfig::default()
+                ..config()
             },
             &bytes,
         )
@@ -694,7 +864,7 @@ mod tests {
             traffic(&mut restored, 300, 600)
         );
         assert_eq!(original.checkpoint(), restored.checkpoint());
-        assert!(ModelUpdater::restore(UpdaterConfig::default(), b"{}").is_err());
+        assert!(ModelUpdater::restore(config(), b"{}").is_err());
     }
 
     #[test]
@@ -726,10 +896,10 @@ mod tests {
         )
         .expect("a policy");
         let cfg = || UpdaterConfig {
-            contacts: ContactGuard::new(&policy, &crate::ActionCatalog::default()).expect("valid"),
-            ..UpdaterConfig::default()
+            contacts: policy.clone(),
+            ..config()
         };
-        let mut u = ModelUpdater::new(cfg());
+        let mut u = ModelUpdater::new(cfg()).expect("valid");
         let first = u.apply(&request("d1", 0)).expect("valid").expect("decided");
         let repeat = u.apply(&request("d1", 0)).expect("valid").expect("decided");
         assert_eq!(
@@ -782,9 +952,10 @@ mod tests {
             serde_json::from_str(r#"{"cap": [{"scope": "overall", "max": 1, "per": "24h"}]}"#)
                 .expect("a policy");
         let mut u = ModelUpdater::new(UpdaterConfig {
-            contacts: ContactGuard::new(&policy, &crate::ActionCatalog::default()).expect("valid"),
-            ..UpdaterConfig::default()
-        });
+            contacts: policy.clone(),
+            ..config()
+        })
+        .expect("valid");
         u.apply(&request("d1", 0)).expect("valid");
         let capped = u
             .apply(&request("d2", 1_000))
@@ -815,36 +986,31 @@ mod tests {
     /// the others count.
     #[test]
     fn instances_sharing_a_model_share_budgets() {
-        use crate::{Action, ActionCatalog, ChannelSet};
-        let policy: crate::ContactPolicyConfig =
-            serde_json::from_str(r#"{"budgets": {"a": {"max": 2, "per": "24h"}}}"#)
-                .expect("a policy");
-        let catalog = ActionCatalog::new(
-            ["a", "b"]
-                .map(|id| Action {
-                    id: id.into(),
-                    channels: ChannelSet::ALL,
-                })
-                .to_vec(),
-        );
+        let mut actions = testing::catalog().actions().to_vec();
+        actions[0].budget = Some(crate::BudgetConfig {
+            max: 2,
+            per: Some("24h".into()),
+        });
+        let catalog = ActionCatalog::new(actions).expect("valid");
         let instance = |id: &str| {
             ModelUpdater::new(UpdaterConfig {
                 instance_id: Some(id.into()),
-                contacts: ContactGuard::new(&policy, &catalog).expect("valid"),
-                ..UpdaterConfig::default()
+                catalog: catalog.clone(),
+                ..config()
             })
+            .expect("valid")
         };
         let only_a = |id: &str, t: EventTime| {
             let UpdaterInput::Request(mut r) = request(id, t) else {
                 unreachable!()
             };
-            r.candidates = vec!["a".into()];
+            r.candidates = vec!["promo".into()];
             UpdaterInput::Request(r)
         };
         let (mut one, mut other) = (instance("one"), instance("other"));
         for (id, t) in [("d1", 0), ("d2", 1_000)] {
             let nba = one.apply(&only_a(id, t)).expect("valid").expect("decided");
-            assert_eq!(nba.action_id, "a");
+            assert_eq!(nba.action_id, "promo");
         }
         let deltas = one.take_model_deltas();
         let spent: usize = deltas
@@ -866,5 +1032,88 @@ mod tests {
             "the budget is spent, by the other"
         );
         assert_eq!(other.contacts().stats().over_budget, 1);
+    }
+
+    /// A mandatory action is chosen ahead of the model whenever eligible
+    /// (propensity 1, not learned from); a transactional one is counted
+    /// against no cap; the decision carries the action's group, treatment and
+    /// payload on the request's channel.
+    #[test]
+    fn kinds_and_treatments_shape_the_decision() {
+        use crate::{ActionKind, Treatment};
+        let mut actions = testing::catalog().actions().to_vec();
+        actions[0].kind = ActionKind::Mandatory;
+        actions[0].group = "compliance/notices".into();
+        actions[0].treatments = vec![(
+            0,
+            Treatment {
+                template: "notice".into(),
+                payload: [("text".to_owned(), "new terms".to_owned())].into(),
+            },
+        )];
+        actions[5].kind = ActionKind::Transactional;
+        let policy: crate::ContactPolicyConfig =
+            serde_json::from_str(r#"{"cap": [{"scope": "overall", "max": 1, "per": "24h"}]}"#)
+                .expect("a policy");
+        let mut u = ModelUpdater::new(UpdaterConfig {
+            catalog: ActionCatalog::new(actions).expect("valid"),
+            contacts: policy,
+            ..config()
+        })
+        .expect("valid");
+        let first = u.apply(&request("d1", 0)).expect("valid").expect("decided");
+        assert_eq!(
+            (
+                first.action_id.as_str(),
+                first.propensity,
+                first.policy.as_str()
+            ),
+            ("promo", 1.0, MANDATORY_POLICY)
+        );
+        assert_eq!(
+            (first.group.as_str(), first.treatment.as_str()),
+            ("compliance/notices", "notice")
+        );
+        assert_eq!(
+            first.payload.get("text").map(String::as_str),
+            Some("new terms")
+        );
+        u.apply(&reward("d1", "promo", 10)).expect("valid");
+        assert_eq!(
+            u.bandit().version(),
+            0,
+            "a mandatory decision is not learned"
+        );
+        // Capped now, but the transactional ship is counted against no cap.
+        let second = u
+            .apply(&request("d2", 1_000))
+            .expect("valid")
+            .expect("decided");
+        assert_eq!(second.action_id, "ship");
+        assert_eq!(u.stats().mandatory, 1);
+    }
+
+    /// A catalog version retires an action from its event time: the model
+    /// never chooses it again, even when a request still lists it.
+    #[test]
+    fn a_retired_action_is_never_chosen() {
+        let mut u = ModelUpdater::new(config()).expect("valid");
+        let declared = testing::declarations();
+        let mut v = testing::catalog().to_version("test", 1, 5_000, &declared);
+        v.actions.retain(|a| a.id != "promo");
+        assert_eq!(u.add_catalog_version(&v), Ok(true));
+        let before = u
+            .apply(&request("d1", 4_999))
+            .expect("valid")
+            .expect("decided");
+        assert_eq!(before.candidates, 2);
+        for i in 0..20 {
+            let nba = u
+                .apply(&request(&format!("e{i}"), 5_000 + i))
+                .expect("valid")
+                .expect("decided");
+            assert_eq!(nba.action_id, "ship");
+        }
+        assert_eq!(u.stats().candidates_not_in_catalog, 20);
     }
 }

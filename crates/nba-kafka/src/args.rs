@@ -84,6 +84,11 @@ pub struct TopicArgs {
         default_value = "nba.customer-state"
     )]
     pub topic_customer_state: String,
+    /// Catalog versions (`nba catalog publish`), compacted, keyed by
+    /// deployment name; every feature-aggregator and model-updater reads it
+    /// whole.
+    #[arg(long, env = "NBA_TOPIC_CATALOG", default_value = "nba.catalog")]
+    pub topic_catalog: String,
 }
 
 impl TopicArgs {
@@ -98,6 +103,7 @@ impl TopicArgs {
         n.set(Topic::DeadLetter, &self.topic_dlq);
         n.set(Topic::ModelDeltas, &self.topic_model_deltas);
         n.set(Topic::CustomerState, &self.topic_customer_state);
+        n.set(Topic::Catalog, &self.topic_catalog);
         n
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use nba_core::{AggregatorConfig, DecisionRequest, Interaction, NextBestAction, Reward};
+use nba_core::{DecisionRequest, Interaction, NextBestAction, Reward, Vocabulary};
 use nba_pipeline::{Topic, dlq_headers};
 use nba_schema::{SchemaKind, decode, schema_id};
 use rdkafka::consumer::BaseConsumer;
@@ -51,10 +51,12 @@ impl AuditReport {
 /// every raw record became an interaction, a duplicate or a dead letter; every
 /// trigger became exactly one decision request; every decision request got exactly
 /// one next-best-action and no next-best-action lacks a request; every outcome
-/// became a reward; every dead letter says why and where from. With
+/// became a reward; every dead letter says why and where from. Triggers and
+/// outcomes are those of the deployment's `vocabulary`. With
 /// `expect_raw`/`expect_dead_letters`, the counts must also match.
 pub fn audit(
     args: &KafkaArgs,
+    vocabulary: &Vocabulary,
     expect_raw: Option<u64>,
     expect_dead_letters: Option<u64>,
 ) -> anyhow::Result<AuditReport> {
@@ -68,12 +70,6 @@ pub fn audit(
         "consumer",
     )?;
     let mut r = AuditReport::default();
-    let triggers = AggregatorConfig::default().triggers;
-    let outcome_types: Vec<String> = AggregatorConfig::default()
-        .outcome_rewards
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
 
     let mut seen_raw = HashSet::new();
     read_topic(
@@ -98,10 +94,10 @@ pub fn audit(
         |m| {
             r.interactions += 1;
             if let Some(Ok(i)) = m.payload().map(decode::<Interaction>) {
-                if triggers.contains(&i.event_type) {
+                if vocabulary.is_trigger(&i.event_type) {
                     r.triggers += 1;
                 }
-                if i.decision_id.is_some() && outcome_types.contains(&i.event_type) {
+                if i.decision_id.is_some() && vocabulary.is_response(&i.event_type) {
                     r.outcomes += 1;
                 }
             }

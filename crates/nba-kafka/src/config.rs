@@ -1,13 +1,15 @@
 //! Settings from flags, the environment and a TOML file, in that order of
-//! precedence, and `--print-config`.
+//! precedence; the deployment file with flags and environment variables over
+//! its settings; and `--print-config`.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::exit;
+use std::process::{ExitCode, exit};
 
 use clap::parser::ValueSource;
-use clap::{CommandFactory, Parser};
+use clap::{ArgMatches, Args, CommandFactory, Parser};
+use nba_deployment::{Deployment, Override, Source};
 
 /// Words in a setting's name or in a `-X` key that mark a secret.
 const SECRET_WORDS: &[&str] = &[
@@ -19,11 +21,21 @@ const SECRET_WORDS: &[&str] = &[
     "jaas",
 ];
 
+/// Where a binary's settings came from, kept after parsing: what
+/// `--print-config` prints and what deployment overrides are made of.
+#[derive(Debug)]
+pub struct CliSources {
+    matches: ArgMatches,
+    from_file: BTreeSet<String>,
+    command: clap::Command,
+}
+
 /// Parses `C` from the command line, adding the settings of the TOML file named
 /// by `--config FILE` (or `NBA_CONFIG`) that neither a flag nor an environment
-/// variable sets. Handles `--print-config`. Misuse exits with status 2 and a
-/// message that says what to fix.
-pub fn parse_cli<C: Parser>() -> C {
+/// variable sets. Misuse exits with status 2 and a message that says what to
+/// fix. `--print-config` is handled by [`stage_deployment`] (or
+/// [`CliSources::print_config`]).
+pub fn parse_cli<C: Parser>() -> (C, CliSources) {
     let args: Vec<OsString> = std::env::args_os().collect();
     let (args, from_file) = match config_path(&args) {
         Some(path) => match with_file_settings::<C>(args, &path) {
@@ -36,14 +48,201 @@ pub fn parse_cli<C: Parser>() -> C {
         None => (args, BTreeSet::new()),
     };
     let matches = C::command().get_matches_from(args);
-    if matches.try_get_one::<bool>("print_config").ok().flatten() == Some(&true) {
-        print!("{}", effective_config::<C>(&matches, &from_file));
-        exit(0);
-    }
     match C::from_arg_matches(&matches) {
-        Ok(c) => c,
+        Ok(c) => (
+            c,
+            CliSources {
+                matches,
+                from_file,
+                command: C::command(),
+            },
+        ),
         Err(e) => e.exit(),
     }
+}
+
+/// How a flag's text becomes a deployment setting's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A string.
+    Text,
+    /// A number.
+    Number,
+    /// A whole number.
+    Integer,
+    /// A list of strings (a repeated or comma-separated flag).
+    List,
+    /// A file path, relative to the working directory.
+    Path,
+}
+
+/// A flag (by its clap id) that overrides a deployment setting.
+#[derive(Debug, Clone, Copy)]
+pub struct OverrideFlag {
+    /// The flag's clap id (its field name).
+    pub id: &'static str,
+    /// The deployment setting it sets (`policy.alpha`).
+    pub setting: &'static str,
+    /// How its text is read.
+    pub kind: ValueKind,
+}
+
+impl OverrideFlag {
+    /// `--<id>` sets `setting`.
+    pub const fn new(id: &'static str, setting: &'static str, kind: ValueKind) -> Self {
+        Self { id, setting, kind }
+    }
+}
+
+/// The deployment every nba command that decides takes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeploymentArgs {
+    /// The deployment (TOML): the business's vocabulary, profile, catalog,
+    /// context, policy and contact policy (deploy/examples/ has a retailer
+    /// and a bank; `nba config check FILE` checks one). Flags and
+    /// environment variables given to this command override its settings.
+    #[arg(long, env = "NBA_DEPLOYMENT", value_name = "FILE")]
+    pub deployment: Option<PathBuf>,
+}
+
+impl CliSources {
+    /// The sources of a (sub)command parsed without [`parse_cli`]: its
+    /// `command` and the `matches` it gave.
+    pub fn of(command: clap::Command, matches: ArgMatches) -> Self {
+        Self {
+            matches,
+            from_file: BTreeSet::new(),
+            command,
+        }
+    }
+
+    /// Where the value of the flag with clap id `id` came from, if set.
+    fn source(&self, id: &str) -> Option<Source> {
+        let arg = self.command.get_arguments().find(|a| a.get_id() == id)?;
+        let long = format!("--{}", arg.get_long().unwrap_or(id));
+        match self.matches.value_source(id)? {
+            _ if self.from_file.contains(id) => {
+                Some(Source::Flag(format!("{long} (from --config)")))
+            }
+            ValueSource::CommandLine => Some(Source::Flag(long)),
+            ValueSource::EnvVariable => Some(Source::Environment(
+                arg.get_env()
+                    .map_or_else(String::new, |e| e.to_string_lossy().into_owned()),
+            )),
+            _ => None,
+        }
+    }
+
+    /// The deployment settings that the flags in `flags` set (each only if
+    /// given on the command line, in the environment or in the --config file).
+    pub fn overrides(&self, flags: &[OverrideFlag]) -> Result<Vec<Override>, String> {
+        let mut out = Vec::new();
+        for f in flags {
+            let Some(source) = self.source(f.id) else {
+                continue;
+            };
+            let Some(raw) = self.matches.get_raw(f.id) else {
+                continue;
+            };
+            let texts: Vec<String> = raw.map(|v| v.to_string_lossy().into_owned()).collect();
+            let first = texts.first().cloned().unwrap_or_default();
+            let bad = |what: &str| format!("{source}: {first:?} is not {what}");
+            let value = match f.kind {
+                ValueKind::Text => toml::Value::String(first.clone()),
+                ValueKind::Number => {
+                    toml::Value::Float(first.trim().parse::<f64>().map_err(|_| bad("a number"))?)
+                }
+                ValueKind::Integer => toml::Value::Integer(
+                    first
+                        .trim()
+                        .parse::<i64>()
+                        .map_err(|_| bad("a whole number"))?,
+                ),
+                ValueKind::List => toml::Value::Array(
+                    texts
+                        .iter()
+                        .flat_map(|t| t.split(','))
+                        .map(|t| toml::Value::String(t.trim().to_owned()))
+                        .collect(),
+                ),
+                ValueKind::Path => {
+                    let path = Path::new(&first);
+                    let absolute = if path.is_absolute() {
+                        path.to_path_buf()
+                    } else {
+                        std::env::current_dir()
+                            .map_err(|e| format!("{source}: cannot resolve {first}: {e}"))?
+                            .join(path)
+                    };
+                    toml::Value::String(absolute.display().to_string())
+                }
+            };
+            out.push(Override::new(f.setting, value, source));
+        }
+        Ok(out)
+    }
+
+    /// The effective configuration as TOML, each line with where it came
+    /// from (secrets masked).
+    pub fn print_config(&self) -> String {
+        effective_config(&self.command, &self.matches, &self.from_file)
+    }
+
+    /// True if `--print-config` was given.
+    pub fn wants_print_config(&self) -> bool {
+        self.matches
+            .try_get_one::<bool>("print_config")
+            .ok()
+            .flatten()
+            == Some(&true)
+    }
+}
+
+/// Reads the deployment a command was given (`--deployment`, or the
+/// compiled-in `example` when none is and the command has one), with the
+/// settings `flags` override; prints every problem and exits 2 when it does
+/// not check. With `--print-config`, prints the effective configuration and
+/// the resolved deployment, each value with its source, and exits 0.
+pub fn stage_deployment(
+    args: &DeploymentArgs,
+    sources: &CliSources,
+    flags: &[OverrideFlag],
+    example: Option<&str>,
+) -> Result<Deployment, ExitCode> {
+    let fail = |message: &dyn std::fmt::Display| {
+        eprintln!("{message}");
+        Err(ExitCode::from(2))
+    };
+    let overrides = match sources.overrides(flags) {
+        Ok(o) => o,
+        Err(e) => return fail(&format!("error: {e}")),
+    };
+    let loaded = match (&args.deployment, example) {
+        (Some(path), _) => Deployment::load(path, &overrides),
+        (None, Some(name)) => Deployment::example(name, &overrides),
+        (None, None) => {
+            return fail(
+                &"error: give --deployment FILE (or NBA_DEPLOYMENT): the deployment declares the business this stage serves (deploy/examples/ has a retailer and a bank; `nba config check FILE` checks one)",
+            );
+        }
+    };
+    let deployment = match loaded {
+        Ok(d) => d,
+        Err(problems) => {
+            return fail(&format!(
+                "error: the deployment does not check ({} problem{}):\n{problems}",
+                problems.0.len(),
+                if problems.0.len() == 1 { "" } else { "s" }
+            ));
+        }
+    };
+    if sources.wants_print_config() {
+        print!("{}", sources.print_config());
+        println!("\n[deployment-settings]");
+        print!("{}", deployment.report());
+        return Err(ExitCode::SUCCESS);
+    }
+    Ok(deployment)
 }
 
 fn config_path(args: &[OsString]) -> Option<PathBuf> {
@@ -151,12 +350,12 @@ fn masked(id: &str, value: &str) -> String {
 }
 
 /// The effective configuration as TOML, each line with where it came from.
-fn effective_config<C: CommandFactory>(
+fn effective_config(
+    cmd: &clap::Command,
     matches: &clap::ArgMatches,
     from_file: &BTreeSet<String>,
 ) -> String {
     let mut out = String::new();
-    let cmd = C::command();
     for arg in cmd.get_arguments() {
         let id = arg.get_id().as_str();
         let Some(long) = arg.get_long() else { continue };
@@ -190,15 +389,6 @@ fn effective_config<C: CommandFactory>(
         out.push_str(&format!("{long} = {rendered}  # {source}\n"));
     }
     out
-}
-
-/// Reads a contact policy file (TOML; see `nba_core`'s `contact` module and
-/// `deploy/contact-policy.toml`).
-pub fn load_contact_policy(path: &Path) -> Result<nba_core::ContactPolicyConfig, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the contact policy {}: {e}", path.display()))?;
-    toml::from_str(&text)
-        .map_err(|e| format!("the contact policy {} is not valid: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -8,12 +8,15 @@
 //! it drains, commits and returns.
 //!
 //! [`produce`] sends records (simulated traffic), [`audit`] reads every topic back
-//! to check that nothing was lost, and [`run_stage_binary`] is the whole `main` of
-//! a stage binary.
+//! to check that nothing was lost, [`publish_catalog`] and [`read_catalog`]
+//! write and read catalog versions, [`stage_deployment`] reads a binary's
+//! deployment with its flags over it, and [`run_stage_binary`] is the whole
+//! `main` of a stage binary.
 
 mod args;
 mod audit;
 mod binary;
+mod catalog;
 mod config;
 mod ops;
 mod produce;
@@ -26,7 +29,10 @@ mod tracker;
 pub use args::{KafkaArgs, TopicArgs};
 pub use audit::{AuditReport, audit};
 pub use binary::{init_logging, run_main, run_stage_binary};
-pub use config::{load_contact_policy, parse_cli};
+pub use catalog::{publish_catalog, read_catalog};
+pub use config::{
+    CliSources, DeploymentArgs, OverrideFlag, ValueKind, parse_cli, stage_deployment,
+};
 pub use ops::{LogFormat, OpsArgs};
 pub use produce::{Producer, produce};
 pub use read::StartAt;

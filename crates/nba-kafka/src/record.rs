@@ -14,6 +14,8 @@ use crate::read::{StartAt, read_topic};
 
 /// Reads `topics` (each from `start` to its current end, at most `limit`
 /// records in all) into a recording written to `out`; returns the records kept.
+/// The catalog topic, if among them, is recorded first, so that a backtest
+/// knows every catalog version before the first interaction.
 pub fn record<W: Write>(
     args: &KafkaArgs,
     topics: &[String],
@@ -32,7 +34,14 @@ pub fn record<W: Write>(
     let mut writer = RecordingWriter::new(out).map_err(anyhow::Error::msg)?;
     let mut kept = 0u64;
     let mut failure = None;
-    for topic in topics {
+    let catalog = args
+        .topics
+        .names()
+        .name(nba_pipeline::Topic::Catalog)
+        .to_owned();
+    let mut ordered: Vec<&String> = topics.iter().filter(|t| **t == catalog).collect();
+    ordered.extend(topics.iter().filter(|t| **t != catalog));
+    for topic in ordered {
         let left = limit.map(|l| l.saturating_sub(kept));
         if left == Some(0) {
             break;

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use nba_core::{Channel, CustomerSnapshot, FeatureAggregator, Interaction};
+use nba_core::{CustomerSnapshot, FeatureAggregator, Interaction};
+use nba_deployment::{Deployment, Settings};
 use nba_kafka::{KafkaArgs, OpsArgs, produce, run_stage};
 use nba_pipeline::{AggregatorStage, OutputRecord, Topic};
 use rdkafka::config::ClientConfig;
@@ -26,6 +27,11 @@ struct Cli {
 const PARTITIONS: i32 = 4;
 const CUSTOMERS: usize = 120;
 const T0: i64 = 1_767_225_600_000;
+const CHANNELS: [&str; 5] = ["web", "app", "store", "call_centre", "email"];
+
+fn retail() -> Settings {
+    Deployment::example("retail", &[]).expect("retail").settings
+}
 
 /// Wave `w` of interactions: every customer does something, some buy, some
 /// start a session (a trigger); customer c7 opts out in wave 1 and c13, who has
@@ -54,7 +60,7 @@ fn wave(w: usize) -> Vec<Interaction> {
                     format!("w{w}-s{step}-c{c}"),
                     format!("c{c}"),
                     T0 + (n as i64) * 600_000 + c as i64,
-                    Channel::ALL[(c + step) % Channel::ALL.len()],
+                    CHANNELS[(c + step) % CHANNELS.len()],
                     kind,
                 )
             });
@@ -188,7 +194,9 @@ async fn customer_state_moves_with_its_partition_and_counts_each_event_once() {
     let waves: Vec<Vec<Interaction>> = (0..3).map(wave).collect();
 
     // One aggregator that sees everything: what the two must add up to.
-    let mut reference = FeatureAggregator::default().tracking_changes();
+    let mut reference = FeatureAggregator::new(retail().aggregator())
+        .expect("valid")
+        .tracking_changes();
     let mut requests_after = Vec::new();
     let mut requests = 0u64;
     for w in &waves {
@@ -201,7 +209,9 @@ async fn customer_state_moves_with_its_partition_and_counts_each_event_once() {
     let instance = |stopped: &watch::Receiver<bool>| {
         let (args, mut stopped) = (args.clone(), stopped.clone());
         tokio::spawn(async move {
-            let stage = AggregatorStage::default().with_changelog(Duration::from_millis(100));
+            let stage = AggregatorStage::new(retail().aggregator())
+                .expect("valid")
+                .with_changelog(Duration::from_millis(100));
             let until = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
@@ -239,7 +249,7 @@ async fn customer_state_moves_with_its_partition_and_counts_each_event_once() {
     let (b, run_b) = b.await.expect("task").expect("b ran");
 
     assert!(run_a.revocations > 0, "A gave its partitions up: {run_a:?}");
-    let restored = b.aggregator().restored();
+    let restored = b.aggregator().counts().restored;
     assert!(restored > 0, "B restored the states A wrote: {run_b:?}");
 
     // B ends holding every customer, exactly as the reference does.

@@ -1,13 +1,17 @@
 //! The three stages wired through topics of librdkafka's mock cluster (a real
 //! Kafka-protocol broker in process): one next-best-action per decision request,
-//! malformed records in the dead-letter topic, nothing lost.
+//! malformed records in the dead-letter topic, nothing lost; a deployment with
+//! non-default settings and a catalog change decides the same live and in a
+//! backtest of the recording.
 
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use nba_core::{CONTEXT_DIM, Channel, DecisionRequest, IntakeConfig, UpdaterConfig};
+use nba_core::{DecisionRequest, NextBestAction};
+use nba_deployment::{Deployment, Settings};
 use nba_kafka::{
-    AuditReport, KafkaArgs, OpsArgs, StartAt, audit, produce, record, replay, run_stage,
+    AuditReport, KafkaArgs, OpsArgs, StartAt, audit, produce, publish_catalog, record, replay,
+    run_stage,
 };
 use nba_pipeline::{AggregatorStage, ConsumerStage, OutputRecord, Topic, UpdaterStage, backtest};
 use nba_sim::{SimConfig, Simulator, malformed_records};
@@ -28,6 +32,10 @@ fn args(brokers: &str) -> KafkaArgs {
     Cli::parse_from(["test", "--brokers", brokers]).kafka
 }
 
+fn retail() -> Settings {
+    Deployment::example("retail", &[]).expect("retail").settings
+}
+
 fn raw(key: String, payload: Vec<u8>, t: Option<i64>) -> OutputRecord {
     OutputRecord {
         topic: Topic::InteractionsRaw,
@@ -39,14 +47,20 @@ fn raw(key: String, payload: Vec<u8>, t: Option<i64>) -> OutputRecord {
     }
 }
 
-async fn audit_until_settled(args: &KafkaArgs, raw: u64, dead: u64) -> AuditReport {
+async fn audit_until_settled(
+    args: &KafkaArgs,
+    settings: &Settings,
+    raw: u64,
+    dead: u64,
+) -> AuditReport {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let a = args.clone();
-        let report = tokio::task::spawn_blocking(move || audit(&a, Some(raw), Some(dead)))
-            .await
-            .expect("audit task")
-            .expect("audit reads the topics");
+        let (a, vocabulary) = (args.clone(), settings.declared.vocabulary.clone());
+        let report =
+            tokio::task::spawn_blocking(move || audit(&a, &vocabulary, Some(raw), Some(dead)))
+                .await
+                .expect("audit task")
+                .expect("audit reads the topics");
         if report.problems.is_empty() || Instant::now() > deadline {
             return report;
         }
@@ -62,15 +76,18 @@ async fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_reco
         cluster.create_topic(t.default_name(), 3, 1).expect("topic");
     }
     let args = args(&cluster.bootstrap_servers());
+    let settings = retail();
 
     // 5,000 simulated interactions and 14 malformed records.
     let mut sim = Simulator::new(
+        &settings,
         &SimConfig {
             customers: 200,
-            ..SimConfig::default()
+            seed: 42,
         },
         false,
-    );
+    )
+    .expect("simulates");
     let mut records: Vec<OutputRecord> = (0..5_000)
         .map(|_| {
             let e = sim.next_event();
@@ -78,7 +95,7 @@ async fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_reco
             raw(e.customer_id, payload, Some(e.timestamp))
         })
         .collect();
-    let bad = malformed_records(14);
+    let bad = malformed_records(14, &settings);
     records.extend(bad.into_iter().map(|(k, v)| raw(k, v, None)));
     let total = records.len() as u64;
     assert_eq!(produce(&args, records).await.expect("produced"), total);
@@ -91,20 +108,17 @@ async fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_reco
         }
     };
     let consumer = tokio::spawn({
-        let (a, s) = (args.clone(), until_stopped());
-        async move {
-            run_stage(
-                ConsumerStage::new(IntakeConfig::default()),
-                &a,
-                &OpsArgs::default(),
-                s,
-            )
-            .await
-        }
+        let (a, s, stage) = (
+            args.clone(),
+            until_stopped(),
+            ConsumerStage::new(settings.intake()),
+        );
+        async move { run_stage(stage, &a, &OpsArgs::default(), s).await }
     });
     let aggregator = tokio::spawn({
         let (a, s) = (args.clone(), until_stopped());
-        async move { run_stage(AggregatorStage::default(), &a, &OpsArgs::default(), s).await }
+        let stage = AggregatorStage::new(settings.aggregator()).expect("valid");
+        async move { run_stage(stage, &a, &OpsArgs::default(), s).await }
     });
     let metrics_addr = free_local_addr();
     let ops = OpsArgs {
@@ -113,10 +127,11 @@ async fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_reco
     };
     let updater = tokio::spawn({
         let (a, s) = (args.clone(), until_stopped());
-        async move { run_stage(UpdaterStage::new(UpdaterConfig::default()), &a, &ops, s).await }
+        let stage = UpdaterStage::new(settings.updater(None)).expect("valid");
+        async move { run_stage(stage, &a, &ops, s).await }
     });
 
-    let report = audit_until_settled(&args, total, 14).await;
+    let report = audit_until_settled(&args, &settings, total, 14).await;
     // The scrape is re-rendered every second.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let (status, _) = http_get(metrics_addr, "/healthz").await;
@@ -209,6 +224,7 @@ async fn two_model_updaters_learn_as_one_through_the_model_topic() {
         cluster.create_topic(t.default_name(), 3, 1).expect("topic");
     }
     let args = args(&cluster.bootstrap_servers());
+    let settings = retail();
     let (stop_a, stopped_a) = watch::channel(false);
     let (stop_b, stopped_b) = watch::channel(false);
     let until = |rx: &watch::Receiver<bool>| {
@@ -218,11 +234,9 @@ async fn two_model_updaters_learn_as_one_through_the_model_topic() {
         }
     };
     let instance = |id: &str| {
-        UpdaterStage::new(UpdaterConfig {
-            instance_id: Some(id.to_owned()),
-            ..UpdaterConfig::default()
-        })
-        .with_publish_interval(Duration::from_millis(100))
+        UpdaterStage::new(settings.updater(Some(id.to_owned())))
+            .expect("valid")
+            .with_publish_interval(Duration::from_millis(100))
     };
     let a = tokio::spawn({
         let (args, s, stage) = (args.clone(), until(&stopped_a), instance("a"));
@@ -239,16 +253,21 @@ async fn two_model_updaters_learn_as_one_through_the_model_topic() {
     // attribution window closes most of them with the default reward.
     let n = 3_000u64;
     let requests = (0..n).map(|i| {
-        let mut context = vec![0.0; CONTEXT_DIM];
+        let mut context = vec![0.0; settings.dim()];
         context[0] = 1.0;
         context[1 + (i % 5) as usize] = 1.0;
         let r = DecisionRequest {
             decision_id: format!("d{i}"),
             customer_id: format!("c{}", i % 300),
             timestamp: 1_767_225_600_000 + i as i64 * 12_000,
-            channel: Channel::Web,
+            channel: "email".into(),
             context,
-            candidates: vec!["x".into(), "y".into(), "z".into()],
+            candidates: vec![
+                "discount_10".into(),
+                "free_shipping".into(),
+                "loyalty_points".into(),
+            ],
+            action_context: Vec::new(),
         };
         OutputRecord {
             topic: Topic::DecisionRequests,
@@ -263,8 +282,8 @@ async fn two_model_updaters_learn_as_one_through_the_model_topic() {
 
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let a = args.clone();
-        let report = tokio::task::spawn_blocking(move || audit(&a, None, None))
+        let (a, vocabulary) = (args.clone(), settings.declared.vocabulary.clone());
+        let report = tokio::task::spawn_blocking(move || audit(&a, &vocabulary, None, None))
             .await
             .expect("audit task")
             .expect("audit reads the topics");
@@ -335,29 +354,142 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, body.to_owned())
 }
 
-/// A live run through the broker, recorded, then backtested in one process:
-/// the same next-best-actions, bit for bit (action, propensity, scores, model
-/// version). One partition per topic, so the live stages see one total order of
-/// records, as the backtest does. The recording also replays to another topic
-/// unchanged.
+/// A deployment unlike the defaults: Thompson sampling with a discounted
+/// model, other feature windows, a context with the hour, the day and a
+/// ratio, an action context, caps, and four actions of which one is retired
+/// and one added by a catalog version at `CHANGE_AT`.
+const NON_DEFAULT: &str = r#"
+name = "shop"
+[vocabulary]
+channels = ["web", "app", "store", "call_centre", "email"]
+categories = ["electronics", "fashion", "home", "beauty"]
+event_types = ["session_start", "page_view", "search", "add_to_cart", "purchase", "click", "dismiss"]
+triggers = ["session_start"]
+[vocabulary.outcomes]
+click = { reward = 1.0 }
+dismiss = { reward = 0.0, negative = true }
+[features]
+windows = ["2h", "24h", "7d"]
+breakdown_window = "24h"
+allowed_lateness = "30m"
+context = "bias,channel,recency:2h,frequency:7d,categories,hour_of_day,ratio:click/session_start"
+action_context = "bias,affinity:category,contacted:1d"
+[policy]
+name = "thompson"
+thompson_scale = 0.3
+forgetting = "discounted"
+bucket = "30m"
+gamma = 0.9
+attribution_window = "20m"
+seed = 11
+[contact]
+cooldown_after_negative = "2d"
+[[contact.cap]]
+scope = "overall"
+max = 4
+per = "24h"
+[[contact.cap]]
+scope = "action"
+max = 2
+per = "24h"
+[catalog.tags]
+category = ["electronics", "fashion", "home", "beauty"]
+[[action]]
+id = "discount_10"
+[action.channels]
+web = {}
+app = {}
+store = {}
+call_centre = {}
+email = {}
+[[action]]
+id = "recommend_fashion"
+tags = { category = "fashion" }
+[action.channels]
+web = {}
+app = {}
+email = {}
+[[action]]
+id = "recommend_home"
+tags = { category = "home" }
+[action.channels]
+web = {}
+app = {}
+store = {}
+[[action]]
+id = "loyalty_points"
+[action.channels]
+store = {}
+call_centre = {}
+email = {}
+[simulation]
+channels = { app = 0.4, web = 0.3, store = 0.1, call_centre = 0.1, email = 0.1 }
+browse = { page_view = 0.55, search = 0.15, add_to_cart = 0.2, purchase = 0.1 }
+categorised = ["page_view", "add_to_cart", "purchase"]
+purchase = "purchase"
+response = "click"
+[[simulation.response_rule]]
+tagged = "category"
+base = 0.03
+lift = [{ when = "prefers category", by = 0.35 }]
+"#;
+
+/// Event time from which the catalog version below is in force: a day into
+/// the simulated traffic.
+const CHANGE_AT: i64 = 1_767_225_600_000 + 86_400_000;
+
+/// The catalog version published while the pipeline runs: `recommend_home`
+/// retired, `recommend_beauty` added.
+fn catalog_change(settings: &Settings) -> nba_core::CatalogVersion {
+    let mut v = settings.catalog_version(1, CHANGE_AT);
+    v.actions.retain(|a| a.id != "recommend_home");
+    let mut beauty = v
+        .actions
+        .iter()
+        .find(|a| a.id == "recommend_fashion")
+        .expect("fashion")
+        .clone();
+    beauty.id = "recommend_beauty".into();
+    beauty.tags.insert("category".into(), "beauty".into());
+    v.actions.push(beauty);
+    v
+}
+
+/// A live run through the broker of a deployment file with non-default
+/// settings and a catalog change, recorded, then backtested in one process
+/// from the same file: the same next-best-actions, bit for bit (action,
+/// propensity, scores, model version). One partition per topic, so the live
+/// stages see one total order of records, as the backtest does. The retired
+/// action is never chosen after the change, the added one is. The recording
+/// also replays to another topic unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
     let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = std::env::temp_dir().join(format!("nba-same-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("shop.toml");
+    std::fs::write(&file, NON_DEFAULT).expect("written");
+    let settings = Deployment::load(&file, &[]).expect("checks").settings;
     let cluster = MockCluster::new(1).expect("mock cluster");
     for t in Topic::ALL {
         cluster.create_topic(t.default_name(), 1, 1).expect("topic");
     }
     cluster.create_topic("nba.replayed", 1, 1).expect("topic");
     let args = args(&cluster.bootstrap_servers());
+    // Published before the stages start, in force from a day into the traffic.
+    publish_catalog(&args, &catalog_change(&settings))
+        .await
+        .expect("published");
     let mut sim = Simulator::new(
+        &settings,
         &SimConfig {
             customers: 100,
             seed: 3,
-            ..SimConfig::default()
         },
         false,
-    );
-    let records: Vec<OutputRecord> = (0..3_000)
+    )
+    .expect("simulates");
+    let records: Vec<OutputRecord> = (0..6_000)
         .map(|_| {
             let e = sim.next_event();
             let payload = nba_schema::encode(&e).expect("encodes");
@@ -369,26 +501,28 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     for stage in 0..3 {
-        let (a, mut rx) = (args.clone(), stopped.clone());
+        let (a, mut rx, settings) = (args.clone(), stopped.clone(), settings.clone());
         tasks.push(tokio::spawn(async move {
             let s = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
             let ops = OpsArgs::default();
             match stage {
-                0 => run_stage(ConsumerStage::new(IntakeConfig::default()), &a, &ops, s)
+                0 => run_stage(ConsumerStage::new(settings.intake()), &a, &ops, s)
                     .await
                     .map(|_| ()),
-                1 => run_stage(AggregatorStage::default(), &a, &ops, s)
-                    .await
-                    .map(|_| ()),
-                _ => run_stage(UpdaterStage::new(UpdaterConfig::default()), &a, &ops, s)
-                    .await
-                    .map(|_| ()),
+                1 => {
+                    let stage = AggregatorStage::new(settings.aggregator()).expect("valid");
+                    run_stage(stage, &a, &ops, s).await.map(|_| ())
+                }
+                _ => {
+                    let stage = UpdaterStage::new(settings.updater(None)).expect("valid");
+                    run_stage(stage, &a, &ops, s).await.map(|_| ())
+                }
             }
         }));
     }
-    let report = audit_until_settled(&args, 3_000, 0).await;
+    let report = audit_until_settled(&args, &settings, 6_000, 0).await;
     stop.send(true).expect("stages listen");
     for t in tasks {
         t.await.expect("task").expect("stage ran");
@@ -400,6 +534,7 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
         let topics = [
             "nba.interactions.raw".to_owned(),
             "nba.next-best-actions".to_owned(),
+            "nba.catalog".to_owned(),
         ];
         record(&a, &topics, StartAt::Beginning, None, Vec::new())
     })
@@ -411,28 +546,54 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
         .collect::<Result<_, _>>()
         .expect("readable");
     assert_eq!(kept as usize, recorded.len());
+    assert_eq!(recorded[0].topic, "nba.catalog", "the catalog comes first");
     let raw_records: Vec<_> = recorded
         .iter()
         .filter(|r| r.topic == "nba.interactions.raw")
         .cloned()
         .collect();
-    assert_eq!(raw_records.len(), 3_000);
-    let live: Vec<nba_core::NextBestAction> = recorded
+    assert_eq!(raw_records.len(), 6_000);
+    let live: Vec<NextBestAction> = recorded
         .iter()
         .filter(|r| r.topic == "nba.next-best-actions")
         .map(|r| nba_schema::decode(r.value.as_deref().expect("a value")).expect("an NBA"))
         .collect();
-    assert!(live.len() > 100, "{}", live.len());
+    assert!(live.len() > 300, "{}", live.len());
+    let after: Vec<&NextBestAction> = live.iter().filter(|d| d.timestamp >= CHANGE_AT).collect();
+    let before = live.len() - after.len();
+    assert!(
+        before > 50 && after.len() > 50,
+        "{before} / {}",
+        after.len()
+    );
+    assert!(
+        after.iter().all(|d| d.action_id != "recommend_home"),
+        "a retired action is never chosen again"
+    );
+    assert!(after.iter().any(|d| d.action_id == "recommend_beauty"));
+    assert!(
+        live.iter()
+            .filter(|d| d.timestamp < CHANGE_AT)
+            .all(|d| d.action_id != "recommend_beauty"),
+        "not before it exists"
+    );
 
     let mut decisions = Vec::new();
+    let mut cfg = nba_pipeline::BacktestConfig::from_settings(&settings);
+    cfg.catalog_versions = recorded
+        .iter()
+        .filter(|r| r.topic == "nba.catalog")
+        .map(|r| nba_schema::decode(r.value.as_deref().expect("a value")).expect("a version"))
+        .collect();
     let run = backtest(
         raw_records
             .iter()
             .map(|r| (r.key.clone(), r.value.clone().unwrap_or_default())),
-        nba_pipeline::BacktestConfig::with_seed(0),
+        cfg,
         &mut decisions,
     )
-    .expect("the defaults are valid");
+    .expect("valid settings");
+    assert_eq!(run.catalog_versions, 1);
     assert_eq!(run.decision_count, live.len() as u64);
     assert_eq!(
         decisions, live,
@@ -448,7 +609,7 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
     let sent = replay(&args, raw_only.as_slice(), Some("nba.replayed"), 0.0)
         .await
         .expect("replayed");
-    assert_eq!(sent, 3_000);
+    assert_eq!(sent, 6_000);
     let a = args.clone();
     let (_, back) = tokio::task::spawn_blocking(move || {
         record(
@@ -473,4 +634,5 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
             (&r.key, &r.value, r.timestamp)
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }

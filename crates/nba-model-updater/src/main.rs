@@ -7,20 +7,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use nba_core::{
-    ActionCatalog, BanditConfig, ContactGuard, Forgetting, JoinConfig, Model, ModelUpdater, Policy,
-    UpdaterConfig,
-};
+use nba_core::{ModelUpdater, UpdaterConfig};
 use nba_kafka::{
-    KafkaArgs, OpsArgs, init_logging, load_contact_policy, parse_cli, run_main, run_stage,
-    shutdown_signal,
+    DeploymentArgs, KafkaArgs, OpsArgs, OverrideFlag, ValueKind, init_logging, parse_cli, run_main,
+    run_stage, shutdown_signal, stage_deployment,
 };
 use nba_pipeline::UpdaterStage;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Reads decision requests and rewards; writes one next-best-action per request
-/// (action, propensity, every candidate's score, policy, model version); joins each
-/// reward to its decision within the attribution window (a default reward when none
-/// comes) and updates the model on every joined outcome.
+/// (action, propensity, every candidate's score, policy, model version, and the
+/// action's group, treatment and payload on the request's channel); joins each
+/// reward to its decision within the attribution window (a default reward when
+/// none comes) and updates the model on every joined outcome. The policy, the
+/// model, the caps and the catalog are the deployment's; catalog versions
+/// published with `nba catalog publish` take effect at their event time.
 ///
 /// Run several instances in one consumer group to scale out: each publishes what
 /// it learns to the model topic every --model-publish-ms and merges the others',
@@ -32,84 +35,94 @@ use nba_pipeline::UpdaterStage;
 #[command(version)]
 struct Cli {
     #[command(flatten)]
+    deployment: DeploymentArgs,
+
+    #[command(flatten)]
     kafka: KafkaArgs,
 
     #[command(flatten)]
     ops: OpsArgs,
 
-    /// Decision rule.
-    #[arg(long, env = "NBA_POLICY", value_enum, default_value_t = PolicyName::Linucb)]
-    policy: PolicyName,
+    /// Decision rule: linucb, thompson, epsilon-greedy, softmax or squarecb
+    /// [deployment: policy.name].
+    #[arg(long, env = "NBA_POLICY")]
+    policy: Option<String>,
 
-    /// Disjoint: every action learns alone. Hybrid: actions also share
-    /// coefficients over the context (Li et al. 2010), so a new action starts
-    /// from what the others learned.
-    #[arg(long, env = "NBA_MODEL", value_enum, default_value_t = ModelName::Disjoint)]
-    model: ModelName,
+    /// disjoint (every action learns alone) or hybrid (actions also share
+    /// coefficients, so a new action starts from what the others learned)
+    /// [deployment: policy.model].
+    #[arg(long, env = "NBA_MODEL")]
+    model: Option<String>,
 
-    /// LinUCB: width of the confidence bonus.
-    #[arg(long, env = "NBA_ALPHA", default_value_t = 0.5)]
-    alpha: f64,
+    /// LinUCB: width of the confidence bonus [deployment: policy.alpha].
+    #[arg(long, env = "NBA_ALPHA")]
+    alpha: Option<String>,
 
     /// LinUCB and epsilon-greedy: share of decisions drawn uniformly at random
-    /// (keeps every propensity > 0).
-    #[arg(long, env = "NBA_EPSILON", default_value_t = 0.05)]
-    epsilon: f64,
+    /// [deployment: policy.epsilon].
+    #[arg(long, env = "NBA_EPSILON")]
+    epsilon: Option<String>,
 
-    /// Thompson sampling: posterior scale.
-    #[arg(long, env = "NBA_TS_SCALE", default_value_t = 0.5)]
-    ts_scale: f64,
+    /// Thompson sampling: posterior scale [deployment: policy.thompson_scale].
+    #[arg(long, env = "NBA_TS_SCALE")]
+    ts_scale: Option<String>,
 
-    /// Softmax: temperature.
-    #[arg(long, env = "NBA_TEMPERATURE", default_value_t = 0.05)]
-    temperature: f64,
+    /// Softmax: temperature [deployment: policy.temperature].
+    #[arg(long, env = "NBA_TEMPERATURE")]
+    temperature: Option<String>,
 
-    /// SquareCB: gamma (larger is greedier).
-    #[arg(long, env = "NBA_SQUARECB_GAMMA", default_value_t = 50.0)]
-    squarecb_gamma: f64,
+    /// SquareCB: gamma, larger is greedier [deployment: policy.squarecb_gamma].
+    #[arg(long, env = "NBA_SQUARECB_GAMMA")]
+    squarecb_gamma: Option<String>,
 
-    /// Ridge regularisation λ of every action's model.
-    #[arg(long, env = "NBA_LAMBDA", default_value_t = 1.0)]
-    lambda: f64,
+    /// Ridge regularisation λ [deployment: policy.lambda].
+    #[arg(long, env = "NBA_LAMBDA")]
+    lambda: Option<String>,
 
-    /// Length of the context vector: the number of entries of the
-    /// feature-aggregator's --context (16 for its default).
-    #[arg(long, env = "NBA_DIM", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    dim: u16,
+    /// Seed of the random draws (per decision, with the decision id)
+    /// [deployment: policy.seed].
+    #[arg(long, env = "NBA_SEED")]
+    seed: Option<String>,
 
-    /// Seed of the random draws (per decision, with the decision id).
-    #[arg(long, env = "NBA_SEED", default_value_t = 0)]
-    seed: u64,
+    /// What the model forgets: stationary, window or discounted
+    /// [deployment: policy.forgetting].
+    #[arg(long, env = "NBA_FORGETTING")]
+    forgetting: Option<String>,
 
-    /// What the model forgets: nothing, outcomes outside a sliding window, or a
-    /// discount per period.
-    #[arg(long, env = "NBA_FORGETTING", value_enum, default_value_t = ForgettingName::Window)]
-    forgetting: ForgettingName,
+    /// Window bucket / discount period, event time (units ms, s, m, h, d)
+    /// [deployment: policy.bucket].
+    #[arg(long, env = "NBA_MODEL_BUCKET")]
+    model_bucket: Option<String>,
 
-    /// Window bucket / discount period, seconds of event time.
-    #[arg(long, env = "NBA_MODEL_BUCKET_SECS", default_value_t = 3_600, value_parser = clap::value_parser!(u32).range(1..))]
-    model_bucket_secs: u32,
+    /// Buckets in the sliding window [deployment: policy.buckets].
+    #[arg(long, env = "NBA_MODEL_BUCKETS")]
+    model_buckets: Option<String>,
 
-    /// Buckets in the sliding window.
-    #[arg(long, env = "NBA_MODEL_BUCKETS", default_value_t = 24, value_parser = clap::value_parser!(u16).range(1..))]
-    model_buckets: u16,
+    /// Discount per period (forgetting discounted), in (0, 1]
+    /// [deployment: policy.gamma].
+    #[arg(long, env = "NBA_GAMMA")]
+    gamma: Option<String>,
 
-    /// Discount per period (--forgetting discounted), in (0, 1].
-    #[arg(long, env = "NBA_GAMMA", default_value_t = 0.95)]
-    gamma: f64,
+    /// How long after a decision an outcome still counts
+    /// [deployment: policy.attribution_window].
+    #[arg(long, env = "NBA_ATTRIBUTION_WINDOW")]
+    attribution_window: Option<String>,
 
-    /// How long after a decision an outcome still counts, seconds.
-    #[arg(long, env = "NBA_ATTRIBUTION_WINDOW_SECS", default_value_t = 1_800)]
-    attribution_window_secs: u32,
+    /// Reward of a decision with no outcome in its window
+    /// [deployment: policy.default_reward].
+    #[arg(long, env = "NBA_DEFAULT_REWARD")]
+    default_reward: Option<String>,
 
-    /// Reward of a decision with no outcome in its window.
-    #[arg(long, env = "NBA_DEFAULT_REWARD", default_value_t = 0.0)]
-    default_reward: f64,
+    /// How far behind the newest event time an input may be and still count
+    /// as on time [deployment: policy.allowed_lateness].
+    #[arg(long, env = "NBA_ALLOWED_LATENESS")]
+    allowed_lateness: Option<String>,
 
-    /// How far behind the newest event time an input may be and still count as on
-    /// time, seconds.
-    #[arg(long, env = "NBA_ALLOWED_LATENESS_SECS", default_value_t = 60)]
-    allowed_lateness_secs: u32,
+    /// A contact-policy file (caps, cool-down, segments; eligibility and
+    /// budgets by action id) instead of the deployment's [contact] section
+    /// [deployment: contact.include].
+    #[arg(long, env = "NBA_CONTACT_POLICY", value_name = "FILE")]
+    contact_policy: Option<String>,
 
     /// Share the model with the other instances through the model topic (on), or
     /// learn alone (off; the model then lives only in memory and --checkpoint).
@@ -132,14 +145,36 @@ struct Cli {
     /// crash is covered by the model topic.
     #[arg(long, env = "NBA_CHECKPOINT")]
     checkpoint: Option<PathBuf>,
-
-    /// Contact policy file (TOML): this stage applies its frequency caps,
-    /// cool-down after negative responses and budgets before the bandit
-    /// chooses (the feature-aggregator applies its eligibility rules). See
-    /// deploy/contact-policy.toml.
-    #[arg(long, env = "NBA_CONTACT_POLICY")]
-    contact_policy: Option<PathBuf>,
 }
+
+/// The deployment settings this binary's flags override.
+const OVERRIDES: &[OverrideFlag] = &[
+    OverrideFlag::new("policy", "policy.name", ValueKind::Text),
+    OverrideFlag::new("model", "policy.model", ValueKind::Text),
+    OverrideFlag::new("alpha", "policy.alpha", ValueKind::Number),
+    OverrideFlag::new("epsilon", "policy.epsilon", ValueKind::Number),
+    OverrideFlag::new("ts_scale", "policy.thompson_scale", ValueKind::Number),
+    OverrideFlag::new("temperature", "policy.temperature", ValueKind::Number),
+    OverrideFlag::new("squarecb_gamma", "policy.squarecb_gamma", ValueKind::Number),
+    OverrideFlag::new("lambda", "policy.lambda", ValueKind::Number),
+    OverrideFlag::new("seed", "policy.seed", ValueKind::Integer),
+    OverrideFlag::new("forgetting", "policy.forgetting", ValueKind::Text),
+    OverrideFlag::new("model_bucket", "policy.bucket", ValueKind::Text),
+    OverrideFlag::new("model_buckets", "policy.buckets", ValueKind::Integer),
+    OverrideFlag::new("gamma", "policy.gamma", ValueKind::Number),
+    OverrideFlag::new(
+        "attribution_window",
+        "policy.attribution_window",
+        ValueKind::Text,
+    ),
+    OverrideFlag::new("default_reward", "policy.default_reward", ValueKind::Number),
+    OverrideFlag::new(
+        "allowed_lateness",
+        "policy.allowed_lateness",
+        ValueKind::Text,
+    ),
+    OverrideFlag::new("contact_policy", "contact.include", ValueKind::Path),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Switch {
@@ -147,76 +182,9 @@ enum Switch {
     Off,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ModelName {
-    Disjoint,
-    Hybrid,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum PolicyName {
-    Linucb,
-    Thompson,
-    EpsilonGreedy,
-    Softmax,
-    Squarecb,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ForgettingName {
-    Stationary,
-    Window,
-    Discounted,
-}
-
-fn config(cli: &Cli) -> Result<UpdaterConfig, String> {
-    let policy = match cli.policy {
-        PolicyName::Linucb => Policy::LinUcb {
-            alpha: cli.alpha,
-            epsilon: cli.epsilon,
-        },
-        PolicyName::Thompson => Policy::Thompson {
-            scale: cli.ts_scale,
-        },
-        PolicyName::EpsilonGreedy => Policy::EpsilonGreedy {
-            epsilon: cli.epsilon,
-        },
-        PolicyName::Softmax => Policy::Softmax {
-            temperature: cli.temperature,
-        },
-        PolicyName::Squarecb => Policy::SquareCb {
-            gamma: cli.squarecb_gamma,
-        },
-    };
-    policy.validate()?;
-    if !(cli.lambda.is_finite() && cli.lambda > 0.0) {
-        return Err(format!(
-            "--lambda {} must be a finite number > 0",
-            cli.lambda
-        ));
-    }
-    if !(cli.gamma > 0.0 && cli.gamma <= 1.0) {
-        return Err(format!("--gamma {} must be in (0, 1]", cli.gamma));
-    }
-    if !(0.0..=1.0).contains(&cli.default_reward) {
-        return Err(format!(
-            "--default-reward {} must be in [0, 1]",
-            cli.default_reward
-        ));
-    }
-    let period_ms = i64::from(cli.model_bucket_secs) * 1_000;
-    let forgetting = match cli.forgetting {
-        ForgettingName::Stationary => Forgetting::Stationary,
-        ForgettingName::Window => Forgetting::SlidingWindow {
-            bucket_ms: period_ms,
-            buckets: usize::from(cli.model_buckets),
-        },
-        ForgettingName::Discounted => Forgetting::Discounted {
-            gamma: cli.gamma,
-            tick_ms: period_ms,
-        },
-    };
-    let instance_id = (cli.model_sharing == Switch::On).then(|| {
+/// The instance id to publish model deltas under, if the model is shared.
+fn instance_id(cli: &Cli) -> Result<Option<String>, String> {
+    let id = (cli.model_sharing == Switch::On).then(|| {
         cli.instance_id.clone().unwrap_or_else(|| {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "nba".to_owned());
             let started = SystemTime::now()
@@ -225,35 +193,10 @@ fn config(cli: &Cli) -> Result<UpdaterConfig, String> {
             format!("{host}-{}-{started}", std::process::id())
         })
     });
-    if instance_id.as_deref() == Some("") {
+    if id.as_deref() == Some("") {
         return Err("--instance-id must not be empty".to_owned());
     }
-    let model = match cli.model {
-        ModelName::Disjoint => Model::Disjoint,
-        ModelName::Hybrid => Model::Hybrid { action_features: 1 },
-    };
-    Ok(UpdaterConfig {
-        instance_id,
-        bandit: BanditConfig {
-            lambda: cli.lambda,
-            dim: usize::from(cli.dim),
-            forgetting,
-            model,
-            policy,
-            seed: cli.seed,
-            ..BanditConfig::default()
-        },
-        join: JoinConfig {
-            window_ms: i64::from(cli.attribution_window_secs) * 1_000,
-            default_reward: cli.default_reward,
-        },
-        allowed_lateness_ms: i64::from(cli.allowed_lateness_secs) * 1_000,
-        contacts: match &cli.contact_policy {
-            Some(path) => ContactGuard::new(&load_contact_policy(path)?, &ActionCatalog::default())
-                .map_err(|e| format!("{}: {e}", path.display()))?,
-            None => ContactGuard::default(),
-        },
-    })
+    Ok(id)
 }
 
 /// The updater restored from `path`, if it exists.
@@ -283,13 +226,18 @@ fn write_checkpoint(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = parse_cli();
-    let setup = config(&cli).and_then(|cfg| {
+    let (cli, sources) = parse_cli::<Cli>();
+    let deployment = match stage_deployment(&cli.deployment, &sources, OVERRIDES, None) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let setup = instance_id(&cli).and_then(|id| {
+        let cfg = deployment.settings.updater(id);
         let restored = match &cli.checkpoint {
             Some(path) => restore(path, &cfg)?,
             None => None,
         };
-        let stage = UpdaterStage::new(cfg)
+        let stage = UpdaterStage::new(cfg)?
             .with_publish_interval(Duration::from_millis(u64::from(cli.model_publish_ms)));
         Ok(match restored {
             Some(u) => stage.with_updater(u),

@@ -18,7 +18,13 @@ fn yaml(path: &str) -> Vec<Yaml> {
 }
 
 fn updater() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_nba-model-updater"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nba-model-updater"));
+    cmd.env("NBA_DEPLOYMENT", retail());
+    cmd
+}
+
+fn retail() -> PathBuf {
+    deploy().join("examples/retail/deployment.toml")
 }
 
 #[test]
@@ -120,6 +126,16 @@ fn the_configmap_settings_are_accepted_and_secrets_are_masked() {
         printed.contains("alpha = \"0.7\"  # environment"),
         "{printed}"
     );
+    // The deployment as resolved: the flag and the variable over the file.
+    assert!(
+        printed.contains("policy.name = \"thompson\"  # flag --policy"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("policy.alpha = 0.7  # environment NBA_ALPHA"),
+        "{printed}"
+    );
+    assert!(printed.contains("name = \"retail\"  # file"), "{printed}");
     assert!(printed.contains("sasl.password=****"), "{printed}");
     assert!(!printed.contains("hunter2"), "{printed}");
     // The printed configuration is itself a valid file of settings.
@@ -132,17 +148,32 @@ fn the_configmap_settings_are_accepted_and_secrets_are_masked() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The example contact policy compiles for both stages, and a bad one stops
-/// the model-updater before it connects, saying what is wrong.
+/// The example contact policy, given to the retail example, checks for
+/// both stages, and a bad one stops the model-updater before it connects,
+/// saying what is wrong.
 #[test]
 fn the_example_contact_policy_is_valid_and_a_bad_one_is_explained() {
     let path = deploy().join("contact-policy.toml");
-    let policy = nba_kafka::load_contact_policy(&path).expect("parses");
-    let catalog = nba_core::ActionCatalog::default();
-    let layout = nba_core::FeatureLayout::default();
-    nba_core::Eligibility::new(&policy, &layout, &catalog).expect("the aggregator's half");
-    let guard = nba_core::ContactGuard::new(&policy, &catalog).expect("the updater's half");
-    assert!(!guard.is_empty());
+    let overrides = [nba_deployment::Override::new(
+        "contact.include",
+        path.display().to_string(),
+        nba_deployment::Source::Flag("--contact-policy".into()),
+    )];
+    let d = nba_deployment::Deployment::load(&retail(), &overrides).expect("checks");
+    assert_eq!(d.settings.contact.caps.len(), 3);
+    let promo = d
+        .settings
+        .catalog
+        .get("discount_10")
+        .expect("in the catalog");
+    assert_eq!(
+        promo.eligibility.len(),
+        2,
+        "the policy's conditions are the action's"
+    );
+    assert!(promo.budget.is_some());
+    nba_core::FeatureAggregator::new(d.settings.aggregator()).expect("the aggregator's half");
+    nba_core::ModelUpdater::new(d.settings.updater(None)).expect("the updater's half");
 
     let dir = std::env::temp_dir().join(format!("nba-policy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -153,6 +184,10 @@ fn the_example_contact_policy_is_valid_and_a_bad_one_is_explained() {
             "add an overall cap",
         ),
         ("caps = 3\n", "unknown field `caps`"),
+        (
+            "[eligibility]\ndiscount_10 = [\"since_purchase > 30d\"]\n",
+            "unknown quantity",
+        ),
     ] {
         std::fs::write(&bad, policy).expect("written");
         let out = updater()

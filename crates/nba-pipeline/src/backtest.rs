@@ -5,10 +5,11 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::time::Instant;
 
 use nba_core::{
-    AggregatorConfig, AggregatorOutput, BanditConfig, EventFingerprint, EventTime,
+    AggregatorConfig, AggregatorOutput, CatalogVersion, EventFingerprint, EventTime,
     FeatureAggregator, Intake, IntakeConfig, IntakeOutcome, Interaction, ModelUpdater,
     NextBestAction, UpdaterConfig, UpdaterInput,
 };
+use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
 use nba_schema::decode;
 use serde::Serialize;
@@ -29,6 +30,11 @@ pub struct BacktestRun {
     pub dead_lettered: u64,
     /// Why the first refused record was refused, if any was.
     pub first_rejection: Option<String>,
+    /// Catalog versions taken (besides the deployment's own).
+    pub catalog_versions: u64,
+    /// Catalog versions refused (they did not validate), with the first reason
+    /// in `first_rejection`.
+    pub catalog_versions_refused: u64,
     /// Wall-clock seconds.
     pub elapsed_s: f64,
     /// Raw records per second.
@@ -62,7 +68,11 @@ pub struct BacktestRun {
 /// and refills it: a free on another thread than the allocation's costs
 /// several times more.
 ///
-/// Fails before reading anything if the aggregator settings do not fit together.
+/// Catalog versions (`cfg.catalog_versions`, as recorded from the catalog
+/// topic) are taken before the first record: each is in force from its own
+/// event time, as live.
+///
+/// Fails before reading anything if the settings do not fit together.
 pub fn backtest<I>(
     raw: I,
     cfg: BacktestConfig,
@@ -72,8 +82,25 @@ where
     I: IntoIterator<Item = RawRecord>,
     I::IntoIter: Send,
 {
-    let aggregator = FeatureAggregator::new(cfg.aggregator)?;
-    let updater = ModelUpdater::new(cfg.updater);
+    let intake = Intake::new(cfg.intake, cfg.aggregator.declared.clone());
+    let checks = intake.checks().clone();
+    let mut aggregator = FeatureAggregator::new(cfg.aggregator)?;
+    let mut updater = ModelUpdater::new(cfg.updater)?;
+    let mut versions = CatalogCounts::default();
+    for v in &cfg.catalog_versions {
+        let taken = aggregator.add_catalog_version(v).and_then(|_| {
+            updater
+                .add_catalog_version(v)
+                .map_err(|r| r.reason().to_owned())
+        });
+        match taken {
+            Ok(_) => versions.taken += 1,
+            Err(e) => {
+                versions.refused += 1;
+                versions.first_refusal.get_or_insert(e);
+            }
+        }
+    }
     let raw = raw.into_iter();
     std::thread::scope(|scope| {
         let (to_decoder, values) = Handoff::<Vec<u8>>::new();
@@ -97,7 +124,8 @@ where
                     decode::<Interaction>(value)
                         .map_err(|e| e.to_string())
                         .and_then(|mut i| {
-                            Intake::normalise(&mut i)
+                            checks
+                                .normalise(&mut i)
                                 .map(|()| (EventFingerprint::of(&i), i))
                                 .map_err(|r| r.reason().to_owned())
                         })
@@ -108,8 +136,18 @@ where
                 }
             }
         });
-        Ok(run_engines(decoded, aggregator, updater, observer))
+        Ok(run_engines(
+            decoded, intake, aggregator, updater, versions, observer,
+        ))
     })
+}
+
+/// What became of the catalog versions a backtest was given.
+#[derive(Debug, Default)]
+struct CatalogCounts {
+    taken: u64,
+    refused: u64,
+    first_refusal: Option<String>,
 }
 
 /// Starts a pipeline thread. Without it there is nothing to run the records
@@ -185,30 +223,37 @@ impl<T> Batches<T> {
     }
 }
 
-/// The engines a backtest runs: the stage binaries' defaults unless set, so a
-/// backtest of a recording of a live pipeline makes the same decisions when it
-/// is given the live settings.
+/// The engines a backtest runs, as a deployment's settings make them: given
+/// the live pipeline's deployment (file and overrides), a backtest of its
+/// recording makes the same decisions.
 #[derive(Debug, Clone)]
 pub struct BacktestConfig {
-    /// The feature-aggregator's settings (features, context, eligibility).
+    /// The consumer stage's settings (de-duplication).
+    pub intake: IntakeConfig,
+    /// The feature-aggregator's settings (declarations, features, catalog,
+    /// segments).
     pub aggregator: AggregatorConfig,
     /// The model-updater's settings (bandit, join, caps and budgets).
     pub updater: UpdaterConfig,
+    /// Catalog versions published while the recording was made.
+    pub catalog_versions: Vec<CatalogVersion>,
 }
 
 impl BacktestConfig {
-    /// The defaults, with the bandit seeded by `seed`.
-    pub fn with_seed(seed: u64) -> Self {
+    /// The engines of the deployment `settings` (one model-updater).
+    pub fn from_settings(settings: &Settings) -> Self {
         Self {
-            aggregator: AggregatorConfig::default(),
-            updater: UpdaterConfig {
-                bandit: BanditConfig {
-                    seed,
-                    ..BanditConfig::default()
-                },
-                ..UpdaterConfig::default()
-            },
+            intake: settings.intake,
+            aggregator: settings.aggregator(),
+            updater: settings.updater(None),
+            catalog_versions: Vec::new(),
         }
+    }
+
+    /// The same with the bandit seeded by `seed`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.updater.bandit.seed = seed;
+        self
     }
 }
 
@@ -249,15 +294,16 @@ const BATCHES_IN_FLIGHT: usize = 16;
 
 fn run_engines(
     decoded: Batches<Decoded>,
+    mut intake: Intake,
     mut aggregator: FeatureAggregator,
     mut updater: ModelUpdater,
+    versions: CatalogCounts,
     observer: &mut dyn BacktestObserver,
 ) -> BacktestRun {
-    let mut intake = Intake::new(IntakeConfig::default());
     let mut decision_latency = LatencyHistogram::new();
     let started = Instant::now();
     let (mut events, mut rewards, mut dead_lettered) = (0u64, 0u64, 0u64);
-    let mut first_rejection = None;
+    let mut first_rejection = versions.first_refusal;
     let mut decisions = 0u64;
     let mut timeline = Vec::new();
     for batch in decoded.batches() {
@@ -334,6 +380,8 @@ fn run_engines(
         rewards,
         dead_lettered,
         first_rejection,
+        catalog_versions: versions.taken,
+        catalog_versions_refused: versions.refused,
         elapsed_s,
         events_per_s: if elapsed_s > 0.0 {
             events as f64 / elapsed_s
@@ -349,19 +397,35 @@ fn run_engines(
 
 #[cfg(test)]
 mod tests {
+    use nba_deployment::Deployment;
     use nba_schema::encode;
     use nba_sim::{SimConfig, Simulator, malformed_records};
 
     use super::*;
-    use crate::{AggregatorStage, ConsumerStage, LocalPipeline, OutputRecord, Topic, UpdaterStage};
+    use crate::{LocalPipeline, OutputRecord, Topic};
 
-    /// The byte-level stages the binaries run, with the backtest's defaults.
+    fn retail() -> Settings {
+        Deployment::example("retail", &[]).expect("retail").settings
+    }
+
+    fn config(seed: u64) -> BacktestConfig {
+        BacktestConfig::from_settings(&retail()).with_seed(seed)
+    }
+
+    /// The byte-level stages the binaries run, with the same settings.
     fn byte_level_stages(seed: u64) -> LocalPipeline {
-        LocalPipeline::new(
-            ConsumerStage::new(IntakeConfig::default()),
-            AggregatorStage::default(),
-            UpdaterStage::new(BacktestConfig::with_seed(seed).updater),
+        let mut settings = retail();
+        settings.bandit.seed = seed;
+        LocalPipeline::from_settings(&settings).expect("valid")
+    }
+
+    fn simulator(events: u64, seed: u64, closed_loop: bool) -> Simulator {
+        Simulator::new(
+            &retail(),
+            &SimConfig::for_run(events, seed, None),
+            closed_loop,
         )
+        .expect("simulates")
     }
 
     /// The next-best-actions among what the stages wrote, taken out of `tap`.
@@ -376,12 +440,12 @@ mod tests {
     /// the binaries run, record for record, including bad records.
     #[test]
     fn the_backtest_decides_as_the_byte_level_stages() {
-        let mut sim = Simulator::new(&SimConfig::for_run(20_000, 5, None), true);
+        let mut sim = simulator(20_000, 5, true);
         let mut raw: Vec<RawRecord> = Vec::new();
         let mut pipeline = byte_level_stages(9);
         let mut through_bytes = Vec::new();
         let mut tap = Vec::new();
-        let bad = malformed_records(7);
+        let bad = malformed_records(7, &retail());
         for n in 0..20_000 {
             let e = sim.next_event();
             let value = encode(&e).expect("encodes");
@@ -400,7 +464,7 @@ mod tests {
             }
         }
         let mut decisions = Vec::new();
-        let run = backtest(raw, BacktestConfig::with_seed(9), &mut decisions).expect("valid");
+        let run = backtest(raw, config(9), &mut decisions).expect("valid");
         assert!(run.rewards > 0, "the log has rewards");
         assert_eq!(run.dead_lettered, pipeline.dead_lettered());
         assert_eq!(run.decision_count, decisions.len() as u64);
@@ -412,7 +476,7 @@ mod tests {
     /// batch follows), and across several with a bad record at each edge.
     #[test]
     fn every_record_crosses_the_threads_once_in_order() {
-        let mut sim = Simulator::new(&SimConfig::for_run(3 * BATCH as u64, 5, None), false);
+        let mut sim = simulator(3 * BATCH as u64, 5, false);
         let all: Vec<RawRecord> = (0..3 * BATCH)
             .map(|n| {
                 let e = sim.next_event();
@@ -439,8 +503,7 @@ mod tests {
         for n in [0, 1, BATCH - 1, BATCH, BATCH + 1, 3 * BATCH] {
             let raw = &all[..n];
             let mut decisions = Vec::new();
-            let run = backtest(raw.to_vec(), BacktestConfig::with_seed(3), &mut decisions)
-                .expect("valid");
+            let run = backtest(raw.to_vec(), config(3), &mut decisions).expect("valid");
             let (expected, dead) = one_thread(raw);
             assert_eq!(run.events, n as u64, "{n} records");
             assert_eq!(run.dead_lettered, dead, "{n} records");
@@ -452,7 +515,7 @@ mod tests {
     /// caps allow, over a whole simulated run.
     #[test]
     fn a_backtest_keeps_the_contact_policy() {
-        let mut sim = Simulator::new(&SimConfig::for_run(30_000, 3, None), false);
+        let mut sim = simulator(30_000, 3, false);
         let raw: Vec<RawRecord> = (0..30_000)
             .map(|_| {
                 let e = sim.next_event();
@@ -465,13 +528,12 @@ mod tests {
         let policy: nba_core::ContactPolicyConfig =
             serde_json::from_str(r#"{"cap": [{"scope": "overall", "max": 2, "per": "24h"}]}"#)
                 .expect("a policy");
-        let mut cfg = BacktestConfig::with_seed(1);
-        cfg.updater.contacts =
-            nba_core::ContactGuard::new(&policy, &cfg.aggregator.catalog).expect("valid");
+        let mut cfg = config(1);
+        cfg.updater.contacts = policy;
         let mut capped = Vec::new();
         backtest(raw.clone(), cfg, &mut capped).expect("valid");
         let mut free = Vec::new();
-        backtest(raw, BacktestConfig::with_seed(1), &mut free).expect("valid");
+        backtest(raw, config(1), &mut free).expect("valid");
         let shown = capped.iter().filter(|d| !d.action_id.is_empty()).count();
         assert_eq!(capped.len(), free.len(), "every request answered");
         assert!(shown > 0 && shown < free.len(), "{shown} of {}", free.len());

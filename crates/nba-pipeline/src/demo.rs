@@ -1,10 +1,12 @@
-//! `nba demo`: simulated customers, the whole pipeline in one process, and an
-//! honest comparison with uniform-random choice.
+//! `nba demo`: simulated customers of a declared deployment, the whole
+//! pipeline in one process, and an honest comparison with uniform-random
+//! choice.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use nba_core::{BanditConfig, DecisionRequest, IntakeConfig, NextBestAction, UpdaterConfig};
+use nba_core::{DecisionRequest, MANDATORY_POLICY, NO_ACTION_POLICY, NextBestAction};
+use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
 use nba_schema::{decode, encode};
 use nba_sim::{SimConfig, Simulator};
@@ -26,12 +28,23 @@ pub struct DemoConfig {
 /// What a demo run did and how well the policy chose.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DemoReport {
+    /// The deployment simulated.
+    pub deployment: String,
+    /// Actions in its catalog.
+    pub actions: usize,
+    /// Decisions per action group (`""` for requests answered with no
+    /// action).
+    pub decisions_by_group: BTreeMap<String, u64>,
     /// Interactions fed in (including the simulated customers' clicks).
     pub events: u64,
     /// Simulated customers.
     pub customers: usize,
     /// Next-best-actions published.
     pub decisions: u64,
+    /// Of those, the ones the model chose (not a mandatory action, not "no
+    /// action" because the contact policy left nothing): what the reward
+    /// figures compare.
+    pub model_decisions: u64,
     /// Reward records produced (clicks on shown actions).
     pub rewards: u64,
     /// Rewards joined to their decision in time.
@@ -43,14 +56,14 @@ pub struct DemoReport {
     /// Mean true click probability of the actions the policy chose.
     pub policy_mean_reward: f64,
     /// Mean true click probability of a uniform-random choice among the same
-    /// candidates on the same requests.
+    /// requests' eligible candidates (before the contact policy's caps).
     pub random_mean_reward: f64,
     /// Mean true click probability of the best candidate on each request.
     pub best_mean_reward: f64,
     /// `policy_mean_reward` over each tenth of the decisions, in order: the
     /// learning curve.
     pub policy_mean_reward_by_tenth: Vec<f64>,
-    /// Share of decisions that were clicked in the simulation.
+    /// Share of all decisions that were clicked in the simulation.
     pub click_rate: f64,
     /// Wall-clock time of the run, seconds.
     pub elapsed_s: f64,
@@ -87,34 +100,30 @@ pub fn demo_latencies(pipeline: &LocalPipeline) -> Vec<(String, LatencyHistogram
     v
 }
 
-/// Runs the demo.
-pub fn run_demo(cfg: &DemoConfig) -> DemoReport {
-    run_demo_observed(cfg, &mut |_| {})
+/// Runs the demo of the deployment `settings`.
+pub fn run_demo(settings: &Settings, cfg: &DemoConfig) -> Result<DemoReport, String> {
+    run_demo_observed(settings, cfg, &mut |_| {})
 }
 
 /// Runs the demo, handing the stages' latency histograms (see
-/// [`demo_latencies`]) to `observe` after every tenth of the events.
+/// [`demo_latencies`]) to `observe` after every tenth of the events. Fails
+/// if the deployment declares no simulation or its settings do not fit.
 pub fn run_demo_observed(
+    settings: &Settings,
     cfg: &DemoConfig,
     observe: &mut dyn FnMut(Vec<(String, LatencyHistogram)>),
-) -> DemoReport {
+) -> Result<DemoReport, String> {
     let sim_cfg = SimConfig::for_run(cfg.events, cfg.seed, cfg.customers);
     let customers = sim_cfg.customers;
-    let mut sim = Simulator::new(&sim_cfg, true);
-    let mut pipeline = LocalPipeline::new(
-        ConsumerStage::new(IntakeConfig::default()),
-        AggregatorStage::default(),
-        UpdaterStage::new(UpdaterConfig {
-            bandit: BanditConfig {
-                seed: cfg.seed,
-                ..BanditConfig::default()
-            },
-            ..UpdaterConfig::default()
-        }),
-    );
+    let mut sim = Simulator::new(settings, &sim_cfg, true)?;
+    let mut seeded = settings.clone();
+    seeded.bandit.seed = cfg.seed;
+    let mut pipeline = LocalPipeline::from_settings(&seeded)?;
+    let mut by_group: BTreeMap<String, u64> = BTreeMap::new();
 
     let mut requests: HashMap<String, DecisionRequest> = HashMap::new();
     let mut chosen_p: Vec<f64> = Vec::new();
+    let mut all_decisions = 0u64;
     let (mut random_sum, mut best_sum) = (0.0, 0.0);
     let mut rewards = 0u64;
     let mut tap = Vec::new();
@@ -146,10 +155,17 @@ pub fn run_demo_observed(
                     let Some(req) = requests.remove(&nba.decision_id) else {
                         continue;
                     };
+                    *by_group.entry(nba.group.clone()).or_default() += 1;
+                    all_decisions += 1;
+                    if nba.policy == NO_ACTION_POLICY || nba.policy == MANDATORY_POLICY {
+                        // The model did not choose: nothing to compare.
+                        sim.respond(&nba);
+                        continue;
+                    }
                     let truth: Vec<f64> = req
                         .candidates
                         .iter()
-                        .filter_map(|a| sim.click_probability(&req.customer_id, a, req.channel))
+                        .filter_map(|a| sim.click_probability(&req.customer_id, a, &req.channel))
                         .collect();
                     random_sum += truth.iter().sum::<f64>() / truth.len().max(1) as f64;
                     best_sum += truth.iter().copied().fold(0.0, f64::max);
@@ -191,10 +207,14 @@ pub fn run_demo_observed(
             sum / decisions as f64
         }
     };
-    DemoReport {
+    Ok(DemoReport {
+        deployment: settings.name.clone(),
+        actions: settings.catalog.actions().len(),
+        decisions_by_group: by_group,
         events: cfg.events,
         customers,
-        decisions,
+        decisions: all_decisions,
+        model_decisions: decisions,
         rewards,
         rewards_joined: stats.rewards_joined,
         rewards_defaulted: stats.rewards_defaulted,
@@ -203,7 +223,11 @@ pub fn run_demo_observed(
         random_mean_reward: per_decision(random_sum),
         best_mean_reward: per_decision(best_sum),
         policy_mean_reward_by_tenth: tenths,
-        click_rate: per_decision(rewards as f64),
+        click_rate: if all_decisions == 0 {
+            0.0
+        } else {
+            rewards as f64 / all_decisions as f64
+        },
         elapsed_s: elapsed,
         events_per_s: if elapsed > 0.0 {
             cfg.events as f64 / elapsed
@@ -212,5 +236,5 @@ pub fn run_demo_observed(
         },
         decision_latency_p50_us: latency.quantile_micros(0.5),
         decision_latency_p99_us: latency.quantile_micros(0.99),
-    }
+    })
 }

@@ -122,7 +122,6 @@ pub fn evaluate_candidates(
 
 #[cfg(test)]
 mod tests {
-    use nba_core::Channel;
     use nba_core::estimators::Estimator;
 
     use super::*;
@@ -140,9 +139,10 @@ mod tests {
                 decision_id: id.clone(),
                 customer_id: "c".into(),
                 timestamp: i,
-                channel: Channel::Web,
+                channel: "web".into(),
                 context: vec![1.0, 0.0],
                 candidates: vec!["good".into(), "bad".into()],
+                action_context: Vec::new(),
             });
             nbas.push(NextBestAction {
                 decision_id: id.clone(),
@@ -156,6 +156,9 @@ mod tests {
                 candidates: 2,
                 scores: vec![0.0, 0.0],
                 channel: None,
+                group: String::new(),
+                treatment: String::new(),
+                payload: Default::default(),
             });
             if action == "good" {
                 rewards.push(Reward {

@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 
+use nba_deployment::Settings;
+
 use crate::{
     AggregatorStage, ConsumerStage, InputRecord, OutputRecord, Stage, Topic, TopicNames,
     UpdaterStage,
@@ -42,6 +44,32 @@ impl LocalPipeline {
             work: VecDeque::new(),
             scratch: Vec::new(),
         }
+    }
+
+    /// The three stages a deployment's settings make (one model-updater,
+    /// sharing with no one).
+    pub fn from_settings(settings: &Settings) -> Result<Self, String> {
+        Ok(Self::new(
+            ConsumerStage::new(settings.intake()),
+            AggregatorStage::new(settings.aggregator())?,
+            UpdaterStage::new(settings.updater(None))?,
+        ))
+    }
+
+    /// Feeds one record of the catalog topic (a catalog version) to the
+    /// stages that read it; what they refuse goes to `tap`.
+    pub fn push_catalog(&mut self, payload: &[u8], tap: &mut Vec<OutputRecord>) {
+        let offset = self.offset(Topic::Catalog);
+        let input = InputRecord {
+            topic: Topic::Catalog,
+            topic_name: self.names.name(Topic::Catalog),
+            partition: 0,
+            offset,
+            key: None,
+            payload: Some(payload),
+        };
+        self.aggregator.process(&input, tap);
+        self.updater.process(&input, tap);
     }
 
     fn offset(&mut self, topic: Topic) -> i64 {
@@ -98,7 +126,8 @@ impl LocalPipeline {
                 | Topic::NextBestActions
                 | Topic::DeadLetter
                 | Topic::ModelDeltas
-                | Topic::CustomerState => {}
+                | Topic::CustomerState
+                | Topic::Catalog => {}
             }
             self.work.extend(self.scratch.drain(..));
             tap.push(record);

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use nba_core::{
-    AggregatorConfig, CustomerErasure, CustomerSnapshot, DecisionRequest, EventTime,
-    FeatureAggregator, InputPosition, Intake, IntakeConfig, IntakeOutcome, Interaction, ModelDelta,
+    AggregatorConfig, CatalogVersion, CustomerErasure, CustomerSnapshot, DecisionRequest,
+    EventTime, FeatureAggregator, InputPosition, Intake, IntakeOutcome, Interaction, ModelDelta,
     ModelUpdater, Reward, UpdaterConfig, UpdaterInput, UpdaterStats,
 };
 use nba_metrics::{LatencyHistogram, StageLatencies, Step};
@@ -193,10 +193,10 @@ impl ConsumerStage {
     /// The stage's name.
     pub const NAME: &'static str = "consumer";
 
-    /// A consumer stage.
-    pub fn new(cfg: IntakeConfig) -> Self {
+    /// A consumer stage that admits what `intake` does.
+    pub fn new(intake: Intake) -> Self {
         Self {
-            intake: Intake::new(cfg),
+            intake,
             books: Books::new(Self::NAME),
         }
     }
@@ -278,7 +278,7 @@ impl AggregatorStage {
     /// often (at most once per customer per interval), and restores from it.
     /// Inputs stay uncommitted until the states they changed are acknowledged.
     pub fn with_changelog(mut self, every: Duration) -> Self {
-        self.aggregator = std::mem::take(&mut self.aggregator).tracking_changes();
+        self.aggregator = self.aggregator.tracking_changes();
         self.changelog_every = Some(every);
         self
     }
@@ -289,14 +289,29 @@ impl AggregatorStage {
     }
 }
 
-impl Default for AggregatorStage {
-    /// The stage at the default settings.
-    fn default() -> Self {
-        Self {
-            aggregator: FeatureAggregator::default(),
-            books: Books::new(Self::NAME),
-            changelog_every: None,
-            not_restored: 0,
+/// Takes a catalog version record: `Ok` if it was taken or known already,
+/// the reason otherwise (the versions in force stay).
+fn take_catalog_version(
+    stage: &'static str,
+    input: &InputRecord<'_>,
+    add: impl FnOnce(&CatalogVersion) -> Result<bool, String>,
+) -> Result<(), String> {
+    let v = decode_input::<CatalogVersion>(input).map_err(|e| e.to_string())?;
+    match add(&v) {
+        Ok(true) => {
+            tracing::info!(
+                "{stage}: catalog version {} of {} ({} actions) is in force from {} ms",
+                v.version,
+                v.deployment,
+                v.actions.len(),
+                v.effective_from
+            );
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => {
+            tracing::warn!("{stage}: {e}");
+            Err(e)
         }
     }
 }
@@ -310,9 +325,22 @@ impl Stage for AggregatorStage {
         &[Topic::Interactions]
     }
 
+    fn broadcast_inputs(&self) -> &'static [Topic] {
+        &[Topic::Catalog]
+    }
+
     fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
         let started = self.books.begin();
         self.books.counters.records_in += 1;
+        if input.topic == Topic::Catalog {
+            let aggregator = &mut self.aggregator;
+            if let Err(reason) =
+                take_catalog_version(Self::NAME, input, |v| aggregator.add_catalog_version(v))
+            {
+                self.books.reject(input, &reason, out);
+            }
+            return;
+        }
         match self
             .books
             .timed(Step::Decode, || decode_input::<Interaction>(input))
@@ -373,32 +401,47 @@ impl Stage for AggregatorStage {
     }
 
     fn extra_counters(&self) -> Vec<(&'static str, &'static str, u64)> {
-        let a = &self.aggregator;
+        let a = self.aggregator.counts();
         vec![
             (
                 "nba_late_events_total",
                 "Interactions later than the allowed lateness behind their customer's newest event: counted in lifetime figures only.",
-                a.late_events(),
+                a.late_events,
             ),
             (
                 "nba_triggers_without_candidates_total",
-                "Triggers that asked for no decision because no action was eligible.",
-                a.triggers_without_candidates(),
+                "Triggers no action was eligible for: their request lists none and is answered with no action.",
+                a.triggers_without_candidates,
             ),
             (
                 "nba_candidates_ineligible_total",
-                "Candidates removed by the contact policy's eligibility rules.",
-                a.ineligible(),
+                "Candidates removed by the actions' eligibility conditions.",
+                a.ineligible,
             ),
             (
                 "nba_erasures_total",
                 "Customers erased: every feature and the consent flag deleted.",
-                a.erasures(),
+                a.erasures,
+            ),
+            (
+                "nba_profile_updates_total",
+                "Profile events applied to customers' declared profile fields.",
+                a.profile_updates,
+            ),
+            (
+                "nba_catalog_versions_total",
+                "Catalog versions taken (each in force from its event time).",
+                a.catalog_versions,
+            ),
+            (
+                "nba_catalog_versions_refused_total",
+                "Catalog versions refused because they did not validate (the versions in force stayed).",
+                a.catalog_versions_refused,
             ),
             (
                 "nba_customer_states_restored_total",
                 "Customer states read back from the changelog topic on assignment.",
-                a.restored(),
+                a.restored,
             ),
             (
                 "nba_customer_states_not_restored_total",
@@ -408,27 +451,27 @@ impl Stage for AggregatorStage {
             (
                 "nba_aliases_linked_total",
                 "Link events applied where the alias lives: its state sent on to its customer, its later events forwarded there.",
-                a.link_counts().linked,
+                a.links.linked,
             ),
             (
                 "nba_alias_states_merged_total",
                 "Alias states merged into their customer's state.",
-                a.link_counts().merged,
+                a.links.merged,
             ),
             (
                 "nba_alias_states_not_merged_total",
                 "Alias states that could not be merged (written under another feature layout): the alias's history is not counted.",
-                a.link_counts().not_merged,
+                a.links.not_merged,
             ),
             (
                 "nba_alias_events_forwarded_total",
                 "Events of a linked alias forwarded to its customer's partition.",
-                a.link_counts().forwarded,
+                a.links.forwarded,
             ),
             (
                 "nba_redelivered_interactions_skipped_total",
                 "Interactions delivered again after a restart that the restored state already included: not counted twice.",
-                a.redelivered_skipped(),
+                a.redelivered_skipped,
             ),
         ]
     }
@@ -520,17 +563,17 @@ impl UpdaterStage {
     /// The stage's name.
     pub const NAME: &'static str = "model-updater";
 
-    /// An updater stage with an untrained model. With `cfg.instance_id` set it
-    /// publishes its model deltas every second (see
-    /// [`UpdaterStage::with_publish_interval`]).
-    pub fn new(cfg: UpdaterConfig) -> Self {
-        Self {
+    /// An updater stage with an untrained model; refuses settings that do
+    /// not fit together. With `cfg.instance_id` set it publishes its model
+    /// deltas every second (see [`UpdaterStage::with_publish_interval`]).
+    pub fn new(cfg: UpdaterConfig) -> Result<Self, String> {
+        Ok(Self {
             shares_model: cfg.instance_id.is_some(),
-            updater: ModelUpdater::new(cfg),
+            updater: ModelUpdater::new(cfg)?,
             books: Books::new(Self::NAME),
             decision_latency: LatencyHistogram::new(),
             publish_interval: Duration::from_secs(1),
-        }
+        })
     }
 
     /// Publishes model deltas this often (wall clock: how soon other instances
@@ -579,9 +622,9 @@ impl Stage for UpdaterStage {
 
     fn broadcast_inputs(&self) -> &'static [Topic] {
         if self.shares_model {
-            &[Topic::ModelDeltas]
+            &[Topic::Catalog, Topic::ModelDeltas]
         } else {
-            &[]
+            &[Topic::Catalog]
         }
     }
 
@@ -661,12 +704,48 @@ impl Stage for UpdaterStage {
                 "Requests the contact policy left with no candidate, answered with no action.",
                 g.suppressed,
             ),
+            (
+                "nba_decisions_without_action_total",
+                "Requests answered with no action: no candidate was eligible, in the catalog in force, or allowed by the caps.",
+                s.without_action,
+            ),
+            (
+                "nba_decisions_mandatory_total",
+                "Mandatory actions chosen ahead of the model.",
+                s.mandatory,
+            ),
+            (
+                "nba_candidates_not_in_catalog_total",
+                "Candidates dropped because the catalog in force at the request's time does not hold them (retired or unknown).",
+                s.candidates_not_in_catalog,
+            ),
+            (
+                "nba_catalog_versions_total",
+                "Catalog versions taken (each in force from its event time).",
+                s.catalog_versions,
+            ),
+            (
+                "nba_catalog_versions_refused_total",
+                "Catalog versions refused because they did not validate (the versions in force stayed).",
+                s.catalog_versions_refused,
+            ),
         ]
     }
 
     fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
         let started = self.books.begin();
         self.books.counters.records_in += 1;
+        if input.topic == Topic::Catalog {
+            let updater = &mut self.updater;
+            if let Err(reason) = take_catalog_version(Self::NAME, input, |v| {
+                updater
+                    .add_catalog_version(v)
+                    .map_err(|r| r.reason().to_owned())
+            }) {
+                self.books.reject(input, &reason, out);
+            }
+            return;
+        }
         if input.topic == Topic::ModelDeltas {
             let decoded = self
                 .books

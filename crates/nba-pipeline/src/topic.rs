@@ -23,11 +23,13 @@ pub enum Topic {
     ModelDeltas,
     /// The feature-aggregator's changelog: each customer's state, compacted.
     CustomerState,
+    /// Catalog versions, compacted by deployment name.
+    Catalog,
 }
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 8] = [
+    pub const ALL: [Topic; 9] = [
         Topic::InteractionsRaw,
         Topic::Interactions,
         Topic::DecisionRequests,
@@ -36,6 +38,7 @@ impl Topic {
         Topic::DeadLetter,
         Topic::ModelDeltas,
         Topic::CustomerState,
+        Topic::Catalog,
     ];
 
     /// The name used unless configured otherwise.
@@ -49,6 +52,7 @@ impl Topic {
             Topic::DeadLetter => "nba.dlq",
             Topic::ModelDeltas => "nba.model-deltas",
             Topic::CustomerState => "nba.customer-state",
+            Topic::Catalog => "nba.catalog",
         }
     }
 }

@@ -1,6 +1,15 @@
 //! The demo learns, and is reproducible from its seed.
 
+use nba_deployment::{Deployment, Settings};
 use nba_pipeline::{DemoConfig, DemoReport, run_demo};
+
+fn example(name: &str) -> Settings {
+    Deployment::example(name, &[]).expect("example").settings
+}
+
+fn demo(name: &str, cfg: &DemoConfig) -> DemoReport {
+    run_demo(&example(name), cfg).expect("runs")
+}
 
 fn without_timing(mut r: DemoReport) -> DemoReport {
     r.elapsed_s = 0.0;
@@ -17,20 +26,23 @@ fn same_seed_same_report() {
         seed: 3,
         customers: None,
     };
-    let a = without_timing(run_demo(&cfg));
-    let b = without_timing(run_demo(&cfg));
+    let a = without_timing(demo("retail", &cfg));
+    let b = without_timing(demo("retail", &cfg));
     assert_eq!(a, b);
-    let c = without_timing(run_demo(&DemoConfig { seed: 4, ..cfg }));
+    let c = without_timing(demo("retail", &DemoConfig { seed: 4, ..cfg }));
     assert_ne!(a.policy_mean_reward, c.policy_mean_reward);
 }
 
 #[test]
 fn the_bandit_beats_random_choice() {
-    let r = run_demo(&DemoConfig {
-        events: 60_000,
-        seed: 1,
-        customers: None,
-    });
+    let r = demo(
+        "retail",
+        &DemoConfig {
+            events: 60_000,
+            seed: 1,
+            customers: None,
+        },
+    );
     assert!(r.decisions > 5_000, "{r:?}");
     assert_eq!(r.dead_lettered, 0);
     assert_eq!(
@@ -46,4 +58,36 @@ fn the_bandit_beats_random_choice() {
     );
     let curve = &r.policy_mean_reward_by_tenth;
     assert!(curve[9] > curve[0], "it learns: {curve:?}");
+}
+
+/// A bank declared in a file, not compiled in: its customers, profile,
+/// triggers and catalog run through the same stages, and the bandit learns.
+#[test]
+fn a_declared_bank_runs_and_learns() {
+    let r = demo(
+        "bank",
+        &DemoConfig {
+            events: 60_000,
+            seed: 2,
+            customers: None,
+        },
+    );
+    assert_eq!(r.deployment, "bank");
+    assert_eq!(r.dead_lettered, 0);
+    assert!(r.decisions > 5_000, "{r:?}");
+    assert!(
+        r.decisions_by_group
+            .keys()
+            .filter(|g| !g.is_empty())
+            .count()
+            >= 4,
+        "{:?}",
+        r.decisions_by_group
+    );
+    assert!(
+        r.policy_mean_reward > 1.3 * r.random_mean_reward,
+        "policy {} vs random {}",
+        r.policy_mean_reward,
+        r.random_mean_reward
+    );
 }

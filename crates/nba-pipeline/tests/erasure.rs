@@ -5,10 +5,8 @@
 
 use std::time::Duration;
 
-use nba_core::{
-    ActionCatalog, Channel, ContactGuard, ContactPolicyConfig, IntakeConfig, Interaction,
-    UpdaterConfig,
-};
+use nba_core::{ContactPolicyConfig, Interaction};
+use nba_deployment::Deployment;
 use nba_pipeline::{
     AggregatorStage, ConsumerStage, LocalPipeline, OutputRecord, Stage, Topic, UpdaterStage,
 };
@@ -18,7 +16,7 @@ fn event(id: &str, customer: &str, kind: &str, t: i64) -> Vec<u8> {
     encode(&Interaction {
         category: Some("fashion".into()),
         amount: (kind == "purchase").then_some(40.0),
-        ..Interaction::new(id, customer, t, Channel::Web, kind)
+        ..Interaction::new(id, customer, t, "web", kind)
     })
     .expect("encodes")
 }
@@ -28,14 +26,14 @@ fn an_erased_customer_leaves_no_trace_in_any_stage() {
     let policy: ContactPolicyConfig =
         serde_json::from_str(r#"{"cap": [{"scope": "overall", "max": 3, "per": "24h"}]}"#)
             .expect("a policy");
-    let updater = UpdaterStage::new(UpdaterConfig {
-        contacts: ContactGuard::new(&policy, &ActionCatalog::default()).expect("valid"),
-        ..UpdaterConfig::default()
-    });
+    let mut settings = Deployment::example("retail", &[]).expect("retail").settings;
+    settings.contact = policy;
     let mut pipeline = LocalPipeline::new(
-        ConsumerStage::new(IntakeConfig::default()),
-        AggregatorStage::default().with_changelog(Duration::from_secs(1)),
-        updater,
+        ConsumerStage::new(settings.intake()),
+        AggregatorStage::new(settings.aggregator())
+            .expect("valid")
+            .with_changelog(Duration::from_secs(1)),
+        UpdaterStage::new(settings.updater(None)).expect("valid"),
     );
     let t0 = 1_767_225_600_000;
     let mut tap = Vec::new();

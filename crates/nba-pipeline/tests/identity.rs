@@ -3,19 +3,16 @@
 //! device's next session is decided for the customer, with the device's
 //! history counted; a backtest of the same records makes the same decisions.
 
-use nba_core::{
-    AggregatorConfig, Channel, IntakeConfig, Interaction, NextBestAction, UpdaterConfig,
-};
-use nba_pipeline::{
-    AggregatorStage, BacktestConfig, ConsumerStage, LocalPipeline, Topic, UpdaterStage, backtest,
-};
+use nba_core::{Interaction, NextBestAction};
+use nba_deployment::{Deployment, Settings};
+use nba_pipeline::{BacktestConfig, LocalPipeline, Topic, backtest};
 use nba_schema::{decode, encode};
 
 fn event(id: &str, customer: &str, kind: &str, t: i64) -> Interaction {
     Interaction {
         category: Some("home".into()),
         amount: (kind == "purchase").then_some(25.0),
-        ..Interaction::new(id, customer, t, Channel::App, kind)
+        ..Interaction::new(id, customer, t, "app", kind)
     }
 }
 
@@ -42,11 +39,8 @@ fn raw_records() -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
 
 #[test]
 fn a_linked_device_is_decided_for_its_customer_live_and_in_a_backtest() {
-    let mut pipeline = LocalPipeline::new(
-        ConsumerStage::new(IntakeConfig::default()),
-        AggregatorStage::default(),
-        UpdaterStage::new(UpdaterConfig::default()),
-    );
+    let retail: Settings = Deployment::example("retail", &[]).expect("retail").settings;
+    let mut pipeline = LocalPipeline::from_settings(&retail).expect("valid");
     let mut tap = Vec::new();
     for (key, value) in raw_records() {
         pipeline.push_raw(key.as_deref(), &value, &mut tap);
@@ -67,10 +61,11 @@ fn a_linked_device_is_decided_for_its_customer_live_and_in_a_backtest() {
     assert_eq!(c1.lifetime_spend(), 25.0);
 
     let mut replayed: Vec<NextBestAction> = Vec::new();
-    let cfg = BacktestConfig {
-        aggregator: AggregatorConfig::default(),
-        updater: UpdaterConfig::default(),
-    };
-    backtest(raw_records(), cfg, &mut replayed).expect("runs");
+    backtest(
+        raw_records(),
+        BacktestConfig::from_settings(&retail),
+        &mut replayed,
+    )
+    .expect("runs");
     assert_eq!(replayed, live);
 }

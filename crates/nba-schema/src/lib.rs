@@ -14,6 +14,7 @@
 //! | 5 | `nba.ModelDelta` | `nba.model-deltas` |
 //! | 6 | `nba.CustomerState` | `nba.customer-state` (the feature-aggregator's changelog) |
 //! | 7 | `nba.CustomerErasure` | `nba.decision-requests` (besides requests: see [`schema_id`]) |
+//! | 8 | `nba.CatalogVersion` | `nba.catalog` (catalog versions, compacted) |
 //!
 //! Decoding also accepts a raw datum with no framing, so that any Avro producer
 //! can feed nba.
@@ -21,7 +22,10 @@
 //! A schema only ever gains fields with defaults, under the same id. Data an
 //! earlier nba wrote (topics, recordings) still decodes: what the current
 //! schema cannot read is tried against the earlier versions in
-//! `schemas/history/` and resolved into the current one, as a registry would.
+//! `schemas/history/` and resolved into the current one, as a registry would;
+//! where Avro's resolution rules have no rule for a change (an enum that
+//! became a string: channels are declared by the deployment now), the datum
+//! is read with its own schema and mapped onto the current fields by name.
 
 mod recording;
 
@@ -33,8 +37,8 @@ use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
 use nba_core::{
-    CustomerErasure, CustomerSnapshot, DecisionRequest, Interaction, ModelDelta, NextBestAction,
-    Reward,
+    CatalogVersion, CustomerErasure, CustomerSnapshot, DecisionRequest, Interaction, ModelDelta,
+    NextBestAction, Reward,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -56,11 +60,13 @@ pub enum SchemaKind {
     CustomerState,
     /// `schemas/customer_erasure.avsc`.
     CustomerErasure,
+    /// `schemas/catalog_version.avsc`.
+    CatalogVersion,
 }
 
 impl SchemaKind {
     /// Every kind.
-    pub const ALL: [SchemaKind; 7] = [
+    pub const ALL: [SchemaKind; 8] = [
         SchemaKind::Interaction,
         SchemaKind::DecisionRequest,
         SchemaKind::NextBestAction,
@@ -68,6 +74,7 @@ impl SchemaKind {
         SchemaKind::ModelDelta,
         SchemaKind::CustomerState,
         SchemaKind::CustomerErasure,
+        SchemaKind::CatalogVersion,
     ];
 
     /// The schema id written in the Confluent frame.
@@ -80,6 +87,7 @@ impl SchemaKind {
             SchemaKind::ModelDelta => 5,
             SchemaKind::CustomerState => 6,
             SchemaKind::CustomerErasure => 7,
+            SchemaKind::CatalogVersion => 8,
         }
     }
 
@@ -93,6 +101,7 @@ impl SchemaKind {
             SchemaKind::ModelDelta => "nba.ModelDelta",
             SchemaKind::CustomerState => "nba.CustomerState",
             SchemaKind::CustomerErasure => "nba.CustomerErasure",
+            SchemaKind::CatalogVersion => "nba.CatalogVersion",
         }
     }
 
@@ -112,6 +121,7 @@ impl SchemaKind {
             SchemaKind::CustomerErasure => {
                 include_str!("../../../schemas/customer_erasure.avsc")
             }
+            SchemaKind::CatalogVersion => include_str!("../../../schemas/catalog_version.avsc"),
         }
     }
 
@@ -125,6 +135,7 @@ impl SchemaKind {
             SchemaKind::ModelDelta => "model_delta.avsc",
             SchemaKind::CustomerState => "customer_state.avsc",
             SchemaKind::CustomerErasure => "customer_erasure.avsc",
+            SchemaKind::CatalogVersion => "catalog_version.avsc",
         }
     }
 
@@ -132,20 +143,26 @@ impl SchemaKind {
     pub fn history(self) -> &'static [&'static str] {
         match self {
             SchemaKind::Interaction => &[
+                include_str!("../../../schemas/history/interaction.3.avsc"),
                 include_str!("../../../schemas/history/interaction.2.avsc"),
                 include_str!("../../../schemas/history/interaction.1.avsc"),
             ],
             SchemaKind::NextBestAction => &[
+                include_str!("../../../schemas/history/next_best_action.3.avsc"),
                 include_str!("../../../schemas/history/next_best_action.2.avsc"),
                 include_str!("../../../schemas/history/next_best_action.1.avsc"),
             ],
             SchemaKind::ModelDelta => {
                 &[include_str!("../../../schemas/history/model_delta.1.avsc")]
             }
-            SchemaKind::CustomerState => &[include_str!(
-                "../../../schemas/history/customer_state.1.avsc"
+            SchemaKind::CustomerState => &[
+                include_str!("../../../schemas/history/customer_state.2.avsc"),
+                include_str!("../../../schemas/history/customer_state.1.avsc"),
+            ],
+            SchemaKind::DecisionRequest => &[include_str!(
+                "../../../schemas/history/decision_request.1.avsc"
             )],
-            SchemaKind::DecisionRequest | SchemaKind::Reward | SchemaKind::CustomerErasure => &[],
+            SchemaKind::Reward | SchemaKind::CustomerErasure | SchemaKind::CatalogVersion => &[],
         }
     }
 
@@ -163,10 +180,16 @@ impl SchemaKind {
 }
 
 /// One schema, parsed, with its datum reader and writer, and readers of its
-/// earlier versions that resolve into it.
+/// earlier versions.
 struct Compiled {
     schema: &'static Schema,
     codec: Codec,
+    /// Per earlier version, a reader that resolves into the current schema
+    /// (Avro's rules fill in the defaults of added fields), where the schemas
+    /// are compatible, and one that reads with the version's own schema, for
+    /// changes the rules cannot resolve (an enum that became a string); its
+    /// value is mapped onto the current fields by name (added fields have
+    /// serde defaults).
     earlier: Vec<GenericDatumReader<'static>>,
 }
 
@@ -199,18 +222,32 @@ fn compiled() -> &'static [Compiled] {
                 let earlier = k
                     .history()
                     .iter()
-                    .map(|source| {
+                    .flat_map(|source| {
                         let old: &'static Schema =
                             Box::leak(Box::new(Schema::parse_str(source).unwrap_or_else(|e| {
                                 panic!("an earlier {} does not parse: {e}", k.file_name())
                             })));
-                        GenericDatumReader::builder(old)
-                            .reader_schema(schema)
-                            .human_readable(false)
-                            .build()
-                            .unwrap_or_else(|e| {
-                                panic!("an earlier {} does not resolve: {e}", k.file_name())
-                            })
+                        let resolves =
+                            apache_avro::schema_compatibility::SchemaCompatibility::can_read(
+                                old, schema,
+                            )
+                            .is_ok();
+                        let reader = |resolved: bool| {
+                            let builder = GenericDatumReader::builder(old).human_readable(false);
+                            if resolved {
+                                builder.reader_schema(schema).build()
+                            } else {
+                                builder.build()
+                            }
+                        };
+                        let built: Result<Vec<_>, _> = [true, false]
+                            .into_iter()
+                            .filter(|r| !r || resolves)
+                            .map(reader)
+                            .collect();
+                        built.unwrap_or_else(|e| {
+                            panic!("an earlier {} does not build: {e}", k.file_name())
+                        })
                     })
                     .collect();
                 match built {
@@ -252,6 +289,9 @@ impl AvroRecord for CustomerSnapshot {
 }
 impl AvroRecord for CustomerErasure {
     const KIND: SchemaKind = SchemaKind::CustomerErasure;
+}
+impl AvroRecord for CatalogVersion {
+    const KIND: SchemaKind = SchemaKind::CatalogVersion;
 }
 
 /// Why bytes could not be turned into a record, or a record into bytes.

@@ -27,7 +27,7 @@ use arm::ArmStats;
 use hybrid::SharedModel;
 
 use crate::versioned::FormatTag;
-use crate::{CONTEXT_DIM, DecisionRng, EventTime};
+use crate::{DecisionRng, EventTime};
 
 /// What the model forgets, and when (all in event time).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,6 +53,9 @@ pub enum Forgetting {
 }
 
 impl Forgetting {
+    /// The discount per tick of [`Forgetting::Discounted`] unless set.
+    pub const DEFAULT_GAMMA: f64 = 0.95;
+
     /// Name and settings, as logged on every decision.
     pub fn describe(&self) -> String {
         match self {
@@ -125,10 +128,11 @@ pub struct BanditConfig {
 }
 
 impl Default for BanditConfig {
-    /// LinUCB (α = 0.5, ε = 0.05), λ = 1, a 24 h sliding window in 1 h buckets.
+    /// LinUCB (α = 0.5, ε = 0.05), λ = 1, a 24 h sliding window in 1 h buckets;
+    /// dimension 16 (set it to the context's length).
     fn default() -> Self {
         Self {
-            dim: CONTEXT_DIM,
+            dim: 16,
             lambda: 1.0,
             forgetting: Forgetting::SlidingWindow {
                 bucket_ms: 3_600_000,

@@ -56,6 +56,40 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// The names of the policies, as a deployment and `--policy` write them.
+    pub const NAMES: [&'static str; 5] = [
+        "linucb",
+        "thompson",
+        "epsilon-greedy",
+        "softmax",
+        "squarecb",
+    ];
+
+    /// The policy called `name` with its default settings: the one place those
+    /// defaults live (LinUCB α 0.5 ε 0.05; Thompson scale 0.5; ε-greedy ε
+    /// 0.05; softmax τ 0.05; SquareCB γ 50).
+    pub fn with_defaults(name: &str) -> Option<Policy> {
+        Some(match name {
+            "linucb" => Policy::default(),
+            "thompson" => Policy::Thompson { scale: 0.5 },
+            "epsilon-greedy" => Policy::EpsilonGreedy { epsilon: 0.05 },
+            "softmax" => Policy::Softmax { temperature: 0.05 },
+            "squarecb" => Policy::SquareCb { gamma: 50.0 },
+            _ => return None,
+        })
+    }
+
+    /// Its name (one of [`Policy::NAMES`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Policy::LinUcb { .. } => "linucb",
+            Policy::Thompson { .. } => "thompson",
+            Policy::EpsilonGreedy { .. } => "epsilon-greedy",
+            Policy::Softmax { .. } => "softmax",
+            Policy::SquareCb { .. } => "squarecb",
+        }
+    }
+
     /// Name and settings, as logged on every decision.
     pub fn describe(&self) -> String {
         match self {

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::{CapScope, ContactPolicyConfig, duration, known_action};
-use crate::{ActionCatalog, Channel, EventTime};
+use super::{CapScope, ContactPolicyConfig, duration};
+use crate::{ActionCatalog, ActionKind, EventTime, Names, Vocabulary};
 
 /// Contact times are kept in whole minutes since the Unix epoch (4 bytes, good
 /// until the year 10136): caps and cool-downs are counted in minutes.
@@ -112,6 +112,7 @@ pub struct ContactGuard {
     keep: usize,
     cooldown: Option<Minute>,
     negative_responses: Vec<String>,
+    channels: Names,
     budgets: FxHashMap<String, Budget>,
     actions: Vec<String>,
     customers: FxHashMap<Box<str>, ContactHistory>,
@@ -145,9 +146,15 @@ pub(crate) struct GuardSnapshot {
 }
 
 impl ContactGuard {
-    /// Compiles the caps, cool-down and budgets of `cfg`; refuses caps that the
-    /// kept history could not count exactly, saying what to add.
-    pub fn new(cfg: &ContactPolicyConfig, catalog: &ActionCatalog) -> Result<Self, String> {
+    /// Compiles the caps and cool-down of `cfg` and the budgets of the
+    /// catalog's actions; refuses caps that the kept history could not count
+    /// exactly, saying what to add. The vocabulary's negative outcomes start
+    /// the cool-down.
+    pub fn new(
+        cfg: &ContactPolicyConfig,
+        vocabulary: &Vocabulary,
+        catalog: &ActionCatalog,
+    ) -> Result<Self, String> {
         let mut caps = Vec::new();
         for c in &cfg.caps {
             let per = duration(&format!("cap {:?} per", c.scope), &c.per)?;
@@ -187,34 +194,45 @@ impl ContactGuard {
             .as_deref()
             .map(|d| duration("cooldown_after_negative", d).map(minutes))
             .transpose()?;
-        let mut budgets = FxHashMap::default();
-        for (action, b) in &cfg.budgets {
-            known_action(catalog, action, "budgets")?;
-            let per_ms = b
-                .per
-                .as_deref()
-                .map(|p| duration(&format!("budget of {action}"), p))
-                .transpose()?;
-            budgets.insert(
-                action.clone(),
-                Budget {
-                    max: b.max,
-                    per_ms,
-                    spent: VecDeque::new(),
-                    total: 0,
-                    unpublished: Vec::new(),
-                },
-            );
-        }
-        Ok(Self {
+        let mut guard = Self {
             horizon: longest.max(cooldown.unwrap_or(0)),
             caps,
             keep,
             cooldown,
-            negative_responses: cfg.negative_responses(),
-            budgets,
+            negative_responses: vocabulary
+                .outcomes
+                .iter()
+                .filter(|o| o.negative)
+                .map(|o| o.event_type.clone())
+                .collect(),
+            channels: vocabulary.channels.clone(),
             ..Self::default()
-        })
+        };
+        guard.add_budgets(catalog)?;
+        Ok(guard)
+    }
+
+    /// Takes the budgets of a catalog (a new version's): a new budget starts
+    /// empty, a changed one keeps what was spent.
+    pub fn add_budgets(&mut self, catalog: &ActionCatalog) -> Result<(), String> {
+        for action in catalog.actions() {
+            let Some(b) = &action.budget else { continue };
+            let per_ms = b
+                .per
+                .as_deref()
+                .map(|p| duration(&format!("budget of {}", action.id), p))
+                .transpose()?;
+            let budget = self.budgets.entry(action.id.clone()).or_insert(Budget {
+                max: b.max,
+                per_ms,
+                spent: VecDeque::new(),
+                total: 0,
+                unpublished: Vec::new(),
+            });
+            budget.max = b.max;
+            budget.per_ms = per_ms;
+        }
+        Ok(())
     }
 
     /// Keeps this instance's budget spending for [`ContactGuard::take_spent`],
@@ -281,20 +299,34 @@ impl ContactGuard {
         }
     }
 
-    /// The candidates the customer may be contacted with now (in their order).
+    fn channel_index(&self, channel: &str) -> u8 {
+        self.channels
+            .position(channel)
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(u8::MAX)
+    }
+
+    /// The candidates the customer may be contacted with now (in their order);
+    /// `catalog` (the version in force) says which are transactional: they
+    /// skip caps and cool-downs.
     pub fn allowed(
         &mut self,
         customer: &str,
-        channel: Channel,
+        channel: &str,
         now: EventTime,
         candidates: &[String],
+        catalog: &ActionCatalog,
     ) -> Vec<String> {
         if self.is_empty() {
             return candidates.to_vec();
         }
         let at = minute(now);
+        let channel = self.channel_index(channel);
         let mut kept = Vec::with_capacity(candidates.len());
         for action in candidates {
+            let transactional = catalog
+                .get(action)
+                .is_some_and(|a| a.kind == ActionKind::Transactional);
             let index = self.action_index(action);
             let history = self.customers.get(customer);
             let within = |per: Minute| {
@@ -303,22 +335,24 @@ impl ContactGuard {
                     .flat_map(|h| &h.contacts)
                     .filter(move |c| at.saturating_sub(c.at) < per)
             };
-            let capped = self.caps.iter().any(|cap| {
-                let n = match cap.scope {
-                    CapScope::Overall => within(cap.per).count(),
-                    CapScope::Action => within(cap.per).filter(|c| c.action == index).count(),
-                    CapScope::Channel => within(cap.per)
-                        .filter(|c| usize::from(c.channel) == channel.index())
-                        .count(),
-                };
-                n >= cap.max as usize
-            });
-            let cooling = self.cooldown.is_some_and(|cd| {
-                history
-                    .into_iter()
-                    .flat_map(|h| &h.negative)
-                    .any(|(a, t)| *a == index && at.saturating_sub(*t) < cd)
-            });
+            let capped = !transactional
+                && self.caps.iter().any(|cap| {
+                    let n = match cap.scope {
+                        CapScope::Overall => within(cap.per).count(),
+                        CapScope::Action => within(cap.per).filter(|c| c.action == index).count(),
+                        CapScope::Channel => {
+                            within(cap.per).filter(|c| c.channel == channel).count()
+                        }
+                    };
+                    n >= cap.max as usize
+                });
+            let cooling = !transactional
+                && self.cooldown.is_some_and(|cd| {
+                    history
+                        .into_iter()
+                        .flat_map(|h| &h.negative)
+                        .any(|(a, t)| *a == index && at.saturating_sub(*t) < cd)
+                });
             let over_budget = self
                 .budgets
                 .get_mut(action.as_str())
@@ -336,17 +370,27 @@ impl ContactGuard {
         kept
     }
 
-    /// Counts a contact: the customer was shown `action` on `channel` at `now`.
-    pub fn contacted(&mut self, customer: &str, action: &str, channel: Channel, now: EventTime) {
+    /// Counts a contact: the customer was shown `action` (of `kind`) on
+    /// `channel` at `now`. A transactional one spends its budget but counts
+    /// against no cap.
+    pub fn contacted(
+        &mut self,
+        customer: &str,
+        action: &str,
+        kind: ActionKind,
+        channel: &str,
+        now: EventTime,
+    ) {
         if let Some(b) = self.budgets.get_mut(action) {
             b.spend(now);
             if self.share_budgets {
                 b.unpublished.push(now);
             }
         }
-        if self.keep == 0 {
+        if self.keep == 0 || kind == ActionKind::Transactional {
             return;
         }
+        let channel = self.channel_index(channel);
         let action = self.action_index(action);
         let keep = self.keep;
         let at = minute(now);
@@ -354,7 +398,7 @@ impl ContactGuard {
         h.contacts.push_back(Contact {
             at,
             action,
-            channel: channel.index() as u8,
+            channel,
         });
         while h.contacts.len() > keep {
             h.contacts.pop_front();

@@ -1,17 +1,19 @@
 //! The contact policy: human judgement over the algorithm, and no spam.
 //!
-//! One policy file serves two stages:
-//! - the feature-aggregator applies the *eligibility* rules (conditions on the
-//!   customer's features, named segments) before a request lists its candidate
-//!   actions ([`Eligibility`]);
+//! One policy serves two stages:
+//! - the feature-aggregator applies the *eligibility* rules (each action's
+//!   conditions on the customer's behaviour, profile and request, and named
+//!   segments) before a request lists its candidate actions ([`Eligibility`]);
 //! - the model-updater applies *frequency caps*, the *cool-down* after a
 //!   negative response and the per-action *budgets* just before the bandit
 //!   chooses, and counts each contact as it decides ([`ContactGuard`]). It is
 //!   the stage that knows what was shown, at once and in order, so the caps
 //!   hold exactly and a backtest enforces them as the live run did.
 //!
+//! Eligibility conditions and budgets belong to actions (they travel with the
+//! catalog); caps, the cool-down and segments to the policy:
+//!
 //! ```toml
-//! negative_responses = ["dismiss"]       # default
 //! cooldown_after_negative = "7d"         # that action, for that customer
 //!
 //! [[cap]]                                # at most `max` contacts per `per`
@@ -20,13 +22,7 @@
 //! per = "24h"
 //!
 //! [segments]
-//! lapsed = ["since_purchase > 30d"]
-//!
-//! [eligibility]                          # every condition must hold
-//! discount_10 = ["segment lapsed", "lifetime_spend >= 20"]
-//!
-//! [budgets]                              # all customers of this instance
-//! free_shipping = { max = 1000, per = "24h" }
+//! lapsed = ["since:purchase > 30d"]
 //! ```
 
 mod guard;
@@ -37,21 +33,22 @@ pub use guard::{BudgetSpend, ContactGuard, GuardStats};
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::features::parse_duration_ms;
-use crate::{ActionCatalog, CustomerState, EventTime, FeatureLayout};
+use crate::{
+    ActionCatalog, CatalogProblem, CustomerState, Declarations, FeatureLayout, Interaction,
+};
 use rules::Condition;
 
-/// A contact policy as written in its TOML file (see the module documentation).
+/// The caps, cool-down and segments of a contact policy (eligibility
+/// conditions and budgets belong to the actions).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContactPolicyConfig {
-    /// Response event types that start a cool-down (default `dismiss`).
-    #[serde(default)]
-    pub negative_responses: Option<Vec<String>>,
     /// How long an action is not offered again to a customer after they
-    /// responded negatively to it.
+    /// responded negatively to it (a negative outcome of the vocabulary).
     #[serde(default)]
     pub cooldown_after_negative: Option<String>,
     /// Frequency caps.
@@ -60,16 +57,10 @@ pub struct ContactPolicyConfig {
     /// Named sets of conditions.
     #[serde(default)]
     pub segments: BTreeMap<String, Vec<String>>,
-    /// Per action id: conditions that must all hold for it to be a candidate.
-    #[serde(default)]
-    pub eligibility: BTreeMap<String, Vec<String>>,
-    /// Per action id: how many contacts it may have.
-    #[serde(default)]
-    pub budgets: BTreeMap<String, BudgetConfig>,
 }
 
 /// What a frequency cap counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CapScope {
     /// Every contact of the customer.
@@ -81,7 +72,7 @@ pub enum CapScope {
 }
 
 /// At most `max` contacts per `per`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapConfig {
     /// What is counted.
@@ -104,26 +95,6 @@ pub struct BudgetConfig {
     pub per: Option<String>,
 }
 
-impl ContactPolicyConfig {
-    fn negative_responses(&self) -> Vec<String> {
-        self.negative_responses
-            .clone()
-            .unwrap_or_else(|| vec!["dismiss".to_owned()])
-    }
-}
-
-fn known_action<'a>(catalog: &ActionCatalog, id: &'a str, table: &str) -> Result<&'a str, String> {
-    if catalog.actions().iter().any(|a| a.id == id) {
-        Ok(id)
-    } else {
-        let ids: Vec<&str> = catalog.actions().iter().map(|a| a.id.as_str()).collect();
-        Err(format!(
-            "[{table}] names action {id:?}, which is not in the catalog ({})",
-            ids.join(", ")
-        ))
-    }
-}
-
 fn duration(what: &str, text: &str) -> Result<i64, String> {
     parse_duration_ms(text).map_err(|e| format!("{what}: {e}"))
 }
@@ -133,62 +104,79 @@ fn duration(what: &str, text: &str) -> Result<i64, String> {
 #[derive(Debug, Clone, Default)]
 pub struct Eligibility {
     segments: Vec<Vec<Condition>>,
-    rules: Vec<(String, Vec<Condition>)>,
+    rules: FxHashMap<String, Vec<Condition>>,
 }
 
 impl Eligibility {
-    /// Compiles the policy's segments and eligibility rules against the feature
-    /// layout and the catalog; says what is wrong otherwise.
+    /// Compiles the policy's segments and the catalog's eligibility
+    /// conditions against the feature layout and the declarations; every
+    /// problem found, otherwise.
     pub fn new(
         cfg: &ContactPolicyConfig,
         layout: &FeatureLayout,
+        declared: &Declarations,
         catalog: &ActionCatalog,
-    ) -> Result<Self, String> {
-        // The model-updater has no catalog: its budgets are checked here.
-        for action in cfg.budgets.keys() {
-            known_action(catalog, action, "budgets")?;
-        }
+    ) -> Result<Self, Vec<CatalogProblem>> {
+        let mut problems = Vec::new();
         let names: Vec<String> = cfg.segments.keys().cloned().collect();
         let mut segments = Vec::new();
         for (name, conditions) in &cfg.segments {
-            let parsed = conditions
-                .iter()
-                .map(|c| match Condition::parse(c, layout, &[])? {
-                    Condition::Segment { .. } => Err(format!(
-                        "segment {name}: a segment's conditions cannot name segments ({c:?})"
-                    )),
-                    ok => Ok(ok),
-                })
-                .collect::<Result<Vec<_>, String>>()
-                .map_err(|e| format!("segment {name}: {e}"))?;
+            let mut parsed = Vec::new();
+            for c in conditions {
+                match Condition::parse(c, layout, declared, &names) {
+                    Ok(Condition::Segment { .. }) => problems.push(CatalogProblem {
+                        action: None,
+                        field: "segments",
+                        message: format!(
+                            "segment {name}: a segment's conditions cannot name segments ({c:?})"
+                        ),
+                    }),
+                    Ok(ok) => parsed.push(ok),
+                    Err(e) => problems.push(CatalogProblem {
+                        action: None,
+                        field: "segments",
+                        message: format!("segment {name}: {e}"),
+                    }),
+                }
+            }
             segments.push(parsed);
         }
-        let mut rules = Vec::new();
-        for (action, conditions) in &cfg.eligibility {
-            known_action(catalog, action, "eligibility")?;
-            let parsed = conditions
-                .iter()
-                .map(|c| Condition::parse(c, layout, &names))
-                .collect::<Result<Vec<_>, String>>()
-                .map_err(|e| format!("eligibility of {action}: {e}"))?;
-            rules.push((action.clone(), parsed));
+        let mut rules = FxHashMap::default();
+        for (i, action) in catalog.actions().iter().enumerate() {
+            let mut parsed = Vec::new();
+            for c in &action.eligibility {
+                match Condition::parse(c, layout, declared, &names) {
+                    Ok(ok) => parsed.push(ok),
+                    Err(e) => problems.push(CatalogProblem {
+                        action: Some(i),
+                        field: "eligibility",
+                        message: format!("eligibility of {}: {e}", action.id),
+                    }),
+                }
+            }
+            if !parsed.is_empty() {
+                rules.insert(action.id.clone(), parsed);
+            }
         }
-        Ok(Self { segments, rules })
+        match problems.is_empty() {
+            true => Ok(Self { segments, rules }),
+            false => Err(problems),
+        }
     }
 
-    /// True if `action` may be offered to the customer at `now`.
+    /// True if `action` may be offered to the customer asking with `request`.
     pub fn allows(
         &self,
         action: &str,
         s: &CustomerState,
         layout: &FeatureLayout,
-        now: EventTime,
+        request: &Interaction,
     ) -> bool {
-        self.rules
-            .iter()
-            .filter(|(a, _)| a == action)
-            .flat_map(|(_, conditions)| conditions)
-            .all(|c| c.holds(s, layout, now, &self.segments))
+        self.rules.get(action).is_none_or(|conditions| {
+            conditions
+                .iter()
+                .all(|c| c.holds(s, layout, request, &self.segments))
+        })
     }
 
     /// True if there are no rules.

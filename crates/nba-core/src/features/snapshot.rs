@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CustomerState, FeatureLayout, NEVER, format_duration_ms};
+use super::state::NEVER;
+use super::{CustomerState, FeatureLayout};
 use crate::EventTime;
 
 /// One customer's state, written to the changelog topic and read back when a
@@ -27,13 +28,11 @@ pub struct CustomerSnapshot {
     pub linked_to: Option<String>,
     /// Their newest event (their watermark; the counters are expressed at it).
     pub last_event: Option<EventTime>,
-    /// Their newest purchase.
-    pub last_purchase: Option<EventTime>,
     /// Money spent over their whole history.
     pub lifetime_spend: f64,
     /// Events over their whole history.
     pub lifetime_events: i64,
-    /// The decayed counters, as [`FeatureLayout`] lays them out.
+    /// The counters, as [`FeatureLayout`] lays them out.
     pub counters: Vec<f32>,
 }
 
@@ -48,41 +47,6 @@ impl CustomerSnapshot {
     }
 }
 
-impl FeatureLayout {
-    /// What the counters of a state under this layout mean, as one string
-    /// (windows, breakdown window, number of counters): states restore only
-    /// under an equal fingerprint.
-    pub fn fingerprint(&self) -> String {
-        let windows: Vec<String> = self
-            .windows_ms
-            .iter()
-            .map(|w| format_duration_ms(*w))
-            .collect();
-        let mut fingerprint = format!(
-            "windows={};breakdown={};counters={}",
-            windows.join(","),
-            format_duration_ms(self.windows_ms[self.breakdown]),
-            self.counters()
-        );
-        if !self.per_action.is_empty() {
-            let blocks: Vec<String> = self
-                .per_action
-                .iter()
-                .map(|(scale, responses)| {
-                    let name = if *responses { "responded" } else { "contacted" };
-                    format!("{name}:{}", format_duration_ms(*scale))
-                })
-                .collect();
-            fingerprint += &format!(
-                ";per_action={};actions={}",
-                blocks.join(","),
-                self.actions.join("|")
-            );
-        }
-        fingerprint
-    }
-}
-
 impl CustomerState {
     /// The state as the changelog carries it.
     pub fn snapshot(
@@ -93,12 +57,11 @@ impl CustomerState {
     ) -> CustomerSnapshot {
         CustomerSnapshot {
             customer_id: customer_id.to_owned(),
-            layout: layout.fingerprint(),
+            layout: layout.fingerprint().to_owned(),
             input_offset,
             opted_out: false,
             linked_to: None,
             last_event: self.last_event(),
-            last_purchase: self.last_purchase(),
             lifetime_spend: self.lifetime_spend,
             lifetime_events: i64::from(self.lifetime_events),
             counters: self.counters.to_vec(),
@@ -106,8 +69,8 @@ impl CustomerState {
     }
 
     /// The state a snapshot carries; refused if it was written under another
-    /// layout (other windows, or a version with other event kinds, channels or
-    /// categories).
+    /// layout (other windows, or other declared event types, channels,
+    /// categories, kept times, recent actions or profile fields).
     pub fn from_snapshot(layout: &FeatureLayout, s: &CustomerSnapshot) -> Result<Self, String> {
         let expected = layout.fingerprint();
         if s.layout != expected || s.counters.len() != layout.counters() {
@@ -118,7 +81,6 @@ impl CustomerState {
         }
         Ok(Self {
             clock: s.last_event.unwrap_or(NEVER),
-            last_purchase: s.last_purchase.unwrap_or(NEVER),
             lifetime_spend: s.lifetime_spend,
             lifetime_events: u32::try_from(s.lifetime_events.max(0)).unwrap_or(u32::MAX),
             counters: s.counters.clone().into_boxed_slice(),

@@ -1,0 +1,132 @@
+//! The resolved settings of a deployment, each with where its value came
+//! from: what `nba config check` and `--print-config` print.
+
+use std::fmt::Write;
+
+use crate::{Deployment, Source};
+
+/// Appends every leaf of `value` under `path` as `path = value  # source`.
+fn leaves(deployment: &Deployment, path: &str, value: &toml::Value, out: &mut String) {
+    match value {
+        toml::Value::Table(t) if !t.is_empty() => {
+            for (k, v) in t {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                leaves(deployment, &p, v, out);
+            }
+        }
+        toml::Value::Array(items) if items.iter().any(toml::Value::is_table) => {
+            for (i, v) in items.iter().enumerate() {
+                leaves(deployment, &format!("{path}[{i}]"), v, out);
+            }
+        }
+        leaf => {
+            // Valid TOML: a step that is not a bare key (an index) is quoted.
+            let key: Vec<String> = path
+                .split('.')
+                .map(|step| {
+                    if !step
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        format!("{step:?}")
+                    } else {
+                        step.to_owned()
+                    }
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "{} = {leaf}  # {}",
+                key.join("."),
+                deployment.source_of(path)
+            );
+        }
+    }
+}
+
+impl Deployment {
+    /// Where the setting at `path` came from.
+    pub fn source_of(&self, path: &str) -> Source {
+        if let Some((_, s)) = self
+            .overridden
+            .iter()
+            .find(|(o, _)| path == o || path.starts_with(&format!("{o}.")))
+        {
+            return s.clone();
+        }
+        let mut at = Some(&self.written);
+        for step in path.split('.') {
+            let (key, index) = match step.split_once('[') {
+                Some((k, i)) => (k, i.trim_end_matches(']').parse::<usize>().ok()),
+                None => (step, None),
+            };
+            at = at.and_then(|v| v.get(key)).and_then(|v| match index {
+                Some(i) => v.get(i),
+                None => Some(v),
+            });
+        }
+        match at {
+            Some(_) => Source::File,
+            None if path.starts_with("contact.") && self.file.contact.include.is_some() => {
+                Source::File
+            }
+            None => Source::Default,
+        }
+    }
+
+    /// Every setting as resolved, one per line, each with its source; then
+    /// what the settings imply (dimensions, memory).
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# deployment {:?}{}",
+            self.settings.name,
+            self.path
+                .as_ref()
+                .map(|p| format!(" from {}", p.display()))
+                .unwrap_or_default()
+        );
+        match toml::Value::try_from(&self.file) {
+            Ok(v) => leaves(self, "", &v, &mut out),
+            Err(e) => {
+                let _ = writeln!(out, "# (cannot print the settings: {e})");
+            }
+        }
+        let s = &self.settings;
+        let layout = nba_core::FeatureLayout::new(&s.features, &s.declared);
+        let _ = writeln!(
+            out,
+            "# context: {} entries (the model's dimension)",
+            s.dim()
+        );
+        let _ = writeln!(
+            out,
+            "# action context: {} entries per candidate",
+            s.action_dim
+        );
+        if let Ok(l) = layout {
+            let _ = writeln!(
+                out,
+                "# customer state: {} bytes of counters per customer ({})",
+                l.counter_bytes(),
+                l.fingerprint()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# catalog: {} actions; simulation: {}",
+            s.catalog.actions().len(),
+            if s.simulation.is_some() {
+                "declared"
+            } else {
+                "none"
+            }
+        );
+        out
+    }
+}

@@ -1,0 +1,340 @@
+use std::path::Path;
+
+use super::*;
+
+fn bank_text() -> &'static str {
+    EXAMPLES[1].1
+}
+
+fn check(text: &str) -> Result<Deployment, Problems> {
+    Deployment::from_text(text, Some(Path::new("bank.toml")), Path::new("."), &[])
+}
+
+/// `text` with `from` replaced by `to` (which must occur).
+fn edited(from: &str, to: &str) -> String {
+    assert!(bank_text().contains(from), "the bank example has {from:?}");
+    bank_text().replacen(from, to, 1)
+}
+
+#[test]
+fn the_examples_resolve() {
+    let retail = Deployment::example("retail", &[]).expect("retail");
+    assert_eq!(retail.settings.dim(), 16);
+    assert_eq!(retail.settings.catalog.actions().len(), 8);
+    let bank = Deployment::example("bank", &[]).expect("bank");
+    assert!(bank.settings.catalog.actions().len() >= 10);
+    assert_eq!(bank.settings.dim(), 26);
+    assert_eq!(bank.settings.action_dim, 1 + 1 + 1 + 1 + 7 + 1);
+    let groups: std::collections::BTreeSet<&str> = bank
+        .settings
+        .catalog
+        .actions()
+        .iter()
+        .map(|a| a.group.split('/').next().unwrap_or_default())
+        .collect();
+    assert!(groups.len() >= 4, "{groups:?}");
+}
+
+/// Every kind of mistake gets its own message, on the line it was made,
+/// with the setting at fault and what to do.
+#[test]
+fn mistakes_are_explained_where_they_were_made() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        // 1. TOML syntax.
+        (
+            edited("name = \"bank\"", "name = bank"),
+            "",
+            "string values must be quoted",
+        ),
+        // 2. An unknown key.
+        (
+            edited(
+                "[policy]\nname = \"linucb\"",
+                "[policy]\nname = \"linucb\"\nalpa = 0.3",
+            ),
+            "",
+            "unknown field `alpa`",
+        ),
+        // 3. A value of the wrong type.
+        (
+            edited("buckets = 28", "buckets = \"many\""),
+            "",
+            "invalid type",
+        ),
+        // 4. A duplicate action id.
+        (
+            edited("id = \"car_loan\"", "id = \"personal_loan\""),
+            "action[4].id",
+            "is declared twice",
+        ),
+        // 5. A treatment on an undeclared channel.
+        (
+            edited(
+                "call = { template = \"script-mortgage\" }",
+                "fax = { template = \"script-mortgage\" }",
+            ),
+            "action[2].channels",
+            "\"fax\", which is not a declared channel",
+        ),
+        // 6. A rule naming an undeclared profile field.
+        (
+            edited(
+                "eligibility = [\"profile.age >= 21\"]",
+                "eligibility = [\"profile.income >= 21\"]",
+            ),
+            "action[3].eligibility",
+            "\"income\" is not a declared profile field",
+        ),
+        // 7. A context feature naming an undeclared attribute.
+        (
+            edited("\"attribute.intent\",", "\"attribute.mood\","),
+            "features.context",
+            "attribute \"mood\" is not declared",
+        ),
+        // 8. A negative value.
+        (
+            edited("value = 120.0", "value = -120.0"),
+            "action[0].value",
+            "must be a number >= 0",
+        ),
+        // 9. A negative budget.
+        (
+            edited(
+                "budget = { max = 500, per = \"24h\" }",
+                "budget = { max = -5, per = \"24h\" }",
+            ),
+            "action[1].budget",
+            "a budget must be >= 0",
+        ),
+        // 10. valid_until before valid_from.
+        (
+            edited(
+                "valid_until = 2026-01-03T00:00:00Z",
+                "valid_until = 2025-01-03T00:00:00Z",
+            ),
+            "action[11].valid_until",
+            "valid_until must be after valid_from",
+        ),
+        // 11. An outcome with no reward value.
+        (
+            edited("click = { reward = 1.0 }", "click = { negative = false }"),
+            "vocabulary.outcomes.click",
+            "the outcome has no reward value",
+        ),
+        // 12. An empty catalog.
+        (
+            bank_text()
+                .split("[[action]]")
+                .next()
+                .expect("the part before the actions")
+                .to_owned(),
+            "action",
+            "the catalog has no action",
+        ),
+        // 13. A context longer than the model takes / a declared dimension
+        // the context does not have.
+        (
+            edited(
+                "attribution_window = \"30m\"",
+                "attribution_window = \"30m\"\ndim = 16",
+            ),
+            "policy.dim",
+            "policy.dim is 16 but the context has 26 entries",
+        ),
+        // 14. A trigger that is not a declared event type.
+        (
+            edited(
+                "triggers = [\"login\", \"salary_changed\", \"moved_house\"]",
+                "triggers = [\"login\", \"logout\"]",
+            ),
+            "vocabulary.triggers",
+            "trigger \"logout\" is not a declared event type",
+        ),
+        // 15. A duration people cannot mean.
+        (
+            edited("bucket = \"6h\"", "bucket = \"6 hours\""),
+            "policy.bucket",
+            "has unit",
+        ),
+        // 16. A policy setting out of range.
+        (
+            edited(
+                "[policy]\nname = \"linucb\"",
+                "[policy]\nname = \"linucb\"\nepsilon = 1.5",
+            ),
+            "policy",
+            "epsilon in [0, 1]",
+        ),
+        // 17. A category field without values.
+        (
+            edited(
+                "country = { type = \"category\", values = [\"uk\", \"ie\", \"de\", \"fr\", \"es\", \"nl\"] }",
+                "country = { type = \"category\" }",
+            ),
+            "profile.country",
+            "needs its values",
+        ),
+        // 18. A tag value the catalog does not declare.
+        (
+            edited(
+                "tags = { product = \"card\", category = \"credit_cards\" }",
+                "tags = { product = \"crypto\", category = \"credit_cards\" }",
+            ),
+            "action[0].tags",
+            "catalog.tags.product does not list",
+        ),
+        // 19. A channel listed twice.
+        (
+            edited(
+                "channels = [\"branch\", \"app\", \"web\", \"call\", \"email\"]",
+                "channels = [\"branch\", \"app\", \"web\", \"app\", \"email\"]",
+            ),
+            "vocabulary.channels",
+            "\"app\" is listed twice",
+        ),
+        // 20. A segment condition on an event time nba does not keep.
+        (
+            edited(
+                "movers = [\"since:moved_house < 30d\"]",
+                "movers = [\"since:payment < 30d\"]",
+            ),
+            "contact.segments",
+            "add it to features.last_seen",
+        ),
+        // 21. A simulation naming an undeclared event type.
+        (
+            edited("payment = 0.1 }", "teleport = 0.1 }"),
+            "simulation.browse",
+            "\"teleport\" is not a declared event type",
+        ),
+    ];
+    let mut kinds = std::collections::BTreeSet::new();
+    for (text, setting, says) in &cases {
+        let problems = check(text).expect_err(says);
+        let found = problems
+            .0
+            .iter()
+            .find(|p| p.message.contains(says))
+            .unwrap_or_else(|| panic!("{says:?} not in {problems}"));
+        assert_eq!(found.setting, *setting, "{found}");
+        assert_eq!(found.file.as_deref(), Some(Path::new("bank.toml")));
+        let Some(line) = found.line else {
+            // Only what the file does not write at all has no line.
+            assert!(
+                !text.contains(&format!("[[{setting}]]")),
+                "no line: {found}"
+            );
+            kinds.insert(*says);
+            continue;
+        };
+        // The line is where the setting (or its section) is written.
+        let key = setting.rsplit(['.', ']']).next().unwrap_or_default();
+        let written = text.lines().nth(line - 1).unwrap_or_default();
+        assert!(
+            key.is_empty() || written.contains(key) || written.starts_with('['),
+            "{found}: line {line} is {written:?}"
+        );
+        kinds.insert(*says);
+    }
+    assert!(kinds.len() >= 15, "{} kinds", kinds.len());
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = edited("value = 120.0", "value = -1.0")
+        .replacen("id = \"car_loan\"", "id = \"personal_loan\"", 1)
+        .replacen("buckets = 28", "buckets = 0", 1);
+    let problems = check(&text).expect_err("three problems");
+    assert_eq!(problems.0.len(), 3, "{problems}");
+    assert!(problems.to_string().starts_with("bank.toml:"), "{problems}");
+}
+
+#[test]
+fn flags_and_the_environment_override_the_file_and_say_so() {
+    let overrides = [
+        Override::new("policy.alpha", 0.25, Source::Flag("--alpha".into())),
+        Override::new(
+            "features.windows",
+            toml::Value::Array(vec!["1h".into(), "30d".into()]),
+            Source::Environment("NBA_FEATURE_WINDOWS".into()),
+        ),
+        Override::new(
+            "features.breakdown_window",
+            "30d",
+            Source::Flag("--breakdown-window".into()),
+        ),
+    ];
+    let d = Deployment::example("bank", &overrides).expect("checks");
+    assert_eq!(
+        d.settings.bandit.policy,
+        nba_core::Policy::LinUcb {
+            alpha: 0.25,
+            epsilon: 0.05
+        }
+    );
+    assert_eq!(d.settings.features.windows_ms, [3_600_000, 2_592_000_000]);
+    let report = d.report();
+    for line in [
+        "policy.alpha = 0.25  # flag --alpha",
+        "features.windows = [\"1h\", \"30d\"]  # environment NBA_FEATURE_WINDOWS",
+        "policy.epsilon = 0.05  # default",
+        "name = \"bank\"  # file",
+        "\"action[0]\".id = \"credit_card\"  # file",
+    ] {
+        assert!(report.contains(line), "{line} in\n{report}");
+    }
+    // What the report prints is TOML.
+    let _: toml::Table = report.parse().expect("the report is TOML");
+    // A bad override names its source, not a line.
+    let bad = [Override::new(
+        "features.context",
+        "bias,colour",
+        Source::Flag("--context".into()),
+    )];
+    let problems = Deployment::example("bank", &bad).expect_err("colour");
+    assert_eq!(problems.0[0].source, Some(Source::Flag("--context".into())));
+    assert!(
+        problems
+            .to_string()
+            .starts_with("flag --context: features.context: "),
+        "{problems}"
+    );
+}
+
+#[test]
+fn a_contact_policy_file_is_included_and_its_mistakes_located_in_it() {
+    let dir = std::env::temp_dir().join(format!("nba-include-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "cooldown_after_negative = \"3d\"\n[[cap]]\nscope = \"overall\"\nmax = 2\nper = \"24h\"\n[eligibility]\ncredit_card = [\"profile.tenure >= 1\"]\n",
+    )
+    .expect("written");
+    let text = bank_text()
+        .split("[contact]")
+        .next()
+        .expect("before")
+        .to_owned()
+        + "[contact]\ninclude = \"policy.toml\"\n"
+        + &bank_text()[bank_text().find("[catalog.tags]").expect("after")..];
+    let file = dir.join("bank.toml");
+    std::fs::write(&file, &text).expect("written");
+    let d = Deployment::load(&file, &[]).expect("checks");
+    assert_eq!(d.settings.contact.caps.len(), 1);
+    let card = d.settings.catalog.get("credit_card").expect("card");
+    assert_eq!(
+        card.eligibility.len(),
+        3,
+        "its own two and the policy's one"
+    );
+    std::fs::write(
+        &policy,
+        "\n[[cap]]\nscope = \"everyone\"\nmax = 2\nper = \"24h\"\n",
+    )
+    .expect("written");
+    let problems = Deployment::load(&file, &[]).expect_err("bad scope");
+    assert_eq!(problems.0[0].file.as_deref(), Some(policy.as_path()));
+    assert_eq!(problems.0[0].line, Some(3));
+    let _ = std::fs::remove_dir_all(&dir);
+}
