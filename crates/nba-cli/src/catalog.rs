@@ -2,6 +2,7 @@
 //! compacted catalog topic, in force at their event time in every
 //! feature-aggregator and model-updater.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -111,35 +112,45 @@ pub(crate) fn run(a: CatalogArgs, sources: &CliSources) -> ExitCode {
             for b in &bad {
                 eprintln!("warning: not a catalog version: {b}");
             }
-            if versions.is_empty() {
-                println!(
-                    "no catalog version is published on {}: the stages run their deployment's own catalog",
-                    s.kafka.topics.topic_catalog
-                );
-            }
-            for v in &versions {
-                if s.json {
-                    match serde_json::to_string(v) {
-                        Ok(line) => println!("{line}"),
-                        Err(e) => eprintln!("error: {e}"),
-                    }
-                } else {
-                    print_version(v);
+            let mut out = std::io::stdout().lock();
+            let printed = (|| -> std::io::Result<()> {
+                if versions.is_empty() {
+                    writeln!(
+                        out,
+                        "no catalog version is published on {}: the stages run their deployment's own catalog",
+                        s.kafka.topics.topic_catalog
+                    )?;
                 }
+                for v in &versions {
+                    if s.json {
+                        writeln!(out, "{}", serde_json::to_string(v)?)?;
+                    } else {
+                        print_version(&mut out, v)?;
+                    }
+                }
+                Ok(())
+            })();
+            match printed {
+                // A reader that stopped early (`| head`) is no failure.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot print the catalog: {e}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
             }
-            ExitCode::SUCCESS
         }
     }
 }
 
-fn print_version(v: &CatalogVersion) {
-    println!(
+fn print_version(out: &mut impl Write, v: &CatalogVersion) -> std::io::Result<()> {
+    writeln!(
+        out,
         "{} version {}, in force from {} ({} actions):",
         v.deployment,
         v.version,
         format_event_time(v.effective_from),
         v.actions.len()
-    );
+    )?;
     for a in &v.actions {
         let channels: Vec<&str> = a.treatments.iter().map(|t| t.channel.as_str()).collect();
         let validity = match (a.valid_from, a.valid_until) {
@@ -150,13 +161,15 @@ fn print_version(v: &CatalogVersion) {
                 u.map_or("open".into(), format_event_time)
             ),
         };
-        println!(
+        writeln!(
+            out,
             "  {:<24} {:<8} {:<24} value {:<8} on {}{validity}",
             a.id,
             a.kind,
             a.group,
             a.value,
             channels.join(",")
-        );
+        )?;
     }
+    Ok(())
 }

@@ -38,30 +38,23 @@ struct CheckArgs {
 pub(crate) fn run(a: &ConfigArgs) -> ExitCode {
     match &a.command {
         ConfigCommand::Check(c) => match Deployment::load(&c.file, &[]) {
-            Ok(d) => {
-                print!("{}", d.report());
-                println!("# OK: {} checks", c.file.display());
-                ExitCode::SUCCESS
-            }
-            Err(problems) => {
-                for p in &problems.0 {
-                    println!("{p}");
-                }
-                println!(
-                    "{} problem{} in {}",
+            Ok(d) => print(
+                &format!("{}# OK: {} checks\n", d.report(), c.file.display()),
+                ExitCode::SUCCESS,
+            ),
+            Err(problems) => print(
+                &format!(
+                    "{problems}\n{} problem{} in {}\n",
                     problems.0.len(),
                     if problems.0.len() == 1 { "" } else { "s" },
                     c.file.display()
-                );
-                ExitCode::from(2)
-            }
+                ),
+                ExitCode::from(2),
+            ),
         },
         ConfigCommand::Example { name } => {
             match nba_deployment::EXAMPLES.iter().find(|(n, _)| n == name) {
-                Some((_, text)) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
+                Some((_, text)) => print(text, ExitCode::SUCCESS),
                 None => {
                     eprintln!(
                         "error: there is no example {name:?}; the examples are {}",
@@ -70,6 +63,17 @@ pub(crate) fn run(a: &ConfigArgs) -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// Prints `text`, then exits with `code` (or a failure if stdout is broken).
+fn print(text: &str, code: ExitCode) -> ExitCode {
+    match nba_kafka::print_stdout(text) {
+        Ok(()) => code,
+        Err(e) => {
+            eprintln!("error: cannot print: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -145,6 +145,7 @@ impl Action {
 pub struct ActionCatalog {
     actions: Vec<Action>,
     ids: Names,
+    has_mandatory: bool,
 }
 
 impl ActionCatalog {
@@ -152,12 +153,22 @@ impl ActionCatalog {
     pub fn new(actions: Vec<Action>) -> Result<Self, String> {
         let ids = Names::new(actions.iter().map(|a| a.id.clone()))
             .map_err(|e| format!("action ids: {e}"))?;
-        Ok(Self { actions, ids })
+        let has_mandatory = actions.iter().any(|a| a.kind == ActionKind::Mandatory);
+        Ok(Self {
+            actions,
+            ids,
+            has_mandatory,
+        })
     }
 
     /// The actions, in catalog order.
     pub fn actions(&self) -> &[Action] {
         &self.actions
+    }
+
+    /// True if some action is mandatory.
+    pub fn has_mandatory(&self) -> bool {
+        self.has_mandatory
     }
 
     /// The action `id`.

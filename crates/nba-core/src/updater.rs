@@ -1,5 +1,7 @@
 //! The model-updater stage's logic: decide on requests, join rewards, learn.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::contact::GuardSnapshot;
@@ -488,40 +490,51 @@ impl ModelUpdater {
         let catalog = self.catalogs.at(r.timestamp);
         // A candidate the catalog in force no longer holds (retired since the
         // request was made, or unknown) is never chosen.
-        let mut candidates: Vec<String> = r
-            .candidates
-            .iter()
-            .filter(|a| catalog.get(a).is_some_and(|a| a.valid_at(r.timestamp)))
-            .cloned()
-            .collect();
-        self.stats.candidates_not_in_catalog += (r.candidates.len() - candidates.len()) as u64;
+        let in_force = |a: &String| catalog.get(a).is_some_and(|a| a.valid_at(r.timestamp));
+        let mut candidates: Cow<'_, [String]> = if r.candidates.iter().all(in_force) {
+            Cow::Borrowed(&r.candidates)
+        } else {
+            let kept: Vec<String> = r
+                .candidates
+                .iter()
+                .filter(|a| in_force(a))
+                .cloned()
+                .collect();
+            self.stats.candidates_not_in_catalog += (r.candidates.len() - kept.len()) as u64;
+            Cow::Owned(kept)
+        };
         // A redelivered request was counted as a contact when it was first
         // decided: it is decided again as then, without the policy seeing
         // its own contact.
         let redelivered = self.join.is_open(&r.decision_id);
         if !self.contacts.is_empty() && !redelivered {
-            candidates = self.contacts.allowed(
+            candidates = Cow::Owned(self.contacts.allowed(
                 &r.customer_id,
                 &r.channel,
                 r.timestamp,
                 &candidates,
                 catalog,
-            );
+            ));
         }
         if candidates.is_empty() {
             self.stats.without_action += 1;
             return Ok(Some(self.no_action(r)));
         }
-        let mandatory = candidates
-            .iter()
-            .filter_map(|a| catalog.get(a))
-            .filter(|a| a.kind == ActionKind::Mandatory)
-            // The most valuable first; ties in catalog (candidate) order.
-            .fold(None, |best: Option<&crate::Action>, a| match best {
-                Some(b) if b.value * b.weight >= a.value * a.weight => Some(b),
-                _ => Some(a),
+        let mandatory = catalog
+            .has_mandatory()
+            .then(|| {
+                candidates
+                    .iter()
+                    .filter_map(|a| catalog.get(a))
+                    .filter(|a| a.kind == ActionKind::Mandatory)
+                    // The most valuable first; ties in catalog (candidate) order.
+                    .fold(None, |best: Option<&crate::Action>, a| match best {
+                        Some(b) if b.value * b.weight >= a.value * a.weight => Some(b),
+                        _ => Some(a),
+                    })
+                    .map(|a| a.id.clone())
             })
-            .map(|a| a.id.clone());
+            .flatten();
         let (action_id, propensity, score, scores, policy, count) = match mandatory {
             Some(id) => (id, 1.0, 0.0, Vec::new(), MANDATORY_POLICY.to_owned(), 1),
             None => {

@@ -41,9 +41,16 @@ impl Names {
 
     /// Position of `name`, if declared.
     pub fn position(&self, name: &str) -> Option<usize> {
-        // A short list is faster to scan than to hash into.
+        // A short list is faster to scan than to hash into, if a name that
+        // differs in length or in its first byte is passed over without a
+        // call to compare the bytes (measured: a backtest's engines looked up
+        // channels, categories and actions per record).
         if self.names.len() <= 8 {
-            return self.names.iter().position(|n| n == name);
+            let first = name.as_bytes().first();
+            return self
+                .names
+                .iter()
+                .position(|n| n.len() == name.len() && n.as_bytes().first() == first && n == name);
         }
         self.index.get(name).map(|i| usize::from(*i))
     }

@@ -24,7 +24,7 @@ fn the_examples_resolve() {
     let bank = Deployment::example("bank", &[]).expect("bank");
     assert!(bank.settings.catalog.actions().len() >= 10);
     assert_eq!(bank.settings.dim(), 26);
-    assert_eq!(bank.settings.action_dim, 1 + 1 + 1 + 1 + 7 + 1);
+    assert_eq!(bank.settings.action_dim, 1 + 1 + 7 + 1);
     let groups: std::collections::BTreeSet<&str> = bank
         .settings
         .catalog
@@ -195,7 +195,7 @@ fn mistakes_are_explained_where_they_were_made() {
         // 20. A segment condition on an event time nba does not keep.
         (
             edited(
-                "movers = [\"since:moved_house < 30d\"]",
+                "movers = [\"count:moved_house > 0.3\"]",
                 "movers = [\"since:payment < 30d\"]",
             ),
             "contact.segments",

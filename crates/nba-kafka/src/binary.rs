@@ -22,6 +22,17 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// Writes `text` to stdout; a reader that stopped early (`| head`) is no
+/// failure (`print!` would panic).
+pub fn print_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// Runs `work` on a multi-threaded runtime; an error is printed with its causes
 /// and gives exit code 1.
 pub fn run_main<F>(work: F) -> ExitCode

@@ -237,10 +237,18 @@ pub fn stage_deployment(
         }
     };
     if sources.wants_print_config() {
-        print!("{}", sources.print_config());
-        println!("\n[deployment-settings]");
-        print!("{}", deployment.report());
-        return Err(ExitCode::SUCCESS);
+        let text = format!(
+            "{}\n[deployment-settings]\n{}",
+            sources.print_config(),
+            deployment.report()
+        );
+        return Err(match crate::print_stdout(&text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot print the configuration: {e}");
+                ExitCode::FAILURE
+            }
+        });
     }
     Ok(deployment)
 }

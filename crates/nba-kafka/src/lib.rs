@@ -28,7 +28,7 @@ mod tracker;
 
 pub use args::{KafkaArgs, TopicArgs};
 pub use audit::{AuditReport, audit};
-pub use binary::{init_logging, run_main, run_stage_binary};
+pub use binary::{init_logging, print_stdout, run_main, run_stage_binary};
 pub use catalog::{publish_catalog, read_catalog};
 pub use config::{
     CliSources, DeploymentArgs, OverrideFlag, ValueKind, parse_cli, stage_deployment,
