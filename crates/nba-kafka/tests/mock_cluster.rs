@@ -636,3 +636,171 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A catalog version published while two feature-aggregators and two
+/// model-updaters run (two partitions) is taken by every instance and is in
+/// force from its event time on: every request from then on lists the added
+/// action on its channels and never the retired one, every request before
+/// lists neither the added one, and no decision after it picks the retired
+/// action, on either partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_takes_a_catalog_version_at_its_event_time() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let settings = Deployment::from_text(NON_DEFAULT, None, std::path::Path::new("."), &[])
+        .expect("checks")
+        .settings;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for t in Topic::ALL {
+        cluster.create_topic(t.default_name(), 2, 1).expect("topic");
+    }
+    let args = Cli::parse_from([
+        "test",
+        "--brokers",
+        &cluster.bootstrap_servers(),
+        "-X",
+        "session.timeout.ms=6000",
+        "-X",
+        "heartbeat.interval.ms=500",
+    ])
+    .kafka;
+    let (stop, stopped) = watch::channel(false);
+    let until = || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let ops = OpsArgs::default();
+    let consumer = tokio::spawn({
+        let (a, s, stage, ops) = (
+            args.clone(),
+            until(),
+            ConsumerStage::new(settings.intake()),
+            ops.clone(),
+        );
+        async move { run_stage(stage, &a, &ops, s).await.map(|_| ()) }
+    });
+    let mut aggregators = Vec::new();
+    let mut updaters = Vec::new();
+    for _ in 0..2 {
+        let (a, s, o) = (args.clone(), until(), ops.clone());
+        let stage = AggregatorStage::new(settings.aggregator()).expect("valid");
+        aggregators.push(tokio::spawn(
+            async move { run_stage(stage, &a, &o, s).await },
+        ));
+        let (a, s, o) = (args.clone(), until(), ops.clone());
+        let stage = UpdaterStage::new(settings.updater(None)).expect("valid");
+        updaters.push(tokio::spawn(
+            async move { run_stage(stage, &a, &o, s).await },
+        ));
+    }
+    // Every instance has joined and caught up; then the version is published,
+    // while they run, ahead of the event time it takes effect at.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    publish_catalog(&args, &catalog_change(&settings))
+        .await
+        .expect("published");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut sim = Simulator::new(
+        &settings,
+        &SimConfig {
+            customers: 120,
+            seed: 5,
+        },
+        false,
+    )
+    .expect("simulates");
+    let records: Vec<OutputRecord> = (0..6_000)
+        .map(|_| {
+            let e = sim.next_event();
+            let payload = nba_schema::encode(&e).expect("encodes");
+            raw(e.customer_id, payload, Some(e.timestamp))
+        })
+        .collect();
+    produce(&args, records).await.expect("produced");
+    let report = audit_until_settled(&args, &settings, 6_000, 0).await;
+    stop.send(true).expect("stages listen");
+    consumer.await.expect("task").expect("consumer ran");
+    for a in aggregators {
+        let (stage, _) = a.await.expect("task").expect("aggregator ran");
+        let counts = stage.aggregator().counts();
+        assert_eq!(counts.catalog_versions, 1, "every aggregator took it");
+        assert!(
+            stage
+                .aggregator()
+                .catalog_at(CHANGE_AT)
+                .get("recommend_beauty")
+                .is_some()
+        );
+    }
+    for u in updaters {
+        let (stage, _) = u.await.expect("task").expect("updater ran");
+        assert_eq!(stage.stats().catalog_versions, 1, "every updater took it");
+        assert!(
+            stage
+                .updater()
+                .catalog_at(CHANGE_AT - 1)
+                .get("recommend_beauty")
+                .is_none()
+        );
+    }
+    assert!(report.problems.is_empty(), "{report:#?}");
+
+    let a = args.clone();
+    let (_, bytes) = tokio::task::spawn_blocking(move || {
+        let topics = [
+            "nba.decision-requests".to_owned(),
+            "nba.next-best-actions".to_owned(),
+        ];
+        record(&a, &topics, StartAt::Beginning, None, Vec::new())
+    })
+    .await
+    .expect("record task")
+    .expect("recorded");
+    let recorded: Vec<nba_schema::RecordedRecord> = nba_schema::read_recording(bytes.as_slice())
+        .expect("a recording")
+        .collect::<Result<_, _>>()
+        .expect("readable");
+    let mut offered_after = [0u64; 2];
+    let mut chosen_after = [0u64; 2];
+    for r in &recorded {
+        let p = usize::try_from(r.partition).expect("a partition");
+        let value = r.value.as_deref().expect("a value");
+        if r.topic == "nba.decision-requests" {
+            let q: DecisionRequest = nba_schema::decode(value).expect("a request");
+            let lists = |a: &str| q.candidates.iter().any(|c| c == a);
+            if q.timestamp < CHANGE_AT {
+                assert!(
+                    !lists("recommend_beauty"),
+                    "{} before it exists",
+                    q.decision_id
+                );
+            } else {
+                assert!(
+                    !lists("recommend_home"),
+                    "{} after its retirement",
+                    q.decision_id
+                );
+                if ["web", "app", "email"].contains(&q.channel.as_str()) {
+                    assert!(
+                        lists("recommend_beauty"),
+                        "{} on {}",
+                        q.decision_id,
+                        q.channel
+                    );
+                    offered_after[p] += 1;
+                }
+            }
+        } else {
+            let d: NextBestAction = nba_schema::decode(value).expect("a decision");
+            if d.timestamp >= CHANGE_AT {
+                assert_ne!(d.action_id, "recommend_home", "{}", d.decision_id);
+                chosen_after[p] += u64::from(d.action_id == "recommend_beauty");
+            }
+        }
+    }
+    assert!(
+        offered_after.iter().all(|n| *n > 20) && chosen_after.iter().all(|n| *n > 0),
+        "on both partitions: offered {offered_after:?}, chosen {chosen_after:?}"
+    );
+}
