@@ -3,6 +3,9 @@
 //! - `bandit-regret`: cumulative regret before and after an abrupt change of
 //!   preferences (with a slow drift throughout) for stationary, sliding-window and
 //!   discounted LinUCB, Thompson sampling and uniform random;
+//! - `bandit-quality`: decision quality on public data and simulated
+//!   deployments next to uniform random, most-popular, the customer's most
+//!   frequent category and a numpy LinUCB (see [`quality`]);
 //! - `bandit-cost`: decide and update time per event for d ∈ {8, 32, 64} and
 //!   K ∈ {10, 50, 1000};
 //! - `metrics-overhead`: what per-step latency recording costs per event, as a
@@ -13,6 +16,8 @@
 //!
 //! All print a table, and with `--json` one JSON object as the last line of
 //! stdout, so results can be compared across commits.
+
+pub mod quality;
 
 use std::path::Path;
 

@@ -1,19 +1,23 @@
 //! Cumulative regret of each policy on a synthetic linear world whose
 //! preferences drift slowly throughout and change abruptly halfway.
 
-use std::time::Instant;
+use std::path::PathBuf;
 
 use clap::Parser;
 use nba_benches::median;
-use nba_core::{BanditConfig, DecisionRng, Forgetting, LinearBandit, Model, Policy};
+use nba_benches::quality::contenders::{Contender, MostPopular, Nba, Uniform};
+use nba_benches::quality::export::{Export, numpy_linucb};
+use nba_benches::quality::{Case, Row, run};
+use nba_core::{BanditConfig, Forgetting, Model, Policy};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-/// Regret before and after an abrupt change (plus slow drift) for stationary,
-/// sliding-window and discounted LinUCB, sliding-window Thompson sampling and
-/// uniform random. One decision per second of event time; the reward comes back
-/// at once.
+/// Regret before and after an abrupt change (plus slow drift) for the
+/// default policy with a sliding window, stationary and discounted LinUCB,
+/// hybrid LinUCB, Thompson sampling, uniform random, most-popular and (with
+/// --numpy) a plain numpy LinUCB. One decision per second of event time; the
+/// reward comes back at once; every policy is paid by the same draws.
 #[derive(Debug, Parser)]
 struct Cli {
     /// Decisions per run (the change happens at half of them).
@@ -28,6 +32,16 @@ struct Cli {
     /// Context dimension.
     #[arg(long, default_value_t = 8)]
     dim: usize,
+    /// Write each run's rows for the numpy reference under DIR.
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
+    /// Also run benches/numpy_linucb.py (needs numpy) on each run's rows;
+    /// its regret is over the whole run.
+    #[arg(long)]
+    numpy: bool,
+    /// The Python that has numpy.
+    #[arg(long, default_value = "python3")]
+    python: String,
     /// Print one JSON object as the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -110,10 +124,30 @@ impl World {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Contender {
-    Bandit(Forgetting, Policy, Model),
-    Random,
+impl World {
+    /// The world's rows: one decision per second, every action a candidate,
+    /// each paid by its own uniform draw.
+    fn rows(&self, cli: &Cli, seed: u64) -> impl Iterator<Item = Row> + '_ {
+        let mut ctx_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+        let (k, d) = (cli.actions, cli.dim);
+        (0..cli.decisions).map(move |t| {
+            let x: Vec<f64> = (0..d)
+                .map(|i| if i == 0 { 1.0 } else { ctx_rng.random::<f64>() })
+                .collect();
+            let truth = (0..k).map(|a| self.mean(a, &x, t)).collect();
+            Row {
+                t: t as i64 * 1_000,
+                x,
+                candidates: (0..k as u32).collect(),
+                z: Vec::new(),
+                truth,
+                draw: (0..k).map(|_| ctx_rng.random()).collect(),
+                favourite: None,
+                popular: None,
+                after_change: t >= self.change_at,
+            }
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -121,57 +155,6 @@ struct PolicyResult {
     name: String,
     regret_before_change: f64,
     regret_after_change: f64,
-    decisions_per_s: f64,
-}
-
-fn run(c: Contender, cli: &Cli, seed: u64) -> (f64, f64, f64) {
-    let mut world_rng = ChaCha8Rng::seed_from_u64(seed);
-    let world = World::new(&mut world_rng, cli.actions, cli.dim, cli.decisions);
-    let mut ctx_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
-    let actions: Vec<String> = (0..cli.actions).map(|a| format!("a{a}")).collect();
-    let mut bandit = match c {
-        Contender::Bandit(forgetting, policy, model) => Some(LinearBandit::new(BanditConfig {
-            dim: cli.dim,
-            lambda: 1.0,
-            forgetting,
-            model,
-            policy,
-            seed,
-            refresh_every: 1_000,
-            track_deltas: false,
-        })),
-        Contender::Random => None,
-    };
-    let (mut before, mut after) = (0.0, 0.0);
-    let started = Instant::now();
-    for t in 0..cli.decisions {
-        let x: Vec<f64> = (0..cli.dim)
-            .map(|i| if i == 0 { 1.0 } else { ctx_rng.random::<f64>() })
-            .collect();
-        let id = format!("{seed}-{t}");
-        let chosen = match &bandit {
-            Some(b) => b.decide(&id, &x, &actions).index,
-            None => DecisionRng::new(seed, &id).index(actions.len()),
-        };
-        let means: Vec<f64> = (0..actions.len()).map(|a| world.mean(a, &x, t)).collect();
-        let best = means.iter().copied().fold(0.0, f64::max);
-        let regret = best - means[chosen];
-        if t < world.change_at {
-            before += regret;
-        } else {
-            after += regret;
-        }
-        let reward = if ctx_rng.random::<f64>() < means[chosen] {
-            1.0
-        } else {
-            0.0
-        };
-        if let Some(b) = &mut bandit {
-            b.update(&actions[chosen], &x, reward, t as i64 * 1_000);
-        }
-    }
-    let secs = started.elapsed().as_secs_f64();
-    (before, after, cli.decisions as f64 / secs.max(1e-9))
 }
 
 fn main() {
@@ -185,51 +168,148 @@ fn main() {
         gamma: 0.995,
         tick_ms: 10_000,
     };
-    let linucb = Policy::LinUcb {
-        alpha: 0.5,
-        epsilon: 0.0,
+    let case = Case {
+        name: "regret".into(),
+        about: "synthetic linear world".into(),
+        actions: (0..cli.actions).map(|a| format!("a{a}")).collect(),
+        categories: vec![None; cli.actions],
+        values: vec![1.0; cli.actions],
+        dim: cli.dim,
+        action_dim: 0,
+        drift: true,
     };
+    let nba = |forgetting, policy, model| BanditConfig {
+        forgetting,
+        policy,
+        model,
+        ..BanditConfig::default()
+    };
+    let linucb = Policy::default();
     let disjoint = Model::Disjoint;
-    let contenders = [
+    let configs = [
+        ("nba-default (window)", nba(window, linucb, disjoint)),
         (
             "linucb-stationary",
-            Contender::Bandit(Forgetting::Stationary, linucb, disjoint),
+            nba(Forgetting::Stationary, linucb, disjoint),
+        ),
+        ("linucb-discounted", nba(discounted, linucb, disjoint)),
+        (
+            "hybrid-linucb-window",
+            nba(window, linucb, Model::Hybrid { action_features: 1 }),
         ),
         (
-            "linucb-sliding-window",
-            Contender::Bandit(window, linucb, disjoint),
+            "thompson-window",
+            nba(
+                window,
+                Policy::with_defaults("thompson").unwrap_or_default(),
+                disjoint,
+            ),
         ),
-        (
-            "linucb-discounted",
-            Contender::Bandit(discounted, linucb, disjoint),
-        ),
-        (
-            "hybrid-linucb-sliding-window",
-            Contender::Bandit(window, linucb, Model::Hybrid { action_features: 1 }),
-        ),
-        (
-            "thompson-sliding-window",
-            Contender::Bandit(window, Policy::Thompson { scale: 0.3 }, disjoint),
-        ),
-        ("uniform-random", Contender::Random),
     ];
-    let mut results = Vec::new();
-    for (name, c) in contenders {
-        let (mut b, mut a, mut s): (Vec<f64>, Vec<f64>, Vec<f64>) =
-            (Vec::new(), Vec::new(), Vec::new());
-        for seed in 0..cli.runs {
-            let (before, after, speed) = run(c, &cli, seed);
-            b.push(before);
-            a.push(after);
-            s.push(speed);
+    let export_dir = match (&cli.export, cli.numpy) {
+        (Some(d), _) => Some(d.clone()),
+        (None, true) => {
+            Some(std::env::temp_dir().join(format!("nba-regret-{}", std::process::id())))
         }
-        results.push(PolicyResult {
-            name: name.to_owned(),
+        (None, false) => None,
+    };
+    let mut per: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
+    for seed in 0..cli.runs {
+        let mut world_rng = ChaCha8Rng::seed_from_u64(seed);
+        let world = World::new(&mut world_rng, cli.actions, cli.dim, cli.decisions);
+        let mut contenders: Vec<Box<dyn Contender>> = configs
+            .iter()
+            .map(|(name, cfg)| {
+                Box::new(Nba::new(
+                    *name,
+                    BanditConfig {
+                        seed,
+                        ..cfg.clone()
+                    },
+                    &case,
+                )) as Box<dyn Contender>
+            })
+            .collect();
+        contenders.push(Box::new(Uniform::new(seed)));
+        contenders.push(Box::new(MostPopular::new(&case, seed)));
+        let mut export = export_dir.as_ref().map(|dir| {
+            Export::create(dir, &format!("regret-{seed}"), cli.dim, cli.actions).unwrap_or_else(
+                |e| {
+                    eprintln!("error: cannot export to {}: {e}", dir.display());
+                    std::process::exit(2)
+                },
+            )
+        });
+        let rows = world.rows(&cli, seed).inspect(|row| {
+            if let Some(x) = export.as_mut()
+                && let Err(e) = x.write(row)
+            {
+                eprintln!("error: export: {e}");
+                std::process::exit(2);
+            }
+        });
+        let scores = run(rows, &mut contenders);
+        for (c, s) in contenders.iter().zip(scores) {
+            let before = s.regret - s.regret_after_change;
+            match per.iter_mut().find(|(n, _, _)| n == c.name()) {
+                Some((_, b, a)) => {
+                    b.push(before);
+                    a.push(s.regret_after_change);
+                }
+                None => per.push((
+                    c.name().to_owned(),
+                    vec![before],
+                    vec![s.regret_after_change],
+                )),
+            }
+        }
+        if let Some(x) = export {
+            let prefix = x.finish().unwrap_or_else(|e| {
+                eprintln!("error: export: {e}");
+                std::process::exit(2)
+            });
+            if cli.numpy {
+                // The numpy reference's regret: best expected reward per row
+                // minus its own, from its mean over the rows.
+                match numpy_linucb(&cli.python, &prefix) {
+                    Ok(r) => {
+                        let best: f64 = world
+                            .rows(&cli, seed)
+                            .map(|row| row.truth.iter().copied().fold(0.0, f64::max))
+                            .sum();
+                        for (alpha, mean, _) in r {
+                            let name = format!("numpy-linucb(alpha={alpha}) [whole run]");
+                            let regret = best - mean * cli.decisions as f64;
+                            match per.iter_mut().find(|(n, _, _)| *n == name) {
+                                Some((_, _, a)) => a.push(regret),
+                                None => per.push((name, vec![f64::NAN], vec![regret])),
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        std::process::exit(2);
+                    }
+                }
+                if cli.export.is_none() {
+                    for ext in ["json", "x", "p", "u"] {
+                        let _ = std::fs::remove_file(prefix.with_extension(ext));
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(dir), None) = (&export_dir, &cli.export) {
+        let _ = std::fs::remove_dir(dir);
+    }
+    let results: Vec<PolicyResult> = per
+        .into_iter()
+        .map(|(name, mut b, mut a)| PolicyResult {
+            name,
             regret_before_change: median(&mut b),
             regret_after_change: median(&mut a),
-            decisions_per_s: median(&mut s),
-        });
-    }
+        })
+        .collect();
     println!(
         "{} decisions (change at {}), {} actions, d = {}, median of {} runs",
         cli.decisions,
@@ -239,13 +319,13 @@ fn main() {
         cli.runs
     );
     println!(
-        "{:<30} {:>14} {:>14} {:>12}",
-        "policy", "regret before", "regret after", "decisions/s"
+        "{:<42} {:>14} {:>14}",
+        "policy", "regret before", "regret after"
     );
     for r in &results {
         println!(
-            "{:<30} {:>14.1} {:>14.1} {:>12.0}",
-            r.name, r.regret_before_change, r.regret_after_change, r.decisions_per_s
+            "{:<42} {:>14.1} {:>14.1}",
+            r.name, r.regret_before_change, r.regret_after_change
         );
     }
     let after = |n: &str| {
@@ -254,8 +334,8 @@ fn main() {
             .find(|r| r.name == n)
             .map_or(f64::NAN, |r| r.regret_after_change)
     };
-    let ratio = after("linucb-sliding-window") / after("linucb-stationary");
-    println!("sliding-window / stationary regret after the change: {ratio:.2} (goal <= 0.5)");
+    let ratio = after("nba-default (window)") / after("linucb-stationary");
+    println!("default (window) / stationary regret after the change: {ratio:.2} (goal <= 0.5)");
     if cli.json {
         let out = serde_json::json!({
             "decisions": cli.decisions,

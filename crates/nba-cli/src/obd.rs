@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use nba_core::estimators::{Estimate, Estimator, LoggedDecision, evaluate};
 use nba_core::{
-    BanditConfig, DecisionRequest, Forgetting, Interaction, LinearBandit, Model, NextBestAction,
-    Policy, Reward,
+    BanditConfig, Candidates, DecisionRequest, Forgetting, Interaction, LinearBandit, Model,
+    NextBestAction, Policy, Reward,
 };
 use nba_schema::{RecordedRecord, RecordingWriter, encode};
 use serde::Serialize;
@@ -261,7 +261,7 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
     });
     let mut clicks = vec![(0.0f64, 0.0f64); items];
     for imp in train {
-        ridge.update(&ids[imp.item], &enc.context(imp), imp.click, 0);
+        ridge.update(&ids[imp.item], &enc.context(imp), &[], imp.click, 0);
         clicks[imp.item].0 += imp.click;
         clicks[imp.item].1 += 1.0;
     }
@@ -279,7 +279,7 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
         target,
         predicted: ids
             .iter()
-            .map(|id| ridge.estimate(id, x).0.clamp(0.0, 1.0))
+            .map(|id| ridge.estimate(id, x, &[]).0.clamp(0.0, 1.0))
             .collect(),
     };
     let mut candidates = Vec::new();
@@ -307,8 +307,14 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
         .iter()
         .map(|imp| {
             let x = enc.context(imp);
-            let c = ridge.decide("greedy", &x, &ids);
-            logged(imp, one_hot(items, c.index), &x)
+            // Greedy: the item with the highest estimate (the first on a tie).
+            let best = (0..items)
+                .max_by(|&p, &q| {
+                    let est = |i: usize| ridge.estimate(&ids[i], &x, &[]).0;
+                    est(p).total_cmp(&est(q)).then(q.cmp(&p))
+                })
+                .unwrap_or(0);
+            logged(imp, one_hot(items, best), &x)
         })
         .collect();
     candidates.push(Candidate {
@@ -331,9 +337,9 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
     let mut matched = Vec::new();
     for (t, imp) in test.iter().enumerate() {
         let x = enc.context(imp);
-        let c = online.decide(&format!("obd-{t}"), &x, &ids);
+        let c = online.decide(&format!("obd-{t}"), &x, &Candidates::new(&ids));
         if c.index == imp.item {
-            online.update(&ids[imp.item], &x, imp.click, t as i64);
+            online.update(&ids[imp.item], &x, &[], imp.click, t as i64);
             matched.push(LoggedDecision {
                 action: 0,
                 propensity: 1.0,

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use clap::Args;
 use nba_core::{
-    BanditConfig, CatalogVersion, DecisionRequest, Interaction, Model, NextBestAction, Policy,
-    Reward,
+    BanditConfig, CatalogVersion, DecisionRequest, Exploration, Interaction, Model, NextBestAction,
+    Objective, Policy, Residual, Reward,
 };
 use nba_kafka::{
     CliSources, DeploymentArgs, KafkaArgs, OverrideFlag, StartAt, ValueKind, record, replay,
@@ -147,10 +147,13 @@ pub(crate) struct BacktestArgs {
     /// recording (its nba.decision-requests, nba.next-best-actions and
     /// nba.rewards records): POLICY[:KEY=VALUE,...] with POLICY one of linucb,
     /// thompson, epsilon-greedy, softmax, squarecb, random and settings as the
-    /// model-updater's flags (alpha, epsilon, ts-scale, temperature,
-    /// squarecb-gamma, lambda, model=disjoint|hybrid), e.g.
-    /// `--candidate linucb:alpha=1.0,epsilon=0.1`. Repeat to compare several
-    /// [default: each policy with the model-updater's defaults].
+    /// deployment's [policy] (alpha, epsilon, ts-scale, temperature,
+    /// squarecb-gamma, lambda, model=disjoint|hybrid|action-aware,
+    /// residual=none|intercept|context, objective=reward|value, floor (the exploration
+    /// floor), fade (outcomes)), e.g. `--candidate
+    /// linucb:alpha=1.0,epsilon=0.1`. An action-aware candidate reads the
+    /// recorded requests' action context. Repeat to compare several
+    /// [default: each policy with the engine's defaults].
     #[arg(long = "candidate", value_name = "SPEC", value_parser = parse_candidate)]
     candidates: Vec<Candidate>,
     /// Also write an HTML report: decisions and rewards over event time, the
@@ -263,6 +266,12 @@ fn parse_candidate(spec: &str) -> Result<Candidate, String> {
             .ok_or_else(|| format!("`{pair}` is not KEY=VALUE"))?;
         kv.insert(k.trim().to_owned(), v.trim().to_owned());
     }
+    // The settings that are words, then the numbers.
+    let (model_key, residual_key, objective_key) = (
+        kv.remove("model"),
+        kv.remove("residual"),
+        kv.remove("objective"),
+    );
     let mut num = |key: &str, default: f64| -> Result<f64, String> {
         match kv.remove(key) {
             None => Ok(default),
@@ -300,10 +309,48 @@ fn parse_candidate(spec: &str) -> Result<Candidate, String> {
     if !(lambda.is_finite() && lambda > 0.0) {
         return Err(format!("lambda={lambda} must be > 0"));
     }
-    let model = match kv.remove("model").as_deref() {
+    let residual = match residual_key.as_deref() {
+        None => Residual::default(),
+        Some(name) => Residual::from_name(name)
+            .ok_or_else(|| format!("residual={name}: none, intercept or context"))?,
+    };
+    let model = match model_key.as_deref() {
         None | Some("disjoint") => Model::Disjoint,
         Some("hybrid") => Model::Hybrid { action_features: 1 },
-        Some(other) => return Err(format!("model={other}: disjoint or hybrid")),
+        // Its feature count is the recording's action context's.
+        Some("action-aware") => Model::ActionAware {
+            features: 0,
+            residual,
+        },
+        Some(other) => {
+            return Err(format!("model={other}: disjoint, hybrid or action-aware"));
+        }
+    };
+    let objective = match objective_key.as_deref() {
+        None => Objective::default(),
+        Some(name) => Objective::from_name(name)
+            .ok_or_else(|| format!("objective={name}: reward or value"))?,
+    };
+    let exploration = if name == "random" {
+        // Uniform for ever: no fading.
+        Exploration {
+            fade: 0,
+            floor: 1.0,
+        }
+    } else {
+        let defaults = Exploration::default();
+        let floor = num("floor", defaults.floor)?;
+        if !(0.0..=1.0).contains(&floor) {
+            return Err(format!("floor={floor} must be in [0, 1]"));
+        }
+        let fade = num("fade", defaults.fade as f64)?;
+        if !(fade >= 0.0 && fade.fract() == 0.0) {
+            return Err(format!("fade={fade} must be a whole number of outcomes"));
+        }
+        Exploration {
+            floor,
+            fade: fade as u64,
+        }
     };
     if let Some(k) = kv.keys().next() {
         return Err(format!("`{k}` is not a setting of {name}"));
@@ -314,6 +361,8 @@ fn parse_candidate(spec: &str) -> Result<Candidate, String> {
             policy,
             lambda,
             model,
+            exploration,
+            objective,
             ..BanditConfig::default()
         },
     })

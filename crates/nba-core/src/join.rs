@@ -37,6 +37,9 @@ pub struct PendingDecision {
     pub action_id: String,
     /// The context it was chosen in.
     pub context: Vec<f64>,
+    /// The chosen action's pair features (action-aware model), else empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub action_context: Vec<f64>,
     /// Event time of the decision.
     pub decided_at: EventTime,
     /// A mandatory action, chosen ahead of the model: its outcome is joined
@@ -174,6 +177,7 @@ mod tests {
 
     fn pending(at: EventTime) -> PendingDecision {
         PendingDecision {
+            action_context: Vec::new(),
             customer_id: "c".into(),
             action_id: "a".into(),
             context: vec![1.0],

@@ -45,7 +45,10 @@ pub use aggregator::{
     AggregatorConfig, AggregatorCounts, AggregatorOutput, CatalogInForce, CustomerChange,
     FeatureAggregator, InputPosition, LinkCounts,
 };
-pub use bandit::{BanditConfig, Choice, DeltaEntry, Forgetting, LinearBandit, Model, Policy};
+pub use bandit::{
+    BanditConfig, Candidates, Choice, DeltaEntry, Exploration, Forgetting, LinearBandit, Model,
+    Objective, Policy, Residual,
+};
 pub use contact::{
     BudgetConfig, BudgetSpend, CapConfig, CapScope, ContactGuard, ContactPolicyConfig, Eligibility,
     GuardStats,

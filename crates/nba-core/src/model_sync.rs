@@ -30,6 +30,10 @@ pub struct ModelDelta {
     pub forgetting: String,
     /// Length of the context vector.
     pub dim: i32,
+    /// The publisher's model ([`crate::Model::label`]); empty from publishers
+    /// before it was stated. Only equal models share statistics.
+    #[serde(default)]
+    pub model: String,
     /// Σ x xᵀ and Σ r x per action and period.
     pub entries: Vec<DeltaEntry>,
     /// The publisher's contacts of budgeted actions since its last

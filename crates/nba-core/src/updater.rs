@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::contact::GuardSnapshot;
 use crate::versioned::FormatTag;
 use crate::{
-    ActionCatalog, ActionKind, AttributionJoin, BanditConfig, CatalogTimeline, CatalogVersion,
-    ContactGuard, ContactPolicyConfig, CustomerErasure, DecisionRequest, Declarations, DeltaEntry,
-    EventTime, JoinConfig, LinearBandit, ModelDelta, NextBestAction, PendingDecision, Rejection,
-    Reward, SeenDeltas,
+    ActionCatalog, ActionKind, AttributionJoin, BanditConfig, Candidates, CatalogTimeline,
+    CatalogVersion, ContactGuard, ContactPolicyConfig, CustomerErasure, DecisionRequest,
+    Declarations, DeltaEntry, EventTime, JoinConfig, LinearBandit, ModelDelta, NextBestAction,
+    Objective, PendingDecision, Rejection, Reward, SeenDeltas,
 };
 
 /// Settings of [`ModelUpdater`].
@@ -362,8 +362,12 @@ impl ModelUpdater {
         let entries = self.bandit.take_delta();
         let mut budget_spent = self.contacts.take_spent();
         let d = self.bandit.config().dim;
-        let per_record = (MAX_DELTA_BYTES / (8 * (d * d + d)).max(1)).max(1);
-        let forgetting = self.bandit.config().forgetting.describe();
+        let model = self.bandit.config().model;
+        let p = model.action_features();
+        let (own, crossed) = model.own_sums(d);
+        let entry_floats = (own * own + own + own * crossed).max(p * p + p);
+        let per_record = (MAX_DELTA_BYTES / (8 * entry_floats).max(1)).max(1);
+        let forgetting = self.bandit.config().forgetting_label();
         let mut chunks: Vec<&[DeltaEntry]> = entries.chunks(per_record).collect();
         if chunks.is_empty() && !budget_spent.is_empty() {
             chunks.push(&[]);
@@ -378,6 +382,7 @@ impl ModelUpdater {
                 timestamp: self.newest.max(0),
                 forgetting: forgetting.clone(),
                 dim: i32::try_from(d).unwrap_or(i32::MAX),
+                model: model.label(),
                 entries: chunk.to_vec(),
                 // Spending rides in the first record.
                 budget_spent: std::mem::take(&mut budget_spent),
@@ -406,7 +411,7 @@ impl ModelUpdater {
             return Ok(false);
         }
         let cfg = self.bandit.config();
-        let forgetting = cfg.forgetting.describe();
+        let forgetting = cfg.forgetting_label();
         let d = cfg.dim;
         if delta.forgetting != forgetting || usize::try_from(delta.dim) != Ok(d) {
             return Err(Rejection::new(format!(
@@ -414,11 +419,34 @@ impl ModelUpdater {
                 delta.instance_id, delta.dim, delta.forgetting
             )));
         }
-        if let Some(bad) = delta.entries.iter().find(|e| {
-            e.a.len() != d * d || e.b.len() != d || e.a.iter().chain(&e.b).any(|v| !v.is_finite())
-        }) {
+        let model = cfg.model.label();
+        if !delta.model.is_empty() && delta.model != model {
             return Err(Rejection::new(format!(
-                "model delta entry for action {} is not {d}x{d} and {d} finite numbers",
+                "model delta of instance {} is for the model {}; this instance runs {model}: run every model-updater with the same deployment",
+                delta.instance_id, delta.model
+            )));
+        }
+        let p = cfg.model.action_features();
+        let (own, crossed) = cfg.model.own_sums(d);
+        let fits = |e: &DeltaEntry| {
+            let (n, cross) = if e.action_id.is_empty() {
+                (p, 0)
+            } else {
+                (own, own * crossed)
+            };
+            n > 0
+                && e.a.len() == n * n
+                && e.b.len() == n
+                && e.cross.len() == cross
+                && e.a
+                    .iter()
+                    .chain(&e.b)
+                    .chain(&e.cross)
+                    .all(|v| v.is_finite())
+        };
+        if let Some(bad) = delta.entries.iter().find(|e| !fits(e)) {
+            return Err(Rejection::new(format!(
+                "model delta entry for action {:?} does not fit this model ({model}, dimension {d}) or holds a value that is not finite",
                 bad.action_id
             )));
         }
@@ -453,8 +481,13 @@ impl ModelUpdater {
         let reward = self.join.config().default_reward;
         for (_, p) in closed {
             if !p.mandatory {
-                self.bandit
-                    .update(&p.action_id, &p.context, reward, p.decided_at + window);
+                self.bandit.update(
+                    &p.action_id,
+                    &p.context,
+                    &p.action_context,
+                    reward,
+                    p.decided_at + window,
+                );
             }
             self.stats.rewards_defaulted += 1;
         }
@@ -485,6 +518,20 @@ impl ModelUpdater {
                 r.action_context.len(),
                 r.candidates.len()
             )));
+        }
+        let features = self.bandit.config().model.action_features();
+        if features > 0 && !r.candidates.is_empty() {
+            if let Some(row) = r
+                .action_context
+                .iter()
+                .find(|row| row.len() != features)
+                .or(r.action_context.is_empty().then_some(&Vec::new()))
+            {
+                return Err(Rejection::new(format!(
+                    "this model reads {features} action-context values per candidate, the request has {}: run the feature-aggregator and the model-updater with the same deployment (its action_context sets the length)",
+                    row.len()
+                )));
+            }
         }
         self.advance(r.timestamp);
         let catalog = self.catalogs.at(r.timestamp);
@@ -535,10 +582,32 @@ impl ModelUpdater {
                     .map(|a| a.id.clone())
             })
             .flatten();
+        let mut chosen_features = Vec::new();
         let (action_id, propensity, score, scores, policy, count) = match mandatory {
             Some(id) => (id, 1.0, 0.0, Vec::new(), MANDATORY_POLICY.to_owned(), 1),
             None => {
-                let choice = self.bandit.decide(&r.decision_id, &r.context, &candidates);
+                let rows = if features > 0 {
+                    kept_rows(&r.candidates, &r.action_context, &candidates)
+                } else {
+                    Vec::new()
+                };
+                let values: Vec<f64> = if self.bandit.config().objective == Objective::Value {
+                    candidates
+                        .iter()
+                        .map(|a| catalog.get(a).map_or(0.0, |a| a.value * a.weight))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let choice = self.bandit.decide(
+                    &r.decision_id,
+                    &r.context,
+                    &Candidates::new(&candidates)
+                        .with_features(&rows)
+                        .with_values(&values),
+                );
+                chosen_features =
+                    rows[choice.index * features..(choice.index + 1) * features].to_vec();
                 (
                     candidates[choice.index].clone(),
                     choice.propensity,
@@ -581,6 +650,7 @@ impl ModelUpdater {
                 customer_id: r.customer_id.clone(),
                 action_id: action_id.clone(),
                 context: r.context.clone(),
+                action_context: chosen_features,
                 decided_at: r.timestamp,
                 mandatory: kind == ActionKind::Mandatory,
             },
@@ -644,8 +714,13 @@ impl ModelUpdater {
                 return Err(Rejection::new(msg));
             }
             if !p.mandatory {
-                self.bandit
-                    .update(&p.action_id, &p.context, r.value, r.timestamp);
+                self.bandit.update(
+                    &p.action_id,
+                    &p.context,
+                    &p.action_context,
+                    r.value,
+                    r.timestamp,
+                );
             }
             self.stats.rewards_joined += 1;
         } else {
@@ -654,6 +729,23 @@ impl ModelUpdater {
         self.advance(r.timestamp);
         Ok(())
     }
+}
+
+/// The action-context rows of the candidates `kept` (in the request's order,
+/// a subsequence of `all`), flattened.
+fn kept_rows(all: &[String], rows: &[Vec<f64>], kept: &[String]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(kept.len() * rows.first().map_or(0, Vec::len));
+    let mut j = 0;
+    for id in kept {
+        while j < all.len() && all[j] != *id {
+            j += 1;
+        }
+        if let Some(row) = rows.get(j) {
+            out.extend_from_slice(row);
+        }
+        j += 1;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -787,7 +879,7 @@ mod tests {
         for action in a.bandit().actions() {
             let (aa, ab) = a.bandit().sums(action).expect("learned");
             let (ba, bb) = b.bandit().sums(action).expect("learned");
-            for (x, y) in aa.iter().chain(ab).zip(ba.iter().chain(bb)) {
+            for (x, y) in aa.iter().chain(&ab).zip(ba.iter().chain(&bb)) {
                 assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{x} vs {y}");
             }
         }
@@ -847,7 +939,7 @@ mod tests {
         for action in a.bandit().actions() {
             let (aa, ab) = a.bandit().sums(action).expect("learned");
             let (ba, bb) = b.bandit().sums(action).expect("learned");
-            for (x, y) in aa.iter().chain(ab).zip(ba.iter().chain(bb)) {
+            for (x, y) in aa.iter().chain(&ab).zip(ba.iter().chain(&bb)) {
                 assert!(
                     (x - y).abs() <= 1e-9 * x.abs().max(1.0),
                     "{action}: {x} vs {y}"
@@ -1128,5 +1220,109 @@ mod tests {
             assert_eq!(nba.action_id, "ship");
         }
         assert_eq!(u.stats().candidates_not_in_catalog, 20);
+    }
+
+    /// The action-aware model learns from the chosen candidate's own pair
+    /// features (kept with the open decision until its outcome comes), so an
+    /// action whose features say "liked" is preferred, a new one included;
+    /// requests without the features it reads are refused with the reason.
+    #[test]
+    fn the_action_aware_model_learns_from_the_chosen_actions_features() {
+        let mut cfg = config();
+        cfg.bandit.model = crate::Model::ActionAware {
+            features: 2,
+            residual: crate::Residual::Intercept,
+        };
+        // Outcomes not seen within a second count as "not taken".
+        cfg.join.window_ms = 1_000;
+        cfg.allowed_lateness_ms = 0;
+        let mut u = ModelUpdater::new(cfg).expect("valid");
+        let with = |id: &str, t: EventTime, candidates: &[&str], liked: &[f64]| {
+            let UpdaterInput::Request(mut r) = request(id, t) else {
+                unreachable!("a request")
+            };
+            r.candidates = candidates.iter().map(|c| (*c).to_owned()).collect();
+            r.action_context = liked.iter().map(|l| vec![1.0, *l]).collect();
+            UpdaterInput::Request(r)
+        };
+        // Customers respond to what they like, whatever the action.
+        for i in 0..400 {
+            let id = format!("d{i}");
+            let liked = [(i % 5) as f64 / 4.0, 1.0 - (i % 5) as f64 / 4.0];
+            let nba = u
+                .apply(&with(&id, i * 10, &["rec_books", "rec_music"], &liked))
+                .expect("valid")
+                .expect("decided");
+            let chosen = usize::from(nba.action_id == "rec_music");
+            if liked[chosen] > 0.5 {
+                u.apply(&reward(&id, &nba.action_id, i * 10 + 1))
+                    .expect("joined");
+            }
+        }
+        let beta = u.bandit().shared_coefficients().expect("shared").to_vec();
+        assert!(beta[1] > 0.5 && beta[1] > beta[0], "liking pays: {beta:?}");
+        // A catalog action never shown, liked, against a shown one, not.
+        let nba = u
+            .apply(&with(
+                "new",
+                5_000,
+                &["rec_books", "rec_garden"],
+                &[0.0, 1.0],
+            ))
+            .expect("valid")
+            .expect("decided");
+        assert_eq!(nba.action_id, "rec_garden", "{nba:?}");
+        let refused = u
+            .apply(&request("bare", 5_010))
+            .expect_err("no pair features");
+        assert!(
+            refused.reason().contains("2 action-context values"),
+            "{refused}"
+        );
+    }
+
+    /// With the value objective, the choice weighs the estimated response by
+    /// the catalog's value × weight.
+    #[test]
+    fn the_value_objective_reads_the_catalogs_values() {
+        let mut actions = testing::catalog().actions().to_vec();
+        actions[0].value = 1.0; // promo
+        actions[5].value = 10.0; // ship
+        actions[5].weight = 2.0;
+        let mut cfg = config();
+        cfg.catalog = ActionCatalog::new(actions).expect("valid");
+        cfg.bandit.objective = Objective::Value;
+        cfg.bandit.policy = crate::Policy::LinUcb {
+            alpha: 0.5,
+            epsilon: 0.0,
+        };
+        cfg.bandit.exploration = crate::Exploration {
+            fade: 0,
+            floor: 0.0,
+        };
+        let mut u = ModelUpdater::new(cfg).expect("valid");
+        // promo is taken four times as often as ship.
+        for i in 0..200 {
+            let id = format!("d{i}");
+            let nba = u
+                .apply(&request(&id, i * 10))
+                .expect("valid")
+                .expect("decided");
+            let takes = if nba.action_id == "promo" {
+                i % 5 != 0
+            } else {
+                i % 5 == 0
+            };
+            if takes {
+                u.apply(&reward(&id, &nba.action_id, i * 10 + 1))
+                    .expect("joined");
+            }
+        }
+        let nba = u
+            .apply(&request("last", 3_000))
+            .expect("valid")
+            .expect("decided");
+        assert_eq!(nba.action_id, "ship", "{nba:?}");
+        assert!(u.bandit().policy_name().ends_with(",value"));
     }
 }

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use nba_core::{
-    BanditConfig, CapConfig, FeatureConfig, Forgetting, IntakeConfig, JoinConfig, Model, Policy,
-    RequestSpec, UpdaterConfig, format_duration_ms,
+    BanditConfig, CapConfig, FeatureConfig, Forgetting, IntakeConfig, JoinConfig, Objective,
+    Policy, RequestSpec, Residual, UpdaterConfig, format_duration_ms,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -329,6 +329,31 @@ pub enum ModelName {
     Disjoint,
     /// Actions also share coefficients (hybrid LinUCB).
     Hybrid,
+    /// One model over each (customer, action) pair's features (the action
+    /// context), with each action's own residual (`policy.residual`).
+    ActionAware,
+}
+
+/// The residuals `policy.residual` may give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResidualName {
+    /// Actions differ only through their features.
+    None,
+    /// Each action's own baseline.
+    Intercept,
+    /// Each action's own model on the customer's context.
+    Context,
+}
+
+/// The objectives `policy.objective` may give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectiveName {
+    /// The expected response.
+    Reward,
+    /// Expected response × the action's value × its weight.
+    Value,
 }
 
 /// The forgetting rules `policy.forgetting` may give.
@@ -368,9 +393,26 @@ pub struct PolicySection {
     /// Ridge regularisation λ.
     #[serde(default = "defaults::lambda")]
     pub lambda: f64,
-    /// Disjoint or hybrid.
-    #[serde(default = "defaults::model")]
-    pub model: ModelName,
+    /// Disjoint, hybrid or action-aware; unset: action-aware where
+    /// `features.action_context` is declared, else disjoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelName>,
+    /// Action-aware model: what each action learns of its own on top of
+    /// the shared model: nothing, its own baseline (intercept), or a whole
+    /// model on the customer's context.
+    #[serde(default = "defaults::residual")]
+    pub residual: ResidualName,
+    /// What the choice maximises: the expected response, or its value.
+    #[serde(default = "defaults::objective")]
+    pub objective: ObjectiveName,
+    /// The share of uniformly random choices never falls below this: every
+    /// logged propensity is at least exploration_floor / candidates.
+    #[serde(default = "defaults::exploration_floor")]
+    pub exploration_floor: f64,
+    /// Outcomes after which `epsilon` has fallen to epsilon/√2 (0: it
+    /// never fades).
+    #[serde(default = "defaults::exploration_fade")]
+    pub exploration_fade: u64,
     /// What the model forgets.
     #[serde(default = "defaults::forgetting")]
     pub forgetting: ForgettingName,
@@ -380,6 +422,10 @@ pub struct PolicySection {
     /// Buckets in the sliding window.
     #[serde(default = "defaults::buckets")]
     pub buckets: usize,
+    /// The window's oldest bucket leaves only while the newer ones hold at
+    /// least this many outcomes (0: on time alone).
+    #[serde(default = "defaults::keep_at_least")]
+    pub keep_at_least: u64,
     /// Discount per period (forgetting = "discounted"), in (0, 1].
     #[serde(default = "defaults::gamma")]
     pub gamma: f64,
@@ -410,10 +456,15 @@ impl Default for PolicySection {
             temperature: defaults::temperature(),
             squarecb_gamma: defaults::squarecb_gamma(),
             lambda: defaults::lambda(),
-            model: defaults::model(),
+            model: None,
+            residual: defaults::residual(),
+            objective: defaults::objective(),
+            exploration_floor: defaults::exploration_floor(),
+            exploration_fade: defaults::exploration_fade(),
             forgetting: defaults::forgetting(),
             bucket: defaults::bucket(),
             buckets: defaults::buckets(),
+            keep_at_least: defaults::keep_at_least(),
             gamma: defaults::gamma(),
             seed: 0,
             attribution_window: defaults::attribution_window(),
@@ -737,11 +788,27 @@ pub(crate) mod defaults {
     pub(crate) fn lambda() -> f64 {
         BanditConfig::default().lambda
     }
-    pub(crate) fn model() -> ModelName {
-        match BanditConfig::default().model {
-            Model::Disjoint => ModelName::Disjoint,
-            Model::Hybrid { .. } => ModelName::Hybrid,
+    pub(crate) fn keep_at_least() -> u64 {
+        BanditConfig::default().keep_at_least
+    }
+    pub(crate) fn residual() -> ResidualName {
+        match Residual::default() {
+            Residual::None => ResidualName::None,
+            Residual::Intercept => ResidualName::Intercept,
+            Residual::Context => ResidualName::Context,
         }
+    }
+    pub(crate) fn objective() -> ObjectiveName {
+        match BanditConfig::default().objective {
+            Objective::Reward => ObjectiveName::Reward,
+            Objective::Value => ObjectiveName::Value,
+        }
+    }
+    pub(crate) fn exploration_floor() -> f64 {
+        BanditConfig::default().exploration.floor
+    }
+    pub(crate) fn exploration_fade() -> u64 {
+        BanditConfig::default().exploration.fade
     }
     pub(crate) fn forgetting() -> ForgettingName {
         match BanditConfig::default().forgetting {

@@ -109,6 +109,16 @@ impl Deployment {
             "# action context: {} entries per candidate",
             s.action_dim
         );
+        let _ = writeln!(
+            out,
+            "# model: {}{}",
+            s.bandit.model.label(),
+            if self.file.policy.model.is_none() {
+                " (policy.model unset: action-aware where an action context is declared)"
+            } else {
+                ""
+            }
+        );
         if let Ok(l) = layout {
             let _ = writeln!(
                 out,

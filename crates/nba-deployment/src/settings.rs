@@ -5,15 +5,16 @@ use std::path::Path;
 
 use nba_core::{
     ActionCatalog, ActionRecord, AggregatorConfig, AttributeSpec, BanditConfig, CatalogVersion,
-    ConsentEvents, ContactGuard, ContactPolicyConfig, Declarations, Eligibility, FeatureConfig,
-    FeatureLayout, FieldKind, Forgetting, Intake, IntakeConfig, JoinConfig, MetricSpec, Model,
-    Names, Outcome, OutcomeReward, Policy, ProfileField, ProfileSpec, RequestSpec, TreatmentRecord,
-    Undeclared, UpdaterConfig, Vocabulary, parse_duration_ms,
+    ConsentEvents, ContactGuard, ContactPolicyConfig, Declarations, Eligibility, Exploration,
+    FeatureConfig, FeatureLayout, FieldKind, Forgetting, Intake, IntakeConfig, JoinConfig,
+    MetricSpec, Model, Names, Objective, Outcome, OutcomeReward, Policy, ProfileField, ProfileSpec,
+    RequestSpec, Residual, TreatmentRecord, Undeclared, UpdaterConfig, Vocabulary,
+    parse_duration_ms,
 };
 
 use crate::file::{
-    ContactSection, DeploymentFile, FieldType, ForgettingName, KindName, ModelName, PolicyName,
-    UndeclaredName,
+    ContactSection, DeploymentFile, FieldType, ForgettingName, KindName, ModelName, ObjectiveName,
+    PolicyName, ResidualName, UndeclaredName,
 };
 use crate::problems::{Collector, Problem};
 use crate::simulation::SimulationSpec;
@@ -214,7 +215,8 @@ pub(crate) fn build(
     {
         c.problem("contact", e);
     }
-    let (bandit, join, updater_lateness) = policy(file, dim.unwrap_or(1), c);
+    let action_dim = layout.as_ref().map_or(0, |l| l.action_context().dim());
+    let (bandit, join, updater_lateness) = policy(file, dim.unwrap_or(1), action_dim, c);
     let intake = duration(c, "intake.dedup_window", &file.intake.dedup_window)
         .map(|dedup_window_ms| IntakeConfig { dedup_window_ms });
     let simulation = file
@@ -226,7 +228,7 @@ pub(crate) fn build(
     }
     Some(Settings {
         name: file.name.trim().to_owned(),
-        action_dim: layout.as_ref()?.action_context().dim(),
+        action_dim,
         declared,
         catalog: catalog?,
         intake: intake?,
@@ -660,7 +662,12 @@ fn catalog(
 
 type PolicyParts = (Option<BanditConfig>, Option<JoinConfig>, Option<i64>);
 
-fn policy(file: &DeploymentFile, dim: usize, c: &mut Collector<'_>) -> PolicyParts {
+fn policy(
+    file: &DeploymentFile,
+    dim: usize,
+    action_dim: usize,
+    c: &mut Collector<'_>,
+) -> PolicyParts {
     let p = &file.policy;
     let rule = match p.name {
         PolicyName::Linucb => Policy::LinUcb {
@@ -705,6 +712,39 @@ fn policy(file: &DeploymentFile, dim: usize, c: &mut Collector<'_>) -> PolicyPar
         );
         ok = false;
     }
+    if !(0.0..=1.0).contains(&p.exploration_floor) {
+        c.problem(
+            "policy.exploration_floor",
+            format!(
+                "{} must be in [0, 1] (the share of uniform choices that never fades; 0.01 by default)",
+                p.exploration_floor
+            ),
+        );
+        ok = false;
+    }
+    let model = match p.model {
+        Some(ModelName::Disjoint) => Model::Disjoint,
+        Some(ModelName::Hybrid) => Model::Hybrid { action_features: 1 },
+        Some(ModelName::ActionAware) if action_dim == 0 => {
+            c.problem(
+                "policy.model",
+                "the action-aware model reads each candidate's action context: declare features.action_context (e.g. [\"bias\", \"affinity:category\"]) or choose model = \"disjoint\"",
+            );
+            ok = false;
+            Model::Disjoint
+        }
+        // The action-aware model is the default wherever there are pair
+        // features to learn from.
+        Some(ModelName::ActionAware) | None if action_dim > 0 => Model::ActionAware {
+            features: action_dim,
+            residual: match p.residual {
+                ResidualName::None => Residual::None,
+                ResidualName::Intercept => Residual::Intercept,
+                ResidualName::Context => Residual::Context,
+            },
+        },
+        _ => Model::Disjoint,
+    };
     let period = duration(c, "policy.bucket", &p.bucket);
     let window = duration(c, "policy.attribution_window", &p.attribution_window);
     let lateness = duration(c, "policy.allowed_lateness", &p.allowed_lateness);
@@ -722,11 +762,17 @@ fn policy(file: &DeploymentFile, dim: usize, c: &mut Collector<'_>) -> PolicyPar
                 tick_ms: period_ms,
             },
         },
-        model: match p.model {
-            ModelName::Disjoint => Model::Disjoint,
-            ModelName::Hybrid => Model::Hybrid { action_features: 1 },
-        },
+        model,
         policy: rule,
+        exploration: Exploration {
+            fade: p.exploration_fade,
+            floor: p.exploration_floor,
+        },
+        keep_at_least: p.keep_at_least,
+        objective: match p.objective {
+            ObjectiveName::Reward => Objective::Reward,
+            ObjectiveName::Value => Objective::Value,
+        },
         seed: p.seed,
         ..BanditConfig::default()
     });

@@ -207,6 +207,29 @@ fn mistakes_are_explained_where_they_were_made() {
             "simulation.browse",
             "\"teleport\" is not a declared event type",
         ),
+        // 22. The action-aware model without pair features.
+        (
+            edited(
+                "action_context = [\"bias\", \"affinity:category\", \"tag:product\", \"value:5000\"]",
+                "action_context = []",
+            )
+            .replacen(
+                "[policy]\nname = \"linucb\"",
+                "[policy]\nname = \"linucb\"\nmodel = \"action-aware\"",
+                1,
+            ),
+            "policy.model",
+            "declare features.action_context",
+        ),
+        // 23. An exploration floor out of range.
+        (
+            edited(
+                "[policy]\nname = \"linucb\"",
+                "[policy]\nname = \"linucb\"\nexploration_floor = 1.5",
+            ),
+            "policy.exploration_floor",
+            "must be in [0, 1]",
+        ),
     ];
     let mut kinds = std::collections::BTreeSet::new();
     for (text, setting, says) in &cases {
@@ -337,4 +360,48 @@ fn a_contact_policy_file_is_included_and_its_mistakes_located_in_it() {
     assert_eq!(problems.0[0].file.as_deref(), Some(policy.as_path()));
     assert_eq!(problems.0[0].line, Some(3));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The action-aware model is the default where pair features are declared;
+/// every new policy setting reaches the engine's configuration.
+#[test]
+fn the_model_follows_the_declared_features_and_every_policy_setting_resolves() {
+    use nba_core::{Model, Objective, Residual};
+    let bank = check(bank_text()).expect("bank").settings;
+    assert_eq!(
+        bank.bandit.model,
+        Model::ActionAware {
+            features: bank.action_dim,
+            residual: Residual::Intercept
+        }
+    );
+    let none = check(&edited(
+        "action_context = [\"bias\", \"affinity:category\", \"tag:product\", \"value:5000\"]",
+        "action_context = []",
+    ))
+    .expect("checks")
+    .settings;
+    assert_eq!(none.bandit.model, Model::Disjoint);
+    let text = edited(
+        "[policy]\nname = \"linucb\"",
+        "[policy]\nname = \"linucb\"\nresidual = \"context\"\nobjective = \"value\"\nexploration_floor = 0.02\nexploration_fade = 500\nkeep_at_least = 250",
+    );
+    let d = check(&text).expect("checks");
+    let b = &d.settings.bandit;
+    assert_eq!(
+        b.model,
+        Model::ActionAware {
+            features: bank.action_dim,
+            residual: Residual::Context
+        }
+    );
+    assert_eq!(b.objective, Objective::Value);
+    assert_eq!((b.exploration.floor, b.exploration.fade), (0.02, 500));
+    assert_eq!(b.keep_at_least, 250);
+    let report = d.report();
+    assert!(report.contains("policy.objective = \"value\""), "{report}");
+    assert!(
+        report.contains("# model: action-aware(features=10,residual=context)"),
+        "{report}"
+    );
 }

@@ -267,7 +267,14 @@ async fn two_model_updaters_learn_as_one_through_the_model_topic() {
                 "free_shipping".into(),
                 "loyalty_points".into(),
             ],
-            action_context: Vec::new(),
+            // The pair features the deployment declares, one row each.
+            action_context: (0..3)
+                .map(|k| {
+                    (0..settings.action_dim)
+                        .map(|j| if j == 0 { 1.0 } else { 0.1 * (k + j) as f64 })
+                        .collect()
+                })
+                .collect(),
         };
         OutputRecord {
             topic: Topic::DecisionRequests,
@@ -320,7 +327,7 @@ async fn two_model_updaters_learn_as_one_through_the_model_topic() {
     for action in ma.actions() {
         let (aa, ab) = ma.sums(action).expect("learned");
         let (ba, bb) = mb.sums(action).expect("learned");
-        for (x, y) in aa.iter().chain(ab).zip(ba.iter().chain(bb)) {
+        for (x, y) in aa.iter().chain(&ab).zip(ba.iter().chain(&bb)) {
             assert!(
                 (x - y).abs() <= 1e-9 * x.abs().max(1.0),
                 "{action}: {x} vs {y}"
@@ -382,6 +389,10 @@ bucket = "30m"
 gamma = 0.9
 attribution_window = "20m"
 seed = 11
+residual = "context"
+objective = "value"
+exploration_floor = 0.02
+exploration_fade = 50
 [contact]
 cooldown_after_negative = "2d"
 [[contact.cap]]
@@ -396,6 +407,7 @@ per = "24h"
 category = ["electronics", "fashion", "home", "beauty"]
 [[action]]
 id = "discount_10"
+value = 8.0
 [action.channels]
 web = {}
 app = {}
@@ -404,6 +416,7 @@ call_centre = {}
 email = {}
 [[action]]
 id = "recommend_fashion"
+value = 20.0
 tags = { category = "fashion" }
 [action.channels]
 web = {}
@@ -411,6 +424,7 @@ app = {}
 email = {}
 [[action]]
 id = "recommend_home"
+value = 30.0
 tags = { category = "home" }
 [action.channels]
 web = {}
@@ -418,6 +432,7 @@ app = {}
 store = {}
 [[action]]
 id = "loyalty_points"
+value = 12.0
 [action.channels]
 store = {}
 call_centre = {}

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 
 use nba_core::estimators::{Estimate, LoggedDecision, evaluate};
 use nba_core::{
-    BanditConfig, DecisionRequest, Forgetting, LinearBandit, NextBestAction, Policy, Reward,
+    BanditConfig, Candidates, DecisionRequest, Forgetting, LinearBandit, Model, NextBestAction,
+    Policy, Reward,
 };
 use serde::Serialize;
 
@@ -59,9 +60,28 @@ pub fn evaluate_candidates(
         reward_of.entry(r.decision_id.as_str()).or_insert(r.value);
     }
     let dim = requests.first().map_or(0, |r| r.context.len());
+    let action_dim = requests
+        .iter()
+        .find_map(|r| r.action_context.first())
+        .map_or(0, Vec::len);
     let mut models: Vec<LinearBandit> = candidates
         .iter()
-        .map(|(_, cfg)| LinearBandit::new(BanditConfig { dim, ..cfg.clone() }))
+        .map(|(_, cfg)| {
+            // An action-aware candidate reads as many pair features as the
+            // recording's requests carry.
+            let model = match cfg.model {
+                Model::ActionAware { residual, .. } => Model::ActionAware {
+                    features: action_dim.max(1),
+                    residual,
+                },
+                other => other,
+            };
+            LinearBandit::new(BanditConfig {
+                dim,
+                model,
+                ..cfg.clone()
+            })
+        })
         .collect();
     let mut reward_model = LinearBandit::new(BanditConfig {
         dim,
@@ -90,19 +110,34 @@ pub fn evaluate_candidates(
         let predicted: Vec<f64> = req
             .candidates
             .iter()
-            .map(|a| reward_model.estimate(a, &req.context).0)
+            .map(|a| reward_model.estimate(a, &req.context, &[]).0)
             .collect();
+        let rows: Vec<f64> = req.action_context.iter().flatten().copied().collect();
         for (m, log) in models.iter_mut().zip(&mut logs) {
+            // An action-aware candidate reads the request's action context;
+            // the others ignore it.
+            let p = m.config().model.action_features();
+            let fits = p > 0 && rows.len() == p * req.candidates.len();
+            let features: &[f64] = if fits { &rows } else { &[] };
+            let chosen = if fits {
+                &rows[action * p..(action + 1) * p]
+            } else {
+                &[]
+            };
             log.push(LoggedDecision {
                 action,
                 propensity: nba.propensity,
                 reward,
-                target: m.probabilities(&nba.decision_id, &req.context, &req.candidates),
+                target: m.probabilities(
+                    &nba.decision_id,
+                    &req.context,
+                    &Candidates::new(&req.candidates).with_features(features),
+                ),
                 predicted: predicted.clone(),
             });
-            m.update(&nba.action_id, &req.context, reward, nba.timestamp);
+            m.update(&nba.action_id, &req.context, chosen, reward, nba.timestamp);
         }
-        reward_model.update(&nba.action_id, &req.context, reward, nba.timestamp);
+        reward_model.update(&nba.action_id, &req.context, &[], reward, nba.timestamp);
     }
     Evaluation {
         decisions: n,
@@ -179,6 +214,10 @@ mod tests {
         };
         let uniform = BanditConfig {
             policy: Policy::EpsilonGreedy { epsilon: 1.0 },
+            exploration: nba_core::Exploration {
+                fade: 0,
+                floor: 1.0,
+            },
             ..greedy.clone()
         };
         let e = evaluate_candidates(

@@ -152,9 +152,10 @@ impl SchemaKind {
                 include_str!("../../../schemas/history/next_best_action.2.avsc"),
                 include_str!("../../../schemas/history/next_best_action.1.avsc"),
             ],
-            SchemaKind::ModelDelta => {
-                &[include_str!("../../../schemas/history/model_delta.1.avsc")]
-            }
+            SchemaKind::ModelDelta => &[
+                include_str!("../../../schemas/history/model_delta.2.avsc"),
+                include_str!("../../../schemas/history/model_delta.1.avsc"),
+            ],
             SchemaKind::CustomerState => &[
                 include_str!("../../../schemas/history/customer_state.2.avsc"),
                 include_str!("../../../schemas/history/customer_state.1.avsc"),

@@ -74,12 +74,14 @@ fn model_delta() -> ModelDelta {
         timestamp: 1_767_225_660_000,
         forgetting: "window=24x3600000ms".into(),
         dim: 2,
+        model: "action-aware(features=1,residual=context)".into(),
         entries: vec![DeltaEntry {
             action_id: "a".into(),
             period: 490_896,
             updates: 3,
             a: vec![1.0, 0.5, 0.5, 2.25],
             b: vec![0.75, -0.125],
+            cross: vec![1.5, -0.5],
         }],
         budget_spent: vec![BudgetSpend {
             action_id: "discount_10".into(),
@@ -397,8 +399,11 @@ fn data_written_under_an_earlier_version_decodes() {
     decodes_as_written_by(SchemaKind::CustomerState.history()[0], state);
 
     let mut delta = model_delta();
+    delta.model.clear();
+    delta.entries[0].cross.clear();
+    decodes_as_written_by(SchemaKind::ModelDelta.history()[0], delta.clone());
     delta.budget_spent = Vec::new();
-    decodes_as_written_by(SchemaKind::ModelDelta.history()[0], delta);
+    decodes_as_written_by(SchemaKind::ModelDelta.history()[1], delta);
 }
 
 /// Channels were an Avro enum (WEB, APP, STORE, CALL_CENTRE, EMAIL) before

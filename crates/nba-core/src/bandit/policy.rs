@@ -1,21 +1,25 @@
-//! How a choice is made from each candidate's ridge estimate θᵀx and its
-//! uncertainty xᵀA⁻¹x, and with what probability.
+//! How a choice is made from each candidate's estimate and its uncertainty,
+//! and with what probability.
 
 use crate::DecisionRng;
 
 /// Draws used to estimate Thompson sampling's propensity.
 const THOMPSON_PROPENSITY_DRAWS: usize = 64;
 
-/// A decision rule over the linear model's per-candidate estimates.
+/// A decision rule over the linear model's per-candidate estimates. Every
+/// rule is mixed with a uniform choice of share ε (see [`Exploration`]), so
+/// every candidate's probability is at least ε/K and off-policy evaluation
+/// stays possible. Ties among the best candidates are broken by the
+/// decision's own seeded draw, so a new model's first decisions spread over
+/// the candidates instead of all going to the first.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Policy {
-    /// Disjoint LinUCB (Li et al. 2010): the maximiser of θᵀx + α·sqrt(xᵀA⁻¹x),
-    /// mixed with ε uniform exploration. Propensity: `1 − ε + ε/K` for the
-    /// maximiser, `ε/K` for any other candidate.
+    /// Disjoint LinUCB (Li et al. 2010): the maximiser of θᵀx + α·sqrt(xᵀA⁻¹x).
     LinUcb {
         /// Width of the confidence bonus.
         alpha: f64,
-        /// Share of uniformly random choices.
+        /// Share of uniformly random choices before any evidence; it fades
+        /// as the model learns (see [`Exploration`]).
         epsilon: f64,
     },
     /// Linear Thompson sampling (Agrawal & Goyal 2013): each candidate's score is
@@ -28,7 +32,8 @@ pub enum Policy {
     },
     /// ε-greedy on the ridge estimate θᵀx.
     EpsilonGreedy {
-        /// Share of uniformly random choices.
+        /// Share of uniformly random choices before any evidence; it fades
+        /// as the model learns (see [`Exploration`]).
         epsilon: f64,
     },
     /// Softmax (Boltzmann) on the ridge estimate: P(a) ∝ exp(θₐᵀx / τ). Exact
@@ -38,24 +43,100 @@ pub enum Policy {
         temperature: f64,
     },
     /// SquareCB (Foster & Rakhlin 2020): with b the greedy candidate,
-    /// P(a) = 1 / (K + γ(ŷ_b − ŷ_a)) for a ≠ b and the rest to b. Exact propensity.
+    /// P(a) = 1 / (K + γ(ŷ_b − ŷ_a)) for a ≠ b and the rest to b, where
+    /// γ = scale·sqrt(n + 1) grows with the n outcomes learned, as their
+    /// analysis asks (and as Vowpal Wabbit's `--gamma_scale` does). Exact
+    /// propensity.
     SquareCb {
-        /// Learning-rate-like γ (> 0); larger is greedier.
+        /// γ's scale (> 0); larger is greedier.
         gamma: f64,
     },
 }
 
 impl Default for Policy {
-    /// LinUCB with α = 0.5 and ε = 0.05.
+    /// LinUCB with α = 0.5 and ε = 0.05 (fading).
     fn default() -> Self {
         Policy::LinUcb {
-            alpha: 0.5,
-            epsilon: 0.05,
+            alpha: Policy::DEFAULT_ALPHA,
+            epsilon: Policy::DEFAULT_EPSILON,
         }
     }
 }
 
+/// How the uniform share ε of every decision fades as the model learns, and
+/// the floor it never goes below.
+///
+/// ε_n = max(floor, ε₀·sqrt(fade / (fade + n))) after n outcomes learned (by
+/// this instance and, merged, by the others), with ε₀ the policy's `epsilon`
+/// (0 for the policies that explore by themselves). Every candidate's logged
+/// propensity is therefore at least floor/K for K candidates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exploration {
+    /// Outcomes after which ε₀ has fallen to ε₀/√2 (0: no fading).
+    pub fade: u64,
+    /// The share ε never falls below, in [0, 1].
+    pub floor: f64,
+}
+
+impl Exploration {
+    /// ε halves every ~3·`fade` outcomes early on: a model with 100 outcomes
+    /// has seen each of a few dozen actions a handful of times, and the
+    /// confidence bonus (LinUCB) or posterior (Thompson) carries on exploring
+    /// from there; a uniform share that stays at 5% costs ~5% of the reward
+    /// for ever (measured in BENCHMARKS.md, `bandit-quality`).
+    pub const DEFAULT_FADE: u64 = 10;
+    /// 1% of decisions stay uniform: every propensity is at least 0.01/K, so
+    /// inverse-propensity weights stay below 100·K and off-policy estimates
+    /// of any other policy remain possible, at a cost under 1% of reward.
+    pub const DEFAULT_FLOOR: f64 = 0.005;
+
+    /// The uniform share after `learned` outcomes, for a policy whose own
+    /// share is `epsilon`.
+    pub fn share(&self, epsilon: f64, learned: u64) -> f64 {
+        let faded = if self.fade == 0 {
+            epsilon
+        } else {
+            let f = self.fade as f64;
+            epsilon * (f / (f + learned as f64)).sqrt()
+        };
+        faded.max(self.floor).min(1.0)
+    }
+}
+
+impl Default for Exploration {
+    fn default() -> Self {
+        Self {
+            fade: Self::DEFAULT_FADE,
+            floor: Self::DEFAULT_FLOOR,
+        }
+    }
+}
+
+/// What a policy knows besides the estimates: the uniform share in force and
+/// how many outcomes the model has learned.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Evidence {
+    pub(crate) epsilon: f64,
+    pub(crate) learned: u64,
+}
+
 impl Policy {
+    /// LinUCB's confidence width unless set. Rewards are response rates in
+    /// [0, 1] whose noise has a standard deviation near 0.3–0.5, so α = 0.5
+    /// is about one noise standard deviation of bonus per unit of variance.
+    pub const DEFAULT_ALPHA: f64 = 0.5;
+    /// The initial uniform share of LinUCB and ε-greedy unless set (it fades,
+    /// see [`Exploration`]).
+    pub const DEFAULT_EPSILON: f64 = 0.05;
+    /// Thompson sampling's posterior scale unless set: the sweep in
+    /// BENCHMARKS.md (`bandit-quality --sweep`) found 0.5 and above explore
+    /// far too long on response-rate rewards; 0.1 earned the most.
+    pub const DEFAULT_THOMPSON_SCALE: f64 = 0.1;
+    /// Softmax's temperature unless set.
+    pub const DEFAULT_TEMPERATURE: f64 = 0.05;
+    /// SquareCB's γ scale unless set: Vowpal Wabbit's default `--gamma_scale`.
+    pub const DEFAULT_SQUARECB_GAMMA: f64 = 10.0;
+
     /// The names of the policies, as a deployment and `--policy` write them.
     pub const NAMES: [&'static str; 5] = [
         "linucb",
@@ -65,16 +146,23 @@ impl Policy {
         "squarecb",
     ];
 
-    /// The policy called `name` with its default settings: the one place those
-    /// defaults live (LinUCB α 0.5 ε 0.05; Thompson scale 0.5; ε-greedy ε
-    /// 0.05; softmax τ 0.05; SquareCB γ 50).
+    /// The policy called `name` with its default settings (the constants
+    /// above: the one place those defaults live).
     pub fn with_defaults(name: &str) -> Option<Policy> {
         Some(match name {
             "linucb" => Policy::default(),
-            "thompson" => Policy::Thompson { scale: 0.5 },
-            "epsilon-greedy" => Policy::EpsilonGreedy { epsilon: 0.05 },
-            "softmax" => Policy::Softmax { temperature: 0.05 },
-            "squarecb" => Policy::SquareCb { gamma: 50.0 },
+            "thompson" => Policy::Thompson {
+                scale: Self::DEFAULT_THOMPSON_SCALE,
+            },
+            "epsilon-greedy" => Policy::EpsilonGreedy {
+                epsilon: Self::DEFAULT_EPSILON,
+            },
+            "softmax" => Policy::Softmax {
+                temperature: Self::DEFAULT_TEMPERATURE,
+            },
+            "squarecb" => Policy::SquareCb {
+                gamma: Self::DEFAULT_SQUARECB_GAMMA,
+            },
             _ => return None,
         })
     }
@@ -87,6 +175,15 @@ impl Policy {
             Policy::EpsilonGreedy { .. } => "epsilon-greedy",
             Policy::Softmax { .. } => "softmax",
             Policy::SquareCb { .. } => "squarecb",
+        }
+    }
+
+    /// The policy's own initial uniform share (0 for those that explore by
+    /// themselves).
+    pub fn epsilon(&self) -> f64 {
+        match *self {
+            Policy::LinUcb { epsilon, .. } | Policy::EpsilonGreedy { epsilon } => epsilon,
+            _ => 0.0,
         }
     }
 
@@ -132,59 +229,98 @@ impl Policy {
         &self,
         means: &[f64],
         vars: &[f64],
+        evidence: Evidence,
         rng: &mut DecisionRng,
     ) -> (usize, f64, Vec<f64>) {
         let k = means.len();
+        let epsilon = evidence.epsilon;
+        let uniform = epsilon / k as f64;
+        let explore = epsilon > 0.0 && rng.unit() < epsilon;
         match *self {
-            Policy::LinUcb { alpha, epsilon } => {
-                let scores = ucb_scores(means, vars, alpha);
-                let (i, p) = epsilon_mix(argmax(&scores), epsilon, k, rng);
-                (i, p, scores)
-            }
-            Policy::EpsilonGreedy { epsilon } => {
-                let (i, p) = epsilon_mix(argmax(means), epsilon, k, rng);
-                (i, p, means.to_vec())
+            Policy::LinUcb { .. } | Policy::EpsilonGreedy { .. } => {
+                let scores = match *self {
+                    Policy::LinUcb { alpha, .. } => ucb_scores(means, vars, alpha),
+                    _ => means.to_vec(),
+                };
+                let (best, ties) = best_of(&scores);
+                let index = if explore {
+                    rng.index(k)
+                } else {
+                    pick_tie(&scores, best, ties, rng)
+                };
+                let greedy = if scores[index] == scores[best] {
+                    1.0 / ties as f64
+                } else {
+                    0.0
+                };
+                (index, (1.0 - epsilon) * greedy + uniform, scores)
             }
             Policy::Thompson { scale } => {
                 let sds = thompson_sds(vars, scale);
                 let scores = thompson_draw(means, &sds, rng);
-                let chosen = argmax(&scores);
+                let index = if explore {
+                    rng.index(k)
+                } else {
+                    let (best, ties) = best_of(&scores);
+                    pick_tie(&scores, best, ties, rng)
+                };
                 let wins = (0..THOMPSON_PROPENSITY_DRAWS)
-                    .filter(|_| argmax(&thompson_draw(means, &sds, rng)) == chosen)
+                    .filter(|_| thompson_winner(means, &sds, rng) == index)
                     .count();
                 let p = (wins as f64 + 1.0) / (THOMPSON_PROPENSITY_DRAWS + k) as f64;
-                (chosen, p, scores)
+                (index, (1.0 - epsilon) * p + uniform, scores)
             }
             Policy::Softmax { .. } | Policy::SquareCb { .. } => {
-                let p = self.probabilities(means, vars, rng);
-                let i = rng.categorical(&p);
-                (i, p[i], means.to_vec())
+                let p = self.probabilities(means, vars, evidence, rng);
+                let index = if explore {
+                    rng.index(k)
+                } else {
+                    let base = self.base_probabilities(means, evidence);
+                    rng.categorical(&base)
+                };
+                (index, p[index], means.to_vec())
             }
         }
     }
 
     /// The probability of choosing each candidate, given `means` and `vars`
-    /// (for off-policy evaluation, and the distribution softmax and SquareCB
-    /// draw from). Exact for every policy but Thompson sampling, whose
-    /// probabilities are estimated from 64 draws of `rng`, Laplace-smoothed as
-    /// its logged propensities are.
+    /// (for off-policy evaluation). Exact for every policy but Thompson
+    /// sampling, whose probabilities are estimated from 64 draws of `rng`,
+    /// Laplace-smoothed as its logged propensities are.
     pub(crate) fn probabilities(
         &self,
         means: &[f64],
         vars: &[f64],
+        evidence: Evidence,
         rng: &mut DecisionRng,
     ) -> Vec<f64> {
         let k = means.len();
-        let mix = |best: usize, epsilon: f64| -> Vec<f64> {
-            (0..k)
-                .map(|i| epsilon_probability(i, best, epsilon, k))
-                .collect()
-        };
-        match *self {
-            Policy::LinUcb { alpha, epsilon } => {
-                mix(argmax(&ucb_scores(means, vars, alpha)), epsilon)
+        let base = match *self {
+            Policy::LinUcb { alpha, .. } => greedy_probabilities(&ucb_scores(means, vars, alpha)),
+            Policy::EpsilonGreedy { .. } => greedy_probabilities(means),
+            Policy::Softmax { .. } | Policy::SquareCb { .. } => {
+                self.base_probabilities(means, evidence)
             }
-            Policy::EpsilonGreedy { epsilon } => mix(argmax(means), epsilon),
+            Policy::Thompson { scale } => {
+                let sds = thompson_sds(vars, scale);
+                let mut wins = vec![1.0; k];
+                for _ in 0..THOMPSON_PROPENSITY_DRAWS {
+                    wins[thompson_winner(means, &sds, rng)] += 1.0;
+                }
+                let total = (THOMPSON_PROPENSITY_DRAWS + k) as f64;
+                wins.iter().map(|w| w / total).collect()
+            }
+        };
+        let epsilon = evidence.epsilon;
+        base.iter()
+            .map(|p| (1.0 - epsilon) * p + epsilon / k as f64)
+            .collect()
+    }
+
+    /// Softmax's and SquareCB's own distribution, before the uniform share.
+    fn base_probabilities(&self, means: &[f64], evidence: Evidence) -> Vec<f64> {
+        let k = means.len();
+        match *self {
             Policy::Softmax { temperature } => {
                 let top = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let w: Vec<f64> = means
@@ -195,24 +331,30 @@ impl Policy {
                 w.iter().map(|x| x / total).collect()
             }
             Policy::SquareCb { gamma } => {
-                let best = argmax(means);
+                let gamma = gamma * ((evidence.learned + 1) as f64).sqrt();
+                let (best, _) = best_of(means);
+                let top = means[best];
                 let mut p: Vec<f64> = means
                     .iter()
-                    .map(|m| 1.0 / (k as f64 + gamma * (means[best] - m)))
+                    .map(|m| {
+                        if *m == top {
+                            0.0
+                        } else {
+                            1.0 / (k as f64 + gamma * (top - m))
+                        }
+                    })
                     .collect();
-                p[best] = 0.0;
-                p[best] = (1.0 - p.iter().sum::<f64>()).max(0.0);
+                // The rest goes to the best, shared evenly among ties.
+                let rest = (1.0 - p.iter().sum::<f64>()).max(0.0);
+                let ties = means.iter().filter(|m| **m == top).count() as f64;
+                for (pi, m) in p.iter_mut().zip(means) {
+                    if *m == top {
+                        *pi = rest / ties;
+                    }
+                }
                 p
             }
-            Policy::Thompson { scale } => {
-                let sds = thompson_sds(vars, scale);
-                let mut wins = vec![1.0; k];
-                for _ in 0..THOMPSON_PROPENSITY_DRAWS {
-                    wins[argmax(&thompson_draw(means, &sds, rng))] += 1.0;
-                }
-                let total = (THOMPSON_PROPENSITY_DRAWS + k) as f64;
-                wins.iter().map(|w| w / total).collect()
-            }
+            _ => greedy_probabilities(means),
         }
     }
 }
@@ -240,7 +382,56 @@ fn thompson_draw(means: &[f64], sds: &[f64], rng: &mut DecisionRng) -> Vec<f64> 
         .collect()
 }
 
-/// The index of the largest score; the first on a tie.
+/// The winner of one more posterior draw (ties to a seeded pick).
+fn thompson_winner(means: &[f64], sds: &[f64], rng: &mut DecisionRng) -> usize {
+    let scores = thompson_draw(means, sds, rng);
+    let (best, ties) = best_of(&scores);
+    pick_tie(&scores, best, ties, rng)
+}
+
+/// The first index of the largest score, and how many candidates share it.
+fn best_of(scores: &[f64]) -> (usize, usize) {
+    let best = argmax(scores);
+    let ties = scores
+        .iter()
+        .filter(|s| s.total_cmp(&scores[best]).is_eq())
+        .count();
+    (best, ties)
+}
+
+/// One of the `ties` candidates sharing the best score, drawn uniformly from
+/// the decision's stream (no draw without a tie, so untied decisions keep
+/// their stream).
+fn pick_tie(scores: &[f64], best: usize, ties: usize, rng: &mut DecisionRng) -> usize {
+    if ties <= 1 {
+        return best;
+    }
+    let nth = rng.index(ties);
+    scores
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.total_cmp(&scores[best]).is_eq())
+        .nth(nth)
+        .map_or(best, |(i, _)| i)
+}
+
+/// The greedy rule's distribution: evenly over the best-scored candidates.
+fn greedy_probabilities(scores: &[f64]) -> Vec<f64> {
+    let (best, ties) = best_of(scores);
+    scores
+        .iter()
+        .map(|s| {
+            if s.total_cmp(&scores[best]).is_eq() {
+                1.0 / ties as f64
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// The index of the largest score; the first on a tie (for evaluation, where
+/// a deterministic target is wanted).
 pub(crate) fn argmax(scores: &[f64]) -> usize {
     let mut best = 0;
     for (i, s) in scores.iter().enumerate() {
@@ -251,37 +442,24 @@ pub(crate) fn argmax(scores: &[f64]) -> usize {
     best
 }
 
-/// The probability of index `i` when `best` is chosen with probability 1 − ε
-/// and a uniform index among `k` otherwise.
-fn epsilon_probability(i: usize, best: usize, epsilon: f64, k: usize) -> f64 {
-    let kf = k as f64;
-    if i == best {
-        1.0 - epsilon + epsilon / kf
-    } else {
-        epsilon / kf
-    }
-}
-
-/// `best` with probability 1 − ε, else a uniform index; and its propensity.
-fn epsilon_mix(best: usize, epsilon: f64, k: usize, rng: &mut DecisionRng) -> (usize, f64) {
-    let index = if epsilon > 0.0 && rng.unit() < epsilon {
-        rng.index(k)
-    } else {
-        best
-    };
-    (index, epsilon_probability(index, best, epsilon, k))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The policy's own share, with no floor, after 10 outcomes.
+    fn evidence(policy: &Policy) -> Evidence {
+        Evidence {
+            epsilon: policy.epsilon(),
+            learned: 10,
+        }
+    }
 
     fn frequencies(policy: Policy, means: &[f64], vars: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
         let mut counts = vec![0.0; means.len()];
         let mut logged = vec![0.0; means.len()];
         for i in 0..n {
             let mut rng = DecisionRng::new(11, &format!("d{i}"));
-            let (c, p, scores) = policy.choose(means, vars, &mut rng);
+            let (c, p, scores) = policy.choose(means, vars, evidence(&policy), &mut rng);
             assert_eq!(scores.len(), means.len());
             assert!(p > 0.0 && p <= 1.0, "{policy:?} gave propensity {p}");
             counts[c] += 1.0;
@@ -328,7 +506,7 @@ mod tests {
         let mut mean_p = [0.0; 3];
         for i in 0..n {
             let mut rng = DecisionRng::new(5, &format!("d{i}"));
-            let (c, p, _) = policy.choose(&means, &vars, &mut rng);
+            let (c, p, _) = policy.choose(&means, &vars, evidence(&policy), &mut rng);
             freq[c] += 1.0;
             mean_p[c] += p;
         }
@@ -350,10 +528,10 @@ mod tests {
         let vars = [0.01, 0.01, 0.04];
         for policy in randomising_policies() {
             let mut rng = DecisionRng::new(3, "p");
-            let p = policy.probabilities(&means, &vars, &mut rng);
+            let p = policy.probabilities(&means, &vars, evidence(&policy), &mut rng);
             assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{policy:?}");
             let mut rng = DecisionRng::new(3, "p");
-            let (i, logged, _) = policy.choose(&means, &vars, &mut rng);
+            let (i, logged, _) = policy.choose(&means, &vars, evidence(&policy), &mut rng);
             assert!(
                 (p[i] - logged).abs() < 1e-12,
                 "{policy:?}: {p:?} vs {logged}"
@@ -373,5 +551,98 @@ mod tests {
             .is_err()
         );
         assert!(Policy::default().validate().is_ok());
+    }
+
+    #[test]
+    fn ties_are_broken_by_the_decision_draw_with_exact_propensities() {
+        // A new model scores every candidate alike: its choices spread evenly
+        // and each logs its true probability.
+        let means = [0.0; 4];
+        let vars = [1.0; 4];
+        for policy in [Policy::default(), Policy::EpsilonGreedy { epsilon: 0.1 }] {
+            let ev = Evidence {
+                epsilon: 0.05,
+                learned: 0,
+            };
+            let mut counts = [0usize; 4];
+            for i in 0..8_000 {
+                let mut rng = DecisionRng::new(2, &format!("d{i}"));
+                let (c, p, _) = policy.choose(&means, &vars, ev, &mut rng);
+                assert!((p - 0.25).abs() < 1e-12, "{policy:?}: {p}");
+                counts[c] += 1;
+            }
+            for c in counts {
+                assert!((1_800..2_200).contains(&c), "{policy:?}: {counts:?}");
+            }
+            let mut rng = DecisionRng::new(2, "p");
+            let p = policy.probabilities(&means, &vars, ev, &mut rng);
+            assert!(p.iter().all(|v| (v - 0.25).abs() < 1e-12));
+        }
+    }
+
+    #[test]
+    fn exploration_fades_to_its_floor_and_every_propensity_stays_above_it() {
+        let e = Exploration {
+            fade: 100,
+            floor: 0.01,
+        };
+        assert_eq!(e.share(0.05, 0), 0.05);
+        assert!((e.share(0.05, 100) - 0.05 / 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(e.share(0.05, 1_000_000), 0.01);
+        // Thompson sampling explores by itself: only the floor is mixed in.
+        assert_eq!(e.share(Policy::Thompson { scale: 0.1 }.epsilon(), 0), 0.01);
+        assert_eq!(
+            Exploration {
+                fade: 0,
+                floor: 0.0
+            }
+            .share(0.05, 1_000_000),
+            0.05
+        );
+        // Far apart estimates: every policy still gives each candidate at
+        // least floor / K.
+        let means = [0.9, 0.1, 0.0];
+        let vars = [1e-6; 3];
+        for policy in [
+            Policy::default(),
+            Policy::Thompson { scale: 0.1 },
+            Policy::Softmax { temperature: 0.01 },
+            Policy::SquareCb { gamma: 10.0 },
+        ] {
+            let ev = Evidence {
+                epsilon: e.share(policy.epsilon(), 1_000_000),
+                learned: 1_000_000,
+            };
+            for i in 0..200 {
+                let mut rng = DecisionRng::new(4, &format!("d{i}"));
+                let (_, p, _) = policy.choose(&means, &vars, ev, &mut rng);
+                assert!(p >= 0.01 / 3.0 - 1e-12, "{policy:?}: {p}");
+            }
+            let mut rng = DecisionRng::new(4, "p");
+            let p = policy.probabilities(&means, &vars, ev, &mut rng);
+            assert!(
+                p.iter().all(|v| *v >= 0.01 / 3.0 - 1e-12),
+                "{policy:?}: {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn squarecb_grows_greedier_as_outcomes_accrue() {
+        let means = [0.5, 0.4];
+        let vars = [0.0; 2];
+        let policy = Policy::SquareCb { gamma: 10.0 };
+        let other = |learned: u64| {
+            let mut rng = DecisionRng::new(1, "p");
+            let ev = Evidence {
+                epsilon: 0.0,
+                learned,
+            };
+            policy.probabilities(&means, &vars, ev, &mut rng)[1]
+        };
+        // γ = 10·sqrt(n + 1): P(worse) = 1 / (K + γ·0.1).
+        assert!((other(0) - 1.0 / 3.0).abs() < 1e-12);
+        assert!((other(99) - 1.0 / 12.0).abs() < 1e-12);
+        assert!(other(10_000) < 0.01);
     }
 }
