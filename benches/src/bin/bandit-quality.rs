@@ -514,10 +514,22 @@ fn main() {
             "{:<36} {:>12} {:>12} {:>10} {:>13}",
             "contender", "mean reward", "realised", "regret", "after change"
         );
+        // numpy reports rewards only: its regret cells are blank.
+        let cell = |v: f64| {
+            if v.is_nan() {
+                "—".to_owned()
+            } else {
+                format!("{v:.1}")
+            }
+        };
         for e in &entries {
             println!(
-                "{:<36} {:>12.4} {:>12.4} {:>10.1} {:>13.1}",
-                e.name, e.mean_reward, e.mean_realised, e.regret, e.regret_after_change
+                "{:<36} {:>12.4} {:>12.4} {:>10} {:>13}",
+                e.name,
+                e.mean_reward,
+                e.mean_realised,
+                cell(e.regret),
+                cell(e.regret_after_change)
             );
         }
         let report = CaseReport {

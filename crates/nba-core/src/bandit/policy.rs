@@ -85,9 +85,10 @@ impl Exploration {
     /// from there; a uniform share that stays at 5% costs ~5% of the reward
     /// for ever (measured in BENCHMARKS.md, `bandit-quality`).
     pub const DEFAULT_FADE: u64 = 10;
-    /// 1% of decisions stay uniform: every propensity is at least 0.01/K, so
-    /// inverse-propensity weights stay below 100·K and off-policy estimates
-    /// of any other policy remain possible, at a cost under 1% of reward.
+    /// 0.5% of decisions stay uniform: every propensity is at least 0.005/K,
+    /// so inverse-propensity weights stay below 200·K and off-policy
+    /// estimates of any other policy remain possible, at a cost of about
+    /// 0.5% of reward.
     pub const DEFAULT_FLOOR: f64 = 0.005;
 
     /// The uniform share after `learned` outcomes, for a policy whose own
