@@ -29,8 +29,9 @@ use serde::Serialize;
 /// `+drift` (the world changes abruptly halfway).
 #[derive(Debug, Parser)]
 struct Cli {
-    /// Cases to run [default: every case whose data is present].
-    #[arg(long = "case", value_name = "NAME")]
+    /// Cases to run, repeated or comma-separated [default: every case whose
+    /// data is present].
+    #[arg(long = "case", value_name = "NAME", value_delimiter = ',')]
     cases: Vec<String>,
     /// Where benches/fetch-public-data.sh wrote the public data
     /// [default: $NBA_DATA_DIR/public or ~/.cache/nba-data/public].
@@ -354,6 +355,18 @@ fn sources(cli: &Cli, data: &Path) -> Vec<(String, Result<Source, String>)> {
             })
             .collect()
     } else {
+        if let Some(unknown) = cli
+            .cases
+            .iter()
+            .find(|c| !all.iter().any(|(name, _)| name == *c))
+        {
+            let known: Vec<&str> = all.iter().map(|(name, _)| name.as_str()).collect();
+            eprintln!(
+                "error: no case `{unknown}`; the cases are {}",
+                known.join(", ")
+            );
+            std::process::exit(2);
+        }
         let mut chosen: Vec<(String, Result<Source, String>)> = all
             .into_iter()
             .filter(|(name, _)| cli.cases.contains(name))

@@ -45,8 +45,12 @@ impl Export {
         })
     }
 
-    /// Appends one row.
+    /// Appends one row; a row with no candidates is left out, as the
+    /// contenders' runner leaves it out.
     pub fn write(&mut self, row: &Row) -> std::io::Result<()> {
+        if row.candidates.is_empty() {
+            return Ok(());
+        }
         for v in &row.x {
             self.x.write_all(&v.to_le_bytes())?;
         }

@@ -372,7 +372,7 @@ fn the_model_follows_the_declared_features_and_every_policy_setting_resolves() {
         bank.bandit.model,
         Model::ActionAware {
             features: bank.action_dim,
-            residual: Residual::Intercept
+            residual: Residual::None
         }
     );
     let none = check(&edited(
