@@ -153,8 +153,10 @@ impl World {
 #[derive(Debug, Serialize)]
 struct PolicyResult {
     name: String,
-    regret_before_change: f64,
-    regret_after_change: f64,
+    /// None for the numpy reference, which reports the whole run only.
+    regret_before_change: Option<f64>,
+    regret_after_change: Option<f64>,
+    regret_whole_run: f64,
 }
 
 fn main() {
@@ -213,7 +215,9 @@ fn main() {
         }
         (None, false) => None,
     };
-    let mut per: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
+    // Name, then per run: regret before the change, after it, in all.
+    type Runs = (String, Vec<f64>, Vec<f64>, Vec<f64>);
+    let mut per: Vec<Runs> = Vec::new();
     for seed in 0..cli.runs {
         let mut world_rng = ChaCha8Rng::seed_from_u64(seed);
         let world = World::new(&mut world_rng, cli.actions, cli.dim, cli.decisions);
@@ -251,15 +255,17 @@ fn main() {
         let scores = run(rows, &mut contenders);
         for (c, s) in contenders.iter().zip(scores) {
             let before = s.regret - s.regret_after_change;
-            match per.iter_mut().find(|(n, _, _)| n == c.name()) {
-                Some((_, b, a)) => {
+            match per.iter_mut().find(|(n, ..)| n == c.name()) {
+                Some((_, b, a, w)) => {
                     b.push(before);
                     a.push(s.regret_after_change);
+                    w.push(s.regret);
                 }
                 None => per.push((
                     c.name().to_owned(),
                     vec![before],
                     vec![s.regret_after_change],
+                    vec![s.regret],
                 )),
             }
         }
@@ -278,11 +284,11 @@ fn main() {
                             .map(|row| row.truth.iter().copied().fold(0.0, f64::max))
                             .sum();
                         for (alpha, mean, _) in r {
-                            let name = format!("numpy-linucb(alpha={alpha}) [whole run]");
+                            let name = format!("numpy-linucb(alpha={alpha})");
                             let regret = best - mean * cli.decisions as f64;
-                            match per.iter_mut().find(|(n, _, _)| *n == name) {
-                                Some((_, _, a)) => a.push(regret),
-                                None => per.push((name, vec![f64::NAN], vec![regret])),
+                            match per.iter_mut().find(|(n, ..)| *n == name) {
+                                Some((.., w)) => w.push(regret),
+                                None => per.push((name, Vec::new(), Vec::new(), vec![regret])),
                             }
                         }
                     }
@@ -304,10 +310,11 @@ fn main() {
     }
     let results: Vec<PolicyResult> = per
         .into_iter()
-        .map(|(name, mut b, mut a)| PolicyResult {
+        .map(|(name, mut b, mut a, mut w)| PolicyResult {
             name,
-            regret_before_change: median(&mut b),
-            regret_after_change: median(&mut a),
+            regret_before_change: (!b.is_empty()).then(|| median(&mut b)),
+            regret_after_change: (!a.is_empty()).then(|| median(&mut a)),
+            regret_whole_run: median(&mut w),
         })
         .collect();
     println!(
@@ -319,20 +326,25 @@ fn main() {
         cli.runs
     );
     println!(
-        "{:<42} {:>14} {:>14}",
-        "policy", "regret before", "regret after"
+        "{:<42} {:>14} {:>14} {:>14}",
+        "policy", "regret before", "regret after", "whole run"
     );
+    let cell = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.1}"));
     for r in &results {
         println!(
-            "{:<42} {:>14.1} {:>14.1}",
-            r.name, r.regret_before_change, r.regret_after_change
+            "{:<42} {:>14} {:>14} {:>14.1}",
+            r.name,
+            cell(r.regret_before_change),
+            cell(r.regret_after_change),
+            r.regret_whole_run
         );
     }
     let after = |n: &str| {
         results
             .iter()
             .find(|r| r.name == n)
-            .map_or(f64::NAN, |r| r.regret_after_change)
+            .and_then(|r| r.regret_after_change)
+            .unwrap_or(f64::NAN)
     };
     let ratio = after("nba-default (window)") / after("linucb-stationary");
     println!("default (window) / stationary regret after the change: {ratio:.2} (goal <= 0.5)");
