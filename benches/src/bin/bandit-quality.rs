@@ -134,26 +134,22 @@ fn contenders(
                 ..default.clone()
             },
         ));
-        v.push(with(
-            "nba-action-aware/none",
-            BanditConfig {
-                model: Model::ActionAware {
-                    features: case.action_dim,
-                    residual: Residual::None,
+        // The action-aware model with each residual the default does not use.
+        for residual in Residual::ALL {
+            if matches!(default.model, Model::ActionAware { residual: r, .. } if r == residual) {
+                continue;
+            }
+            v.push(with(
+                &format!("nba-action-aware/{}", residual.name()),
+                BanditConfig {
+                    model: Model::ActionAware {
+                        features: case.action_dim,
+                        residual,
+                    },
+                    ..default.clone()
                 },
-                ..default.clone()
-            },
-        ));
-        v.push(with(
-            "nba-action-aware/context",
-            BanditConfig {
-                model: Model::ActionAware {
-                    features: case.action_dim,
-                    residual: Residual::Context,
-                },
-                ..default.clone()
-            },
-        ));
+            ));
+        }
     }
     if case.drift {
         v.push(with(
@@ -216,6 +212,28 @@ fn contenders(
                 ..default.clone()
             },
         ));
+        if let Model::ActionAware { features, .. } = default.model {
+            for residual in [Residual::Intercept, Residual::Context] {
+                for residual_lambda in [1.0, 10.0, 100.0, 1_000.0] {
+                    if residual == Residual::default()
+                        && residual_lambda == BanditConfig::DEFAULT_RESIDUAL_LAMBDA
+                    {
+                        continue;
+                    }
+                    v.push(with(
+                        &format!(
+                            "sweep-{},residual_lambda={residual_lambda}",
+                            residual.name()
+                        ),
+                        BanditConfig {
+                            model: Model::ActionAware { features, residual },
+                            residual_lambda,
+                            ..default.clone()
+                        },
+                    ));
+                }
+            }
+        }
         for lambda in [case.dim as f64, (case.dim as f64).sqrt()] {
             for alpha in [0.25, 0.5, 1.0] {
                 v.push(with(

@@ -149,7 +149,7 @@ pub(crate) struct BacktestArgs {
     /// thompson, epsilon-greedy, softmax, squarecb, random and settings as the
     /// deployment's [policy] (alpha, epsilon, ts-scale, temperature,
     /// squarecb-gamma, lambda, model=disjoint|hybrid|action-aware,
-    /// residual=none|intercept|context, objective=reward|value, floor (the exploration
+    /// residual=none|intercept|context, residual_lambda, objective=reward|value, floor (the exploration
     /// floor), fade (outcomes)), e.g. `--candidate
     /// linucb:alpha=1.0,epsilon=0.1`. An action-aware candidate reads the
     /// recorded requests' action context. Repeat to compare several
@@ -305,9 +305,13 @@ fn parse_candidate(spec: &str) -> Result<Candidate, String> {
         }
     };
     policy.validate()?;
-    let lambda = num("lambda", BanditConfig::default().lambda)?;
-    if !(lambda.is_finite() && lambda > 0.0) {
-        return Err(format!("lambda={lambda} must be > 0"));
+    let defaults = BanditConfig::default();
+    let lambda = num("lambda", defaults.lambda)?;
+    let residual_lambda = num("residual_lambda", defaults.residual_lambda)?;
+    for (key, v) in [("lambda", lambda), ("residual_lambda", residual_lambda)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!("{key}={v} must be > 0"));
+        }
     }
     let residual = match residual_key.as_deref() {
         None => Residual::default(),
@@ -360,10 +364,11 @@ fn parse_candidate(spec: &str) -> Result<Candidate, String> {
         config: BanditConfig {
             policy,
             lambda,
+            residual_lambda,
             model,
             exploration,
             objective,
-            ..BanditConfig::default()
+            ..defaults
         },
     })
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use nba_core::{
     BanditConfig, CapConfig, FeatureConfig, Forgetting, IntakeConfig, JoinConfig, Objective,
-    Policy, RequestSpec, Residual, UpdaterConfig, format_duration_ms,
+    Policy, RequestSpec, UpdaterConfig, format_duration_ms,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -400,8 +400,14 @@ pub struct PolicySection {
     /// Action-aware model: what each action learns of its own on top of
     /// the shared model: nothing, its own baseline (intercept), or a whole
     /// model on the customer's context.
-    #[serde(default = "defaults::residual")]
-    pub residual: ResidualName,
+    /// Unset: a context residual, none for catalogs of over 200 actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual: Option<ResidualName>,
+    /// Action-aware model: the ridge prior of each action's residual (the
+    /// larger, the more outcomes an action needs before its own part moves
+    /// it away from what the shared model says).
+    #[serde(default = "defaults::residual_lambda")]
+    pub residual_lambda: f64,
     /// What the choice maximises: the expected response, or its value.
     #[serde(default = "defaults::objective")]
     pub objective: ObjectiveName,
@@ -457,7 +463,8 @@ impl Default for PolicySection {
             squarecb_gamma: defaults::squarecb_gamma(),
             lambda: defaults::lambda(),
             model: None,
-            residual: defaults::residual(),
+            residual: None,
+            residual_lambda: defaults::residual_lambda(),
             objective: defaults::objective(),
             exploration_floor: defaults::exploration_floor(),
             exploration_fade: defaults::exploration_fade(),
@@ -788,15 +795,11 @@ pub(crate) mod defaults {
     pub(crate) fn lambda() -> f64 {
         BanditConfig::default().lambda
     }
+    pub(crate) fn residual_lambda() -> f64 {
+        BanditConfig::default().residual_lambda
+    }
     pub(crate) fn keep_at_least() -> u64 {
         BanditConfig::default().keep_at_least
-    }
-    pub(crate) fn residual() -> ResidualName {
-        match Residual::default() {
-            Residual::None => ResidualName::None,
-            Residual::Intercept => ResidualName::Intercept,
-            Residual::Context => ResidualName::Context,
-        }
     }
     pub(crate) fn objective() -> ObjectiveName {
         match BanditConfig::default().objective {

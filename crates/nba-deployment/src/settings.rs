@@ -216,7 +216,8 @@ pub(crate) fn build(
         c.problem("contact", e);
     }
     let action_dim = layout.as_ref().map_or(0, |l| l.action_context().dim());
-    let (bandit, join, updater_lateness) = policy(file, dim.unwrap_or(1), action_dim, c);
+    let actions = catalog.as_ref().map_or(0, |c| c.actions().len());
+    let (bandit, join, updater_lateness) = policy(file, dim.unwrap_or(1), action_dim, actions, c);
     let intake = duration(c, "intake.dedup_window", &file.intake.dedup_window)
         .map(|dedup_window_ms| IntakeConfig { dedup_window_ms });
     let simulation = file
@@ -666,6 +667,7 @@ fn policy(
     file: &DeploymentFile,
     dim: usize,
     action_dim: usize,
+    actions: usize,
     c: &mut Collector<'_>,
 ) -> PolicyParts {
     let p = &file.policy;
@@ -690,12 +692,14 @@ fn policy(
         c.problem("policy", e);
         ok = false;
     }
-    if !(p.lambda.is_finite() && p.lambda > 0.0) {
-        c.problem(
-            "policy.lambda",
-            format!("{} must be a finite number > 0", p.lambda),
-        );
-        ok = false;
+    for (field, v) in [
+        ("policy.lambda", p.lambda),
+        ("policy.residual_lambda", p.residual_lambda),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            c.problem(field, format!("{v} must be a finite number > 0"));
+            ok = false;
+        }
     }
     if !(p.gamma > 0.0 && p.gamma <= 1.0) {
         c.problem("policy.gamma", format!("{} must be in (0, 1]", p.gamma));
@@ -738,9 +742,10 @@ fn policy(
         Some(ModelName::ActionAware) | None if action_dim > 0 => Model::ActionAware {
             features: action_dim,
             residual: match p.residual {
-                ResidualName::None => Residual::None,
-                ResidualName::Intercept => Residual::Intercept,
-                ResidualName::Context => Residual::Context,
+                None => Residual::for_catalog(actions),
+                Some(ResidualName::None) => Residual::None,
+                Some(ResidualName::Intercept) => Residual::Intercept,
+                Some(ResidualName::Context) => Residual::Context,
             },
         },
         _ => Model::Disjoint,
@@ -751,6 +756,7 @@ fn policy(
     let bandit = period.filter(|_| ok).map(|period_ms| BanditConfig {
         dim,
         lambda: p.lambda,
+        residual_lambda: p.residual_lambda,
         forgetting: match p.forgetting {
             ForgettingName::Stationary => Forgetting::Stationary,
             ForgettingName::Window => Forgetting::SlidingWindow {

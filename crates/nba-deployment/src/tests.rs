@@ -372,7 +372,7 @@ fn the_model_follows_the_declared_features_and_every_policy_setting_resolves() {
         bank.bandit.model,
         Model::ActionAware {
             features: bank.action_dim,
-            residual: Residual::None
+            residual: Residual::Context
         }
     );
     let none = check(&edited(
@@ -384,7 +384,7 @@ fn the_model_follows_the_declared_features_and_every_policy_setting_resolves() {
     assert_eq!(none.bandit.model, Model::Disjoint);
     let text = edited(
         "[policy]\nname = \"linucb\"",
-        "[policy]\nname = \"linucb\"\nresidual = \"context\"\nobjective = \"value\"\nexploration_floor = 0.02\nexploration_fade = 500\nkeep_at_least = 250",
+        "[policy]\nname = \"linucb\"\nresidual = \"intercept\"\nobjective = \"value\"\nexploration_floor = 0.02\nexploration_fade = 500\nkeep_at_least = 250\nresidual_lambda = 20.0",
     );
     let d = check(&text).expect("checks");
     let b = &d.settings.bandit;
@@ -392,16 +392,50 @@ fn the_model_follows_the_declared_features_and_every_policy_setting_resolves() {
         b.model,
         Model::ActionAware {
             features: bank.action_dim,
-            residual: Residual::Context
+            residual: Residual::Intercept
         }
     );
     assert_eq!(b.objective, Objective::Value);
     assert_eq!((b.exploration.floor, b.exploration.fade), (0.02, 500));
     assert_eq!(b.keep_at_least, 250);
+    assert_eq!(b.residual_lambda, 20.0);
+    assert_eq!(b.own_lambda(), 20.0);
     let report = d.report();
     assert!(report.contains("policy.objective = \"value\""), "{report}");
     assert!(
-        report.contains("# model: action-aware(features=10,residual=context)"),
+        report.contains("# model: action-aware(features=10,residual=intercept)"),
         "{report}"
     );
+    let bad = check(&edited(
+        "[policy]\nname = \"linucb\"",
+        "[policy]\nname = \"linucb\"\nresidual_lambda = -1.0",
+    ))
+    .expect_err("a negative residual prior");
+    assert!(bad.to_string().contains("policy.residual_lambda"), "{bad}");
+}
+
+/// Unless a residual is declared, a catalog of more actions than
+/// `Residual::LARGE_CATALOG` gets none (its cost grows with candidates × d²),
+/// a smaller one the default.
+#[test]
+fn the_residual_follows_the_catalogs_size_unless_declared() {
+    use nba_core::{Model, Residual};
+    let residual = |text: &str| match check(text).expect("checks").settings.bandit.model {
+        Model::ActionAware { residual, .. } => residual,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(residual(bank_text()), Residual::default());
+    let mut large = bank_text().to_owned();
+    for i in 0..Residual::LARGE_CATALOG {
+        large.push_str(&format!(
+            "\n[[action]]\nid = \"extra_{i}\"\nname = \"Extra {i}\"\ngroup = \"growth/savings\"\nvalue = 1.0\n[action.channels]\napp = {{ template = \"extra\" }}\n"
+        ));
+    }
+    assert_eq!(residual(&large), Residual::None);
+    let declared = large.replacen(
+        "[policy]\nname = \"linucb\"",
+        "[policy]\nname = \"linucb\"\nresidual = \"context\"",
+        1,
+    );
+    assert_eq!(residual(&declared), Residual::Context);
 }

@@ -390,6 +390,7 @@ gamma = 0.9
 attribution_window = "20m"
 seed = 11
 residual = "context"
+residual_lambda = 7.5
 objective = "value"
 exploration_floor = 0.02
 exploration_fade = 50

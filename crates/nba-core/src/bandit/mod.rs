@@ -123,26 +123,44 @@ pub enum Model {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Residual {
     /// Nothing: actions differ only through their features (declare what
-    /// tells them apart: tags, value, recency). The default: on every
-    /// simulated catalog and on MovieLens it earned as much as an intercept
-    /// or more, and with 1,000 actions far more (0.376 against 0.295 in
-    /// `bandit-quality`'s catalog-1000, BENCHMARKS.md): each action's own
-    /// baseline is one more thing to explore, action by action.
-    #[default]
+    /// tells them apart: tags, value, recency). The cheapest: what the
+    /// decide and update cost goals are measured on.
     None,
     /// Its own baseline (an intercept): how much more or less than its
     /// features say customers take it, learned from its own outcomes. What
-    /// "most popular" knows, at one number per action; worth it when actions
-    /// are few and their features say little.
+    /// "most popular" knows, at one number per action.
     Intercept,
-    /// A whole disjoint model on the customer's context: r = zₐᵀβ + xᵀθₐ
-    /// (Li et al.'s hybrid model with general shared features). Its
-    /// exploration costs more than it earns until each action has had many
-    /// outcomes (`bandit-quality`, BENCHMARKS.md).
+    /// A whole model on the customer's context: r = zₐᵀβ + xᵀθₐ (Li et al.'s
+    /// hybrid model with general shared features). The default (up to
+    /// [`Residual::LARGE_CATALOG`] actions), with a strong residual prior ([`BanditConfig::DEFAULT_RESIDUAL_LAMBDA`]):
+    /// the shared model decides while an action has few outcomes, and the
+    /// action's own part takes over as its evidence grows, so the model
+    /// follows a change in what each action's customers want that the
+    /// shared features cannot express (`bandit-quality`, BENCHMARKS.md).
+    #[default]
     Context,
 }
 
 impl Residual {
+    /// Catalogs larger than this get no residual unless one is declared
+    /// ([`Residual::for_catalog`]).
+    pub const LARGE_CATALOG: usize = 200;
+
+    /// The residual a deployment gets when it declares none: the default,
+    /// up to [`Residual::LARGE_CATALOG`] actions; none beyond. A context
+    /// residual makes every decision read each candidate's own d×d inverse
+    /// and d×p cross sums (4 KB at d = p = 16): 24 µs for 50 candidates,
+    /// 456 µs for 1,000, against 4 µs and 72 µs without (`bandit-cost`,
+    /// BENCHMARKS.md); with a thousand actions, each has too few outcomes
+    /// for its own part to count anyway.
+    pub fn for_catalog(actions: usize) -> Self {
+        if actions > Self::LARGE_CATALOG {
+            Residual::None
+        } else {
+            Residual::default()
+        }
+    }
+
     /// Every residual, in the order help texts list them.
     pub const ALL: [Residual; 3] = [Residual::None, Residual::Intercept, Residual::Context];
 
@@ -246,6 +264,11 @@ pub struct BanditConfig {
     pub dim: usize,
     /// Ridge prior: A starts as λI.
     pub lambda: f64,
+    /// The action-aware model's residual prior: each action's own Aₐ starts
+    /// as this × I. The larger, the more evidence an action needs before its
+    /// residual moves it away from what the shared model says (and the less
+    /// the residual's uncertainty adds to exploration).
+    pub residual_lambda: f64,
     /// What is forgotten.
     pub forgetting: Forgetting,
     /// Disjoint, hybrid or action-aware.
@@ -273,11 +296,28 @@ pub struct BanditConfig {
 impl BanditConfig {
     /// The ridge prior λ unless set.
     pub const DEFAULT_LAMBDA: f64 = 1.0;
+    /// The residual prior unless set: 100 outcomes' worth of evidence before
+    /// an action's own part counts as much as the prior pulling it to zero.
+    /// With λ (1) instead, each action's residual is explored from its first
+    /// request, which costs more than it earns on every simulated catalog;
+    /// with 100, it earns about what no residual earns where nothing changes,
+    /// and loses up to 3.5× less after an abrupt change (retail: regret 603
+    /// against 2,134; `bandit-quality --sweep`, BENCHMARKS.md).
+    pub const DEFAULT_RESIDUAL_LAMBDA: f64 = 100.0;
     /// The fewest outcomes a sliding window holds unless set: enough for a
     /// model of a few dozen coefficients to stay sensible when a day brings
     /// only a few hundred outcomes (MovieLens, ~14 ratings a day, forgets
     /// everything in a 24 h window without it: `bandit-quality`).
     pub const DEFAULT_KEEP_AT_LEAST: u64 = 1_000;
+
+    /// The ridge prior of each action's own statistics: the residual's under
+    /// the action-aware model, λ otherwise.
+    pub fn own_lambda(&self) -> f64 {
+        match self.model {
+            Model::ActionAware { .. } => self.residual_lambda,
+            _ => self.lambda,
+        }
+    }
 
     /// The forgetting rule as instances compare it before sharing
     /// statistics (and as decisions log it).
@@ -296,12 +336,13 @@ impl BanditConfig {
 }
 
 impl Default for BanditConfig {
-    /// LinUCB (α = 0.5, ε = 0.05 fading to 0.01), λ = 1, a 24 h sliding
+    /// LinUCB (α = 0.5, ε = 0.05 fading to 0.005), λ = 1, a 24 h sliding
     /// window in 1 h buckets; dimension 16 (set it to the context's length).
     fn default() -> Self {
         Self {
             dim: 16,
             lambda: Self::DEFAULT_LAMBDA,
+            residual_lambda: Self::DEFAULT_RESIDUAL_LAMBDA,
             forgetting: Forgetting::SlidingWindow {
                 bucket_ms: 3_600_000,
                 buckets: 24,
@@ -504,10 +545,15 @@ impl LinearBandit {
         };
         Self {
             name: format!(
-                "{}{},lambda={},{}{}",
+                "{}{},lambda={}{},{}{}",
                 cfg.policy.describe(),
                 cfg.model.describe(),
                 cfg.lambda,
+                if with_residual {
+                    format!(",residual_lambda={}", cfg.residual_lambda)
+                } else {
+                    String::new()
+                },
                 cfg.forgetting_label(),
                 match cfg.objective {
                     Objective::Reward => "",
@@ -518,7 +564,7 @@ impl LinearBandit {
             features: FxHashMap::default(),
             default_features,
             action_aware: (p > 0).then(|| ActionAware::new(p, with_residual, cfg.lambda)),
-            prior: ArmStats::prior(own_dim, if with_residual { p } else { 0 }, cfg.lambda),
+            prior: ArmStats::prior(own_dim, if with_residual { p } else { 0 }, cfg.own_lambda()),
             scratch: vec![0.0; cfg.dim.max(p) * (1 + p)],
             arms: FxHashMap::default(),
             epoch: None,
@@ -624,7 +670,7 @@ impl LinearBandit {
         Some(match self.discount_now() {
             Some((gamma, now)) if arm.tick().is_some_and(|t| t < now) => {
                 let mut current = arm.clone();
-                current.discount_to(now, gamma, self.cfg.lambda);
+                current.discount_to(now, gamma, self.cfg.own_lambda());
                 Cow::Owned(current)
             }
             _ => Cow::Borrowed(arm),
@@ -656,7 +702,6 @@ impl LinearBandit {
         if self.epoch.is_none() && self.cfg.forgetting.period_ms().is_some() {
             self.epoch = entries.iter().map(|e| e.period).max();
         }
-        let lambda = self.cfg.lambda;
         let arms_unused = self.arms_unused();
         for e in entries {
             let shared = e.action_id == SHARED_ID;
@@ -695,16 +740,18 @@ impl LinearBandit {
             }
             let scaled = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| x * factor).collect() };
             let (a, b, cross) = (scaled(&e.a), scaled(&e.b), scaled(&e.cross));
-            let stats = if shared {
+            let (stats, lambda) = if shared {
                 match self.action_aware.as_mut() {
-                    Some(adf) => adf.shared_mut(),
+                    Some(adf) => (adf.shared_mut(), self.cfg.lambda),
                     None => continue,
                 }
             } else {
                 self.version += e.updates;
-                self.arms
+                let arm = self
+                    .arms
                     .entry(e.action_id.clone())
-                    .or_insert_with(|| self.prior.clone())
+                    .or_insert_with(|| self.prior.clone());
+                (arm, self.cfg.own_lambda())
             };
 
             if let (Forgetting::Discounted { gamma, .. }, Some(now)) =
@@ -887,7 +934,7 @@ impl LinearBandit {
             }
         }
         self.epoch = Some(idx);
-        let lambda = self.cfg.lambda;
+        let (lambda, own_lambda) = (self.cfg.lambda, self.cfg.own_lambda());
         let mut changed = false;
         match self.cfg.forgetting {
             Forgetting::Stationary => {}
@@ -905,7 +952,7 @@ impl LinearBandit {
                         .is_some_and(ActionAware::residual);
                 if shared_reads_arms {
                     for arm in self.arms.values_mut() {
-                        changed |= arm.discount_to(idx, gamma, lambda);
+                        changed |= arm.discount_to(idx, gamma, own_lambda);
                     }
                 }
             }
@@ -945,9 +992,10 @@ impl LinearBandit {
         };
         self.window_counts = self.window_counts.split_off(&cut);
         let (lambda, every) = (self.cfg.lambda, self.cfg.refresh_every);
+        let own_lambda = self.cfg.own_lambda();
         let mut changed = false;
         for arm in self.arms.values_mut() {
-            changed |= arm.expire_before(cut, lambda, every, &mut self.scratch);
+            changed |= arm.expire_before(cut, own_lambda, every, &mut self.scratch);
         }
         if let Some(adf) = self.action_aware.as_mut() {
             changed |= adf
@@ -961,7 +1009,7 @@ impl LinearBandit {
     /// disjoint model: the discount is applied when an action is used).
     fn catch_up(&mut self, ids: &[String]) {
         if let Some((gamma, now)) = self.discount_now() {
-            let lambda = self.cfg.lambda;
+            let lambda = self.cfg.own_lambda();
             for id in ids {
                 if let Some(arm) = self.arms.get_mut(id.as_str()) {
                     arm.discount_to(now, gamma, lambda);
@@ -989,6 +1037,7 @@ impl LinearBandit {
             _ => None,
         };
         let (lambda, every) = (self.cfg.lambda, self.cfg.refresh_every);
+        let own_lambda = self.cfg.own_lambda();
         let discount = self.discount_now();
         let mut filed = None;
         let mut rebuild = false;
@@ -1005,7 +1054,7 @@ impl LinearBandit {
                 .or_insert_with(|| self.prior.clone());
             if let Some((gamma, now)) = discount {
                 // A discounted action not used since an earlier tick.
-                rebuild |= arm.discount_to(now, gamma, lambda);
+                rebuild |= arm.discount_to(now, gamma, own_lambda);
             }
             // Hybrid and action-aware residual: take the action's old part out
             // of the shared model, put its new part in.
@@ -1021,7 +1070,7 @@ impl LinearBandit {
             }
             let own = own_x(&self.cfg.model, x);
             let (x_scratch, _) = self.scratch.split_at_mut(own.len());
-            filed = arm.add(own, z, reward, bucket, lambda, every, x_scratch);
+            filed = arm.add(own, z, reward, bucket, own_lambda, every, x_scratch);
             if let Some(shared) = self.shared.as_mut() {
                 shared.account(arm, f, 1.0, lambda);
                 rebuild |= shared.due_for_rebuild(every);

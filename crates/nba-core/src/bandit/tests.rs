@@ -554,7 +554,11 @@ fn pair_outcomes(n: usize, d: usize, p: usize, actions: usize, seed: u64) -> Vec
 
 /// Ridge regression over feature vectors φ, solved directly: the mean and
 /// variance of each query φ.
-fn direct_ridge(samples: &[(Vec<f64>, f64)], lambda: f64, queries: &[Vec<f64>]) -> Vec<(f64, f64)> {
+fn direct_ridge(
+    samples: &[(Vec<f64>, f64)],
+    prior: &[f64],
+    queries: &[Vec<f64>],
+) -> Vec<(f64, f64)> {
     let n = queries[0].len();
     let mut a = vec![0.0; n * n];
     let mut b = vec![0.0; n];
@@ -562,7 +566,10 @@ fn direct_ridge(samples: &[(Vec<f64>, f64)], lambda: f64, queries: &[Vec<f64>]) 
         add_outer(&mut a, phi, 1.0);
         b.iter_mut().zip(phi).for_each(|(s, v)| *s += r * v);
     }
-    let inv = spd_inverse(&a, lambda, n).expect("spd");
+    for (i, l) in prior.iter().enumerate() {
+        a[i * n + i] += l;
+    }
+    let inv = spd_inverse(&a, 0.0, n).expect("spd");
     let mut theta = vec![0.0; n];
     mat_vec(&inv, &b, &mut theta);
     queries
@@ -614,7 +621,8 @@ fn forgetting_rules() -> [Forgetting; 3] {
 /// The action-aware model equals one ridge regression over the pair features
 /// (no residual), over [z; 0, .., 1, .., 0] (each action's intercept) or over
 /// [z; 0, .., x, .., 0] (each action's model on the context), on what each
-/// forgetting rule keeps, for actions seen and not.
+/// forgetting rule keeps, for actions seen and not, with the residual's own
+/// prior.
 #[test]
 fn action_aware_model_equals_joint_ridge_under_every_forgetting_rule() {
     let (d, p) = (3, 4);
@@ -628,6 +636,7 @@ fn action_aware_model_equals_joint_ridge_under_every_forgetting_rule() {
                     residual,
                 },
                 refresh_every: 97,
+                residual_lambda: 2.5,
                 ..cfg(forgetting)
             });
             let outcomes = pair_outcomes(3_000, d, p, 3, 31);
@@ -657,7 +666,10 @@ fn action_aware_model_equals_joint_ridge_under_every_forgetting_rule() {
                 .collect();
             let (x, z) = ([0.4, -0.8, 0.3], [0.2, 1.0, -0.5, 0.7]);
             let queries: Vec<Vec<f64>> = actions.iter().map(|a| phi(a, &x, &z)).collect();
-            let expected = direct_ridge(&samples, 0.7, &queries);
+            // λ = 0.7 on the shared coefficients, 2.5 on every residual's.
+            let mut prior = vec![0.7; p];
+            prior.resize(queries[0].len(), 2.5);
+            let expected = direct_ridge(&samples, &prior, &queries);
             for (action, (mean, var)) in actions.iter().zip(expected) {
                 let (em, ev) = m.estimate(action, &x, &z);
                 assert_close(&[em, ev], &[mean, var], 1e-9);
