@@ -109,14 +109,29 @@ impl Deployment {
             "# action context: {} entries per candidate",
             s.action_dim
         );
+        let mut unset = Vec::new();
+        if self.file.policy.model.is_none() {
+            unset.push(
+                "policy.model unset: action-aware where an action context is declared".to_owned(),
+            );
+        }
+        if self.file.policy.residual.is_none()
+            && matches!(s.bandit.model, nba_core::Model::ActionAware { .. })
+        {
+            unset.push(format!(
+                "policy.residual unset: {}, none for a catalog of over {} actions",
+                nba_core::Residual::default().name(),
+                nba_core::Residual::LARGE_CATALOG
+            ));
+        }
         let _ = writeln!(
             out,
             "# model: {}{}",
             s.bandit.model.label(),
-            if self.file.policy.model.is_none() {
-                " (policy.model unset: action-aware where an action context is declared)"
+            if unset.is_empty() {
+                String::new()
             } else {
-                ""
+                format!(" ({})", unset.join("; "))
             }
         );
         if let Ok(l) = layout {

@@ -109,22 +109,45 @@ impl ActionAware {
         }
     }
 
-    /// Takes action `arm`'s part out of A₀ and b₀ (`sign` = 1, as when it
-    /// joins) or puts it back (`sign` = −1, before it changes): A₀ −= BᵀA⁻¹B,
-    /// b₀ −= Bᵀθ̂. O(d²p + dp²). `scratch` holds d·p values.
-    pub(crate) fn account(&mut self, arm: &ArmStats, sign: f64, scratch: &mut [f64]) {
-        let b = arm.cross();
-        if !self.residual || b.is_empty() {
+    /// Puts action `arm`'s part into A₀ and b₀ (`sign` = 1: A₀ −= BᵀA⁻¹B,
+    /// b₀ −= Bᵀθ̂, O(d²p + dp²)), keeping it with the action; or takes it out
+    /// again (`sign` = −1, before the action changes): the part kept is
+    /// subtracted, O(p²), or recomputed if the action changed since.
+    pub(crate) fn account(&mut self, arm: &mut ArmStats, sign: f64) {
+        if !self.residual || arm.cross().is_empty() {
             return;
         }
+        if arm.schur().is_none() {
+            self.keep_part(arm);
+        }
+        let part = arm.schur_mut();
+        let (btg, bt_theta) = (
+            std::mem::take(&mut part.btg),
+            std::mem::take(&mut part.bt_theta),
+        );
+        self.apply(&btg, &bt_theta, sign);
+        let part = arm.schur_mut();
+        (part.btg, part.bt_theta) = (btg, bt_theta);
+        // Kept only while it is what A₀ holds of the action.
+        part.valid = sign > 0.0;
+    }
+
+    /// Computes action `arm`'s part, G = A⁻¹B (d×p), BᵀG and Bᵀθ̂, and keeps
+    /// it with the action (for [`ActionAware::account`] and decisions).
+    pub(crate) fn keep_part(&self, arm: &mut ArmStats) {
         let p = self.p;
+        if !self.residual || arm.cross().is_empty() {
+            return;
+        }
+        // The action's buffers, reused.
+        let mut part = std::mem::take(arm.schur_mut());
         let d = arm.theta().len();
+        let b = arm.cross();
         let inv = arm.inverse();
-        // G = A⁻¹B (d×p).
-        let g = &mut scratch[..d * p];
-        g.iter_mut().for_each(|v| *v = 0.0);
+        part.g.clear();
+        part.g.resize(d * p, 0.0);
         for i in 0..d {
-            let gi = &mut g[i * p..(i + 1) * p];
+            let gi = &mut part.g[i * p..(i + 1) * p];
             for j in 0..d {
                 let w = inv[i * d + j];
                 if w != 0.0 {
@@ -134,23 +157,39 @@ impl ActionAware {
                 }
             }
         }
-        // A₀ −= sign · BᵀG; b₀ −= sign · Bᵀθ̂.
+        part.btg.clear();
+        part.btg.resize(p * p, 0.0);
+        part.bt_theta.clear();
+        part.bt_theta.resize(p, 0.0);
         let theta = arm.theta();
         for i in 0..d {
             let bi = &b[i * p..(i + 1) * p];
-            let gi = &g[i * p..(i + 1) * p];
+            let gi = &part.g[i * p..(i + 1) * p];
             for (q, bq) in bi.iter().enumerate() {
-                let w = sign * bq;
-                if w == 0.0 {
+                if *bq == 0.0 {
                     continue;
                 }
-                self.b0[q] -= w * theta[i];
-                self.a0[q * p..(q + 1) * p]
+                part.bt_theta[q] += bq * theta[i];
+                part.btg[q * p..(q + 1) * p]
                     .iter_mut()
                     .zip(gi)
-                    .for_each(|(s, v)| *s -= w * v);
+                    .for_each(|(s, v)| *s += bq * v);
             }
         }
+        part.valid = true;
+        *arm.schur_mut() = part;
+    }
+
+    /// A₀ −= sign · BᵀG; b₀ −= sign · Bᵀθ̂.
+    fn apply(&mut self, btg: &[f64], bt_theta: &[f64], sign: f64) {
+        self.a0
+            .iter_mut()
+            .zip(btg)
+            .for_each(|(s, v)| *s -= sign * v);
+        self.b0
+            .iter_mut()
+            .zip(bt_theta)
+            .for_each(|(s, v)| *s -= sign * v);
     }
 
     /// Adds one outcome's z to the shared sums (and to A₀, b₀).
@@ -187,16 +226,15 @@ impl ActionAware {
     /// agree bit for bit), then solves for β.
     pub(crate) fn rebuild<'a>(
         &mut self,
-        arms: impl Iterator<Item = &'a ArmStats>,
+        arms: impl Iterator<Item = &'a mut ArmStats>,
         lambda: f64,
-        scratch: &mut [f64],
     ) {
         if !self.residual {
             return;
         }
         self.reset(lambda);
         for arm in arms {
-            self.account(arm, 1.0, scratch);
+            self.account(arm, 1.0);
         }
         self.since_rebuild = 0;
         self.solve();
@@ -238,11 +276,24 @@ impl ActionAware {
         let (d, p) = (x.len(), self.p);
         let (y, w) = scratch.split_at_mut(d);
         let w = &mut w[..p];
-        mat_vec(arm.inverse(), x, y);
-        // w = z − Bᵀy (missing features count as 0)
         w.fill(0.0);
         let given = z.len().min(p);
         w[..given].copy_from_slice(&z[..given]);
+        if let Some(part) = arm.schur() {
+            // w = z − Gᵀx with the kept G = A⁻¹B.
+            for (i, xi) in x.iter().enumerate() {
+                if *xi != 0.0 {
+                    w.iter_mut()
+                        .zip(&part.g[i * p..(i + 1) * p])
+                        .for_each(|(s, v)| *s -= xi * v);
+                }
+            }
+            let mean = dot(arm.theta(), x) + dot(&self.beta, w);
+            let var = quadratic_form(arm.inverse(), x) + quadratic_form(&self.a0_inv, w);
+            return (mean, var.max(0.0));
+        }
+        mat_vec(arm.inverse(), x, y);
+        // w = z − Bᵀy (missing features count as 0)
         let b = arm.cross();
         for (i, yi) in y.iter().enumerate() {
             if *yi != 0.0 {

@@ -80,6 +80,29 @@ pub(crate) struct ArmStats {
     /// applied when the statistics are next used, not at every tick).
     #[serde(default)]
     tick: Option<i64>,
+    /// The action-aware residual's part of the shared model, as last put in.
+    #[serde(skip)]
+    schur: SchurPart,
+}
+
+/// What the action-aware model took from one action's residual when it last
+/// accounted for it (`adf.rs`): G = A⁻¹B (d×p), BᵀG (p×p) and Bᵀθ̂ (p).
+/// Taking the action out again before an update subtracts these instead of
+/// recomputing them, and decisions read G instead of computing A⁻¹x and
+/// Bᵀ(A⁻¹x). Any change to the action's statistics invalidates it. A cache,
+/// not part of the model's value: equal whatever it holds.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SchurPart {
+    pub(crate) valid: bool,
+    pub(crate) g: Vec<f64>,
+    pub(crate) btg: Vec<f64>,
+    pub(crate) bt_theta: Vec<f64>,
+}
+
+impl PartialEq for SchurPart {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl ArmStats {
@@ -99,6 +122,7 @@ impl ArmStats {
             since_refresh: 0,
             updates: 0,
             tick: None,
+            schur: SchurPart::default(),
         }
     }
 
@@ -120,6 +144,16 @@ impl ArmStats {
         &self.cross
     }
 
+    /// The residual's part as last accounted for, if nothing changed since.
+    pub(crate) fn schur(&self) -> Option<&SchurPart> {
+        self.schur.valid.then_some(&self.schur)
+    }
+
+    /// Where to keep the residual's part being accounted for.
+    pub(crate) fn schur_mut(&mut self) -> &mut SchurPart {
+        &mut self.schur
+    }
+
     /// Learning updates this model has had (forgotten ones included).
     pub(crate) fn updates(&self) -> u64 {
         self.updates
@@ -132,6 +166,7 @@ impl ArmStats {
 
     /// Recomputes A⁻¹ and θ from the sums (Cholesky). Exact up to rounding.
     pub(crate) fn refresh(&mut self, lambda: f64) {
+        self.schur.valid = false;
         let d = self.dim();
         if self.buckets.is_empty() && self.a.iter().all(|v| *v == 0.0) {
             // Nothing kept: exactly the prior, with no subtraction residue.
@@ -161,6 +196,7 @@ impl ArmStats {
         refresh_every: u32,
         scratch: &mut [f64],
     ) -> Option<i64> {
+        self.schur.valid = false;
         let d = x.len();
         let with_cross = !self.cross.is_empty();
         let mut filed = None;
@@ -210,6 +246,7 @@ impl ArmStats {
         updates: u64,
         lambda: f64,
     ) {
+        self.schur.valid = false;
         let d = self.dim();
         if let Some(idx) = bucket {
             let pos = self.buckets.iter().position(|bk| bk.idx >= idx);
@@ -284,6 +321,7 @@ impl ArmStats {
         if !expired {
             return false;
         }
+        self.schur.valid = false;
         if self.buckets.is_empty() {
             self.a.iter_mut().for_each(|v| *v = 0.0);
             self.b.iter_mut().for_each(|v| *v = 0.0);

@@ -643,8 +643,10 @@ impl LinearBandit {
             );
         }
         if let Some(adf) = self.action_aware.as_mut() {
-            let arms = &self.arms;
-            adf.rebuild(ids.iter().map(|id| &arms[*id]), lambda, &mut self.scratch);
+            // In id order, as above; each action keeps its accounted part.
+            let mut arms: Vec<(&String, &mut ArmStats)> = self.arms.iter_mut().collect();
+            arms.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            adf.rebuild(arms.into_iter().map(|(_, arm)| arm), lambda);
         }
     }
 
@@ -870,7 +872,13 @@ impl LinearBandit {
         if let Some(adf) = m.action_aware.as_ref() {
             let (p, residual) = (adf.features(), adf.residual());
             match s.action_aware {
-                Some(saved) if saved.fits(p, residual) => m.action_aware = Some(saved),
+                Some(saved) if saved.fits(p, residual) => {
+                    // Each action's part of A₀, as the writer kept it.
+                    for arm in m.arms.values_mut() {
+                        saved.keep_part(arm);
+                    }
+                    m.action_aware = Some(saved);
+                }
                 _ => {
                     return Err(crate::Rejection::new(format!(
                         "the snapshot holds no action-aware model with {p} features{}: it was written by another model",
@@ -1066,7 +1074,7 @@ impl LinearBandit {
                 shared.account(arm, f, -1.0, lambda);
             }
             if let Some(adf) = self.action_aware.as_mut() {
-                adf.account(arm, -1.0, &mut self.scratch);
+                adf.account(arm, -1.0);
             }
             let own = own_x(&self.cfg.model, x);
             let (x_scratch, _) = self.scratch.split_at_mut(own.len());
@@ -1079,7 +1087,7 @@ impl LinearBandit {
                 }
             }
             if let Some(adf) = self.action_aware.as_mut() {
-                adf.account(arm, 1.0, &mut self.scratch);
+                adf.account(arm, 1.0);
             }
         }
         if let Some(adf) = self.action_aware.as_mut() {
