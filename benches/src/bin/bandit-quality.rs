@@ -10,7 +10,7 @@ use nba_benches::median;
 use nba_benches::quality::contenders::{
     Contender, MostFrequentCategory, MostPopular, Nba, Oracle, Uniform,
 };
-use nba_benches::quality::export::{Export, numpy_linucb};
+use nba_benches::quality::export::{Export, ReferenceArgs, numpy_linucb};
 use nba_benches::quality::public::{CLASSIFICATION, Classification, Ratings};
 use nba_benches::quality::simulated::Simulated;
 use nba_benches::quality::{Case, Row, Score, run};
@@ -51,17 +51,8 @@ struct Cli {
     /// γ, exploration fade and floor), to see whether the defaults earn.
     #[arg(long)]
     sweep: bool,
-    /// Write every stream for the numpy reference under DIR.
-    #[arg(long, value_name = "DIR")]
-    export: Option<PathBuf>,
-    /// Run benches/numpy_linucb.py (needs numpy) on every stream, for each
-    /// of its α, and report it next to the contenders (exports to a
-    /// temporary directory unless --export is given).
-    #[arg(long)]
-    numpy: bool,
-    /// The Python that has numpy.
-    #[arg(long, default_value = "python3")]
-    python: String,
+    #[command(flatten)]
+    reference: ReferenceArgs,
     /// Print one JSON object as the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -404,13 +395,7 @@ fn main() {
             })
             .join("public")
     });
-    let export_dir = match (&cli.export, cli.numpy) {
-        (Some(d), _) => Some(d.clone()),
-        (None, true) => {
-            Some(std::env::temp_dir().join(format!("nba-quality-{}", std::process::id())))
-        }
-        (None, false) => None,
-    };
+    let export_dir = cli.reference.export_dir("quality");
     let mut reports = Vec::new();
     for (name, source) in sources(&cli, &data) {
         let source = match source {
@@ -468,15 +453,15 @@ fn main() {
                     eprintln!("error: export: {e}");
                     std::process::exit(2)
                 });
-                if cli.numpy {
-                    match numpy_linucb(&cli.python, &prefix) {
+                if cli.reference.numpy {
+                    match numpy_linucb(&cli.reference.python, &prefix) {
                         Ok(r) => numpy_runs.push(r),
                         Err(e) => {
                             eprintln!("error: {e}");
                             std::process::exit(2);
                         }
                     }
-                    if cli.export.is_none() {
+                    if cli.reference.export.is_none() {
                         for ext in ["json", "x", "p", "u"] {
                             let _ = std::fs::remove_file(prefix.with_extension(ext));
                         }
@@ -582,9 +567,7 @@ fn main() {
         );
         reports.push(report);
     }
-    if let (Some(dir), None) = (&export_dir, &cli.export) {
-        let _ = std::fs::remove_dir(dir);
-    }
+    cli.reference.clean_up(export_dir.as_deref());
     if cli.json {
         println!("{}", serde_json::json!({ "cases": reports }));
     }

@@ -1,12 +1,10 @@
 //! Cumulative regret of each policy on a synthetic linear world whose
 //! preferences drift slowly throughout and change abruptly halfway.
 
-use std::path::PathBuf;
-
 use clap::Parser;
 use nba_benches::median;
 use nba_benches::quality::contenders::{Contender, MostPopular, Nba, Uniform};
-use nba_benches::quality::export::{Export, numpy_linucb};
+use nba_benches::quality::export::{Export, ReferenceArgs, numpy_linucb};
 use nba_benches::quality::{Case, Row, run};
 use nba_core::{BanditConfig, Forgetting, Model, Policy};
 use rand::{Rng, SeedableRng};
@@ -32,16 +30,8 @@ struct Cli {
     /// Context dimension.
     #[arg(long, default_value_t = 8)]
     dim: usize,
-    /// Write each run's rows for the numpy reference under DIR.
-    #[arg(long, value_name = "DIR")]
-    export: Option<PathBuf>,
-    /// Also run benches/numpy_linucb.py (needs numpy) on each run's rows;
-    /// its regret is over the whole run.
-    #[arg(long)]
-    numpy: bool,
-    /// The Python that has numpy.
-    #[arg(long, default_value = "python3")]
-    python: String,
+    #[command(flatten)]
+    reference: ReferenceArgs,
     /// Print one JSON object as the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -208,13 +198,7 @@ fn main() {
             ),
         ),
     ];
-    let export_dir = match (&cli.export, cli.numpy) {
-        (Some(d), _) => Some(d.clone()),
-        (None, true) => {
-            Some(std::env::temp_dir().join(format!("nba-regret-{}", std::process::id())))
-        }
-        (None, false) => None,
-    };
+    let export_dir = cli.reference.export_dir("regret");
     // Name, then per run: regret before the change, after it, in all.
     type Runs = (String, Vec<f64>, Vec<f64>, Vec<f64>);
     let mut per: Vec<Runs> = Vec::new();
@@ -274,10 +258,10 @@ fn main() {
                 eprintln!("error: export: {e}");
                 std::process::exit(2)
             });
-            if cli.numpy {
+            if cli.reference.numpy {
                 // The numpy reference's regret: best expected reward per row
                 // minus its own, from its mean over the rows.
-                match numpy_linucb(&cli.python, &prefix) {
+                match numpy_linucb(&cli.reference.python, &prefix) {
                     Ok(r) => {
                         let best: f64 = world
                             .rows(&cli, seed)
@@ -297,7 +281,7 @@ fn main() {
                         std::process::exit(2);
                     }
                 }
-                if cli.export.is_none() {
+                if cli.reference.export.is_none() {
                     for ext in ["json", "x", "p", "u"] {
                         let _ = std::fs::remove_file(prefix.with_extension(ext));
                     }
@@ -305,9 +289,7 @@ fn main() {
             }
         }
     }
-    if let (Some(dir), None) = (&export_dir, &cli.export) {
-        let _ = std::fs::remove_dir(dir);
-    }
+    cli.reference.clean_up(export_dir.as_deref());
     let results: Vec<PolicyResult> = per
         .into_iter()
         .map(|(name, mut b, mut a, mut w)| PolicyResult {

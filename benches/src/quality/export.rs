@@ -14,6 +14,44 @@ use std::process::Command;
 
 use super::Row;
 
+/// The numpy reference's command-line settings, shared by the harnesses that
+/// run it.
+#[derive(Debug, clap::Args)]
+pub struct ReferenceArgs {
+    /// Write every stream for the numpy reference under DIR.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+    /// Also run benches/numpy_linucb.py (needs numpy) on every stream, for
+    /// each of its α (exports to a temporary directory unless --export is
+    /// given).
+    #[arg(long)]
+    pub numpy: bool,
+    /// The Python that has numpy.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+}
+
+impl ReferenceArgs {
+    /// Where streams are exported: --export, a temporary directory named
+    /// after `harness` when only --numpy is given, else nowhere.
+    pub fn export_dir(&self, harness: &str) -> Option<PathBuf> {
+        match (&self.export, self.numpy) {
+            (Some(d), _) => Some(d.clone()),
+            (None, true) => {
+                Some(std::env::temp_dir().join(format!("nba-{harness}-{}", std::process::id())))
+            }
+            (None, false) => None,
+        }
+    }
+
+    /// Removes a temporary export directory (never one given by --export).
+    pub fn clean_up(&self, dir: Option<&Path>) {
+        if let (Some(dir), None) = (dir, &self.export) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 /// An export being written.
 #[derive(Debug)]
 pub struct Export {
