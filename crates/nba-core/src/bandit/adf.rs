@@ -143,37 +143,28 @@ impl ActionAware {
         let mut part = std::mem::take(arm.schur_mut());
         let d = arm.theta().len();
         let b = arm.cross();
-        let inv = arm.inverse();
-        part.g.clear();
-        part.g.resize(d * p, 0.0);
-        for i in 0..d {
-            let gi = &mut part.g[i * p..(i + 1) * p];
-            for j in 0..d {
-                let w = inv[i * d + j];
-                if w != 0.0 {
-                    gi.iter_mut()
-                        .zip(&b[j * p..(j + 1) * p])
-                        .for_each(|(s, v)| *s += w * v);
-                }
+        // Bᵀ, then Gᵀ row by row: (A⁻¹B)ᵀ = BᵀA⁻¹, and A⁻¹ is symmetric, so
+        // row q of Gᵀ is A⁻¹ times column q of B.
+        part.bt.clear();
+        part.bt.resize(p * d, 0.0);
+        for (i, row) in b.chunks_exact(p).enumerate() {
+            for (q, v) in row.iter().enumerate() {
+                part.bt[q * d + i] = *v;
             }
+        }
+        part.gt.clear();
+        part.gt.resize(p * d, 0.0);
+        for (bq, gq) in part.bt.chunks_exact(d).zip(part.gt.chunks_exact_mut(d)) {
+            mat_vec(arm.inverse(), bq, gq);
         }
         part.btg.clear();
         part.btg.resize(p * p, 0.0);
         part.bt_theta.clear();
         part.bt_theta.resize(p, 0.0);
-        let theta = arm.theta();
-        for i in 0..d {
-            let bi = &b[i * p..(i + 1) * p];
-            let gi = &part.g[i * p..(i + 1) * p];
-            for (q, bq) in bi.iter().enumerate() {
-                if *bq == 0.0 {
-                    continue;
-                }
-                part.bt_theta[q] += bq * theta[i];
-                part.btg[q * p..(q + 1) * p]
-                    .iter_mut()
-                    .zip(gi)
-                    .for_each(|(s, v)| *s += bq * v);
+        for (q, bq) in part.bt.chunks_exact(d).enumerate() {
+            part.bt_theta[q] = dot(bq, arm.theta());
+            for (r, gr) in part.gt.chunks_exact(d).enumerate() {
+                part.btg[q * p + r] = dot(bq, gr);
             }
         }
         part.valid = true;
@@ -281,12 +272,8 @@ impl ActionAware {
         w[..given].copy_from_slice(&z[..given]);
         if let Some(part) = arm.schur() {
             // w = z − Gᵀx with the kept G = A⁻¹B.
-            for (i, xi) in x.iter().enumerate() {
-                if *xi != 0.0 {
-                    w.iter_mut()
-                        .zip(&part.g[i * p..(i + 1) * p])
-                        .for_each(|(s, v)| *s -= xi * v);
-                }
+            for (s, gq) in w.iter_mut().zip(part.gt.chunks_exact(d)) {
+                *s -= dot(gq, x);
             }
             let mean = dot(arm.theta(), x) + dot(&self.beta, w);
             let var = quadratic_form(arm.inverse(), x) + quadratic_form(&self.a0_inv, w);

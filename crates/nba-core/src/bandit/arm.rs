@@ -86,7 +86,7 @@ pub(crate) struct ArmStats {
 }
 
 /// What the action-aware model took from one action's residual when it last
-/// accounted for it (`adf.rs`): G = A⁻¹B (d×p), BᵀG (p×p) and Bᵀθ̂ (p).
+/// accounted for it (`adf.rs`): Gᵀ = (A⁻¹B)ᵀ (p×d), BᵀG (p×p) and Bᵀθ̂ (p).
 /// Taking the action out again before an update subtracts these instead of
 /// recomputing them, and decisions read G instead of computing A⁻¹x and
 /// Bᵀ(A⁻¹x). Any change to the action's statistics invalidates it. A cache,
@@ -94,7 +94,9 @@ pub(crate) struct ArmStats {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SchurPart {
     pub(crate) valid: bool,
-    pub(crate) g: Vec<f64>,
+    /// Bᵀ (p×d), a buffer.
+    pub(crate) bt: Vec<f64>,
+    pub(crate) gt: Vec<f64>,
     pub(crate) btg: Vec<f64>,
     pub(crate) bt_theta: Vec<f64>,
 }
