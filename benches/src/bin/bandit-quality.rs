@@ -10,7 +10,7 @@ use nba_benches::median;
 use nba_benches::quality::contenders::{
     Contender, MostFrequentCategory, MostPopular, Nba, Oracle, Uniform,
 };
-use nba_benches::quality::export::{Export, ReferenceArgs, numpy_linucb};
+use nba_benches::quality::export::{Export, ReferenceArgs};
 use nba_benches::quality::public::{CLASSIFICATION, Classification, Ratings};
 use nba_benches::quality::simulated::Simulated;
 use nba_benches::quality::{Case, Row, Score, run};
@@ -448,25 +448,8 @@ fn main() {
                     None => per_contender.push((c.name().to_owned(), vec![s])),
                 }
             }
-            if let Some(x) = export {
-                let prefix = x.finish().unwrap_or_else(|e| {
-                    eprintln!("error: export: {e}");
-                    std::process::exit(2)
-                });
-                if cli.reference.numpy {
-                    match numpy_linucb(&cli.reference.python, &prefix) {
-                        Ok(r) => numpy_runs.push(r),
-                        Err(e) => {
-                            eprintln!("error: {e}");
-                            std::process::exit(2);
-                        }
-                    }
-                    if cli.reference.export.is_none() {
-                        for ext in ["json", "x", "p", "u"] {
-                            let _ = std::fs::remove_file(prefix.with_extension(ext));
-                        }
-                    }
-                }
+            if let Some(r) = export.and_then(|x| cli.reference.finish(x)) {
+                numpy_runs.push(r);
             }
         }
         let mut entries: Vec<Entry> = per_contender

@@ -4,7 +4,7 @@
 use clap::Parser;
 use nba_benches::median;
 use nba_benches::quality::contenders::{Contender, MostPopular, Nba, Uniform};
-use nba_benches::quality::export::{Export, ReferenceArgs, numpy_linucb};
+use nba_benches::quality::export::{Export, ReferenceArgs};
 use nba_benches::quality::{Case, Row, run};
 use nba_core::{BanditConfig, Forgetting, Model, Policy};
 use rand::{Rng, SeedableRng};
@@ -253,38 +253,19 @@ fn main() {
                 )),
             }
         }
-        if let Some(x) = export {
-            let prefix = x.finish().unwrap_or_else(|e| {
-                eprintln!("error: export: {e}");
-                std::process::exit(2)
-            });
-            if cli.reference.numpy {
-                // The numpy reference's regret: best expected reward per row
-                // minus its own, from its mean over the rows.
-                match numpy_linucb(&cli.reference.python, &prefix) {
-                    Ok(r) => {
-                        let best: f64 = world
-                            .rows(&cli, seed)
-                            .map(|row| row.truth.iter().copied().fold(0.0, f64::max))
-                            .sum();
-                        for (alpha, mean, _) in r {
-                            let name = format!("numpy-linucb(alpha={alpha})");
-                            let regret = best - mean * cli.decisions as f64;
-                            match per.iter_mut().find(|(n, ..)| *n == name) {
-                                Some((.., w)) => w.push(regret),
-                                None => per.push((name, Vec::new(), Vec::new(), vec![regret])),
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        std::process::exit(2);
-                    }
-                }
-                if cli.reference.export.is_none() {
-                    for ext in ["json", "x", "p", "u"] {
-                        let _ = std::fs::remove_file(prefix.with_extension(ext));
-                    }
+        if let Some(r) = export.and_then(|x| cli.reference.finish(x)) {
+            // The numpy reference's regret: best expected reward per row
+            // minus its own, from its mean over the rows.
+            let best: f64 = world
+                .rows(&cli, seed)
+                .map(|row| row.truth.iter().copied().fold(0.0, f64::max))
+                .sum();
+            for (alpha, mean, _) in r {
+                let name = format!("numpy-linucb(alpha={alpha})");
+                let regret = best - mean * cli.decisions as f64;
+                match per.iter_mut().find(|(n, ..)| *n == name) {
+                    Some((.., w)) => w.push(regret),
+                    None => per.push((name, Vec::new(), Vec::new(), vec![regret])),
                 }
             }
         }

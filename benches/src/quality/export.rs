@@ -44,6 +44,30 @@ impl ReferenceArgs {
         }
     }
 
+    /// Finishes `export` and, with --numpy, runs the reference on it: its
+    /// (α, mean reward, mean realised) per α. A temporary export is removed
+    /// afterwards. Exits with a message if either fails (a harness has
+    /// nothing to report without them).
+    pub fn finish(&self, export: Export) -> Option<Vec<(String, f64, f64)>> {
+        let prefix = export.finish().unwrap_or_else(|e| {
+            eprintln!("error: export: {e}");
+            std::process::exit(2)
+        });
+        if !self.numpy {
+            return None;
+        }
+        let runs = numpy_linucb(&self.python, &prefix).unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(2)
+        });
+        if self.export.is_none() {
+            for ext in ["json", "x", "p", "u"] {
+                let _ = std::fs::remove_file(prefix.with_extension(ext));
+            }
+        }
+        Some(runs)
+    }
+
     /// Removes a temporary export directory (never one given by --export).
     pub fn clean_up(&self, dir: Option<&Path>) {
         if let (Some(dir), None) = (dir, &self.export) {

@@ -120,19 +120,14 @@ impl ActionAware {
         if arm.schur().is_none() {
             self.keep_part(arm);
         }
-        let part = arm.schur_mut();
-        let (btg, bt_theta) = (
-            std::mem::take(&mut part.btg),
-            std::mem::take(&mut part.bt_theta),
-        );
-        self.apply(&btg, &bt_theta, sign);
-        let part = arm.schur_mut();
-        (part.btg, part.bt_theta) = (btg, bt_theta);
+        if let Some(part) = arm.schur() {
+            self.apply(&part.btg, &part.bt_theta, sign);
+        }
         // Kept only while it is what A₀ holds of the action.
-        part.valid = sign > 0.0;
+        arm.schur_mut().valid = sign > 0.0;
     }
 
-    /// Computes action `arm`'s part, G = A⁻¹B (d×p), BᵀG and Bᵀθ̂, and keeps
+    /// Computes action `arm`'s part, Gᵀ = (A⁻¹B)ᵀ (p×d), BᵀG and Bᵀθ̂, and keeps
     /// it with the action (for [`ActionAware::account`] and decisions).
     pub(crate) fn keep_part(&self, arm: &mut ArmStats) {
         let p = self.p;

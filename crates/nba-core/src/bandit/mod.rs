@@ -149,8 +149,8 @@ impl Residual {
     /// The residual a deployment gets when it declares none: the default,
     /// up to [`Residual::LARGE_CATALOG`] actions; none beyond. A context
     /// residual makes every decision read each candidate's own d×d inverse
-    /// and d×p cross sums (4 KB at d = p = 16): 24 µs for 50 candidates,
-    /// 456 µs for 1,000, against 4 µs and 72 µs without (`bandit-cost`,
+    /// and d×p cross sums (4 KB at d = p = 16): 22 µs for 50 candidates,
+    /// 455 µs for 1,000, against 4 µs and 73 µs without (`bandit-cost`,
     /// BENCHMARKS.md); with a thousand actions, each has too few outcomes
     /// for its own part to count anyway.
     pub fn for_catalog(actions: usize) -> Self {
