@@ -16,16 +16,29 @@ pub struct KafkaArgs {
     #[arg(long, env = "NBA_GROUP_ID")]
     pub group_id: Option<String>,
 
-    /// A librdkafka setting, passed through as is (e.g. -X security.protocol=ssl).
-    /// Repeat for several; in the environment, separate them with commas.
-    #[arg(
-        short = 'X',
-        long = "kafka-config",
-        value_name = "KEY=VALUE",
-        env = "NBA_KAFKA_CONFIG",
-        value_delimiter = ','
-    )]
+    /// A librdkafka setting, passed through as is (e.g. -X
+    /// security.protocol=sasl_ssl -X sasl.mechanism=SCRAM-SHA-512). Repeat for
+    /// several. Settings from the --config file, then NBA_KAFKA_CONFIG
+    /// (comma-separated), then these flags all apply, the later winning per
+    /// key, so a ConfigMap's list and a Secret's list add up.
+    #[arg(short = 'X', long = "kafka-config", value_name = "KEY=VALUE")]
     pub config: Vec<String>,
+
+    /// librdkafka settings from the environment, comma-separated KEY=VALUE
+    /// (applied after the --config file's, before -X flags).
+    #[arg(
+        long = "kafka-config-env",
+        env = "NBA_KAFKA_CONFIG",
+        value_name = "KEY=VALUE",
+        value_delimiter = ',',
+        hide = true
+    )]
+    pub config_from_env: Vec<String>,
+
+    /// librdkafka settings from the --config file's `kafka-config` list
+    /// (applied first).
+    #[arg(long = "kafka-config-file", value_name = "KEY=VALUE", hide = true)]
+    pub config_from_file: Vec<String>,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -110,24 +123,52 @@ impl TopicArgs {
 
 impl KafkaArgs {
     /// A client configuration with the brokers, nba's `defaults`, then every
-    /// `-X` setting (which wins over both).
+    /// librdkafka setting given (the --config file's, NBA_KAFKA_CONFIG's, then
+    /// -X flags; later wins). With TLS and no CA named, the CA store is probed
+    /// (`ssl.ca.location=probe`): OpenSSL is built into nba, so its compiled-in
+    /// default paths are not the system's.
     pub fn client_config(&self, defaults: &[(&str, &str)]) -> anyhow::Result<ClientConfig> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
         for (k, v) in defaults {
             c.set(*k, *v);
         }
-        for kv in &self.config {
+        for (k, v) in self.librdkafka_settings()? {
+            c.set(k, v);
+        }
+        let tls = c
+            .get("security.protocol")
+            .is_some_and(|p| p.eq_ignore_ascii_case("ssl") || p.eq_ignore_ascii_case("sasl_ssl"));
+        let ca_named = ["ssl.ca.location", "ssl.ca.pem", "ssl.ca.certificate.stores"]
+            .iter()
+            .any(|k| c.get(k).is_some());
+        if tls && !ca_named {
+            c.set("ssl.ca.location", "probe");
+        }
+        Ok(c)
+    }
+
+    /// Every librdkafka setting given, in the order they apply.
+    fn librdkafka_settings(&self) -> anyhow::Result<Vec<(&str, &str)>> {
+        let given = (self.config_from_file.iter().map(|kv| (kv, "in --config")))
+            .chain(
+                self.config_from_env
+                    .iter()
+                    .map(|kv| (kv, "in NBA_KAFKA_CONFIG")),
+            )
+            .chain(self.config.iter().map(|kv| (kv, "-X")));
+        let mut out = Vec::new();
+        for (kv, place) in given {
             let Some((k, v)) = kv.split_once('=') else {
-                bail!("-X {kv}: expected KEY=VALUE, e.g. -X security.protocol=ssl");
+                bail!("{place} {kv}: expected KEY=VALUE, e.g. security.protocol=ssl");
             };
             let k = k.trim();
             if k.is_empty() {
-                bail!("-X {kv}: the key is empty; expected KEY=VALUE");
+                bail!("{place} {kv}: the key is empty; expected KEY=VALUE");
             }
-            c.set(k, v.trim());
+            out.push((k, v.trim()));
         }
-        Ok(c)
+        Ok(out)
     }
 
     /// The group id, or `nba-<stage>`.
@@ -146,4 +187,68 @@ pub(crate) fn create<T: rdkafka::config::FromClientConfig>(
     c.create().with_context(|| {
         format!("cannot create the Kafka {what}: check --brokers and every -X setting")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    }
+
+    #[test]
+    fn librdkafka_settings_from_file_environment_and_flags_add_up_later_winning() {
+        let cli = Cli::parse_from([
+            "t",
+            "--kafka-config-file",
+            "security.protocol=sasl_ssl",
+            "--kafka-config-file",
+            "sasl.username=file-user",
+            "--kafka-config-env",
+            "sasl.username=env-user,sasl.password=secret",
+            "-X",
+            "linger.ms=7",
+        ]);
+        let c = cli
+            .kafka
+            .client_config(&[("linger.ms", "5")])
+            .expect("config");
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("sasl.username"), Some("env-user"));
+        assert_eq!(c.get("sasl.password"), Some("secret"));
+        assert_eq!(c.get("linger.ms"), Some("7"));
+        // TLS with no CA named: the system's store is probed.
+        assert_eq!(c.get("ssl.ca.location"), Some("probe"));
+    }
+
+    #[test]
+    fn a_named_ca_is_kept_and_plaintext_gets_none() {
+        let cli = Cli::parse_from(["t", "-X", "security.protocol=SSL", "-X", "ssl.ca.pem=PEM"]);
+        let c = cli.kafka.client_config(&[]).expect("config");
+        assert_eq!(c.get("ssl.ca.location"), None);
+        let cli = Cli::parse_from(["t"]);
+        assert_eq!(
+            cli.kafka
+                .client_config(&[])
+                .expect("config")
+                .get("ssl.ca.location"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_setting_without_a_value_says_where_it_came_from() {
+        let cli = Cli::parse_from(["t", "--kafka-config-env", "sasl.password"]);
+        let e = cli.kafka.client_config(&[]).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("in NBA_KAFKA_CONFIG sasl.password: expected KEY=VALUE"),
+            "{e}"
+        );
+    }
 }

@@ -285,7 +285,12 @@ fn with_file_settings<C: CommandFactory>(
         .collect();
     let mut from_file = BTreeSet::new();
     for (key, value) in table {
-        let long = key.replace('_', "-");
+        let long = match key.replace('_', "-") {
+            // The file's librdkafka list adds to the environment's and the
+            // flags' (`KafkaArgs::client_config`) instead of giving way to them.
+            k if k == "kafka-config" => "kafka-config-file".to_owned(),
+            k => k,
+        };
         let Some(arg) = cmd
             .get_arguments()
             .find(|a| a.get_long() == Some(long.as_str()))

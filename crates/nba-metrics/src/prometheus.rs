@@ -7,10 +7,15 @@ use crate::LatencyHistogram;
 /// Label pairs of one series.
 pub type Labels<'a> = &'a [(&'a str, &'a str)];
 
-/// Upper bounds of the latency histogram buckets, seconds: 10 µs to 10 s.
-const BUCKETS_SECONDS: [f64; 19] = [
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+/// Upper bounds of the latency histogram buckets, seconds: 1 µs to 60 s in
+/// steps of 1, 2.5, 5 per decade. A step takes microseconds and an event can
+/// wait seconds to minutes behind a backlog, and `histogram_quantile` cannot
+/// read past its first or last finite bucket (with 10 µs to 10 s, every step's
+/// p99 read 9.9 µs and a backlog's latency 10 s). Classic buckets: Prometheus
+/// native histograms exist only in the protobuf exposition.
+const BUCKETS_SECONDS: [f64; 25] = [
+    0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+    0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 60.0,
 ];
 
 /// A scrape being written: families of histograms, counters and gauges.
@@ -117,15 +122,20 @@ mod tests {
         let mut h = LatencyHistogram::new();
         h.record(Duration::from_micros(20));
         h.record(Duration::from_millis(3));
+        h.record(Duration::from_secs(40));
         let mut e = Exposition::new();
         e.histograms("nba_x_seconds", "x", &[(&[("stage", "s")], &h)]);
         e.counters("nba_y_total", "y", &[(&[], 7)]);
         let text = e.finish();
+        assert!(text.contains("nba_x_seconds_bucket{stage=\"s\",le=\"0.000001\"} 0\n"));
         assert!(text.contains("nba_x_seconds_bucket{stage=\"s\",le=\"0.00001\"} 0\n"));
         assert!(text.contains("nba_x_seconds_bucket{stage=\"s\",le=\"0.000025\"} 1\n"));
         assert!(text.contains("nba_x_seconds_bucket{stage=\"s\",le=\"0.005\"} 2\n"));
-        assert!(text.contains("nba_x_seconds_bucket{stage=\"s\",le=\"+Inf\"} 2\n"));
-        assert!(text.contains("nba_x_seconds_count{stage=\"s\"} 2\n"));
+        assert!(text.contains("nba_x_seconds_bucket{stage=\"s\",le=\"10\"} 2\n"));
+        assert!(text.contains("nba_x_seconds_bucket{stage=\"s\",le=\"50\"} 3\n"));
+        assert!(text.contains("nba_x_seconds_bucket{stage=\"s\",le=\"60\"} 3\n"));
+        assert!(text.contains("nba_x_seconds_bucket{stage=\"s\",le=\"+Inf\"} 3\n"));
+        assert!(text.contains("nba_x_seconds_count{stage=\"s\"} 3\n"));
         assert!(text.contains("# TYPE nba_y_total counter\nnba_y_total 7\n"));
     }
 }

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# End-to-end over TLS and SASL, with zstd-compressed input: the three stages,
+# `nba simulate` and `nba audit` as real librdkafka clients with
+# security.protocol=sasl_ssl against tansu with authentication required.
+#
+# tansu 0.6.0 requires SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with
+# --authentication, but does not serve TLS (its --cert/--key are read and not
+# used), so stunnel (Debian's stunnel4) terminates TLS on loopback in front of
+# it, and tansu advertises stunnel's port: every client connection, bootstrap
+# and broker, goes through TLS and then SASL. The CA is made here and named
+# with ssl.ca.location.
+#
+# Also checks that the settings compose: the stages share one --config file
+# (kafka-config with the protocol, mechanism and user) and take the password
+# from NBA_KAFKA_CONFIG, as a ConfigMap and a Secret would give them; and that
+# a wrong password, a CA that is not trusted and a mechanism the broker does
+# not offer are refused.
+#
+#   NBA_E2E_SECURE_EVENTS  interactions to send (default 20000)
+#   NBA_E2E_SECURE_PORT    tansu's port (default 19192; stunnel listens on the next)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+events=${NBA_E2E_SECURE_EVENTS:-20000}
+port=${NBA_E2E_SECURE_PORT:-19192}
+tls_port=$((port + 1))
+stunnel=$(command -v stunnel4 || command -v stunnel || true)
+[ -n "$stunnel" ] || { echo "e2e-security needs stunnel: apt-get install stunnel4" >&2; exit 1; }
+command -v openssl >/dev/null || { echo "e2e-security needs openssl: apt-get install openssl" >&2; exit 1; }
+tansu=$("$root/scripts/install-tansu.sh")
+cargo build --release --quiet -p nba-cli -p nba-consumer -p nba-feature-aggregator -p nba-model-updater
+bin="$root/target/release"
+
+work=$(mktemp -d -t nba-e2e-security.XXXXXX)
+pids=()
+cleanup() {
+  local status=$?
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$status" -ne 0 ]; then
+    echo "e2e-security FAILED; last log lines:" >&2
+    for f in "$work"/*.log; do echo "== $f" >&2; tail -n 20 "$f" >&2; done
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work" # tansu opens a sqlite path relative to its working directory
+
+wait_for_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+echo "== a CA and a certificate for 127.0.0.1"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=nba e2e CA" \
+  -keyout ca.key -out ca.pem 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+  -extfile san.ext -out server.pem 2>/dev/null
+# A second CA, which signed nothing here: a client that trusts only it must refuse the broker.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=other CA" \
+  -keyout other.key -out other.pem 2>/dev/null
+
+echo "== tansu without authentication: users and topics (sqlite, kept for the next start)"
+"$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+  --storage-engine sqlite://tansu.db --silent >tansu-setup.log 2>&1 &
+setup=$!
+wait_for_port "$port"
+"$tansu" user create alice alice-secret --mechanism scram512 --broker "tcp://127.0.0.1:$port"
+"$tansu" user create bob bob-secret --mechanism scram256 --broker "tcp://127.0.0.1:$port"
+TANSU="$tansu" "$root/deploy/create-topics.sh" "127.0.0.1:$port" 3 >>tansu-setup.log 2>&1
+kill -TERM "$setup"
+wait "$setup" || true
+
+echo "== tansu with SASL required on :$port, stunnel (TLS) on :$tls_port in front of it"
+"$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$tls_port" \
+  --storage-engine sqlite://tansu.db --authentication --silent >tansu.log 2>&1 &
+pids+=($!)
+cat >stunnel.conf <<EOF
+foreground = yes
+pid =
+[kafka]
+accept = 127.0.0.1:$tls_port
+connect = 127.0.0.1:$port
+cert = $work/server.pem
+key = $work/server.key
+EOF
+"$stunnel" stunnel.conf >stunnel.log 2>&1 &
+pids+=($!)
+wait_for_port "$port"
+wait_for_port "$tls_port"
+
+# One file for every stage (a ConfigMap), the password from the environment (a Secret).
+cat >nba.toml <<EOF
+brokers = "127.0.0.1:$tls_port"
+kafka-config = ["security.protocol=sasl_ssl", "ssl.ca.location=$work/ca.pem", "sasl.mechanism=SCRAM-SHA-512", "sasl.username=alice"]
+EOF
+export NBA_DEPLOYMENT="$root/deploy/examples/bank/deployment.toml"
+
+echo "== what is refused: a wrong password, an untrusted CA, a mechanism tansu does not offer"
+refused() {
+  local what=$1
+  shift
+  if "$bin/nba" audit --brokers "127.0.0.1:$tls_port" -X security.protocol=sasl_ssl "$@" \
+    --wait-secs 1 >"refused-$what.log" 2>&1; then
+    echo "a client with $what was let in" >&2
+    exit 1
+  fi
+  echo "refused: $what ($(tail -1 "refused-$what.log"))"
+}
+refused "a wrong password" -X ssl.ca.location="$work/ca.pem" -X sasl.mechanism=SCRAM-SHA-512 \
+  -X sasl.username=alice -X sasl.password=wrong
+refused "an untrusted CA" -X ssl.ca.location="$work/other.pem" -X sasl.mechanism=SCRAM-SHA-512 \
+  -X sasl.username=alice -X sasl.password=alice-secret
+refused "OAUTHBEARER" -X ssl.ca.location="$work/ca.pem" -X sasl.mechanism=OAUTHBEARER \
+  -X enable.sasl.oauthbearer.unsecure.jwt=true
+
+echo "== the three stages: SCRAM-SHA-512 over TLS, one --config file plus NBA_KAFKA_CONFIG"
+metrics_port=$((port + 100))
+for stage in nba-consumer nba-feature-aggregator nba-model-updater; do
+  metrics_port=$((metrics_port + 1))
+  NBA_CONFIG="$work/nba.toml" NBA_KAFKA_CONFIG="sasl.password=alice-secret" \
+    NBA_METRICS_ADDR="127.0.0.1:$metrics_port" "$bin/$stage" >"$stage.log" 2>&1 &
+  pids+=($!)
+done
+NBA_CONFIG="$work/nba.toml" NBA_KAFKA_CONFIG="sasl.password=alice-secret" \
+  "$bin/nba-model-updater" --print-config | grep -E '^kafka-config' | tee print-config.out
+grep -q 'sasl.password=\*\*\*\*' print-config.out || { echo "--print-config did not mask the password" >&2; exit 1; }
+
+echo "== $events interactions, zstd-compressed, as bob (SCRAM-SHA-256)"
+"$bin/nba" simulate --brokers "127.0.0.1:$tls_port" --events "$events" --malformed 5 --seed 11 \
+  -X security.protocol=sasl_ssl -X ssl.ca.location="$work/ca.pem" -X sasl.mechanism=SCRAM-SHA-256 \
+  -X sasl.username=bob -X sasl.password=bob-secret -X compression.type=zstd 2>&1 | tail -2
+
+echo "== auditing over TLS and SASL"
+"$bin/nba" audit --brokers "127.0.0.1:$tls_port" --expect-raw $((events + 5)) --expect-dead-letters 5 \
+  --wait-secs 300 -X security.protocol=sasl_ssl -X ssl.ca.location="$work/ca.pem" \
+  -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=alice -X sasl.password=alice-secret | tail -4
+
+echo "== stopping the stages (SIGTERM: drain and commit)"
+for i in 2 3 4; do
+  kill -TERM "${pids[$i]}"
+  wait "${pids[$i]}" || { echo "a stage did not stop cleanly; see its log" >&2; exit 1; }
+done
+pids=("${pids[0]}" "${pids[1]}")
+echo "e2e-security OK"
