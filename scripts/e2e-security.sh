@@ -3,8 +3,8 @@
 # `nba simulate` and `nba audit` as real librdkafka clients with
 # security.protocol=sasl_ssl against tansu with authentication required.
 #
-# tansu 0.6.0 requires SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with
-# --authentication, but does not serve TLS (its --cert/--key are read and not
+# tansu 0.6.0 requires SASL (SCRAM-SHA-256 or SCRAM-SHA-512; it offers no
+# PLAIN or OAUTHBEARER) with --authentication, but does not serve TLS (its --cert/--key are read and not
 # used), so stunnel (Debian's stunnel4) terminates TLS on loopback in front of
 # it, and tansu advertises stunnel's port: every client connection, bootstrap
 # and broker, goes through TLS and then SASL. The CA is made here and named
@@ -103,21 +103,26 @@ export NBA_DEPLOYMENT="$root/deploy/examples/bank/deployment.toml"
 
 echo "== what is refused: a wrong password, an untrusted CA, a mechanism tansu does not offer"
 refused() {
-  local what=$1
-  shift
+  local what=$1 cause=$2
+  shift 2
   if "$bin/nba" audit --brokers "127.0.0.1:$tls_port" -X security.protocol=sasl_ssl "$@" \
-    --wait-secs 1 >"refused-$what.log" 2>&1; then
+    --timeout 5s --wait-secs 1 >"refused-$what.log" 2>&1; then
     echo "a client with $what was let in" >&2
     exit 1
   fi
-  echo "refused: $what ($(tail -1 "refused-$what.log"))"
+  # The message says why, not only "Broker transport failure".
+  grep -q "last error: .*$cause" "refused-$what.log" \
+    || { echo "refused $what without saying '$cause':" >&2; cat "refused-$what.log" >&2; exit 1; }
+  echo "refused: $what ($cause)"
 }
-refused "a wrong password" -X ssl.ca.location="$work/ca.pem" -X sasl.mechanism=SCRAM-SHA-512 \
-  -X sasl.username=alice -X sasl.password=wrong
-refused "an untrusted CA" -X ssl.ca.location="$work/other.pem" -X sasl.mechanism=SCRAM-SHA-512 \
-  -X sasl.username=alice -X sasl.password=alice-secret
-refused "OAUTHBEARER" -X ssl.ca.location="$work/ca.pem" -X sasl.mechanism=OAUTHBEARER \
-  -X enable.sasl.oauthbearer.unsecure.jwt=true
+refused "a wrong password" "SASL SCRAM authentication failed" -X ssl.ca.location="$work/ca.pem" \
+  -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=alice -X sasl.password=wrong
+refused "an untrusted CA" "certificate verify failed" -X ssl.ca.location="$work/other.pem" \
+  -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=alice -X sasl.password=alice-secret
+# The client makes its token and authenticates; tansu knows no OAUTHBEARER.
+refused "OAUTHBEARER" "SASL authentication error" -X ssl.ca.location="$work/ca.pem" \
+  -X sasl.mechanism=OAUTHBEARER -X enable.sasl.oauthbearer.unsecure.jwt=true \
+  -X sasl.oauthbearer.config=principal=nba
 
 echo "== the three stages: SCRAM-SHA-512 over TLS, one --config file plus NBA_KAFKA_CONFIG"
 metrics_port=$((port + 100))

@@ -173,7 +173,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo(a) => demo(&a, &sources()),
         Command::Config(a) => check::run(&a),
-        Command::Catalog(a) => catalog::run(a, &sources()),
+        Command::Catalog(a) => {
+            init_logging(LogFormat::Human);
+            catalog::run(a, &sources())
+        }
         Command::Simulate(a) => {
             let deployment = match deployment(&a.deployment, &sources(), &[]) {
                 Ok(d) => d,
@@ -182,7 +185,10 @@ fn main() -> ExitCode {
             init_logging(LogFormat::Human);
             run_main(simulate(a, deployment))
         }
-        Command::Audit(a) => run_audit(&a, &sources()),
+        Command::Audit(a) => {
+            init_logging(LogFormat::Human);
+            run_audit(&a, &sources())
+        }
         Command::Latency(a) => latency::run(&a),
         Command::Obd(a) => obd::run(&a),
         Command::Record(a) => {

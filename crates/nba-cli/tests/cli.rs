@@ -465,3 +465,42 @@ fn backtests_are_deterministic_and_read_json_lines() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("without --jsonl"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn commands_give_up_on_a_broker_they_cannot_reach_and_say_why() {
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    for args in [
+        &["audit", "--brokers", "127.0.0.1:1", "--timeout", "2s"][..],
+        &[
+            "simulate",
+            "--brokers",
+            "127.0.0.1:1",
+            "--timeout",
+            "2s",
+            "--events",
+            "10",
+        ][..],
+        &[
+            "catalog",
+            "show",
+            "--brokers",
+            "127.0.0.1:1",
+            "--timeout",
+            "2s",
+        ][..],
+    ] {
+        let out = nba()
+            .args(args)
+            .env_remove("NBA_KAFKA_CONFIG")
+            .output()
+            .expect("nba runs");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: ")
+                && last.contains("the Kafka client's last error: 127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -1,9 +1,15 @@
 //! Command-line and environment settings shared by every Kafka-facing command.
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
 use clap::Args;
+use nba_core::parse_duration_ms;
 use nba_pipeline::{Topic, TopicNames};
 use rdkafka::ClientConfig;
+use rdkafka::config::FromClientConfigAndContext;
+
+use crate::diagnostics::Diagnostics;
 
 /// How to reach the broker.
 #[derive(Debug, Clone, Args)]
@@ -39,6 +45,12 @@ pub struct KafkaArgs {
     /// (applied first).
     #[arg(long = "kafka-config-file", value_name = "KEY=VALUE", hide = true)]
     pub config_from_file: Vec<String>,
+
+    /// How long an nba command (simulate, replay, record, audit, catalog)
+    /// waits for the broker before it gives up, saying why (units ms, s, m).
+    /// The stages wait for the broker as long as it takes.
+    #[arg(long, env = "NBA_TIMEOUT", default_value = "30s", value_parser = parse_duration_ms)]
+    pub timeout: i64,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -171,6 +183,11 @@ impl KafkaArgs {
         Ok(out)
     }
 
+    /// `--timeout`.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.timeout).unwrap_or(0).max(1))
+    }
+
     /// The group id, or `nba-<stage>`.
     pub fn group_id_or(&self, stage: &str) -> String {
         self.group_id
@@ -179,12 +196,22 @@ impl KafkaArgs {
     }
 }
 
-/// Creates a client, saying which setting to check when librdkafka refuses.
-pub(crate) fn create<T: rdkafka::config::FromClientConfig>(
+/// Creates a client that reports through [`Diagnostics`], saying which setting
+/// to check when librdkafka refuses.
+pub(crate) fn create<T: FromClientConfigAndContext<Diagnostics>>(
     c: &ClientConfig,
     what: &str,
 ) -> anyhow::Result<T> {
-    c.create().with_context(|| {
+    create_reporting_to(c, what, &Diagnostics::default())
+}
+
+/// [`create`], reporting to `diagnostics` (which the caller keeps).
+pub(crate) fn create_reporting_to<T: FromClientConfigAndContext<Diagnostics>>(
+    c: &ClientConfig,
+    what: &str,
+    diagnostics: &Diagnostics,
+) -> anyhow::Result<T> {
+    c.create_with_context(diagnostics.clone()).with_context(|| {
         format!("cannot create the Kafka {what}: check --brokers and every -X setting")
     })
 }

@@ -5,13 +5,12 @@ use std::collections::{HashMap, HashSet};
 use nba_core::{DecisionRequest, Interaction, NextBestAction, Reward, Vocabulary};
 use nba_pipeline::{Topic, dlq_headers};
 use nba_schema::{SchemaKind, decode, schema_id};
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message};
 use serde::Serialize;
 
 use crate::KafkaArgs;
 use crate::args::create;
-use crate::read::{StartAt, read_topic};
+use crate::read::{Reader, StartAt, read_topic};
 
 /// What the topics hold, and every way they disagree.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -61,7 +60,7 @@ pub fn audit(
     expect_dead_letters: Option<u64>,
 ) -> anyhow::Result<AuditReport> {
     let names = args.topics.names();
-    let consumer: BaseConsumer = create(
+    let consumer: Reader = create(
         &args.client_config(&[
             ("group.id", "nba-audit"),
             ("enable.auto.commit", "false"),
@@ -77,6 +76,7 @@ pub fn audit(
         names.name(Topic::InteractionsRaw),
         StartAt::Beginning,
         None,
+        args.timeout(),
         |m| {
             r.raw += 1;
             if let Some(Ok(i)) = m.payload().map(decode::<Interaction>)
@@ -91,6 +91,7 @@ pub fn audit(
         names.name(Topic::Interactions),
         StartAt::Beginning,
         None,
+        args.timeout(),
         |m| {
             r.interactions += 1;
             if let Some(Ok(i)) = m.payload().map(decode::<Interaction>) {
@@ -109,6 +110,7 @@ pub fn audit(
         names.name(Topic::DecisionRequests),
         StartAt::Beginning,
         None,
+        args.timeout(),
         |m| {
             let payload = m.payload().unwrap_or_default();
             if schema_id(payload) == Some(SchemaKind::CustomerErasure.id()) {
@@ -127,6 +129,7 @@ pub fn audit(
         names.name(Topic::NextBestActions),
         StartAt::Beginning,
         None,
+        args.timeout(),
         |m| {
             r.next_best_actions += 1;
             if let Some(Ok(a)) = m.payload().map(decode::<NextBestAction>) {
@@ -139,6 +142,7 @@ pub fn audit(
         names.name(Topic::Rewards),
         StartAt::Beginning,
         None,
+        args.timeout(),
         |m| {
             if let Some(Ok(_)) = m.payload().map(decode::<Reward>) {
                 r.rewards += 1;
@@ -153,6 +157,7 @@ pub fn audit(
         names.name(Topic::DeadLetter),
         StartAt::Beginning,
         None,
+        args.timeout(),
         |m| {
             let header = |name: &str| {
                 m.headers().and_then(|h| {

@@ -4,18 +4,17 @@
 use nba_core::CatalogVersion;
 use nba_pipeline::{OutputRecord, Topic};
 use nba_schema::{decode, encode};
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 
 use crate::args::create;
-use crate::read::{StartAt, read_topic};
+use crate::read::{Reader, StartAt, read_topic};
 use crate::{KafkaArgs, Producer};
 
 /// Every catalog version on the catalog topic, in the order read (a
 /// compacted topic keeps the newest per deployment); records that are not
 /// catalog versions are reported with their offset.
 pub fn read_catalog(args: &KafkaArgs) -> anyhow::Result<(Vec<CatalogVersion>, Vec<String>)> {
-    let consumer: BaseConsumer = create(
+    let consumer: Reader = create(
         &args.client_config(&[
             ("group.id", "nba-catalog"),
             ("enable.auto.commit", "false"),
@@ -25,8 +24,13 @@ pub fn read_catalog(args: &KafkaArgs) -> anyhow::Result<(Vec<CatalogVersion>, Ve
     )?;
     let (mut versions, mut bad) = (Vec::new(), Vec::new());
     let topic = args.topics.names().name(Topic::Catalog).to_owned();
-    read_topic(&consumer, &topic, StartAt::Beginning, None, |m| {
-        match m.payload().map(decode::<CatalogVersion>) {
+    read_topic(
+        &consumer,
+        &topic,
+        StartAt::Beginning,
+        None,
+        args.timeout(),
+        |m| match m.payload().map(decode::<CatalogVersion>) {
             Some(Ok(v)) => versions.push(v),
             Some(Err(e)) => bad.push(format!(
                 "{topic}[{}] offset {}: {e}",
@@ -34,8 +38,8 @@ pub fn read_catalog(args: &KafkaArgs) -> anyhow::Result<(Vec<CatalogVersion>, Ve
                 m.offset()
             )),
             None => {}
-        }
-    })?;
+        },
+    )?;
     Ok((versions, bad))
 }
 

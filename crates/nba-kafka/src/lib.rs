@@ -18,6 +18,7 @@ mod audit;
 mod binary;
 mod catalog;
 mod config;
+mod diagnostics;
 mod ops;
 mod produce;
 mod read;

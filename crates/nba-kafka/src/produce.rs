@@ -12,7 +12,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::KafkaArgs;
-use crate::args::create;
+use crate::args::create_reporting_to;
+use crate::diagnostics::Diagnostics;
+
+/// A producer that reports through [`Diagnostics`].
+pub(crate) type Writer = FutureProducer<Diagnostics>;
 
 /// Producer settings nba uses unless `-X` says otherwise: wait for all in-sync
 /// replicas, batch for up to 5 ms, and partition keys like the Java client
@@ -75,7 +79,7 @@ fn future_record<'a>(
 /// the thread (1 ms at a time; librdkafka's own threads drain the queue), so
 /// async code and rebalance callbacks use the same function.
 pub(crate) fn send(
-    producer: &FutureProducer,
+    producer: &Writer,
     names: &TopicNames,
     record: &OutputRecord,
 ) -> Result<DeliveryFuture, KafkaError> {
@@ -83,7 +87,7 @@ pub(crate) fn send(
 }
 
 fn enqueue(
-    producer: &FutureProducer,
+    producer: &Writer,
     mut fr: FutureRecord<'_, [u8], [u8]>,
 ) -> Result<DeliveryFuture, KafkaError> {
     loop {
@@ -101,7 +105,8 @@ fn enqueue(
 /// A producer for whole streams of records (`nba simulate`, tests): keeps at most
 /// `window` records unacknowledged and fails on the first refused one.
 pub struct Producer {
-    inner: FutureProducer,
+    inner: Writer,
+    diagnostics: Diagnostics,
     names: TopicNames,
     in_flight: VecDeque<DeliveryFuture>,
     window: usize,
@@ -118,10 +123,16 @@ impl std::fmt::Debug for Producer {
 }
 
 impl Producer {
-    /// A producer for the brokers and topics in `args`.
+    /// A producer for the brokers and topics in `args`; a record not
+    /// acknowledged within `--timeout` fails the stream, saying why.
     pub fn new(args: &KafkaArgs) -> anyhow::Result<Self> {
+        let timeout = args.timeout().as_millis().to_string();
+        let mut defaults = PRODUCER_DEFAULTS.to_vec();
+        defaults.push(("message.timeout.ms", &timeout));
+        let diagnostics = Diagnostics::default();
         Ok(Self {
-            inner: create(&args.client_config(PRODUCER_DEFAULTS)?, "producer")?,
+            inner: create_reporting_to(&args.client_config(&defaults)?, "producer", &diagnostics)?,
+            diagnostics,
             names: args.topics.names(),
             in_flight: VecDeque::new(),
             window: 100_000,
@@ -162,7 +173,10 @@ impl Producer {
         if let Some(d) = self.in_flight.pop_front() {
             match d.await {
                 Ok(Ok(_)) => self.delivered += 1,
-                Ok(Err((e, _))) => anyhow::bail!("the broker refused a record: {e}"),
+                Ok(Err((e, _))) => {
+                    let refused = anyhow::anyhow!("a record was not delivered: {e}");
+                    return Err(self.diagnostics.explain(refused));
+                }
                 Err(_) => anyhow::bail!("the producer dropped a record before delivery"),
             }
         }

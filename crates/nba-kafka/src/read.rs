@@ -9,6 +9,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::diagnostics::Diagnostics;
+
+/// A consumer that reads topics whole, reporting through [`Diagnostics`].
+pub(crate) type Reader = BaseConsumer<Diagnostics>;
+
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a topic must stay quiet, once its reported end is reached, to count
@@ -28,17 +33,24 @@ pub enum StartAt {
 }
 
 /// Reads `topic` from `start` to its current end (or until `limit` records),
-/// calling `f` on each record; returns how many were read.
+/// calling `f` on each record; returns how many were read. Gives up when the
+/// broker does not answer within `timeout`, with the client's last error.
 pub(crate) fn read_topic(
-    consumer: &BaseConsumer,
+    consumer: &Reader,
     topic: &str,
     start: StartAt,
     limit: Option<u64>,
+    timeout: Duration,
     f: impl FnMut(&BorrowedMessage<'_>),
 ) -> anyhow::Result<u64> {
     let md = consumer
-        .fetch_metadata(Some(topic), TIMEOUT)
-        .with_context(|| format!("cannot read the metadata of {topic}"))?;
+        .fetch_metadata(Some(topic), timeout)
+        .with_context(|| format!("cannot read the metadata of {topic} within {timeout:?}"))
+        .map_err(|e| {
+            // Serve the queued error callbacks, which say why.
+            let _ = consumer.poll(Duration::from_millis(100));
+            consumer.context().explain(e)
+        })?;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         anyhow::bail!("topic {topic} does not exist");
     };
@@ -65,7 +77,7 @@ pub(crate) fn read_topic(
 /// Reads the given partitions of `topic` whole, from their beginning to their
 /// current end, calling `f` on each record; returns how many were read.
 pub(crate) fn read_partitions(
-    consumer: &BaseConsumer,
+    consumer: &Reader,
     topic: &str,
     partitions: &[i32],
     f: impl FnMut(&BorrowedMessage<'_>),
@@ -80,7 +92,7 @@ pub(crate) fn read_partitions(
 /// Reads `tpl` (partitions of `topic` with their start offsets) up to each
 /// partition's end or `limit` records.
 fn read_assigned(
-    consumer: &BaseConsumer,
+    consumer: &Reader,
     topic: &str,
     tpl: &TopicPartitionList,
     limit: Option<u64>,

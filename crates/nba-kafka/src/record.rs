@@ -4,13 +4,12 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use nba_schema::{RecordedRecord, RecordingWriter, read_recording};
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message};
 
 use crate::KafkaArgs;
 use crate::args::create;
 use crate::produce::Producer;
-use crate::read::{StartAt, read_topic};
+use crate::read::{Reader, StartAt, read_topic};
 
 /// Reads `topics` (each from `start` to its current end, at most `limit`
 /// records in all) into a recording written to `out`; returns the records kept.
@@ -23,7 +22,7 @@ pub fn record<W: Write>(
     limit: Option<u64>,
     out: W,
 ) -> anyhow::Result<(u64, W)> {
-    let consumer: BaseConsumer = create(
+    let consumer: Reader = create(
         &args.client_config(&[
             ("group.id", "nba-record"),
             ("enable.auto.commit", "false"),
@@ -46,7 +45,7 @@ pub fn record<W: Write>(
         if left == Some(0) {
             break;
         }
-        kept += read_topic(&consumer, topic, start, left, |m| {
+        kept += read_topic(&consumer, topic, start, left, args.timeout(), |m| {
             let headers = m
                 .headers()
                 .map(|hs| {

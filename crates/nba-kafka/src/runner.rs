@@ -8,21 +8,23 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use nba_pipeline::{InputRecord, OutputRecord, Stage, StageCounters, Topic, TopicNames};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::Producer as _;
 use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::KafkaArgs;
 use crate::args::create;
+use crate::diagnostics::Diagnostics;
 use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
-use crate::produce::{PRODUCER_DEFAULTS, send};
-use crate::read::read_partitions;
+use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
+use crate::read::{Reader, read_partitions};
 use crate::tracker::{AckTracker, Pending, Sent};
 
 /// Consumer settings nba needs for at-least-once: offsets are stored by nba only
@@ -72,7 +74,9 @@ fn lock<S>(stage: &Mutex<S>) -> MutexGuard<'_, S> {
 /// changelog reader to restore the stage's state of partitions it is given.
 struct StageContext<S> {
     stage: Arc<Mutex<S>>,
-    producer: FutureProducer,
+    producer: Writer,
+    /// librdkafka's lines and errors, told without flooding.
+    diagnostics: Diagnostics,
     names: TopicNames,
     tracker: Arc<AckTracker>,
     revocations: AtomicU64,
@@ -87,7 +91,7 @@ struct StageContext<S> {
 /// input partitions (see [`Stage::changelog`]).
 struct ChangelogReader {
     /// Assigned, never subscribed, never committing.
-    consumer: BaseConsumer,
+    consumer: Reader,
     topic: String,
     input: String,
     /// The input partitions whose state the stage holds.
@@ -195,6 +199,14 @@ impl<S: Stage> StageContext<S> {
 }
 
 impl<S: Stage> ClientContext for StageContext<S> {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.diagnostics.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.diagnostics.error(error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         let mut lag = self.lag.lock().unwrap_or_else(|e| e.into_inner());
         lag.clear();
@@ -253,7 +265,7 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
 /// The consumer of the stage's broadcast topics, and where each of their
 /// partitions ended (its high watermark) when it started.
 struct Broadcast {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Diagnostics>,
     ends: Vec<(String, i32, i64)>,
 }
 
@@ -272,7 +284,7 @@ fn open_broadcast(
     // Never joins the group (no subscribe) and never commits: the id only
     // satisfies librdkafka.
     cfg.set("group.id", format!("{group}.broadcast"));
-    let consumer: StreamConsumer = create(&cfg, "broadcast consumer")?;
+    let consumer: StreamConsumer<Diagnostics> = create(&cfg, "broadcast consumer")?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = Vec::new();
     for topic in topics {
@@ -319,7 +331,7 @@ fn open_changelog(
     };
     let mut cfg = args.client_config(BROADCAST_DEFAULTS)?;
     cfg.set("group.id", format!("{group}.restore"));
-    let consumer: BaseConsumer = create(&cfg, "changelog consumer")?;
+    let consumer: Reader = create(&cfg, "changelog consumer")?;
     let name = names.name(topic);
     let count = |t: &str| -> anyhow::Result<usize> {
         let md = consumer
@@ -368,7 +380,9 @@ fn input_of<'a>(names: &TopicNames, msg: &'a BorrowedMessage<'a>) -> Option<Inpu
 }
 
 /// Next record of the broadcast consumer, or never if there is none.
-async fn recv_broadcast(c: Option<&StreamConsumer>) -> Result<BorrowedMessage<'_>, KafkaError> {
+async fn recv_broadcast(
+    c: Option<&StreamConsumer<Diagnostics>>,
+) -> Result<BorrowedMessage<'_>, KafkaError> {
     match c {
         Some(c) => c.recv().await,
         None => std::future::pending().await,
@@ -405,7 +419,7 @@ pub async fn run_stage<S: Stage + 'static>(
     let broadcast_topics = stage.broadcast_inputs();
     let flush_interval = stage.flush_interval();
     let changelog_topic = stage.changelog();
-    let producer: FutureProducer = create(&args.client_config(PRODUCER_DEFAULTS)?, "producer")?;
+    let producer: Writer = create(&args.client_config(PRODUCER_DEFAULTS)?, "producer")?;
     let tracker = Arc::new(AckTracker::new(names.clone()));
     let board = Arc::new(MetricsBoard::default());
     if let Some(addr) = ops.metrics_addr {
@@ -415,11 +429,7 @@ pub async fn run_stage<S: Stage + 'static>(
     let stage = Arc::new(Mutex::new(stage));
     let group = args.group_id_or(name);
     let mut consumer_config = args.client_config(CONSUMER_DEFAULTS)?;
-    if args
-        .config
-        .iter()
-        .all(|kv| !kv.trim_start().starts_with("group.id="))
-    {
+    if consumer_config.get("group.id").is_none() {
         consumer_config.set("group.id", &group);
     }
     let changelog = match changelog_topic {
@@ -430,6 +440,7 @@ pub async fn run_stage<S: Stage + 'static>(
         .create_with_context(StageContext {
             stage: Arc::clone(&stage),
             producer: producer.clone(),
+            diagnostics: Diagnostics::default(),
             names: names.clone(),
             tracker: Arc::clone(&tracker),
             revocations: AtomicU64::new(0),
@@ -460,7 +471,8 @@ pub async fn run_stage<S: Stage + 'static>(
             let msg = match received {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::warn!("broadcast consumer error (retrying): {e}");
+                    ctx.diagnostics
+                        .warn(&format!("broadcast consumer error (retrying): {e}"));
                     continue;
                 }
             };
@@ -543,7 +555,9 @@ pub async fn run_stage<S: Stage + 'static>(
                         }
                         send_untracked(&producer, &names, &tracker, &mut outputs)?;
                     }
-                    Err(e) => tracing::warn!("broadcast consumer error (retrying): {e}"),
+                    Err(e) => ctx
+                        .diagnostics
+                        .warn(&format!("broadcast consumer error (retrying): {e}")),
                 }
             }
             received = consumer.recv() => {
@@ -553,7 +567,7 @@ pub async fn run_stage<S: Stage + 'static>(
                 let msg = match received {
                     Ok(m) => m,
                     Err(e) => {
-                        tracing::warn!("consumer error (retrying): {e}");
+                        ctx.diagnostics.warn(&format!("consumer error (retrying): {e}"));
                         continue;
                     }
                 };
@@ -643,7 +657,7 @@ pub async fn run_stage<S: Stage + 'static>(
 /// Sends the outputs of a broadcast record (dead letters): tracked for failures,
 /// with no offset to store.
 fn send_untracked(
-    producer: &FutureProducer,
+    producer: &Writer,
     names: &TopicNames,
     tracker: &AckTracker,
     outputs: &mut Vec<OutputRecord>,
