@@ -94,10 +94,21 @@ pids+=($!)
 wait_for_port "$port"
 wait_for_port "$tls_port"
 
-# One file for every stage (a ConfigMap), the password from the environment (a Secret).
+# One file for every stage (a ConfigMap) with a section per stage, the
+# password from the environment (a Secret).
 cat >nba.toml <<EOF
 brokers = "127.0.0.1:$tls_port"
 kafka-config = ["security.protocol=sasl_ssl", "ssl.ca.location=$work/ca.pem", "sasl.mechanism=SCRAM-SHA-512", "sasl.username=alice"]
+
+[consumer]
+dedup-window = "1h"
+
+[aggregator]
+changelog-interval = "500ms"
+
+[updater]
+model-publish-ms = 500
+kafka-config = ["client.id=nba-updater-e2e"]
 EOF
 export NBA_DEPLOYMENT="$root/deploy/examples/bank/deployment.toml"
 
@@ -135,6 +146,7 @@ done
 NBA_CONFIG="$work/nba.toml" NBA_KAFKA_CONFIG="sasl.password=alice-secret" \
   "$bin/nba-model-updater" --print-config | grep -E '^kafka-config' | tee print-config.out
 grep -q 'sasl.password=\*\*\*\*' print-config.out || { echo "--print-config did not mask the password" >&2; exit 1; }
+grep -q 'client.id=nba-updater-e2e' print-config.out || { echo "the [updater] section's kafka-config was not added" >&2; exit 1; }
 
 echo "== $events interactions, zstd-compressed, as bob (SCRAM-SHA-256)"
 "$bin/nba" simulate --brokers "127.0.0.1:$tls_port" --events "$events" --malformed 5 --seed 11 \

@@ -45,7 +45,7 @@ const OVERRIDES: &[OverrideFlag] = &[OverrideFlag::new(
 )];
 
 fn main() -> ExitCode {
-    let (cli, sources) = parse_cli::<Cli>();
+    let (cli, sources) = parse_cli::<Cli>("consumer");
     let deployment = match stage_deployment(&cli.deployment, &sources, OVERRIDES, None) {
         Ok(d) => d,
         Err(code) => return code,

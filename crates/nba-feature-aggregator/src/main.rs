@@ -107,7 +107,7 @@ const OVERRIDES: &[OverrideFlag] = &[
 ];
 
 fn main() -> ExitCode {
-    let (cli, sources) = parse_cli::<Cli>();
+    let (cli, sources) = parse_cli::<Cli>("aggregator");
     let deployment = match stage_deployment(&cli.deployment, &sources, OVERRIDES, None) {
         Ok(d) => d,
         Err(code) => return code,

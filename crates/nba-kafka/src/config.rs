@@ -21,31 +21,47 @@ const SECRET_WORDS: &[&str] = &[
     "jaas",
 ];
 
+/// The sections of a `--config` file, one per stage binary: a stage takes
+/// the file's top-level settings, then its own section's over them, and
+/// leaves the other sections to their stages.
+pub const STAGE_SECTIONS: [&str; 3] = ["consumer", "aggregator", "updater"];
+
 /// Where a binary's settings came from, kept after parsing: what
 /// `--print-config` prints and what deployment overrides are made of.
 #[derive(Debug)]
 pub struct CliSources {
     matches: ArgMatches,
     from_file: BTreeSet<String>,
+    /// Settings of the file's other stage sections (`[updater] alpha`), which
+    /// this stage leaves alone.
+    for_other_stages: Vec<String>,
     command: clap::Command,
 }
 
-/// Parses `C` from the command line, adding the settings of the TOML file named
-/// by `--config FILE` (or `NBA_CONFIG`) that neither a flag nor an environment
-/// variable sets. Misuse exits with status 2 and a message that says what to
-/// fix. `--print-config` is handled by [`stage_deployment`] (or
+/// Parses `C`, the command line of the stage whose `--config` section is
+/// `section` (one of [`STAGE_SECTIONS`]), adding the settings of the TOML file
+/// named by `--config FILE` (or `NBA_CONFIG`) that neither a flag nor an
+/// environment variable sets: its top-level settings, then its `[section]`'s
+/// over them. Misuse exits with status 2 and a message that says what to fix.
+/// `--print-config` is handled by [`stage_deployment`] (or
 /// [`CliSources::print_config`]).
-pub fn parse_cli<C: Parser>() -> (C, CliSources) {
+pub fn parse_cli<C: Parser>(section: &str) -> (C, CliSources) {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let (args, from_file) = match config_path(&args) {
-        Some(path) => match with_file_settings::<C>(args, &path) {
+    let (
+        args,
+        FileSettings {
+            from_file,
+            for_other_stages,
+        },
+    ) = match config_path(&args) {
+        Some(path) => match with_file_settings::<C>(args, &path, section) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");
                 exit(2);
             }
         },
-        None => (args, BTreeSet::new()),
+        None => (args, FileSettings::default()),
     };
     let matches = C::command().get_matches_from(args);
     match C::from_arg_matches(&matches) {
@@ -54,6 +70,7 @@ pub fn parse_cli<C: Parser>() -> (C, CliSources) {
             CliSources {
                 matches,
                 from_file,
+                for_other_stages,
                 command: C::command(),
             },
         ),
@@ -112,6 +129,7 @@ impl CliSources {
         Self {
             matches,
             from_file: BTreeSet::new(),
+            for_other_stages: Vec::new(),
             command,
         }
     }
@@ -185,7 +203,11 @@ impl CliSources {
     /// The effective configuration as TOML, each line with where it came
     /// from (secrets masked).
     pub fn print_config(&self) -> String {
-        effective_config(&self.command, &self.matches, &self.from_file)
+        let mut out = effective_config(&self.command, &self.matches, &self.from_file);
+        for setting in &self.for_other_stages {
+            out.push_str(&format!("# {setting}: another stage's, left to it\n"));
+        }
+        out
     }
 
     /// True if `--print-config` was given.
@@ -267,24 +289,72 @@ fn config_path(args: &[OsString]) -> Option<PathBuf> {
     std::env::var_os("NBA_CONFIG").map(PathBuf::from)
 }
 
-/// `args` plus `--key value` for every file setting not given otherwise, and
-/// the ids of the settings that came from the file.
+/// What a `--config` file gave: the ids of the settings it set, and the
+/// settings of other stages' sections (`[updater] alpha`).
+#[derive(Debug, Default)]
+struct FileSettings {
+    from_file: BTreeSet<String>,
+    for_other_stages: Vec<String>,
+}
+
+/// `args` plus `--key value` for every file setting not given otherwise (the
+/// top-level settings, with `[section]`'s over them), and what came from
+/// where.
 fn with_file_settings<C: CommandFactory>(
     mut args: Vec<OsString>,
     path: &Path,
-) -> Result<(Vec<OsString>, BTreeSet<String>), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read --config {}: {e}", path.display()))?;
+    section: &str,
+) -> Result<(Vec<OsString>, FileSettings), String> {
+    let file = path.display();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read --config {file}: {e}"))?;
     let table: toml::Table = text
         .parse()
-        .map_err(|e| format!("--config {} is not valid TOML: {e}", path.display()))?;
+        .map_err(|e| format!("--config {file} is not valid TOML: {e}"))?;
+    let mut settings = FileSettings::default();
+    // (key, value): the top level first, then this stage's section; a later
+    // value replaces an earlier one, but librdkafka lists add up.
+    let mut entries: Vec<(String, toml::Value)> = Vec::new();
+    let mut own = None;
+    for (key, value) in table {
+        match value {
+            toml::Value::Table(t) if key == section => own = Some(t),
+            toml::Value::Table(t) if STAGE_SECTIONS.contains(&key.as_str()) => settings
+                .for_other_stages
+                .extend(t.keys().map(|k| format!("[{key}] {k}"))),
+            toml::Value::Table(_) => {
+                return Err(format!(
+                    "--config {file}: unknown section [{key}]; the sections are [{}], one per stage",
+                    STAGE_SECTIONS.join("], [")
+                ));
+            }
+            v => entries.push((key, v)),
+        }
+    }
+    for (key, value) in own.into_iter().flatten() {
+        let same = entries
+            .iter()
+            .position(|(k, _)| k.replace('_', "-") == key.replace('_', "-"));
+        match (same, value) {
+            (Some(i), toml::Value::Array(more)) if key.replace('_', "-") == "kafka-config" => {
+                let shared = std::mem::replace(&mut entries[i].1, toml::Value::Boolean(false));
+                let mut all = match shared {
+                    toml::Value::Array(a) => a,
+                    v => vec![v],
+                };
+                all.extend(more);
+                entries[i].1 = toml::Value::Array(all);
+            }
+            (Some(i), v) => entries[i].1 = v,
+            (None, v) => entries.push((key, v)),
+        }
+    }
     let cmd = C::command();
     let given: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let mut from_file = BTreeSet::new();
-    for (key, value) in table {
+    for (key, value) in entries {
         let long = match key.replace('_', "-") {
             // The file's librdkafka list adds to the environment's and the
             // flags' (`KafkaArgs::client_config`) instead of giving way to them.
@@ -296,8 +366,9 @@ fn with_file_settings<C: CommandFactory>(
             .find(|a| a.get_long() == Some(long.as_str()))
         else {
             return Err(format!(
-                "--config {}: unknown setting `{key}`; the settings are the long flag names of --help",
-                path.display()
+                "--config {file}: `{key}` is not a setting of {}; the settings are the long flag names of --help (a setting of another stage goes in its section: [{}])",
+                cmd.get_name(),
+                STAGE_SECTIONS.join("], [")
             ));
         };
         let on_command_line = given.iter().any(|g| {
@@ -333,16 +404,15 @@ fn with_file_settings<C: CommandFactory>(
                 }
                 other => {
                     return Err(format!(
-                        "--config {}: `{key}` must be a string, number, boolean or array of those, not {}",
-                        path.display(),
+                        "--config {file}: `{key}` must be a string, number, boolean or array of those, not {}",
                         other.type_str()
                     ));
                 }
             }
         }
-        from_file.insert(arg.get_id().to_string());
+        settings.from_file.insert(arg.get_id().to_string());
     }
-    Ok((args, from_file))
+    Ok((args, settings))
 }
 
 fn is_secret(name: &str) -> bool {

@@ -32,7 +32,8 @@ pub use audit::{AuditReport, audit};
 pub use binary::{init_logging, print_stdout, run_main, run_stage_binary};
 pub use catalog::{publish_catalog, read_catalog};
 pub use config::{
-    CliSources, DeploymentArgs, OverrideFlag, ValueKind, parse_cli, stage_deployment,
+    CliSources, DeploymentArgs, OverrideFlag, STAGE_SECTIONS, ValueKind, parse_cli,
+    stage_deployment,
 };
 pub use ops::{LogFormat, OpsArgs};
 pub use produce::{Producer, produce};

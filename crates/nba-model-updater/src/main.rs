@@ -226,7 +226,7 @@ fn write_checkpoint(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let (cli, sources) = parse_cli::<Cli>();
+    let (cli, sources) = parse_cli::<Cli>("updater");
     let deployment = match stage_deployment(&cli.deployment, &sources, OVERRIDES, None) {
         Ok(d) => d,
         Err(code) => return code,

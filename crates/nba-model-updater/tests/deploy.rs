@@ -97,7 +97,7 @@ fn the_configmap_settings_are_accepted_and_secrets_are_masked() {
     let file = dir.join("nba.toml");
     std::fs::write(
         &file,
-        format!("{toml_text}kafka-config = [\"sasl.password=hunter2\", \"security.protocol=sasl_ssl\"]\n"),
+        format!("kafka-config = [\"sasl.password=hunter2\", \"security.protocol=sasl_ssl\"]\n{toml_text}"),
     )
     .expect("written");
     let out = updater()
@@ -144,7 +144,87 @@ fn the_configmap_settings_are_accepted_and_secrets_are_masked() {
     std::fs::write(&file, "polcy = \"thompson\"\n").expect("written");
     let out = updater().arg("--config").arg(&file).output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting `polcy`"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("`polcy` is not a setting of nba-model-updater")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One file for every stage: shared settings, each stage's section over them,
+/// the other stages' sections left alone (and listed), librdkafka lists adding
+/// up from the file's top level, its section, the environment and the flags.
+#[test]
+fn one_config_file_serves_every_stage() {
+    let dir = std::env::temp_dir().join(format!("nba-sections-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("nba.toml");
+    std::fs::write(
+        &file,
+        r#"brokers = "shared:9092"
+policy = "linucb"
+kafka-config = ["security.protocol=sasl_ssl", "sasl.username=shared"]
+
+[consumer]
+dedup-window = "1h"
+
+[aggregator]
+context = "counts"
+changelog-interval = "5s"
+
+[updater]
+policy = "thompson"
+kafka-config = ["sasl.username=updater", "client.id=nba-updater"]
+"#,
+    )
+    .expect("written");
+    let out = updater()
+        .arg("--config")
+        .arg(&file)
+        .args(["--print-config", "-X", "linger.ms=2"])
+        .env("NBA_KAFKA_CONFIG", "sasl.password=secret")
+        .env_remove("NBA_BROKERS")
+        .env_remove("NBA_POLICY")
+        .output()
+        .expect("runs");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "brokers = \"shared:9092\"  # file",
+        "policy = \"thompson\"  # file",
+        "kafka-config = [\"linger.ms=2\"]  # flag",
+        "kafka-config-env = [\"sasl.password=****\"]  # environment",
+        "kafka-config-file = [\"security.protocol=sasl_ssl\", \"sasl.username=shared\", \"sasl.username=updater\", \"client.id=nba-updater\"]  # file",
+        "# [aggregator] changelog-interval: another stage's, left to it",
+        "# [aggregator] context: another stage's, left to it",
+        "# [consumer] dedup-window: another stage's, left to it",
+    ] {
+        assert!(printed.contains(line), "{line} in\n{printed}");
+    }
+    for (text, says) in [
+        (
+            "[model-updater]\npolicy = \"thompson\"\n",
+            "unknown section [model-updater]",
+        ),
+        (
+            "dedup-window = \"1h\"\n",
+            "`dedup-window` is not a setting of nba-model-updater",
+        ),
+        (
+            "[updater]\npolcy = 1\n",
+            "`polcy` is not a setting of nba-model-updater",
+        ),
+    ] {
+        std::fs::write(&file, text).expect("written");
+        let out = updater().arg("--config").arg(&file).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(says), "{said}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
