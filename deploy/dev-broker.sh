@@ -17,16 +17,19 @@ start)
   partitions=${3:-3}
   dir=${4:-$root/.dev-broker}
   mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
   tansu=$("$root/scripts/install-tansu.sh")
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use: pick another port (deploy/dev-broker.sh start PORT)" >&2
     exit 1
   fi
   storage=memory://tansu/
-  if [ "${NBA_BROKER_STORAGE:-memory}" = sqlite ]; then storage="sqlite://$dir/tansu.db"; fi
-  "$tansu" broker --listener-url "tcp://127.0.0.1:$port" \
+  # tansu 0.6.0 opens a sqlite path relative to its working directory (an
+  # absolute one included), so it runs in DIR with a relative path.
+  if [ "${NBA_BROKER_STORAGE:-memory}" = sqlite ]; then storage="sqlite://tansu.db"; fi
+  (cd "$dir" && exec "$tansu" broker --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine "$storage" >"$dir/tansu.log" 2>&1 &
+    --storage-engine "$storage" >"$dir/tansu.log" 2>&1) &
   echo $! >"$dir/tansu.pid"
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break

@@ -149,6 +149,7 @@ grep -q 'sasl.password=\*\*\*\*' print-config.out || { echo "--print-config did 
 grep -q 'client.id=nba-updater-e2e' print-config.out || { echo "the [updater] section's kafka-config was not added" >&2; exit 1; }
 
 echo "== $events interactions, zstd-compressed, as bob (SCRAM-SHA-256)"
+start=$(date +%s.%N)
 "$bin/nba" simulate --brokers "127.0.0.1:$tls_port" --events "$events" --malformed 5 --seed 11 \
   -X security.protocol=sasl_ssl -X ssl.ca.location="$work/ca.pem" -X sasl.mechanism=SCRAM-SHA-256 \
   -X sasl.username=bob -X sasl.password=bob-secret -X compression.type=zstd 2>&1 | tail -2
@@ -157,6 +158,9 @@ echo "== auditing over TLS and SASL"
 "$bin/nba" audit --brokers "127.0.0.1:$tls_port" --expect-raw $((events + 5)) --expect-dead-letters 5 \
   --wait-secs 300 -X security.protocol=sasl_ssl -X ssl.ca.location="$work/ca.pem" \
   -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=alice -X sasl.password=alice-secret | tail -4
+end=$(date +%s.%N)
+awk -v n="$events" -v s="$start" -v e="$end" \
+  'BEGIN { printf "e2e-security throughput: %d interactions over TLS and SCRAM (zstd input, tansu on sqlite) through three stages and audited in %.1f s = %.0f events/s\n", n, e - s, n / (e - s) }'
 
 echo "== stopping the stages (SIGTERM: drain and commit)"
 for i in 2 3 4; do
