@@ -10,6 +10,7 @@ use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
 
 use crate::diagnostics::Diagnostics;
+use crate::registry::SchemaRegistryArgs;
 
 /// How to reach the broker.
 #[derive(Debug, Clone, Args)]
@@ -55,6 +56,10 @@ pub struct KafkaArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub topics: TopicArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: SchemaRegistryArgs,
 }
 
 /// The name of every topic.

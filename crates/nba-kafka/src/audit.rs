@@ -59,6 +59,7 @@ pub fn audit(
     expect_raw: Option<u64>,
     expect_dead_letters: Option<u64>,
 ) -> anyhow::Result<AuditReport> {
+    crate::registry::connect(args)?;
     let names = args.topics.names();
     let consumer: Reader = create(
         &args.client_config(&[

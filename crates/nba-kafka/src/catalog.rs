@@ -14,6 +14,7 @@ use crate::{KafkaArgs, Producer};
 /// compacted topic keeps the newest per deployment); records that are not
 /// catalog versions are reported with their offset.
 pub fn read_catalog(args: &KafkaArgs) -> anyhow::Result<(Vec<CatalogVersion>, Vec<String>)> {
+    crate::registry::connect(args)?;
     let consumer: Reader = create(
         &args.client_config(&[
             ("group.id", "nba-catalog"),

@@ -19,6 +19,7 @@ const SECRET_WORDS: &[&str] = &[
     "credential",
     "key.pem",
     "jaas",
+    "registry-auth",
 ];
 
 /// The sections of a `--config` file, one per stage binary: a stage takes

@@ -126,6 +126,7 @@ impl Producer {
     /// A producer for the brokers and topics in `args`; a record not
     /// acknowledged within `--timeout` fails the stream, saying why.
     pub fn new(args: &KafkaArgs) -> anyhow::Result<Self> {
+        crate::registry::connect(args)?;
         let timeout = args.timeout().as_millis().to_string();
         let mut defaults = PRODUCER_DEFAULTS.to_vec();
         defaults.push(("message.timeout.ms", &timeout));

@@ -419,6 +419,8 @@ pub async fn run_stage<S: Stage + 'static>(
     let broadcast_topics = stage.broadcast_inputs();
     let flush_interval = stage.flush_interval();
     let changelog_topic = stage.changelog();
+    // Blocking HTTP, once, before the stage reads anything.
+    crate::registry::connect(args)?;
     let producer: Writer = create(&args.client_config(PRODUCER_DEFAULTS)?, "producer")?;
     let tracker = Arc::new(AckTracker::new(names.clone()));
     let board = Arc::new(MetricsBoard::default());

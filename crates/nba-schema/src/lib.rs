@@ -16,6 +16,11 @@
 //! | 7 | `nba.CustomerErasure` | `nba.decision-requests` (besides requests: see [`schema_id`]) |
 //! | 8 | `nba.CatalogVersion` | `nba.catalog` (catalog versions, compacted) |
 //!
+//! With a schema registry (`--schema-registry-url`; the Kafka shell registers
+//! the schemas and calls [`use_registry`]), the frames carry the registry's
+//! ids instead, and a record framed with any other registered id is read
+//! through its writer schema, resolved into nba's.
+//!
 //! Decoding also accepts a raw datum with no framing, so that any Avro producer
 //! can feed nba.
 //!
@@ -28,8 +33,10 @@
 //! is read with its own schema and mapped onto the current fields by name.
 
 mod recording;
+mod registry;
 
 pub use recording::{RECORDING_SCHEMA, RecordedRecord, RecordingWriter, read_recording};
+pub use registry::{FetchSchema, use_registry};
 
 use std::sync::OnceLock;
 
@@ -44,7 +51,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The value schemas, with their ids when no registry is configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchemaKind {
     /// `schemas/interaction.avsc`.
     Interaction,
@@ -77,8 +84,14 @@ impl SchemaKind {
         SchemaKind::CatalogVersion,
     ];
 
-    /// The schema id written in the Confluent frame.
+    /// The schema id written in the Confluent frame: the registry's, when
+    /// one is in use ([`use_registry`]), else [`SchemaKind::fixed_id`].
     pub fn id(self) -> u32 {
+        registry::registry_id(self).unwrap_or_else(|| self.fixed_id())
+    }
+
+    /// The id nba uses without a schema registry.
+    pub fn fixed_id(self) -> u32 {
         match self {
             SchemaKind::Interaction => 1,
             SchemaKind::DecisionRequest => 2,
@@ -322,6 +335,17 @@ pub enum CodecError {
         #[source]
         source: Box<apache_avro::Error>,
     },
+    /// A framed record of another schema id that the registry's writer
+    /// schema for that id does not let nba read.
+    #[error("schema id {id} cannot be read as {expected}: {why}")]
+    WriterSchema {
+        /// The id in the frame.
+        id: u32,
+        /// The schema nba reads the topic with.
+        expected: &'static str,
+        /// Why: not in the registry, not resolvable, not a datum of it.
+        why: String,
+    },
     /// A datum followed by bytes that belong to none.
     #[error("{0} bytes follow the {1} datum")]
     TrailingBytes(usize, &'static str),
@@ -365,6 +389,9 @@ pub fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, CodecError> {
         [0, a, b, c, d, rest @ ..] => {
             let found = u32::from_be_bytes([*a, *b, *c, *d]);
             if found != kind.id() {
+                if let Some(read) = registry::read_with_writer_schema(found, kind, rest) {
+                    return read;
+                }
                 return Err(CodecError::WrongSchemaId {
                     found,
                     expected: kind.full_name(),
