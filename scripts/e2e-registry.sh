@@ -102,6 +102,14 @@ read=$("$python" -W ignore "$root/scripts/registry_client.py" consume "$broker" 
 echo "AvroDeserializer read $read of $nbas next-best-actions"
 [ "$read" = "$nbas" ] || exit 1
 
+echo "== recording the topics; the backtest reads the registry's ids too"
+"$bin/nba" record --topic nba.interactions.raw --topic nba.decision-requests \
+  --topic nba.next-best-actions --topic nba.rewards -o "$work/live.avro"
+"$bin/nba" backtest "$work/live.avro" --json | tail -1 >"$work/backtest.out"
+decisions=$(grep -oE '"decision_count":[0-9]+' "$work/backtest.out" | grep -oE '[0-9]+$')
+echo "backtest decisions: $decisions; live next-best-actions: $nbas"
+[ "$decisions" = "$nbas" ] || { echo "the backtest made $decisions decisions, the live run $nbas" >&2; exit 1; }
+
 echo "== stopping the stages (SIGTERM: drain and commit)"
 for i in 2 3 4; do
   kill -TERM "${pids[$i]}"

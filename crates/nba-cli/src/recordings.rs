@@ -15,12 +15,13 @@ use nba_core::{
     Objective, Policy, Residual, Reward,
 };
 use nba_kafka::{
-    CliSources, DeploymentArgs, KafkaArgs, OverrideFlag, StartAt, ValueKind, record, replay,
+    CliSources, DeploymentArgs, KafkaArgs, OverrideFlag, SchemaRegistryArgs, StartAt, ValueKind,
+    record, replay, use_schema_registry,
 };
 use nba_metrics::{escape, html_page, line_chart_svg, percentile_plot_svg};
 use nba_pipeline::{
-    BacktestConfig, BacktestObserver, BacktestRun, Evaluation, RawRecord, backtest,
-    evaluate_candidates,
+    BacktestConfig, BacktestObserver, BacktestRun, Evaluation, RawRecord, Topic, TopicNames,
+    backtest, evaluate_candidates,
 };
 use nba_schema::{decode, read_recording};
 
@@ -110,6 +111,9 @@ pub(crate) async fn run_replay(a: ReplayArgs) -> anyhow::Result<()> {
 pub(crate) struct BacktestArgs {
     #[command(flatten)]
     deployment: DeploymentArgs,
+    /// The registry whose ids a recording of registry-framed topics carries.
+    #[command(flatten)]
+    registry: SchemaRegistryArgs,
     /// A recording (`nba record`, `nba simulate --output`) holding raw
     /// interactions; its catalog versions (nba.catalog, recorded first) are
     /// taken at their event times, its logged decisions evaluated, other
@@ -542,6 +546,12 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
         eprintln!("error: give a recording FILE or --jsonl FILE");
         return ExitCode::from(2);
     };
+    let mut names = TopicNames::default();
+    names.set(Topic::InteractionsRaw, &a.topic);
+    if let Err(e) = use_schema_registry(&a.registry, &names) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let (file, size) = match File::open(path).and_then(|f| Ok((f.metadata()?.len(), f))) {
         Ok((size, f)) => (f, size),
         Err(e) => {

@@ -40,6 +40,6 @@ pub use ops::{LogFormat, OpsArgs};
 pub use produce::{Producer, produce};
 pub use read::StartAt;
 pub use record::{record, replay};
-pub use registry::SchemaRegistryArgs;
+pub use registry::{SchemaRegistryArgs, use_schema_registry};
 pub use runner::{RunSummary, run_stage};
 pub use shutdown::shutdown_signal;

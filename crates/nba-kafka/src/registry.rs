@@ -187,21 +187,29 @@ impl RegistryClient {
     }
 }
 
-/// If a registry is configured, registers nba's schemas there and makes this
-/// process frame and read records with its ids; once per process.
+/// [`use_schema_registry`] with a command's Kafka settings.
 pub(crate) fn connect(args: &KafkaArgs) -> anyhow::Result<()> {
+    use_schema_registry(&args.registry, &args.topics.names())
+}
+
+/// If `registry` names a schema registry, registers nba's schemas there
+/// (subjects after the topic `names`) and makes this process frame and read
+/// records with its ids; once per process. Without one, a no-op.
+pub fn use_schema_registry(
+    registry: &SchemaRegistryArgs,
+    names: &TopicNames,
+) -> anyhow::Result<()> {
     static CONNECTED: OnceLock<String> = OnceLock::new();
-    let Some(url) = &args.registry.schema_registry_url else {
+    let Some(url) = &registry.schema_registry_url else {
         return Ok(());
     };
     if CONNECTED.get() == Some(url) {
         return Ok(());
     }
-    let client = RegistryClient::new(url, &args.registry)?;
-    let names = args.topics.names();
+    let client = RegistryClient::new(url, registry)?;
     let mut ids = Vec::new();
     for kind in SchemaKind::ALL {
-        ids.push((kind, client.register(&subject(kind, &names), kind)?));
+        ids.push((kind, client.register(&subject(kind, names), kind)?));
     }
     use_registry(&ids, Box::new(move |id| client.schema(id))).map_err(anyhow::Error::msg)?;
     tracing::info!(
