@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local Kafka-compatible broker the tests use: installs tansu 0.6.0 once
-# (scripts/install-tansu.sh), starts it on 127.0.0.1 and creates nba's topics.
+# (scripts/install-tansu.sh), starts it on 127.0.0.1 and creates nba's topics
+# (`nba topics create`, built here if need be).
 #
 #   deploy/dev-broker.sh start [PORT] [PARTITIONS] [DIR]   # default 9092 3 ./.dev-broker
 #   deploy/dev-broker.sh stop [DIR]
@@ -35,7 +36,9 @@ start)
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
   done
-  TANSU="$tansu" "$root/deploy/create-topics.sh" "127.0.0.1:$port" "$partitions" >>"$dir/tansu.log" 2>&1
+  cargo build --release --quiet -p nba-cli --manifest-path "$root/Cargo.toml"
+  "$root/target/release/nba" topics create --brokers "127.0.0.1:$port" --partitions "$partitions" \
+    >>"$dir/tansu.log" 2>&1
   echo "tansu on 127.0.0.1:$port (pid $(cat "$dir/tansu.pid"), log $dir/tansu.log)" >&2
   ;;
 stop)

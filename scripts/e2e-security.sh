@@ -72,7 +72,7 @@ setup=$!
 wait_for_port "$port"
 "$tansu" user create alice alice-secret --mechanism scram512 --broker "tcp://127.0.0.1:$port"
 "$tansu" user create bob bob-secret --mechanism scram256 --broker "tcp://127.0.0.1:$port"
-TANSU="$tansu" "$root/deploy/create-topics.sh" "127.0.0.1:$port" 3 >>tansu-setup.log 2>&1
+"$bin/nba" topics create --brokers "127.0.0.1:$port" --partitions 3 >>tansu-setup.log 2>&1
 kill -TERM "$setup"
 wait "$setup" || true
 

@@ -43,6 +43,21 @@ echo "== starting tansu on $broker (deploy/dev-broker.sh)"
 "$root/deploy/dev-broker.sh" start "$port" "$partitions" "$work/broker"
 pids+=("$(cat "$work/broker/tansu.pid")")
 
+echo "== nba topics check; a changelog that is not compacted is refused"
+"$bin/nba" topics check --brokers "$broker" | tail -1
+"$("$root/scripts/install-tansu.sh")" topic create e2e.plain-state --partitions "$partitions" \
+  --broker "tcp://$broker" >/dev/null
+if NBA_TOPIC_CUSTOMER_STATE=e2e.plain-state "$bin/nba" topics check --brokers "$broker" >"$work/check.out"; then
+  echo "nba topics check passed a changelog that is not compacted" >&2; exit 1
+fi
+grep "PROBLEM: e2e.plain-state has cleanup.policy" "$work/check.out"
+if NBA_TOPIC_CUSTOMER_STATE=e2e.plain-state NBA_BROKERS="$broker" \
+  NBA_DEPLOYMENT="$root/deploy/examples/bank/deployment.toml" "$bin/nba-feature-aggregator" \
+  >"$work/refused.log" 2>&1; then
+  echo "the feature-aggregator started on a changelog that is not compacted" >&2; exit 1
+fi
+grep -o "error: .*cleanup.policy=compact" "$work/refused.log" | cut -c1-160
+
 echo "== checking the deployment, starting the three stages"
 export NBA_BROKERS="$broker"
 export NBA_CHECKPOINT="$work/model.checkpoint"

@@ -7,6 +7,7 @@ mod check;
 mod latency;
 mod obd;
 mod recordings;
+mod topics;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +84,9 @@ enum Command {
     /// pipeline in one process, at full speed, driven by the recorded event
     /// times; the same recording gives the same decisions as the live run.
     Backtest(recordings::BacktestArgs),
+    /// nba's topics on any Kafka (admin API): `create` makes the missing ones
+    /// with the partitions and settings nba needs, `check` says what is not.
+    Topics(topics::TopicsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +204,7 @@ fn main() -> ExitCode {
             run_main(recordings::run_replay(a))
         }
         Command::Backtest(a) => recordings::run_backtest(&a, &sources()),
+        Command::Topics(a) => topics::run(a),
     }
 }
 

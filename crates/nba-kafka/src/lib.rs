@@ -26,6 +26,7 @@ mod record;
 mod registry;
 mod runner;
 mod shutdown;
+mod topics;
 mod tracker;
 
 pub use args::{KafkaArgs, TopicArgs};
@@ -43,3 +44,4 @@ pub use record::{record, replay};
 pub use registry::{SchemaRegistryArgs, use_schema_registry};
 pub use runner::{RunSummary, run_stage};
 pub use shutdown::shutdown_signal;
+pub use topics::{TopicNeeds, TopicReport, ensure_topics, topic_needs};

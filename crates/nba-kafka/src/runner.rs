@@ -300,7 +300,7 @@ fn open_broadcast(
             .collect();
         if partitions.is_empty() {
             anyhow::bail!(
-                "topic {name} does not exist: create it (deploy/create-topics.sh creates every nba topic)"
+                "topic {name} does not exist: create it (`nba topics create` creates every nba topic)"
             );
         }
         for p in partitions {
@@ -347,7 +347,7 @@ fn open_changelog(
     let (have, need) = (count(name)?, count(input)?);
     if have == 0 {
         anyhow::bail!(
-            "the changelog topic {name} does not exist: create it compacted with as many partitions as {input} (deploy/create-topics.sh does), or run without a changelog (--no-changelog)"
+            "the changelog topic {name} does not exist: create it compacted with as many partitions as {input} (`nba topics create` does), or run without a changelog (--no-changelog)"
         );
     }
     if have < need {
@@ -435,7 +435,10 @@ pub async fn run_stage<S: Stage + 'static>(
         consumer_config.set("group.id", &group);
     }
     let changelog = match changelog_topic {
-        Some(topic) => Some(open_changelog(args, &names, topic, &inputs, &group)?),
+        Some(topic) => {
+            crate::topics::check_changelog(args, names.name(topic)).await?;
+            Some(open_changelog(args, &names, topic, &inputs, &group)?)
+        }
         None => None,
     };
     let consumer: StreamConsumer<StageContext<S>> = consumer_config
