@@ -29,22 +29,9 @@ if [ ! -x "$python" ]; then
   python3 -m venv "$tools/registry-client"
   "$tools/registry-client/bin/pip" install -q "confluent-kafka[avro,schemaregistry]==2.16.1" cramjam >&2
 fi
-cargo build --release --quiet -p nba-cli -p nba-consumer -p nba-feature-aggregator -p nba-model-updater
-bin="$root/target/release"
-
-work=$(mktemp -d -t nba-e2e-registry.XXXXXX)
-pids=()
-cleanup() {
-  local status=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$status" -ne 0 ]; then
-    echo "e2e-registry FAILED; last log lines:" >&2
-    for f in "$work"/*.log "$work"/broker/*.log; do echo "== $f" >&2; tail -n 20 "$f" >&2; done
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+E2E_NAME=e2e-registry
+# shellcheck source=scripts/e2e-lib.sh
+source "$root/scripts/e2e-lib.sh"
 
 echo "== tansu on $broker, Karapace on $registry"
 "$root/deploy/dev-broker.sh" start "$port" 3 "$work/broker"
@@ -110,10 +97,5 @@ decisions=$(grep -oE '"decision_count":[0-9]+' "$work/backtest.out" | grep -oE '
 echo "backtest decisions: $decisions; live next-best-actions: $nbas"
 [ "$decisions" = "$nbas" ] || { echo "the backtest made $decisions decisions, the live run $nbas" >&2; exit 1; }
 
-echo "== stopping the stages (SIGTERM: drain and commit)"
-for i in 2 3 4; do
-  kill -TERM "${pids[$i]}"
-  wait "${pids[$i]}" || { echo "a stage did not stop cleanly; see its log" >&2; exit 1; }
-done
-pids=("${pids[0]}" "${pids[1]}")
+stop_stages 2
 echo "e2e-registry OK"

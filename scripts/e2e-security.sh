@@ -27,32 +27,10 @@ stunnel=$(command -v stunnel4 || command -v stunnel || true)
 [ -n "$stunnel" ] || { echo "e2e-security needs stunnel: apt-get install stunnel4" >&2; exit 1; }
 command -v openssl >/dev/null || { echo "e2e-security needs openssl: apt-get install openssl" >&2; exit 1; }
 tansu=$("$root/scripts/install-tansu.sh")
-cargo build --release --quiet -p nba-cli -p nba-consumer -p nba-feature-aggregator -p nba-model-updater
-bin="$root/target/release"
-
-work=$(mktemp -d -t nba-e2e-security.XXXXXX)
-pids=()
-cleanup() {
-  local status=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$status" -ne 0 ]; then
-    echo "e2e-security FAILED; last log lines:" >&2
-    for f in "$work"/*.log; do echo "== $f" >&2; tail -n 20 "$f" >&2; done
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+E2E_NAME=e2e-security
+# shellcheck source=scripts/e2e-lib.sh
+source "$root/scripts/e2e-lib.sh"
 cd "$work" # tansu opens a sqlite path relative to its working directory
-
-wait_for_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
 
 echo "== a CA and a certificate for 127.0.0.1"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=nba e2e CA" \
@@ -162,10 +140,5 @@ end=$(date +%s.%N)
 awk -v n="$events" -v s="$start" -v e="$end" \
   'BEGIN { printf "e2e-security throughput: %d interactions over TLS and SCRAM (zstd input, tansu on sqlite) through three stages and audited in %.1f s = %.0f events/s\n", n, e - s, n / (e - s) }'
 
-echo "== stopping the stages (SIGTERM: drain and commit)"
-for i in 2 3 4; do
-  kill -TERM "${pids[$i]}"
-  wait "${pids[$i]}" || { echo "a stage did not stop cleanly; see its log" >&2; exit 1; }
-done
-pids=("${pids[0]}" "${pids[1]}")
+stop_stages 2
 echo "e2e-security OK"

@@ -22,22 +22,9 @@ port=${NBA_E2E_PORT:-19092}
 partitions=${NBA_E2E_PARTITIONS:-3}
 broker="127.0.0.1:$port"
 
-cargo build --release --quiet -p nba-cli -p nba-consumer -p nba-feature-aggregator -p nba-model-updater
-bin="$root/target/release"
-
-work=$(mktemp -d -t nba-e2e.XXXXXX)
-pids=()
-cleanup() {
-  local status=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$status" -ne 0 ]; then
-    echo "e2e FAILED; last log lines:" >&2
-    for f in "$work"/*.log "$work"/broker/*.log; do echo "== $f" >&2; tail -n 20 "$f" >&2; done
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+E2E_NAME=e2e
+# shellcheck source=scripts/e2e-lib.sh
+source "$root/scripts/e2e-lib.sh"
 
 echo "== starting tansu on $broker (deploy/dev-broker.sh)"
 "$root/deploy/dev-broker.sh" start "$port" "$partitions" "$work/broker"
@@ -165,16 +152,7 @@ awk -v t="$change_ms" '
         exit (retired > 0 || early > 0 || added == 0) }' "$work/decisions.jsonl" \
   || { echo "the catalog change did not take effect at its event time" >&2; exit 1; }
 
-echo "== stopping the stages (SIGTERM: drain and commit)"
-for i in 1 2 3; do
-  p=${pids[$i]}
-  kill -TERM "$p"
-  if ! wait "$p"; then
-    echo "a stage did not stop cleanly; see its log" >&2
-    exit 1
-  fi
-done
-pids=("${pids[0]}")
+stop_stages 1
 grep -h "stopped:\|learned:" "$work"/nba-*.log
 echo "== latency of the model-updater from its interval log"
 "$bin/nba" latency "$work/nba-model-updater.hlog" --tag decision | grep -E "^tag|all"

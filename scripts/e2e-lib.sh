@@ -1,0 +1,51 @@
+# shellcheck shell=bash
+# Sourced by the end-to-end scripts (scripts/e2e*.sh): builds the binaries,
+# makes a work directory, and on exit stops every process listed in `pids`
+# (SIGTERM, then waits) and, if the script failed, shows the last lines of
+# every log in the work directory before removing it. Set E2E_NAME first.
+#
+# Gives: $root, $bin (target/release), $work, pids (append to it), and
+# wait_for_port PORT.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cargo build --release --quiet -p nba-cli -p nba-consumer -p nba-feature-aggregator -p nba-model-updater
+bin="$root/target/release"
+work=$(mktemp -d -t "${E2E_NAME:?set E2E_NAME}.XXXXXX")
+pids=()
+
+e2e_cleanup() {
+  local status=$?
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$status" -ne 0 ]; then
+    echo "$E2E_NAME FAILED; last log lines:" >&2
+    for f in "$work"/*.log "$work"/broker/*.log; do
+      [ -f "$f" ] || continue
+      echo "== $f" >&2
+      tail -n 20 "$f" >&2
+    done
+  fi
+  rm -rf "$work"
+}
+trap e2e_cleanup EXIT
+
+# Waits up to 10 s for something to listen on 127.0.0.1:PORT.
+wait_for_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+# Stops the stages, pids[FIRST] onwards, with SIGTERM (they drain and commit)
+# and fails unless each stops cleanly; they leave `pids`.
+stop_stages() {
+  local first=$1 i
+  echo "== stopping the stages (SIGTERM: drain and commit)"
+  for ((i = first; i < ${#pids[@]}; i++)); do
+    kill -TERM "${pids[$i]}"
+    wait "${pids[$i]}" || { echo "a stage did not stop cleanly; see its log" >&2; return 1; }
+  done
+  pids=("${pids[@]:0:first}")
+}
