@@ -26,6 +26,19 @@ E2E_NAME=e2e
 # shellcheck source=scripts/e2e-lib.sh
 source "$root/scripts/e2e-lib.sh"
 
+echo "== a stage with no broker says so on /readyz (and logs once per backoff step)"
+nobroker_metrics=$((port + 99))
+NBA_DEPLOYMENT="$root/deploy/examples/bank/deployment.toml" "$bin/nba-consumer" --brokers 127.0.0.1:1 \
+  --metrics-addr "127.0.0.1:$nobroker_metrics" >"$work/no-broker.log" 2>&1 &
+pids+=($!)
+sleep 13
+readyz=$(curl -s -w ' HTTP %{http_code}' "http://127.0.0.1:$nobroker_metrics/readyz")
+echo "/readyz: $readyz" | cut -c1-200
+case "$readyz" in *"the consumer has failed for"*"HTTP 503") ;; *) echo "a stage with no broker said it was ready" >&2; exit 1 ;; esac
+curl -s "http://127.0.0.1:$nobroker_metrics/metrics" | grep -E '^nba_consumer_errors_total\{[^}]*\} [1-9]'
+echo "log lines in 13 s: $(wc -l <"$work/no-broker.log")"
+stop_stages 0
+
 echo "== starting tansu on $broker (deploy/dev-broker.sh)"
 "$root/deploy/dev-broker.sh" start "$port" "$partitions" "$work/broker"
 pids+=("$(cat "$work/broker/tansu.pid")")

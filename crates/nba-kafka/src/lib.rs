@@ -26,6 +26,7 @@ mod record;
 mod registry;
 mod runner;
 mod shutdown;
+mod stall;
 mod topics;
 mod tracker;
 

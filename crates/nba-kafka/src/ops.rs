@@ -74,6 +74,8 @@ pub struct OpsArgs {
 pub(crate) struct MetricsBoard {
     scrape: Mutex<String>,
     ready: AtomicBool,
+    /// Why a running stage is not ready (a stalled consumer), if it is not.
+    stalled: Mutex<Option<String>>,
 }
 
 impl MetricsBoard {
@@ -83,6 +85,10 @@ impl MetricsBoard {
 
     pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_stalled(&self, why: Option<String>) {
+        *self.stalled.lock().unwrap_or_else(|e| e.into_inner()) = why;
     }
 }
 
@@ -105,14 +111,22 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(board): State<Arc<MetricsBoard>>) -> (StatusCode, &'static str) {
-    if board.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (
+async fn readyz(State(board): State<Arc<MetricsBoard>>) -> (StatusCode, String) {
+    let stalled = board
+        .stalled
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match stalled {
+        Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: joining the group, catching up, or stopping\n",
-        )
+            format!("not ready: {why}\n"),
+        ),
+        None if board.ready.load(Ordering::Relaxed) => (StatusCode::OK, "ready\n".to_owned()),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: joining the group, catching up, or stopping\n".to_owned(),
+        ),
     }
 }
 

@@ -25,6 +25,7 @@ use crate::diagnostics::Diagnostics;
 use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
 use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
 use crate::read::{Reader, read_partitions};
+use crate::stall::ConsumerErrors;
 use crate::tracker::{AckTracker, Pending, Sent};
 
 /// Consumer settings nba needs for at-least-once: offsets are stored by nba only
@@ -503,13 +504,20 @@ pub async fn run_stage<S: Stage + 'static>(
         args.brokers
     );
 
-    let readings = || {
+    let mut consumer_errors = ConsumerErrors::default();
+    let readings = |consumer_errors: &ConsumerErrors| {
         let s = lock(&stage);
+        let mut extra = s.extra_counters();
+        extra.push((
+            "nba_consumer_errors_total",
+            "Errors the consumer reported and retried (unreachable broker, unreadable batch).",
+            consumer_errors.total,
+        ));
         Readings {
             stage: name,
             latencies: s.latencies().clone(),
             counters: s.counters(),
-            extra: s.extra_counters(),
+            extra,
             acks: tracker.latencies(),
             revocations: ctx.revocations.load(Ordering::Relaxed),
             lag: ctx.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -534,11 +542,13 @@ pub async fn run_stage<S: Stage + 'static>(
                 tracker.store_acknowledged(&consumer)?;
                 if ops.metrics_addr.is_some() && last_scrape.elapsed() >= SCRAPE_EVERY {
                     last_scrape = Instant::now();
-                    board.publish(readings().render());
+                    // Errors that stopped a while ago no longer stall the stage.
+                    board.set_stalled(consumer_errors.stalled(Instant::now()));
+                    board.publish(readings(&consumer_errors).render());
                 }
                 if let Some(log) = latency_log.as_mut().filter(|_| last_log.elapsed() >= log_every) {
                     last_log = Instant::now();
-                    let r = readings();
+                    let r = readings(&consumer_errors);
                     log.write_interval(SystemTime::now(), r.tagged_histograms())
                         .context("cannot append to --latency-log")?;
                 }
@@ -573,9 +583,14 @@ pub async fn run_stage<S: Stage + 'static>(
                     Ok(m) => m,
                     Err(e) => {
                         ctx.diagnostics.warn(&format!("consumer error (retrying): {e}"));
+                        consumer_errors.error(Instant::now(), e.to_string());
+                        board.set_stalled(consumer_errors.stalled(Instant::now()));
                         continue;
                     }
                 };
+                if consumer_errors.record() {
+                    board.set_stalled(None);
+                }
                 let Some(input) = input_of(&names, &msg) else {
                     continue;
                 };
@@ -626,8 +641,11 @@ pub async fn run_stage<S: Stage + 'static>(
     tracker.book_ready();
     tracker.store_acknowledged(&consumer)?;
     if let Some(log) = latency_log.as_mut() {
-        log.write_interval(SystemTime::now(), readings().tagged_histograms())
-            .context("cannot append to --latency-log")?;
+        log.write_interval(
+            SystemTime::now(),
+            readings(&consumer_errors).tagged_histograms(),
+        )
+        .context("cannot append to --latency-log")?;
     }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
