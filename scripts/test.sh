@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests (with
-# librdkafka's in-process mock cluster), then the end-to-end test on a real
-# Kafka-compatible broker (scripts/e2e.sh; installs tansu once) and the same over
-# TLS and SASL with zstd input (scripts/e2e-security.sh; needs Debian's stunnel4,
-# which .ci/run installs) and with a schema registry (scripts/e2e-registry.sh:
-# Karapace from ../shared/vendor and confluent-kafka from PyPI, installed once
-# into ~/.cache/nba-tools). The Open Bandit
-# Dataset sample is fetched from PyPI once (scripts/fetch-obd.sh).
+# librdkafka's in-process mock cluster), then end to end on a real
+# Kafka-compatible broker: scripts/e2e.sh (installs tansu once), the same over
+# TLS and SASL with zstd input (scripts/e2e-security.sh), and with a schema
+# registry (scripts/e2e-registry.sh: Karapace from ../shared/vendor and
+# confluent-kafka from PyPI, installed once into ~/.cache/nba-tools). The Open
+# Bandit Dataset sample is fetched from PyPI once (scripts/fetch-obd.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# From Debian, once: stunnel4 and openssl (the TLS terminator and certificates
+# of e2e-security.sh), curl (e2e-registry.sh talks to the registry with it),
+# and HdrHistogram's Java HistogramLogProcessor, to check our interval logs
+# against it (e2e.sh skips that check without it).
+if { ! command -v stunnel4 >/dev/null || ! command -v openssl >/dev/null || ! command -v curl >/dev/null \
+  || ! [ -f /usr/share/java/hdrhistogram.jar ]; } && command -v apt-get >/dev/null; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  packages="stunnel4 openssl curl libhdrhistogram-java default-jre-headless"
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq $packages >/dev/null 2>&1 \
+    || { $SUDO apt-get update -qq >/dev/null 2>&1 && $SUDO apt-get install -y -qq $packages >/dev/null; } \
+    || echo "warning: could not install $packages with apt-get; the end-to-end tests that need them will say so" >&2
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 NBA_OBD_DIR=$(scripts/fetch-obd.sh) cargo test --workspace --release
