@@ -313,9 +313,11 @@ fn with_file_settings<C: CommandFactory>(
         .parse()
         .map_err(|e| format!("--config {file} is not valid TOML: {e}"))?;
     let mut settings = FileSettings::default();
-    // (key, value): the top level first, then this stage's section; a later
-    // value replaces an earlier one, but librdkafka lists add up.
-    let mut entries: Vec<(String, toml::Value)> = Vec::new();
+    // (long flag name, key as written, value): the top level first, then this
+    // stage's section; a later value replaces an earlier one, but librdkafka
+    // lists add up.
+    let long_name = |key: &str| key.replace('_', "-");
+    let mut entries: Vec<(String, String, toml::Value)> = Vec::new();
     let mut own = None;
     for (key, value) in table {
         match value {
@@ -329,25 +331,26 @@ fn with_file_settings<C: CommandFactory>(
                     STAGE_SECTIONS.join("], [")
                 ));
             }
-            v => entries.push((key, v)),
+            v => entries.push((long_name(&key), key, v)),
         }
     }
     for (key, value) in own.into_iter().flatten() {
-        let same = entries
-            .iter()
-            .position(|(k, _)| k.replace('_', "-") == key.replace('_', "-"));
-        match (same, value) {
-            (Some(i), toml::Value::Array(more)) if key.replace('_', "-") == "kafka-config" => {
-                let shared = std::mem::replace(&mut entries[i].1, toml::Value::Boolean(false));
-                let mut all = match shared {
-                    toml::Value::Array(a) => a,
-                    v => vec![v],
-                };
-                all.extend(more);
-                entries[i].1 = toml::Value::Array(all);
+        let long = long_name(&key);
+        match entries.iter().position(|(l, _, _)| *l == long) {
+            Some(i) if long == "kafka-config" => {
+                let shared = &mut entries[i].2;
+                if !shared.is_array() {
+                    *shared = toml::Value::Array(vec![shared.clone()]);
+                }
+                if let toml::Value::Array(all) = shared {
+                    match value {
+                        toml::Value::Array(more) => all.extend(more),
+                        one => all.push(one),
+                    }
+                }
             }
-            (Some(i), v) => entries[i].1 = v,
-            (None, v) => entries.push((key, v)),
+            Some(i) => entries[i].2 = value,
+            None => entries.push((long, key, value)),
         }
     }
     let cmd = C::command();
@@ -355,12 +358,13 @@ fn with_file_settings<C: CommandFactory>(
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    for (key, value) in entries {
-        let long = match key.replace('_', "-") {
-            // The file's librdkafka list adds to the environment's and the
-            // flags' (`KafkaArgs::client_config`) instead of giving way to them.
-            k if k == "kafka-config" => "kafka-config-file".to_owned(),
-            k => k,
+    for (long, key, value) in entries {
+        // The file's librdkafka list adds to the environment's and the flags'
+        // (`KafkaArgs::client_config`) instead of giving way to them.
+        let long = if long == "kafka-config" {
+            "kafka-config-file".to_owned()
+        } else {
+            long
         };
         let Some(arg) = cmd
             .get_arguments()

@@ -20,7 +20,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::KafkaArgs;
-use crate::args::create;
+use crate::args::create_reporting_to;
 use crate::diagnostics::Diagnostics;
 use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
 use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
@@ -277,6 +277,7 @@ fn open_broadcast(
     names: &TopicNames,
     topics: &[Topic],
     group: &str,
+    diagnostics: &Diagnostics,
 ) -> anyhow::Result<Option<Broadcast>> {
     if topics.is_empty() {
         return Ok(None);
@@ -285,7 +286,8 @@ fn open_broadcast(
     // Never joins the group (no subscribe) and never commits: the id only
     // satisfies librdkafka.
     cfg.set("group.id", format!("{group}.broadcast"));
-    let consumer: StreamConsumer<Diagnostics> = create(&cfg, "broadcast consumer")?;
+    let consumer: StreamConsumer<Diagnostics> =
+        create_reporting_to(&cfg, "broadcast consumer", diagnostics)?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = Vec::new();
     for topic in topics {
@@ -326,13 +328,14 @@ fn open_changelog(
     topic: Topic,
     inputs: &[String],
     group: &str,
+    diagnostics: &Diagnostics,
 ) -> anyhow::Result<ChangelogReader> {
     let [input] = inputs else {
         anyhow::bail!("internal: a stage with a changelog reads exactly one topic");
     };
     let mut cfg = args.client_config(BROADCAST_DEFAULTS)?;
     cfg.set("group.id", format!("{group}.restore"));
-    let consumer: Reader = create(&cfg, "changelog consumer")?;
+    let consumer: Reader = create_reporting_to(&cfg, "changelog consumer", diagnostics)?;
     let name = names.name(topic);
     let count = |t: &str| -> anyhow::Result<usize> {
         let md = consumer
@@ -422,7 +425,14 @@ pub async fn run_stage<S: Stage + 'static>(
     let changelog_topic = stage.changelog();
     // Blocking HTTP, once, before the stage reads anything.
     crate::registry::connect(args)?;
-    let producer: Writer = create(&args.client_config(PRODUCER_DEFAULTS)?, "producer")?;
+    // One for all of the stage's clients: a line they all report (a broker
+    // down) is told once per backoff step, not once per client.
+    let diagnostics = Diagnostics::default();
+    let producer: Writer = create_reporting_to(
+        &args.client_config(PRODUCER_DEFAULTS)?,
+        "producer",
+        &diagnostics,
+    )?;
     let tracker = Arc::new(AckTracker::new(names.clone()));
     let board = Arc::new(MetricsBoard::default());
     if let Some(addr) = ops.metrics_addr {
@@ -438,7 +448,14 @@ pub async fn run_stage<S: Stage + 'static>(
     let changelog = match changelog_topic {
         Some(topic) => {
             crate::topics::check_changelog(args, names.name(topic)).await?;
-            Some(open_changelog(args, &names, topic, &inputs, &group)?)
+            Some(open_changelog(
+                args,
+                &names,
+                topic,
+                &inputs,
+                &group,
+                &diagnostics,
+            )?)
         }
         None => None,
     };
@@ -446,7 +463,7 @@ pub async fn run_stage<S: Stage + 'static>(
         .create_with_context(StageContext {
             stage: Arc::clone(&stage),
             producer: producer.clone(),
-            diagnostics: Diagnostics::default(),
+            diagnostics: diagnostics.clone(),
             names: names.clone(),
             tracker: Arc::clone(&tracker),
             revocations: AtomicU64::new(0),
@@ -459,7 +476,7 @@ pub async fn run_stage<S: Stage + 'static>(
     let ctx = consumer.context();
     let mut outputs = Vec::new();
 
-    let broadcast = open_broadcast(args, &names, broadcast_topics, &group)?;
+    let broadcast = open_broadcast(args, &names, broadcast_topics, &group, &diagnostics)?;
     if let Some(Broadcast { consumer: b, ends }) = &broadcast {
         // Catch up before deciding anything: a restarted instance rebuilds what
         // it and the others learned before.

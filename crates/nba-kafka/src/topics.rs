@@ -146,7 +146,8 @@ pub struct TopicReport {
 
 /// Creates every topic of `args` that does not exist (with `partitions`
 /// partitions for the customer-keyed ones and `replication` replicas) when
-/// `create` is set, and checks every one that does: partitions and settings.
+/// `create_missing` is set, and checks every one that exists: partitions and
+/// settings.
 pub async fn ensure_topics(
     args: &KafkaArgs,
     partitions: i32,
@@ -193,15 +194,16 @@ pub async fn ensure_topics(
             .context("cannot create the topics")
             .map_err(|e| admin.inner().context().explain(e))?;
         for result in results {
-            let (name, error) = match result {
-                Ok(name) => (name, None),
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => (name, None),
-                Err((name, code)) => (name, Some(code)),
+            let (name, outcome) = match result {
+                Ok(name) => (name, Ok("created")),
+                // Made by someone else since the list was read.
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => (name, Ok("exists")),
+                Err((name, code)) => (name, Err(code)),
             };
             if let Some(r) = reports.iter_mut().find(|r| r.name == name) {
-                match error {
-                    None => r.state = "created",
-                    Some(code) => r.problems.push(format!("cannot create {name}: {code}")),
+                match outcome {
+                    Ok(state) => r.state = state,
+                    Err(code) => r.problems.push(format!("cannot create {name}: {code}")),
                 }
             }
         }
