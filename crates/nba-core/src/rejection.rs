@@ -9,6 +9,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     reason: String,
+    misfit: bool,
 }
 
 impl Rejection {
@@ -16,7 +17,24 @@ impl Rejection {
     pub fn new(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
+            misfit: false,
         }
+    }
+
+    /// A record made under another deployment (a context of another length):
+    /// not wrong in itself, but no record like it can be taken until the
+    /// stages run the same deployment.
+    pub fn misfit(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            misfit: true,
+        }
+    }
+
+    /// Whether the record was made under another deployment (see
+    /// [`Rejection::misfit`]).
+    pub fn is_misfit(&self) -> bool {
+        self.misfit
     }
 
     /// The reason, as it goes into the `nba.dlq.reason` header.

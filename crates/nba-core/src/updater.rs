@@ -496,7 +496,7 @@ impl ModelUpdater {
     fn decide(&mut self, r: &DecisionRequest) -> Result<Option<NextBestAction>, Rejection> {
         let dim = self.bandit.config().dim;
         if r.context.len() != dim {
-            return Err(Rejection::new(format!(
+            return Err(Rejection::misfit(format!(
                 "context has {} entries; this model expects {dim}: run the feature-aggregator and the model-updater with the same deployment (its context sets the length)",
                 r.context.len()
             )));
@@ -527,7 +527,7 @@ impl ModelUpdater {
                 .find(|row| row.len() != features)
                 .or(r.action_context.is_empty().then_some(&Vec::new()))
             {
-                return Err(Rejection::new(format!(
+                return Err(Rejection::misfit(format!(
                     "this model reads {features} action-context values per candidate, the request has {}: run the feature-aggregator and the model-updater with the same deployment (its action_context sets the length)",
                     row.len()
                 )));

@@ -19,6 +19,7 @@ mod binary;
 mod catalog;
 mod config;
 mod diagnostics;
+mod misfit;
 mod ops;
 mod produce;
 mod read;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use nba_pipeline::{InputRecord, OutputRecord, Stage, StageCounters, Topic, TopicNames};
+use nba_pipeline::{Fit, InputRecord, OutputRecord, Stage, StageCounters, Topic, TopicNames};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -22,6 +22,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use crate::KafkaArgs;
 use crate::args::create_reporting_to;
 use crate::diagnostics::Diagnostics;
+use crate::misfit::{Held, HeldInputs, RunVerdict};
 use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
 use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
 use crate::read::{Reader, read_partitions};
@@ -86,6 +87,8 @@ struct StageContext<S> {
     changelog: Option<ChangelogReader>,
     /// A restore that failed in a callback: the run stops with it.
     failure: Mutex<Option<anyhow::Error>>,
+    /// Records held behind decision requests made under another deployment.
+    held: Mutex<HeldInputs>,
 }
 
 /// Reads the stage's changelog partitions back when the group assigns their
@@ -228,6 +231,7 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
             return;
         };
         self.revocations.fetch_add(1, Ordering::Relaxed);
+        lock(&self.held).forget(|topic, partition| partition_listed(partitions, topic, partition));
         if let Err(e) = self.flush_stage() {
             tracing::error!("{e:#}");
         }
@@ -471,6 +475,7 @@ pub async fn run_stage<S: Stage + 'static>(
             lag: Mutex::new(BTreeMap::new()),
             changelog,
             failure: Mutex::new(None),
+            held: Mutex::new(HeldInputs::default()),
         })
         .context("cannot create the Kafka consumer: check --brokers and every -X setting")?;
     let ctx = consumer.context();
@@ -612,27 +617,46 @@ pub async fn run_stage<S: Stage + 'static>(
                     continue;
                 };
                 let arrived = Instant::now();
-                let held = {
+                let (held, fit) = {
                     let mut s = lock(&stage);
                     s.process(&input, &mut outputs);
-                    s.holds_unflushed()
+                    (s.holds_unflushed(), s.take_fit())
                 };
-                let mut deliveries = Vec::with_capacity(outputs.len());
-                for record in outputs.drain(..) {
-                    let d = send(&producer, &names, &record).with_context(|| {
-                        format!("cannot send to {}", names.name(record.topic))
-                    })?;
-                    deliveries.push((d, Sent::of(&record)));
-                }
-                let pending = Pending {
-                    topic: msg.topic().to_owned(),
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                    held,
-                    arrived,
+                let read = Held {
+                    pending: Pending {
+                        topic: msg.topic().to_owned(),
+                        partition: msg.partition(),
+                        offset: msg.offset(),
+                        held,
+                        arrived,
+                    },
+                    outputs: std::mem::take(&mut outputs),
                 };
-                tracker.push(pending, deliveries);
                 drop(msg);
+                // The guard must not live across an await.
+                {
+                    let mut waiting = lock(&ctx.held);
+                    let verdict = match fit {
+                        Fit::Misfit(reason) => waiting.hold(read, Some(reason), name),
+                        Fit::Silent if !waiting.is_empty() => waiting.hold(read, None, name),
+                        Fit::Fits | Fit::Silent => {
+                            for earlier in waiting.release() {
+                                track(&producer, &names, &tracker, earlier)?;
+                            }
+                            track(&producer, &names, &tracker, read)?;
+                            RunVerdict::Wait
+                        }
+                    };
+                    match verdict {
+                        RunVerdict::Wait => {}
+                        RunVerdict::Stop(why) => anyhow::bail!(why),
+                        RunVerdict::Release => {
+                            for earlier in waiting.release() {
+                                track(&producer, &names, &tracker, earlier)?;
+                            }
+                        }
+                    }
+                }
                 tracker.store_acknowledged(&consumer)?;
                 if tracker.len() >= MAX_IN_FLIGHT {
                     // Full: what is held waits for a flush, so flush now rather
@@ -651,6 +675,12 @@ pub async fn run_stage<S: Stage + 'static>(
     // Graceful stop: publish what is only in memory, wait for every
     // acknowledgement, store, commit.
     board.set_ready(false);
+    let held = lock(&ctx.held).len();
+    if held > 0 {
+        tracing::warn!(
+            "{held} record(s) held behind decision requests made under another deployment are left uncommitted: they are read again at the next start"
+        );
+    }
     ctx.flush_stage()?;
     if let Err(e) = producer.flush(Timeout::After(DRAIN_TIMEOUT)) {
         tracing::warn!("not every output was acknowledged within {DRAIN_TIMEOUT:?}: {e}");
@@ -692,6 +722,32 @@ pub async fn run_stage<S: Stage + 'static>(
             revocations,
         },
     ))
+}
+
+/// Sends a record's outputs and hands it to the tracker, which stores its
+/// offset once they are acknowledged.
+fn track(
+    producer: &Writer,
+    names: &TopicNames,
+    tracker: &AckTracker,
+    read: Held,
+) -> anyhow::Result<()> {
+    let mut deliveries = Vec::with_capacity(read.outputs.len());
+    for record in &read.outputs {
+        let d = send(producer, names, record)
+            .with_context(|| format!("cannot send to {}", names.name(record.topic)))?;
+        deliveries.push((d, Sent::of(record)));
+    }
+    tracker.push(read.pending, deliveries);
+    Ok(())
+}
+
+/// Whether `partitions` lists `topic`'s partition `partition`.
+fn partition_listed(partitions: &TopicPartitionList, topic: &str, partition: i32) -> bool {
+    partitions
+        .elements()
+        .iter()
+        .any(|e| e.topic() == topic && e.partition() == partition)
 }
 
 /// Sends the outputs of a broadcast record (dead letters): tracked for failures,

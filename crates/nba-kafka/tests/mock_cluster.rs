@@ -820,3 +820,123 @@ async fn every_instance_takes_a_catalog_version_at_its_event_time() {
         "on both partitions: offered {offered_after:?}, chosen {chosen_after:?}"
     );
 }
+
+/// Decision requests whose context is `extra` entries longer than the
+/// deployment's, numbered from `first`.
+fn requests_for(
+    settings: &Settings,
+    first: u64,
+    n: u64,
+    extra: usize,
+) -> impl Iterator<Item = OutputRecord> {
+    let (dim, action_dim) = (settings.dim(), settings.action_dim);
+    (first..first + n).map(move |i| {
+        let r = DecisionRequest {
+            decision_id: format!("d{i}"),
+            customer_id: format!("c{i}"),
+            timestamp: 1_767_225_600_000 + i as i64 * 1_000,
+            channel: "email".into(),
+            context: vec![0.5; dim + extra],
+            candidates: vec!["discount_10".into(), "free_shipping".into()],
+            action_context: vec![vec![1.0; action_dim]; 2],
+        };
+        OutputRecord {
+            topic: Topic::DecisionRequests,
+            key: r.customer_id.clone().into_bytes(),
+            payload: Some(nba_schema::encode(&r).expect("encodes")),
+            partition: None,
+            headers: Vec::new(),
+            timestamp: Some(r.timestamp),
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_of_another_deployment_stop_the_updater_once_without_losing_them() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for t in Topic::ALL {
+        cluster.create_topic(t.default_name(), 1, 1).expect("topic");
+    }
+    let args = args(&cluster.bootstrap_servers());
+    let settings = retail();
+    let stage = UpdaterStage::new(settings.updater(None)).expect("valid");
+    let run = tokio::spawn({
+        let args = args.clone();
+        async move { run_stage(stage, &args, &OpsArgs::default(), std::future::pending()).await }
+    });
+    let settled = |nbas: u64, dead: u64| {
+        let (args, vocabulary) = (args.clone(), settings.declared.vocabulary.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let (a, v) = (args.clone(), vocabulary.clone());
+                let r = tokio::task::spawn_blocking(move || audit(&a, &v, None, None))
+                    .await
+                    .expect("audit task")
+                    .expect("audit reads the topics");
+                if (r.next_best_actions, r.dead_letters_total()) == (nbas, dead)
+                    || Instant::now() > deadline
+                {
+                    return r;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+
+    // Strays: three misfits, then a request that fits. The three are
+    // dead-lettered once the fitting one shows the run was not a deployment.
+    produce(&args, requests_for(&settings, 0, 3, 2))
+        .await
+        .expect("produced");
+    produce(&args, requests_for(&settings, 3, 1, 0))
+        .await
+        .expect("produced");
+    let r = settled(1, 3).await;
+    assert_eq!(
+        (r.next_best_actions, r.dead_letters_total()),
+        (1, 3),
+        "{r:?}"
+    );
+
+    // A deployment apart: ten in a row stop the stage with the reason, once.
+    produce(&args, requests_for(&settings, 4, 12, 2))
+        .await
+        .expect("produced");
+    let stopped = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the stage stops")
+        .expect("task");
+    let why = format!("{:#}", stopped.expect_err("stops with an error"));
+    assert!(
+        why.contains("10 decision requests in a row were made under another deployment")
+            && why.contains("partition 0 offset 4: context has")
+            && why.contains("None of them was dead-lettered or committed"),
+        "{why}"
+    );
+    // Nothing of the run went to the dead-letter topic, and the group resumes
+    // at its first request.
+    let r = settled(1, 3).await;
+    assert_eq!(
+        (r.next_best_actions, r.dead_letters_total()),
+        (1, 3),
+        "{r:?}"
+    );
+    let committed = {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", args.group_id_or(UpdaterStage::NAME))
+            .create()
+            .expect("consumer");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition(Topic::DecisionRequests.default_name(), 0);
+        c.committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed offsets")
+            .find_partition(Topic::DecisionRequests.default_name(), 0)
+            .expect("listed")
+            .offset()
+    };
+    assert_eq!(committed, rdkafka::Offset::Offset(4));
+}

@@ -25,6 +25,18 @@ pub struct StageCounters {
     pub duplicates: u64,
 }
 
+/// Whether the record a stage just processed fitted its deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fit {
+    /// The record says nothing about it (a reward, a model delta, a record
+    /// refused for another reason).
+    Silent,
+    /// It was made under this deployment (a decision request that was decided).
+    Fits,
+    /// It was made under another one (a context of another length): the reason.
+    Misfit(String),
+}
+
 /// One stage of the pipeline: reads records, writes records.
 pub trait Stage: Send {
     /// The stage's name, as in logs and dead-letter headers.
@@ -84,6 +96,14 @@ pub trait Stage: Send {
     /// `partition`, if any: where this instance would go on reading it.
     fn resume_point(&self, _partition: i32) -> Option<i64> {
         None
+    }
+
+    /// Whether the record just given to [`Stage::process`] fitted the stage's
+    /// deployment; asked once after each record. A run of misfits means the
+    /// stages disagree about the deployment: the runner stops rather than
+    /// dead-letter every request (see `nba_kafka::run_stage`).
+    fn take_fit(&mut self) -> Fit {
+        Fit::Silent
     }
 
     /// Counters so far.
@@ -557,6 +577,8 @@ pub struct UpdaterStage {
     decision_latency: LatencyHistogram,
     shares_model: bool,
     publish_interval: Duration,
+    /// What the last decision request said of the deployment.
+    fit: Fit,
 }
 
 impl UpdaterStage {
@@ -573,6 +595,7 @@ impl UpdaterStage {
             books: Books::new(Self::NAME),
             decision_latency: LatencyHistogram::new(),
             publish_interval: Duration::from_secs(1),
+            fit: Fit::Silent,
         })
     }
 
@@ -794,9 +817,16 @@ impl Stage for UpdaterStage {
             }
         };
         let updater = &mut self.updater;
+        let fit = &mut self.fit;
         match decoded.map_err(|e| e.to_string()).and_then(|i| {
             self.books.timed(step, || {
-                updater.apply(&i).map_err(|r| r.reason().to_owned())
+                let applied = updater.apply(&i);
+                match (&i, &applied) {
+                    (_, Err(r)) if r.is_misfit() => *fit = Fit::Misfit(r.reason().to_owned()),
+                    (UpdaterInput::Request(_), Ok(_)) => *fit = Fit::Fits,
+                    _ => {}
+                }
+                applied.map_err(|r| r.reason().to_owned())
             })
         }) {
             Ok(Some(nba)) => {
@@ -814,6 +844,10 @@ impl Stage for UpdaterStage {
             Err(reason) => self.books.reject(input, &reason, out),
         }
         self.books.end(started);
+    }
+
+    fn take_fit(&mut self) -> Fit {
+        std::mem::replace(&mut self.fit, Fit::Silent)
     }
 
     fn counters(&self) -> StageCounters {
