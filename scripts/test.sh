@@ -4,7 +4,9 @@
 # Kafka-compatible broker: scripts/e2e.sh (installs tansu once), the same over
 # TLS and SASL with zstd input (scripts/e2e-security.sh), and with a schema
 # registry (scripts/e2e-registry.sh: Karapace from ../shared/vendor and
-# confluent-kafka from PyPI, installed once into ~/.cache/nba-tools). The Open
+# confluent-kafka from PyPI, installed once into ~/.cache/nba-tools), and a
+# closed loop whose simulated customers answer the live decisions
+# (scripts/e2e-closed-loop.sh). The Open
 # Bandit Dataset sample is fetched from PyPI once (scripts/fetch-obd.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,3 +29,4 @@ NBA_OBD_DIR=$(scripts/fetch-obd.sh) cargo test --workspace --release
 scripts/e2e.sh
 scripts/e2e-security.sh
 scripts/e2e-registry.sh
+scripts/e2e-closed-loop.sh

@@ -7,6 +7,7 @@ mod check;
 mod latency;
 mod obd;
 mod recordings;
+mod respond;
 mod topics;
 
 use std::path::PathBuf;
@@ -133,8 +134,40 @@ struct SimulateArgs {
     malformed: usize,
     /// Write a recording to this file (as `nba record` would have recorded the
     /// raw topic) instead of sending to a broker.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "respond")]
     output: Option<PathBuf>,
+    /// Close the loop through Kafka: read the next-best-actions the running
+    /// pipeline publishes and answer each decision on this run's triggers as
+    /// the simulated customer would (the declared response event, with the
+    /// true probability of the action chosen for them, 5-120 s of event time
+    /// later), so the pipeline learns; prints the reward rate every 10 s next
+    /// to uniform random and the best action for each customer. Needs the
+    /// three stages running on these topics. Not reproducible run to run: the
+    /// responses depend on when decisions arrive.
+    #[arg(long)]
+    respond: bool,
+    /// With --respond: how far, in event time, the simulated world may run
+    /// ahead of the oldest decision it waits for (customers go on browsing
+    /// meanwhile). A larger lead waits less for the pipeline; it must stay
+    /// under the attribution window and the feature lateness (checked), or
+    /// responses come after their decision was closed with the default reward.
+    #[arg(
+        long,
+        default_value_t = 300,
+        value_name = "SECONDS",
+        requires = "respond"
+    )]
+    lead_secs: u64,
+    /// With --respond: how long (wall clock) to wait for a decision's
+    /// next-best-action before giving up on it; if none at all comes back in
+    /// that time, the pipeline is not running and the command stops.
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_name = "SECONDS",
+        requires = "respond"
+    )]
+    respond_timeout_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -393,7 +426,14 @@ async fn simulate(a: SimulateArgs, deployment: Deployment) -> anyhow::Result<()>
     let settings = &deployment.settings;
     let sim_cfg = SimConfig::for_run(a.events, a.seed, a.customers);
     let customers = sim_cfg.customers;
-    let mut sim = Simulator::new(settings, &sim_cfg, false).map_err(anyhow::Error::msg)?;
+    let mut sim = Simulator::new(settings, &sim_cfg, a.respond).map_err(anyhow::Error::msg)?;
+    if a.respond {
+        anyhow::ensure!(
+            a.malformed == 0,
+            "--malformed and --respond do not go together: send malformed records in a run of their own"
+        );
+        return respond::simulate_responding(&a, settings, sim).await;
+    }
     let topic = a.kafka.topics.topic_interactions_raw.clone();
     let (mut sink, dest) = match &a.output {
         Some(path) => {

@@ -19,6 +19,7 @@ mod binary;
 mod catalog;
 mod config;
 mod diagnostics;
+mod follow;
 mod misfit;
 mod ops;
 mod produce;
@@ -39,6 +40,7 @@ pub use config::{
     CliSources, DeploymentArgs, OverrideFlag, STAGE_SECTIONS, ValueKind, parse_cli,
     stage_deployment,
 };
+pub use follow::TopicFollower;
 pub use ops::{LogFormat, OpsArgs};
 pub use produce::{Producer, produce};
 pub use read::StartAt;

@@ -359,6 +359,24 @@ impl Simulator {
         self.schedule(now + gap as i64 + 1, Scheduled::Session(c));
     }
 
+    /// The time of the event [`Simulator::next_event`] returns next.
+    pub fn next_event_time(&mut self) -> EventTime {
+        loop {
+            let Some(Reverse((t, _, what))) = self.queue.peek() else {
+                unreachable!("every session schedules the next one")
+            };
+            let t = *t;
+            match what {
+                Scheduled::Event(key) if self.ready.contains_key(key) => return t,
+                _ => {
+                    if let Some(Reverse((t, _, Scheduled::Session(c)))) = self.queue.pop() {
+                        self.plan_session(t, c);
+                    }
+                }
+            }
+        }
+    }
+
     /// The next event in event-time order (the stream never ends).
     pub fn next_event(&mut self) -> Interaction {
         loop {
@@ -499,7 +517,9 @@ mod tests {
         let mut b = Simulator::new(&settings, &cfg, false).expect("simulates");
         let mut last = 0;
         for _ in 0..2_000 {
+            let next = a.next_event_time();
             let e = a.next_event();
+            assert_eq!(e.timestamp, next, "the time told is the next event's");
             assert!(e.timestamp >= last, "event time never goes back");
             last = e.timestamp;
             assert_eq!(e, b.next_event());
