@@ -31,6 +31,7 @@ mod shutdown;
 mod stall;
 mod topics;
 mod tracker;
+mod unreadable;
 
 pub use args::{KafkaArgs, TopicArgs};
 pub use audit::{AuditReport, audit};

@@ -64,6 +64,15 @@ pub struct OpsArgs {
     #[arg(long, env = "NBA_LATENCY_LOG")]
     pub latency_log: Option<PathBuf>,
 
+    /// Skip records no client can read (a batch that cannot be decompressed,
+    /// a corrupt batch) instead of stopping at them: each offset skipped goes
+    /// to the dead-letter topic with no value and the reason, and the
+    /// partition goes on from the first offset that can be read. Without it
+    /// such a partition stands still where it is, and /readyz fails saying
+    /// which partition, from which offset, and why.
+    #[arg(long, env = "NBA_SKIP_UNREADABLE")]
+    pub skip_unreadable: bool,
+
     /// Seconds per interval of --latency-log.
     #[arg(long, env = "NBA_LATENCY_LOG_SECS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub latency_log_secs: u32,

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use nba_pipeline::{Fit, InputRecord, OutputRecord, Stage, StageCounters, Topic, TopicNames};
+use nba_pipeline::{
+    DeadLetter, Fit, InputRecord, OutputRecord, Stage, StageCounters, Topic, TopicNames,
+};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -28,6 +30,7 @@ use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
 use crate::read::{Reader, read_partitions};
 use crate::stall::ConsumerErrors;
 use crate::tracker::{AckTracker, Pending, Sent};
+use crate::unreadable::{ProbeSchedule, find_unreadable};
 
 /// Consumer settings nba needs for at-least-once: offsets are stored by nba only
 /// after the outputs are acknowledged (`enable.auto.offset.store=false`) and the
@@ -39,6 +42,14 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("auto.offset.reset", "earliest"),
     // Consumer lag per partition for /metrics.
     ("statistics.interval.ms", "5000"),
+];
+
+/// The consumer that looks for unreadable records: outside the group.
+const PROBE_DEFAULTS: &[(&str, &str)] = &[
+    ("group.id", "nba-probe"),
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("enable.partition.eof", "false"),
 ];
 
 /// Most consumed records whose outputs may be unacknowledged at once.
@@ -527,9 +538,15 @@ pub async fn run_stage<S: Stage + 'static>(
     );
 
     let mut consumer_errors = ConsumerErrors::default();
+    let (mut probes, mut probe) = (ProbeSchedule::default(), None);
     let readings = |consumer_errors: &ConsumerErrors| {
         let s = lock(&stage);
         let mut extra = s.extra_counters();
+        extra.push((
+            "nba_records_unreadable_total",
+            "Offsets no client could read, skipped and dead-lettered by --skip-unreadable.",
+            consumer_errors.skipped,
+        ));
         extra.push((
             "nba_consumer_errors_total",
             "Errors the consumer reported and retried (unreachable broker, unreadable batch).",
@@ -605,13 +622,32 @@ pub async fn run_stage<S: Stage + 'static>(
                     Ok(m) => m,
                     Err(e) => {
                         ctx.diagnostics.warn(&format!("consumer error (retrying): {e}"));
-                        consumer_errors.error(Instant::now(), e.to_string());
-                        board.set_stalled(consumer_errors.stalled(Instant::now()));
+                        let now = Instant::now();
+                        consumer_errors.error(now, e.to_string());
+                        if matches!(e, KafkaError::MessageConsumption(_)) && probes.error(now) {
+                            if probe.is_none() {
+                                probe = Some(create_reporting_to(
+                                    &args.client_config(PROBE_DEFAULTS)?,
+                                    "probe consumer",
+                                    &diagnostics,
+                                )?);
+                            }
+                            if let Some(p) = &probe {
+                                settle_unreadable(
+                                    &consumer,
+                                    p,
+                                    name,
+                                    ops.skip_unreadable,
+                                    &mut consumer_errors,
+                                )?;
+                            }
+                        }
+                        board.set_stalled(consumer_errors.stalled(now));
                         continue;
                     }
                 };
-                if consumer_errors.record() {
-                    board.set_stalled(None);
+                if consumer_errors.record_at(msg.topic(), msg.partition(), msg.offset()) {
+                    board.set_stalled(consumer_errors.stalled(Instant::now()));
                 }
                 let Some(input) = input_of(&names, &msg) else {
                     continue;
@@ -722,6 +758,94 @@ pub async fn run_stage<S: Stage + 'static>(
             revocations,
         },
     ))
+}
+
+/// Finds the assigned partitions that cannot be read where the group stands
+/// and, with `skip`, dead-letters their unreadable offsets and seeks past
+/// them (counted in `errors.skipped`); otherwise marks them stalled.
+fn settle_unreadable<S: Stage>(
+    consumer: &StreamConsumer<StageContext<S>>,
+    probe: &Reader,
+    stage: &'static str,
+    skip: bool,
+    errors: &mut ConsumerErrors,
+) -> anyhow::Result<()> {
+    let ctx = consumer.context();
+    let found = match find_unreadable(consumer, probe, METADATA_TIMEOUT) {
+        Ok(found) => found,
+        Err(e) => {
+            ctx.diagnostics
+                .warn(&format!("could not look for unreadable records: {e:#}"));
+            return Ok(());
+        }
+    };
+    for u in found {
+        // Records held behind a misfit must be stored first; skip at a later look.
+        if !skip || !lock(&ctx.held).is_empty() {
+            ctx.diagnostics.warn(&u.describe());
+            errors.unreadable(u);
+            continue;
+        }
+        let Some(role) = ctx.names.role(&u.topic) else {
+            continue;
+        };
+        let reason = format!(
+            "cannot be read ({}): skipped by --skip-unreadable; the record is still in {} partition {} at this offset until retention removes it",
+            u.error, u.topic, u.partition
+        );
+        let outputs = (u.offset..u.readable_from)
+            .map(|offset| {
+                let input = InputRecord {
+                    topic: role,
+                    topic_name: &u.topic,
+                    partition: u.partition,
+                    offset,
+                    key: None,
+                    payload: None,
+                };
+                DeadLetter::of(stage, &input, &reason)
+            })
+            .collect();
+        // Stored once every dead letter is acknowledged: up to the first
+        // readable offset.
+        let pending = Pending {
+            topic: u.topic.clone(),
+            partition: u.partition,
+            offset: u.readable_from - 1,
+            held: false,
+            arrived: Instant::now(),
+        };
+        track(
+            &ctx.producer,
+            &ctx.names,
+            &ctx.tracker,
+            Held { pending, outputs },
+        )?;
+        consumer
+            .seek(
+                &u.topic,
+                u.partition,
+                Offset::Offset(u.readable_from),
+                METADATA_TIMEOUT,
+            )
+            .with_context(|| {
+                format!(
+                    "cannot seek {} partition {} past offset {}",
+                    u.topic, u.partition, u.offset
+                )
+            })?;
+        let n = u64::try_from(u.readable_from - u.offset).unwrap_or_default();
+        tracing::warn!(
+            "{} partition {}: skipped {n} unreadable offset(s) {}..{} ({}), each dead-lettered",
+            u.topic,
+            u.partition,
+            u.offset,
+            u.readable_from - 1,
+            u.error
+        );
+        errors.skipped += n;
+    }
+    Ok(())
 }
 
 /// Sends a record's outputs and hands it to the tracker, which stores its

@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::unreadable::Unreadable;
+
 /// How long errors must go on, with no record read, before the stage says it
 /// is stalled.
 pub(crate) const STALL_AFTER: Duration = Duration::from_secs(10);
@@ -18,8 +20,13 @@ pub(crate) const STALL_AFTER: Duration = Duration::from_secs(10);
 pub(crate) struct ConsumerErrors {
     /// Every error, for `nba_consumer_errors_total`.
     pub(crate) total: u64,
+    /// Offsets skipped as unreadable, for `nba_records_unreadable_total`.
+    pub(crate) skipped: u64,
     /// The first and the latest error since the last record, and the latest's text.
     streak: Option<(Instant, Instant, String)>,
+    /// Partitions found unreadable and not skipped: until a record is read
+    /// there at or past the offset, the stage is stalled whatever the others do.
+    unreadable: Vec<Unreadable>,
 }
 
 impl ConsumerErrors {
@@ -36,10 +43,32 @@ impl ConsumerErrors {
         self.streak.take().is_some()
     }
 
+    /// A record was read at `offset` of `topic[partition]`: [`record`](Self::record),
+    /// and the partition is readable again if it was not. True if the stall
+    /// may have ended.
+    pub(crate) fn record_at(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+        let before = self.unreadable.len();
+        if before > 0 {
+            self.unreadable
+                .retain(|u| !(u.topic == topic && u.partition == partition && offset >= u.offset));
+        }
+        self.record() || self.unreadable.len() != before
+    }
+
+    /// A partition found unreadable and not skipped.
+    pub(crate) fn unreadable(&mut self, found: Unreadable) {
+        self.unreadable
+            .retain(|u| !(u.topic == found.topic && u.partition == found.partition));
+        self.unreadable.push(found);
+    }
+
     /// Why the stage is stalled at `now`, if it is: errors for at least
     /// [`STALL_AFTER`], the latest less than [`STALL_AFTER`] ago. A streak
     /// whose errors stopped that long ago is over.
     pub(crate) fn stalled(&mut self, now: Instant) -> Option<String> {
+        if let Some(u) = self.unreadable.first() {
+            return Some(u.describe());
+        }
         let (first, last, text) = self.streak.as_ref()?;
         if now.duration_since(*last) >= STALL_AFTER {
             self.streak = None;
@@ -87,5 +116,28 @@ mod tests {
         assert_eq!(e.stalled(at(41)), None);
         assert_eq!(e.stalled(at(42)), None);
         assert_eq!(e.total, 23);
+    }
+
+    #[test]
+    fn an_unreadable_partition_stalls_until_read_at_or_past_its_offset() {
+        let mut e = ConsumerErrors::default();
+        e.unreadable(Unreadable {
+            topic: "raw".into(),
+            partition: 2,
+            offset: 40,
+            readable_from: 45,
+            error: "Local: Invalid compressed data".into(),
+        });
+        let why = e.stalled(Instant::now()).expect("stalled");
+        assert!(
+            why.starts_with("raw partition 2 cannot be read at offset 40 (Local: Invalid compressed data; offsets 40..44 unreadable)"),
+            "{why}"
+        );
+        // Other partitions, and this one before the offset, do not end it.
+        assert!(!e.record_at("raw", 1, 100));
+        assert!(!e.record_at("raw", 2, 39));
+        assert!(e.stalled(Instant::now()).is_some());
+        assert!(e.record_at("raw", 2, 45));
+        assert_eq!(e.stalled(Instant::now()), None);
     }
 }

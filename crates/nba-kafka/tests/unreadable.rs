@@ -1,0 +1,290 @@
+//! A batch no client can read, put on the mock cluster's raw topic by hand (a
+//! Produce request with a gzip batch whose body is not gzip): the consumer
+//! stage reports the partition, offset and reason on `/readyz` without
+//! `--skip-unreadable`, and with it dead-letters each offset of the batch and
+//! goes on with the records after it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use nba_deployment::Deployment;
+use nba_kafka::{KafkaArgs, OpsArgs, produce, run_stage};
+use nba_pipeline::{ConsumerStage, OutputRecord, Topic, dlq_headers};
+use nba_sim::{SimConfig, Simulator};
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::mocking::MockCluster;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&i16::try_from(s.len()).expect("short").to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Sends one Produce request (v3) holding a record batch of `records`
+/// records flagged gzip whose body is not gzip, as a broken producer would.
+fn produce_unreadable_batch(broker: &str, topic: &str, records: i32) {
+    let body = b"these bytes are not gzip".repeat(4);
+    // The batch after its length field.
+    let mut batch = Vec::new();
+    batch.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+    batch.push(2); // magic
+    batch.extend_from_slice(&0u32.to_be_bytes()); // crc (not checked by default)
+    batch.extend_from_slice(&1i16.to_be_bytes()); // attributes: gzip
+    batch.extend_from_slice(&(records - 1).to_be_bytes()); // last offset delta
+    let now = 1_767_225_600_000i64;
+    batch.extend_from_slice(&now.to_be_bytes());
+    batch.extend_from_slice(&now.to_be_bytes());
+    batch.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    batch.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    batch.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    batch.extend_from_slice(&records.to_be_bytes());
+    batch.extend_from_slice(&body);
+    let mut record_batch = Vec::new();
+    record_batch.extend_from_slice(&0i64.to_be_bytes()); // base offset
+    record_batch.extend_from_slice(&i32::try_from(batch.len()).expect("small").to_be_bytes());
+    record_batch.extend_from_slice(&batch);
+
+    let mut request = Vec::new();
+    request.extend_from_slice(&0i16.to_be_bytes()); // Produce
+    request.extend_from_slice(&3i16.to_be_bytes()); // v3
+    request.extend_from_slice(&7i32.to_be_bytes()); // correlation id
+    put_str(&mut request, "broken-producer");
+    request.extend_from_slice(&(-1i16).to_be_bytes()); // no transactional id
+    request.extend_from_slice(&(-1i16).to_be_bytes()); // acks=all
+    request.extend_from_slice(&5_000i32.to_be_bytes());
+    request.extend_from_slice(&1i32.to_be_bytes()); // one topic
+    put_str(&mut request, topic);
+    request.extend_from_slice(&1i32.to_be_bytes()); // one partition
+    request.extend_from_slice(&0i32.to_be_bytes()); // partition 0
+    request.extend_from_slice(
+        &i32::try_from(record_batch.len())
+            .expect("small")
+            .to_be_bytes(),
+    );
+    request.extend_from_slice(&record_batch);
+
+    let mut stream = TcpStream::connect(broker).expect("connects to the mock broker");
+    stream
+        .write_all(&i32::try_from(request.len()).expect("small").to_be_bytes())
+        .expect("sends");
+    stream.write_all(&request).expect("sends");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("an answer");
+    let mut answer = vec![0u8; usize::try_from(i32::from_be_bytes(size)).expect("size")];
+    stream.read_exact(&mut answer).expect("the answer");
+    // correlation id, topics (1), name, partitions (1), partition, error code.
+    let name_end = 4 + 4 + 2 + topic.len();
+    let error = i16::from_be_bytes([answer[name_end + 8], answer[name_end + 9]]);
+    assert_eq!(error, 0, "the mock broker took the batch");
+}
+
+fn interactions(sim: &mut Simulator, n: usize) -> Vec<OutputRecord> {
+    (0..n)
+        .map(|_| {
+            let e = sim.next_event();
+            OutputRecord {
+                topic: Topic::InteractionsRaw,
+                key: e.customer_id.clone().into_bytes(),
+                payload: Some(nba_schema::encode(&e).expect("encodes")),
+                partition: None,
+                headers: Vec::new(),
+                timestamp: Some(e.timestamp),
+            }
+        })
+        .collect()
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+fn free_local_addr() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    l.local_addr().expect("bound")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_batch_is_reported_then_skipped_into_the_dead_letter_topic() {
+    nba_kafka::init_logging(nba_kafka::LogFormat::Human);
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for t in Topic::ALL {
+        cluster.create_topic(t.default_name(), 1, 1).expect("topic");
+    }
+    let brokers = cluster.bootstrap_servers();
+    let settings = Deployment::example("retail", &[]).expect("retail").settings;
+    let mut sim =
+        Simulator::new(&settings, &SimConfig::for_run(100, 3, Some(20)), false).expect("simulates");
+    let plain = Cli::parse_from(["test", "--brokers", &brokers]);
+    produce(&plain.kafka, interactions(&mut sim, 3))
+        .await
+        .expect("produced");
+    produce_unreadable_batch(&brokers, Topic::InteractionsRaw.default_name(), 5);
+    produce(&plain.kafka, interactions(&mut sim, 3))
+        .await
+        .expect("produced");
+
+    // Without --skip-unreadable: the partition stands at offset 3, and says so.
+    let metrics = free_local_addr();
+    let cli = Cli::parse_from([
+        "test",
+        "--brokers",
+        &brokers,
+        "--metrics-addr",
+        &metrics.to_string(),
+        // The mock cluster lets the first run's member go only at session
+        // expiry: keep it short so that the second run is assigned soon.
+        "-X",
+        "session.timeout.ms=6000",
+    ]);
+    let (stop, stopped) = watch::channel(false);
+    let run = {
+        let (kafka, ops, mut stopped) = (cli.kafka.clone(), cli.ops.clone(), stopped.clone());
+        let stage = ConsumerStage::new(settings.intake());
+        tokio::spawn(async move {
+            run_stage(stage, &kafka, &ops, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let readyz = loop {
+        let answer = http_get(metrics, "/readyz").await;
+        if answer.as_ref().is_some_and(|(status, _)| *status == 503)
+            && answer
+                .as_ref()
+                .is_some_and(|(_, b)| b.contains("cannot be read"))
+            || Instant::now() > deadline
+        {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (status, body) = readyz.expect("/readyz answers");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("nba.interactions.raw partition 0 cannot be read at offset 3")
+            && body.contains("offsets 3..7 unreadable")
+            && body.contains("--skip-unreadable"),
+        "{body}"
+    );
+    stop.send(true).expect("listens");
+    run.await.expect("task").expect("stops cleanly");
+    drop(stopped);
+
+    // With it: the five offsets are dead-lettered and the three after them read.
+    // (The first run's /metrics server lives as long as the process: a new port.)
+    let metrics = free_local_addr();
+    let mut skipping = cli;
+    skipping.ops.skip_unreadable = true;
+    skipping.ops.metrics_addr = Some(metrics);
+    let (stop, stopped) = watch::channel(false);
+    let run = {
+        let (kafka, ops, mut stopped) = (skipping.kafka.clone(), skipping.ops.clone(), stopped);
+        let stage = ConsumerStage::new(settings.intake());
+        tokio::spawn(async move {
+            run_stage(stage, &kafka, &ops, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    };
+    // (nba audit cannot be used here: it reads the raw topic, and stops at
+    // the batch with the client's error.)
+    let forwarded = tokio::task::spawn_blocking({
+        let brokers = brokers.clone();
+        move || read_topic(&brokers, Topic::Interactions.default_name(), 6)
+    })
+    .await
+    .expect("task");
+    assert_eq!(forwarded.len(), 6, "every readable interaction forwarded");
+    let dead = tokio::task::spawn_blocking({
+        let brokers = brokers.clone();
+        move || read_topic(&brokers, Topic::DeadLetter.default_name(), 5)
+    })
+    .await
+    .expect("task");
+    let (status, body) = http_get(metrics, "/readyz").await.expect("answers");
+    assert_eq!(status, 200, "{body}");
+    let (_, scrape) = http_get(metrics, "/metrics").await.expect("answers");
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l.starts_with("nba_records_unreadable_total{") && l.ends_with(" 5")),
+        "{scrape}"
+    );
+    stop.send(true).expect("listens");
+    run.await.expect("task").expect("stops cleanly");
+
+    // Each dead letter says where and why.
+    let mut offsets = Vec::new();
+    for m in &dead {
+        let header = |name: &str| {
+            m.headers()
+                .and_then(|h| h.iter().find(|h| h.key == name))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        assert!(m.payload().is_none(), "nothing to keep but where");
+        assert!(
+            header(dlq_headers::REASON).starts_with("cannot be read (")
+                && header(dlq_headers::REASON).contains("skipped by --skip-unreadable"),
+            "{}",
+            header(dlq_headers::REASON)
+        );
+        assert_eq!(header(dlq_headers::SOURCE_TOPIC), "nba.interactions.raw");
+        offsets.push(header(dlq_headers::SOURCE_OFFSET));
+    }
+    offsets.sort();
+    assert_eq!(offsets, ["3", "4", "5", "6", "7"]);
+}
+
+/// Reads `topic` from the beginning until `expect` records came and no more
+/// came for a second (or 60 s passed).
+fn read_topic(brokers: &str, topic: &str, expect: usize) -> Vec<OwnedMessage> {
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("test-read-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[topic]).expect("subscribes");
+    let mut read = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Instant::now();
+    while Instant::now() < deadline
+        && (read.len() < expect || last.elapsed() < Duration::from_secs(1))
+    {
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                read.push(m.detach());
+                last = Instant::now();
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    read
+}
