@@ -13,11 +13,12 @@ cd "$(dirname "$0")/.."
 # From Debian, once: stunnel4 and openssl (the TLS terminator and certificates
 # of e2e-security.sh), curl (e2e-registry.sh talks to the registry with it),
 # and HdrHistogram's Java HistogramLogProcessor, to check our interval logs
-# against it (e2e.sh skips that check without it).
+# against it (e2e.sh skips that check without it), and libsasl2-dev, which the
+# `gssapi` feature (Kerberos) builds against.
 if { ! command -v stunnel4 >/dev/null || ! command -v openssl >/dev/null || ! command -v curl >/dev/null \
-  || ! [ -f /usr/share/java/hdrhistogram.jar ]; } && command -v apt-get >/dev/null; then
+  || ! [ -f /usr/share/java/hdrhistogram.jar ] || ! [ -f /usr/include/sasl/sasl.h ]; } && command -v apt-get >/dev/null; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  packages="stunnel4 openssl curl libhdrhistogram-java default-jre-headless"
+  packages="stunnel4 openssl curl libhdrhistogram-java default-jre-headless libsasl2-dev"
   # shellcheck disable=SC2086
   $SUDO apt-get install -y -qq $packages >/dev/null 2>&1 \
     || { $SUDO apt-get update -qq >/dev/null 2>&1 && $SUDO apt-get install -y -qq $packages >/dev/null; } \
@@ -26,6 +27,11 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 NBA_OBD_DIR=$(scripts/fetch-obd.sh) cargo test --workspace --release
+if [ -f /usr/include/sasl/sasl.h ]; then
+  cargo test --release -p nba-kafka --features gssapi --test security
+else
+  echo "(GSSAPI clients not tested: libsasl2-dev is not installed)"
+fi
 scripts/e2e.sh
 scripts/e2e-security.sh
 scripts/e2e-registry.sh

@@ -153,6 +153,14 @@ impl KafkaArgs {
         for (k, v) in self.librdkafka_settings()? {
             c.set(k, v);
         }
+        if !cfg!(feature = "gssapi")
+            && c.get("sasl.mechanism")
+                .is_some_and(|m| m.eq_ignore_ascii_case("gssapi"))
+        {
+            anyhow::bail!(
+                "sasl.mechanism=GSSAPI (Kerberos) needs nba built with Cyrus SASL: install libsasl2-dev (Debian) and build with `cargo build --release --features gssapi`; SCRAM, PLAIN and OAUTHBEARER need nothing more"
+            );
+        }
         let tls = c
             .get("security.protocol")
             .is_some_and(|p| p.eq_ignore_ascii_case("ssl") || p.eq_ignore_ascii_case("sasl_ssl"));

@@ -1,7 +1,8 @@
 //! The client features a production cluster asks for, shown by creating real
 //! librdkafka clients through `KafkaArgs` (not by printing a configuration):
 //! TLS with every SASL mechanism nba is built with, and zstd batches produced
-//! and consumed through librdkafka's mock cluster. (`scripts/e2e-security.sh`
+//! and consumed through librdkafka's mock cluster; GSSAPI with the `gssapi`
+//! feature, and a message saying how to get it without. (`scripts/e2e-security.sh`
 //! connects such clients to tansu through TLS with SCRAM.)
 
 use std::time::{Duration, Instant};
@@ -68,6 +69,42 @@ fn tls_clients_are_created_with_every_sasl_mechanism() {
     assert_eq!(config.get("ssl.ca.location"), Some("probe"));
     let tls: Result<BaseProducer, _> = config.create();
     assert!(tls.is_ok(), "{:?}", tls.err());
+}
+
+/// GSSAPI settings as a Kerberos cluster asks for them; `kinit` is not run
+/// (no KDC here), the client is created with the mechanism.
+const GSSAPI: &[&str] = &[
+    "security.protocol=sasl_ssl",
+    "sasl.mechanism=GSSAPI",
+    "sasl.kerberos.service.name=kafka",
+    "sasl.kerberos.principal=nba@EXAMPLE.COM",
+    "sasl.kerberos.kinit.cmd=true",
+];
+
+#[cfg(feature = "gssapi")]
+#[test]
+fn gssapi_clients_are_created_when_built_with_it() {
+    let config = args("127.0.0.1:1", GSSAPI)
+        .client_config(&[])
+        .expect("config");
+    let producer: Result<BaseProducer, _> = config.create();
+    assert!(producer.is_ok(), "{:?}", producer.err());
+    let consumer: Result<BaseConsumer, _> = config.clone().set("group.id", "g").create();
+    assert!(consumer.is_ok(), "{:?}", consumer.err());
+}
+
+#[cfg(not(feature = "gssapi"))]
+#[test]
+fn gssapi_without_the_feature_says_how_to_build_it() {
+    let e = args("127.0.0.1:1", GSSAPI)
+        .client_config(&[])
+        .expect_err("refused");
+    assert!(
+        e.to_string().contains(
+            "install libsasl2-dev (Debian) and build with `cargo build --release --features gssapi`"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
