@@ -57,6 +57,16 @@ if NBA_TOPIC_CUSTOMER_STATE=e2e.plain-state NBA_BROKERS="$broker" \
   echo "the feature-aggregator started on a changelog that is not compacted" >&2; exit 1
 fi
 grep -o "error: .*cleanup.policy=compact" "$work/refused.log" | cut -c1-160
+echo "== a model topic that deletes deltas the model still remembers is refused"
+"$("$root/scripts/install-tansu.sh")" topic create e2e.short-deltas --partitions 1 \
+  --config retention.ms=3600000 --broker "tcp://$broker" >/dev/null
+if NBA_TOPIC_MODEL_DELTAS=e2e.short-deltas NBA_BROKERS="$broker" NBA_INSTANCE_ID=e2e-check \
+  NBA_DEPLOYMENT="$root/deploy/examples/bank/deployment.toml" "$bin/nba-model-updater" \
+  >"$work/refused-deltas.log" 2>&1; then
+  echo "the model-updater started on a model topic that deletes deltas after an hour" >&2; exit 1
+fi
+grep -o "error: e2e.short-deltas has retention.ms=3600000, nba needs retention.ms=[0-9]* or more (the model's window" \
+  "$work/refused-deltas.log"
 
 echo "== checking the deployment, starting the three stages"
 export NBA_BROKERS="$broker"

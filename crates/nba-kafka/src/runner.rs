@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use nba_pipeline::{
-    DeadLetter, Fit, InputRecord, OutputRecord, Stage, StageCounters, Topic, TopicNames,
+    DeadLetter, Fit, InputRecord, OutputRecord, Retention, Stage, StageCounters, Topic, TopicNames,
 };
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
@@ -30,7 +30,7 @@ use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
 use crate::read::{Reader, read_partitions};
 use crate::stall::ConsumerErrors;
 use crate::tracker::{AckTracker, Pending, Sent};
-use crate::unreadable::{ProbeSchedule, find_unreadable};
+use crate::unreadable::{ProbeSchedule, find_unreadable, is_about_a_record};
 
 /// Consumer settings nba needs for at-least-once: offsets are stored by nba only
 /// after the outputs are acknowledged (`enable.auto.offset.store=false`) and the
@@ -440,6 +440,16 @@ pub async fn run_stage<S: Stage + 'static>(
     let changelog_topic = stage.changelog();
     // Blocking HTTP, once, before the stage reads anything.
     crate::registry::connect(args)?;
+    for &topic in broadcast_topics {
+        if let Some(kept) = stage.retention_needed(topic) {
+            let ms = match kept {
+                Retention::Forever => -1,
+                Retention::AtLeast(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            };
+            crate::topics::check_settings(args, topic, vec![("retention.ms", ms.to_string())])
+                .await?;
+        }
+    }
     // One for all of the stage's clients: a line they all report (a broker
     // down) is told once per backoff step, not once per client.
     let diagnostics = Diagnostics::default();
@@ -462,7 +472,12 @@ pub async fn run_stage<S: Stage + 'static>(
     }
     let changelog = match changelog_topic {
         Some(topic) => {
-            crate::topics::check_changelog(args, names.name(topic)).await?;
+            crate::topics::check_settings(
+                args,
+                topic,
+                vec![("cleanup.policy", "compact".to_owned())],
+            )
+            .await?;
             Some(open_changelog(
                 args,
                 &names,
@@ -624,7 +639,7 @@ pub async fn run_stage<S: Stage + 'static>(
                         ctx.diagnostics.warn(&format!("consumer error (retrying): {e}"));
                         let now = Instant::now();
                         consumer_errors.error(now, e.to_string());
-                        if matches!(e, KafkaError::MessageConsumption(_)) && probes.error(now) {
+                        if is_about_a_record(&e) && probes.error(now) {
                             if probe.is_none() {
                                 probe = Some(create_reporting_to(
                                     &args.client_config(PROBE_DEFAULTS)?,

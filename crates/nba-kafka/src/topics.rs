@@ -21,7 +21,7 @@ pub struct TopicNeeds {
     /// Partitions to create it with.
     pub partitions: i32,
     /// Topic settings it must have (`cleanup.policy=compact`, ...).
-    pub configs: Vec<(&'static str, &'static str)>,
+    pub configs: Vec<(&'static str, String)>,
 }
 
 /// Every topic nba reads or writes, for `partitions` partitions of the
@@ -37,9 +37,9 @@ pub fn topic_needs(partitions: i32) -> Vec<TopicNeeds> {
         .iter()
         .map(|&topic| {
             let (partitions, configs) = match topic {
-                Topic::CustomerState => (partitions, vec![("cleanup.policy", "compact")]),
-                Topic::Catalog => (1, vec![("cleanup.policy", "compact")]),
-                Topic::ModelDeltas => (1, vec![("retention.ms", "-1")]),
+                Topic::CustomerState => (partitions, vec![("cleanup.policy", "compact".into())]),
+                Topic::Catalog => (1, vec![("cleanup.policy", "compact".into())]),
+                Topic::ModelDeltas => (1, vec![("retention.ms", "-1".into())]),
                 _ => (partitions, Vec::new()),
             };
             TopicNeeds {
@@ -118,12 +118,26 @@ async fn problems_of(
         let value = resource.get(key).and_then(|e| e.value.clone());
         let ok = match (*key, value.as_deref()) {
             ("cleanup.policy", Some(v)) => v.split(',').any(|p| p.trim() == "compact"),
-            ("retention.ms", Some(v)) => v.trim() == *wanted,
+            // For ever, or at least as long as wanted.
+            ("retention.ms", Some(v)) => match (v.trim().parse::<i64>(), wanted.parse::<i64>()) {
+                (Ok(-1), _) => true,
+                (Ok(kept), Ok(at_least)) => at_least >= 0 && kept >= at_least,
+                _ => false,
+            },
             _ => false,
         };
         if !ok {
+            let why = match (*key, wanted.as_str()) {
+                ("retention.ms", "-1") => {
+                    " (kept for ever: a restarted model-updater rebuilds the model from the whole topic)"
+                }
+                ("retention.ms", _) => {
+                    " or more (the model's window: a restarted model-updater rebuilds the model from the topic)"
+                }
+                _ => "",
+            };
             problems.push(format!(
-                "{name} has {key}={}, nba needs {key}={wanted}: kafka-configs.sh --alter --entity-type topics --entity-name {name} --add-config {key}={wanted}",
+                "{name} has {key}={}, nba needs {key}={wanted}{why}: kafka-configs.sh --alter --entity-type topics --entity-name {name} --add-config {key}={wanted}",
                 value.as_deref().unwrap_or("(unset)")
             ));
         }
@@ -240,22 +254,31 @@ const STARTUP_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 /// At a stage's start: refuses a changelog topic that is not compacted (a
 /// state would then be deleted with age instead of kept per customer). A
 /// broker that cannot describe topic settings is told about, not refused.
-pub(crate) async fn check_changelog(args: &KafkaArgs, name: &str) -> anyhow::Result<()> {
+/// Refuses to start a stage on a topic whose settings lose what it relies
+/// on (a changelog that is not compacted, model deltas deleted before the
+/// model forgets them), with the fix; a broker that cannot describe its
+/// settings within a few seconds is warned about.
+pub(crate) async fn check_settings(
+    args: &KafkaArgs,
+    topic: Topic,
+    configs: Vec<(&'static str, String)>,
+) -> anyhow::Result<()> {
+    let name = args.topics.names().name(topic).to_owned();
     let admin = admin(args)?;
     let needs = TopicNeeds {
-        topic: Topic::CustomerState,
+        topic,
         partitions: 0,
-        configs: vec![("cleanup.policy", "compact")],
+        configs,
     };
     let timeout = args.timeout().min(STARTUP_CHECK_TIMEOUT);
-    match problems_of(&admin, name, &needs, 0, None, timeout).await {
+    match problems_of(&admin, &name, &needs, 0, None, timeout).await {
         Ok(problems) if problems.is_empty() => Ok(()),
         Ok(problems) => anyhow::bail!(
             "{} (`nba topics check` checks every topic)",
             problems.join("; ")
         ),
         Err(e) => {
-            tracing::warn!("cannot check that {name} is compacted ({e:#}); going on");
+            tracing::warn!("cannot check the settings of {name} ({e:#}); going on");
             Ok(())
         }
     }
@@ -274,16 +297,19 @@ mod tests {
         assert_eq!(of(Topic::CustomerState).partitions, 6);
         assert_eq!(
             of(Topic::CustomerState).configs,
-            vec![("cleanup.policy", "compact")]
+            vec![("cleanup.policy", "compact".to_owned())]
         );
         // Read whole by every instance: one partition, in order.
         assert_eq!(of(Topic::Catalog).partitions, 1);
         assert_eq!(
             of(Topic::Catalog).configs,
-            vec![("cleanup.policy", "compact")]
+            vec![("cleanup.policy", "compact".to_owned())]
         );
         assert_eq!(of(Topic::ModelDeltas).partitions, 1);
-        assert_eq!(of(Topic::ModelDeltas).configs, vec![("retention.ms", "-1")]);
+        assert_eq!(
+            of(Topic::ModelDeltas).configs,
+            vec![("retention.ms", "-1".to_owned())]
+        );
         assert!(of(Topic::InteractionsRaw).configs.is_empty());
         assert_eq!(of(Topic::DeadLetter).partitions, 6);
     }

@@ -20,5 +20,7 @@ pub use dead_letter::{DeadLetter, headers as dlq_headers};
 pub use demo::{DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
 pub use evaluate::{CandidateEstimates, Evaluation, evaluate_candidates};
 pub use local::LocalPipeline;
-pub use stages::{AggregatorStage, ConsumerStage, Fit, Stage, StageCounters, UpdaterStage};
+pub use stages::{
+    AggregatorStage, ConsumerStage, Fit, Retention, Stage, StageCounters, UpdaterStage,
+};
 pub use topic::{InputRecord, OutputRecord, Topic, TopicNames};

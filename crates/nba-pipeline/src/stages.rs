@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use nba_core::{
     AggregatorConfig, CatalogVersion, CustomerErasure, CustomerSnapshot, DecisionRequest,
-    EventTime, FeatureAggregator, InputPosition, Intake, IntakeOutcome, Interaction, ModelDelta,
-    ModelUpdater, Reward, UpdaterConfig, UpdaterInput, UpdaterStats,
+    EventTime, FeatureAggregator, Forgetting, InputPosition, Intake, IntakeOutcome, Interaction,
+    ModelDelta, ModelUpdater, Reward, UpdaterConfig, UpdaterInput, UpdaterStats,
 };
 use nba_metrics::{LatencyHistogram, StageLatencies, Step};
 use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode, schema_id};
@@ -35,6 +35,15 @@ pub enum Fit {
     Fits,
     /// It was made under another one (a context of another length): the reason.
     Misfit(String),
+}
+
+/// How long a topic must keep its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// For ever (`retention.ms=-1`).
+    Forever,
+    /// At least this long.
+    AtLeast(Duration),
 }
 
 /// One stage of the pipeline: reads records, writes records.
@@ -95,6 +104,12 @@ pub trait Stage: Send {
     /// The offset after the newest record processed from input partition
     /// `partition`, if any: where this instance would go on reading it.
     fn resume_point(&self, _partition: i32) -> Option<i64> {
+        None
+    }
+
+    /// How long broadcast topic `topic` must keep its records for a restarted
+    /// instance to rebuild its state from it; `None` if it does not matter.
+    fn retention_needed(&self, _topic: Topic) -> Option<Retention> {
         None
     }
 
@@ -671,6 +686,22 @@ impl Stage for UpdaterStage {
 
     fn flush_interval(&self) -> Option<Duration> {
         self.shares_model.then_some(self.publish_interval)
+    }
+
+    /// The model topic must keep a delta as long as the model remembers what
+    /// it carries: the window of a sliding-window model, for ever otherwise
+    /// (a discounted model's weights shrink but never reach zero).
+    fn retention_needed(&self, topic: Topic) -> Option<Retention> {
+        if topic != Topic::ModelDeltas || !self.shares_model {
+            return None;
+        }
+        Some(match self.updater.bandit().config().forgetting {
+            Forgetting::SlidingWindow { bucket_ms, buckets } => {
+                let window = u64::try_from(bucket_ms).unwrap_or(0) * (buckets as u64 + 1);
+                Retention::AtLeast(Duration::from_millis(window))
+            }
+            Forgetting::Stationary | Forgetting::Discounted { .. } => Retention::Forever,
+        })
     }
 
     fn holds_unflushed(&self) -> bool {
