@@ -16,7 +16,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::Producer as _;
+use rdkafka::producer::{DeliveryFuture, Producer as _};
 use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -119,13 +119,8 @@ impl<S: Stage> StageContext<S> {
     fn flush_stage(&self) -> anyhow::Result<()> {
         let mut out = Vec::new();
         lock(&self.stage).flush(&mut out);
-        let mut deliveries = Vec::with_capacity(out.len());
-        for record in &out {
-            let delivery = send(&self.producer, &self.names, record)
-                .with_context(|| format!("cannot send to {}", self.names.name(record.topic)))?;
-            deliveries.push((delivery, Sent::of(record)));
-        }
-        self.tracker.cover_held(deliveries);
+        self.tracker
+            .cover_held(send_all(&self.producer, &self.names, &out)?);
         Ok(())
     }
 
@@ -871,14 +866,24 @@ fn track(
     tracker: &AckTracker,
     read: Held,
 ) -> anyhow::Result<()> {
-    let mut deliveries = Vec::with_capacity(read.outputs.len());
-    for record in &read.outputs {
-        let d = send(producer, names, record)
-            .with_context(|| format!("cannot send to {}", names.name(record.topic)))?;
-        deliveries.push((d, Sent::of(record)));
-    }
-    tracker.push(read.pending, deliveries);
+    tracker.push(read.pending, send_all(producer, names, &read.outputs)?);
     Ok(())
+}
+
+/// Sends every record; their deliveries, for the tracker to watch.
+fn send_all(
+    producer: &Writer,
+    names: &TopicNames,
+    records: &[OutputRecord],
+) -> anyhow::Result<Vec<(DeliveryFuture, Sent)>> {
+    records
+        .iter()
+        .map(|record| {
+            send(producer, names, record)
+                .map(|d| (d, Sent::of(record)))
+                .with_context(|| format!("cannot send to {}", names.name(record.topic)))
+        })
+        .collect()
 }
 
 /// Whether `partitions` lists `topic`'s partition `partition`.
@@ -897,10 +902,9 @@ fn send_untracked(
     tracker: &AckTracker,
     outputs: &mut Vec<OutputRecord>,
 ) -> anyhow::Result<()> {
-    for record in outputs.drain(..) {
-        let d = send(producer, names, &record)
-            .with_context(|| format!("cannot send to {}", names.name(record.topic)))?;
-        tracker.push_unowned(d, Sent::of(&record));
+    for (d, sent) in send_all(producer, names, outputs)? {
+        tracker.push_unowned(d, sent);
     }
+    outputs.clear();
     Ok(())
 }
