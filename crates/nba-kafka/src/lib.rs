@@ -20,6 +20,7 @@ mod catalog;
 mod config;
 mod diagnostics;
 mod follow;
+mod kafka_errors;
 mod misfit;
 mod ops;
 mod produce;

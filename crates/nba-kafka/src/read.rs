@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::diagnostics::Diagnostics;
+use crate::kafka_errors::is_transient;
 
 /// A consumer that reads topics whole, reporting through [`Diagnostics`].
 pub(crate) type Reader = BaseConsumer<Diagnostics>;
@@ -71,11 +73,16 @@ pub(crate) fn read_topic(
             .offsets_for_times(tpl, TIMEOUT)
             .with_context(|| format!("cannot find the offsets of {topic} at that time"))?;
     }
-    read_assigned(consumer, topic, &tpl, limit, f)
+    read_assigned(consumer, topic, &tpl, limit, timeout, f)
 }
 
+/// How long a restore waits through a broker it cannot reach before the
+/// stage gives up (a stage that cannot restore must not go on without it).
+const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
+
 /// Reads the given partitions of `topic` whole, from their beginning to their
-/// current end, calling `f` on each record; returns how many were read.
+/// current end, calling `f` on each record; returns how many were read. Waits
+/// through a broker that cannot be reached for up to five minutes.
 pub(crate) fn read_partitions(
     consumer: &Reader,
     topic: &str,
@@ -86,25 +93,43 @@ pub(crate) fn read_partitions(
     for p in partitions {
         tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
     }
-    read_assigned(consumer, topic, &tpl, None, f)
+    read_assigned(consumer, topic, &tpl, None, RESTORE_PATIENCE, f)
+}
+
+/// `op`, tried again while it fails because the brokers cannot be reached,
+/// for up to `patience`.
+fn patiently<T>(patience: Duration, mut op: impl FnMut() -> KafkaResult<T>) -> KafkaResult<T> {
+    let started = Instant::now();
+    loop {
+        match op() {
+            Err(e) if is_transient(&e) && started.elapsed() < patience => {
+                tracing::warn!("{e}; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Reads `tpl` (partitions of `topic` with their start offsets) up to each
-/// partition's end or `limit` records.
+/// partition's end or `limit` records; gives up when no record came for
+/// `patience` (a broker that cannot be reached meanwhile is waited for).
 fn read_assigned(
     consumer: &Reader,
     topic: &str,
     tpl: &TopicPartitionList,
     limit: Option<u64>,
+    patience: Duration,
     mut f: impl FnMut(&BorrowedMessage<'_>),
 ) -> anyhow::Result<u64> {
     // Where each partition starts and ends; partitions with nothing to read
     // are not waited for.
     let mut ends = HashMap::new();
     for e in tpl.elements() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, e.partition(), TIMEOUT)
-            .with_context(|| format!("cannot read the offsets of {topic}[{}]", e.partition()))?;
+        let (low, high) = patiently(patience, || {
+            consumer.fetch_watermarks(topic, e.partition(), TIMEOUT)
+        })
+        .with_context(|| format!("cannot read the offsets of {topic}[{}]", e.partition()))?;
         let from = match e.offset() {
             Offset::Offset(o) => o,
             Offset::End => high,
@@ -133,10 +158,14 @@ fn read_assigned(
                     ends.remove(&m.partition());
                 }
             }
+            // The client reconnects on its own; the patience below bounds it.
+            Some(Err(e)) if is_transient(&e) => {
+                consumer.context().warn(&format!("reading {topic}: {e}"));
+            }
             Some(Err(e)) => anyhow::bail!("reading {topic}: {e}"),
-            None if !ends.is_empty() && last_record.elapsed() > TIMEOUT => {
+            None if !ends.is_empty() && last_record.elapsed() > patience => {
                 anyhow::bail!(
-                    "reading {topic}: no record for {TIMEOUT:?} after {:?}, before its end",
+                    "reading {topic}: no record for {patience:?} after {:?}, before its end",
                     started.elapsed()
                 );
             }

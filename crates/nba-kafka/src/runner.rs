@@ -24,13 +24,14 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use crate::KafkaArgs;
 use crate::args::create_reporting_to;
 use crate::diagnostics::Diagnostics;
+use crate::kafka_errors::{is_about_a_record, is_transient};
 use crate::misfit::{Held, HeldInputs, RunVerdict};
 use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
 use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
 use crate::read::{Reader, read_partitions};
 use crate::stall::ConsumerErrors;
 use crate::tracker::{AckTracker, Pending, Sent};
-use crate::unreadable::{ProbeSchedule, find_unreadable, is_about_a_record};
+use crate::unreadable::{ProbeSchedule, find_unreadable};
 
 /// Consumer settings nba needs for at-least-once: offsets are stored by nba only
 /// after the outputs are acknowledged (`enable.auto.offset.store=false`) and the
@@ -453,6 +454,18 @@ pub async fn run_stage<S: Stage + 'static>(
         "producer",
         &diagnostics,
     )?;
+    // A broker that is down at start is waited for, not a reason to exit.
+    tokio::pin!(shutdown);
+    if !wait_for_brokers(&producer, &diagnostics, &args.brokers, shutdown.as_mut()).await {
+        let counters = stage.counters();
+        return Ok((
+            stage,
+            RunSummary {
+                counters,
+                revocations: 0,
+            },
+        ));
+    }
     let tracker = Arc::new(AckTracker::new(names.clone()));
     let board = Arc::new(MetricsBoard::default());
     if let Some(addr) = ops.metrics_addr {
@@ -573,7 +586,6 @@ pub async fn run_stage<S: Stage + 'static>(
         }
     };
     let log_every = Duration::from_secs(u64::from(ops.latency_log_secs));
-    tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last_report = Instant::now();
     let mut last_flush = Instant::now();
@@ -768,6 +780,40 @@ pub async fn run_stage<S: Stage + 'static>(
             revocations,
         },
     ))
+}
+
+/// Longest wait between two attempts to reach the brokers at start.
+const MOST_BROKER_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Waits until the brokers answer a metadata request, retrying with backoff
+/// (1 s doubling to 30 s) and saying so at each step; false if `shutdown`
+/// came first.
+async fn wait_for_brokers(
+    producer: &Writer,
+    diagnostics: &Diagnostics,
+    brokers: &str,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> bool {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match producer.client().fetch_metadata(None, METADATA_TIMEOUT) {
+            Ok(_) => return true,
+            Err(e) if is_transient(&e) => {
+                let why = diagnostics.explain(anyhow::anyhow!(e));
+                tracing::warn!(
+                    "waiting for the brokers at {brokers} (next try in {backoff:?}): {why:#}"
+                );
+            }
+            // Anything else (a refused password, a TLS failure) is for the
+            // stage's own calls to report.
+            Err(_) => return true,
+        }
+        tokio::select! {
+            () = &mut shutdown => return false,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MOST_BROKER_BACKOFF);
+    }
 }
 
 /// Finds the assigned partitions that cannot be read where the group stands

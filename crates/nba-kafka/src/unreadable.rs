@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::consumer::{Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -58,27 +57,6 @@ impl Unreadable {
             self.readable_from - 1
         )
     }
-}
-
-/// Whether a consumer error is about a record the client could not read
-/// (not about reaching the broker, which the client retries on its own).
-pub(crate) fn is_about_a_record(e: &KafkaError) -> bool {
-    use RDKafkaErrorCode::{
-        BadCompression, BadMessage, InvalidMessage, InvalidRecord, MessageSizeTooLarge,
-        NotImplemented, UnsupportedCompressionType,
-    };
-    matches!(
-        e,
-        KafkaError::MessageConsumption(
-            BadCompression
-                | BadMessage
-                | InvalidMessage
-                | InvalidRecord
-                | MessageSizeTooLarge
-                | NotImplemented
-                | UnsupportedCompressionType
-        )
-    )
 }
 
 /// When the runner should look: after [`ERRORS_BEFORE_PROBE`] errors, at
@@ -192,19 +170,6 @@ fn read_at(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_errors_about_a_record_make_it_look() {
-        assert!(is_about_a_record(&KafkaError::MessageConsumption(
-            RDKafkaErrorCode::BadCompression
-        )));
-        assert!(!is_about_a_record(&KafkaError::MessageConsumption(
-            RDKafkaErrorCode::AllBrokersDown
-        )));
-        assert!(!is_about_a_record(&KafkaError::MessageConsumption(
-            RDKafkaErrorCode::BrokerTransportFailure
-        )));
-    }
 
     #[test]
     fn looks_after_a_few_errors_and_not_again_too_soon() {

@@ -940,3 +940,49 @@ async fn requests_of_another_deployment_stop_the_updater_once_without_losing_the
     };
     assert_eq!(committed, rdkafka::Offset::Offset(4));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_started_while_the_broker_is_down_waits_for_it() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for t in Topic::ALL {
+        cluster.create_topic(t.default_name(), 1, 1).expect("topic");
+    }
+    let args = args(&cluster.bootstrap_servers());
+    let settings = retail();
+    cluster.broker_down(1).expect("down");
+    let (stop, stopped) = watch::channel(false);
+    let run = tokio::spawn({
+        let args = args.clone();
+        let stage = UpdaterStage::new(settings.updater(None)).expect("valid");
+        let mut stopped = stopped;
+        async move {
+            run_stage(stage, &args, &OpsArgs::default(), async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+        }
+    });
+    // Longer than a metadata request's timeout: it used to exit here.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(!run.is_finished(), "the stage waits for the broker");
+    cluster.broker_up(1).expect("up");
+    produce(&args, requests_for(&settings, 0, 1, 0))
+        .await
+        .expect("produced");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let report = loop {
+        let (a, v) = (args.clone(), settings.declared.vocabulary.clone());
+        let r = tokio::task::spawn_blocking(move || audit(&a, &v, None, None))
+            .await
+            .expect("audit task")
+            .expect("audit reads the topics");
+        if r.next_best_actions == 1 || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(report.next_best_actions, 1, "{report:?}");
+    stop.send(true).expect("listens");
+    run.await.expect("task").expect("ran");
+}
