@@ -454,9 +454,21 @@ pub async fn run_stage<S: Stage + 'static>(
         "producer",
         &diagnostics,
     )?;
+    let board = Arc::new(MetricsBoard::default());
+    if let Some(addr) = ops.metrics_addr {
+        serve(addr, Arc::clone(&board)).await?;
+    }
     // A broker that is down at start is waited for, not a reason to exit.
     tokio::pin!(shutdown);
-    if !wait_for_brokers(&producer, &diagnostics, &args.brokers, shutdown.as_mut()).await {
+    if !wait_for_brokers(
+        &producer,
+        &diagnostics,
+        &args.brokers,
+        &board,
+        shutdown.as_mut(),
+    )
+    .await
+    {
         let counters = stage.counters();
         return Ok((
             stage,
@@ -467,10 +479,6 @@ pub async fn run_stage<S: Stage + 'static>(
         ));
     }
     let tracker = Arc::new(AckTracker::new(names.clone()));
-    let board = Arc::new(MetricsBoard::default());
-    if let Some(addr) = ops.metrics_addr {
-        serve(addr, Arc::clone(&board)).await?;
-    }
     let mut latency_log = open_latency_log(ops, name)?;
     let stage = Arc::new(Mutex::new(stage));
     let group = args.group_id_or(name);
@@ -792,21 +800,32 @@ async fn wait_for_brokers(
     producer: &Writer,
     diagnostics: &Diagnostics,
     brokers: &str,
+    board: &MetricsBoard,
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> bool {
     let mut backoff = Duration::from_secs(1);
     loop {
-        match producer.client().fetch_metadata(None, METADATA_TIMEOUT) {
-            Ok(_) => return true,
+        // A short try: SIGTERM and /readyz are served between tries.
+        match producer.client().fetch_metadata(None, Duration::from_secs(3)) {
+            Ok(_) => {
+                board.set_stalled(None);
+                return true;
+            }
             Err(e) if is_transient(&e) => {
                 let why = diagnostics.explain(anyhow::anyhow!(e));
+                board.set_stalled(Some(format!(
+                    "waiting for the brokers at {brokers}: {why:#}"
+                )));
                 tracing::warn!(
                     "waiting for the brokers at {brokers} (next try in {backoff:?}): {why:#}"
                 );
             }
             // Anything else (a refused password, a TLS failure) is for the
             // stage's own calls to report.
-            Err(_) => return true,
+            Err(_) => {
+                board.set_stalled(None);
+                return true;
+            }
         }
         tokio::select! {
             () = &mut shutdown => return false,
