@@ -806,7 +806,10 @@ async fn wait_for_brokers(
     let mut backoff = Duration::from_secs(1);
     loop {
         // A short try: SIGTERM and /readyz are served between tries.
-        match producer.client().fetch_metadata(None, Duration::from_secs(3)) {
+        match producer
+            .client()
+            .fetch_metadata(None, Duration::from_secs(3))
+        {
             Ok(_) => {
                 board.set_stalled(None);
                 return true;

@@ -125,7 +125,6 @@ fn free_local_addr() -> std::net::SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_batch_is_reported_then_skipped_into_the_dead_letter_topic() {
-    nba_kafka::init_logging(nba_kafka::LogFormat::Human);
     let cluster = MockCluster::new(1).expect("mock cluster");
     for t in Topic::ALL {
         cluster.create_topic(t.default_name(), 1, 1).expect("topic");
