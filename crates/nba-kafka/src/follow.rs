@@ -11,7 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::KafkaArgs;
 use crate::args::create;
-use crate::read::Reader;
+use crate::read::{Reader, partitions_of};
 
 /// Reads every partition of one topic from its end at creation on, outside
 /// any consumer group (nothing is committed; every follower sees every record).
@@ -47,25 +47,12 @@ impl TopicFollower {
             "consumer",
         )?;
         let timeout = args.timeout();
-        let md = consumer
-            .fetch_metadata(Some(&topic), timeout)
-            .with_context(|| format!("cannot read the metadata of {topic} within {timeout:?}"))
-            .map_err(|e| {
-                let _ = consumer.poll(Duration::from_millis(100));
-                consumer.context().explain(e)
-            })?;
-        let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
-            anyhow::bail!("topic {topic} does not exist: create it with nba topics create");
-        };
-        if let Some(e) = t.error() {
-            anyhow::bail!("topic {topic}: {e:?}; create it with nba topics create");
-        }
         let mut tpl = TopicPartitionList::new();
-        for p in t.partitions() {
+        for p in partitions_of(&consumer, &topic, timeout)? {
             let (_, high) = consumer
-                .fetch_watermarks(&topic, p.id(), timeout)
-                .with_context(|| format!("cannot read the offsets of {topic}[{}]", p.id()))?;
-            tpl.add_partition_offset(&topic, p.id(), Offset::Offset(high))?;
+                .fetch_watermarks(&topic, p, timeout)
+                .with_context(|| format!("cannot read the offsets of {topic}[{p}]"))?;
+            tpl.add_partition_offset(&topic, p, Offset::Offset(high))?;
         }
         consumer.assign(&tpl)?;
         Ok(Self { consumer, topic })

@@ -34,6 +34,31 @@ pub enum StartAt {
     Timestamp(i64),
 }
 
+/// The partitions of `topic`; an error that says how to create it if it does
+/// not exist, or the client's last error if the broker does not answer within
+/// `timeout`.
+pub(crate) fn partitions_of(
+    consumer: &Reader,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<i32>> {
+    let md = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .with_context(|| format!("cannot read the metadata of {topic} within {timeout:?}"))
+        .map_err(|e| {
+            // Serve the queued error callbacks, which say why.
+            let _ = consumer.poll(Duration::from_millis(100));
+            consumer.context().explain(e)
+        })?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        anyhow::bail!("topic {topic} does not exist: create it (`nba topics create`)");
+    };
+    if let Some(e) = t.error() {
+        anyhow::bail!("topic {topic}: {e:?}; create it first (`nba topics create`)");
+    }
+    Ok(t.partitions().iter().map(|p| p.id()).collect())
+}
+
 /// Reads `topic` from `start` to its current end (or until `limit` records),
 /// calling `f` on each record; returns how many were read. Gives up when the
 /// broker does not answer within `timeout`, with the client's last error.
@@ -45,28 +70,14 @@ pub(crate) fn read_topic(
     timeout: Duration,
     f: impl FnMut(&BorrowedMessage<'_>),
 ) -> anyhow::Result<u64> {
-    let md = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .with_context(|| format!("cannot read the metadata of {topic} within {timeout:?}"))
-        .map_err(|e| {
-            // Serve the queued error callbacks, which say why.
-            let _ = consumer.poll(Duration::from_millis(100));
-            consumer.context().explain(e)
-        })?;
-    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
-        anyhow::bail!("topic {topic} does not exist");
-    };
-    if let Some(e) = t.error() {
-        anyhow::bail!("topic {topic}: {e:?}; create it first (see deploy/)");
-    }
     let mut tpl = TopicPartitionList::new();
-    for p in t.partitions() {
+    for p in partitions_of(consumer, topic, timeout)? {
         let offset = match start {
             StartAt::Beginning => Offset::Beginning,
             StartAt::Offset(o) => Offset::Offset(o),
             StartAt::Timestamp(ts) => Offset::Offset(ts),
         };
-        tpl.add_partition_offset(topic, p.id(), offset)?;
+        tpl.add_partition_offset(topic, p, offset)?;
     }
     if matches!(start, StartAt::Timestamp(_)) {
         tpl = consumer

@@ -53,15 +53,27 @@ async fn audit_until_settled(
     raw: u64,
     dead: u64,
 ) -> AuditReport {
+    audit_until(args, settings, Some((raw, dead)), |r| r.problems.is_empty()).await
+}
+
+/// Audits the topics (expecting `raw` raw records and dead letters, if
+/// given) until `done` says so or two minutes passed; the last report.
+async fn audit_until(
+    args: &KafkaArgs,
+    settings: &Settings,
+    expect: Option<(u64, u64)>,
+    done: impl Fn(&AuditReport) -> bool,
+) -> AuditReport {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (a, vocabulary) = (args.clone(), settings.declared.vocabulary.clone());
-        let report =
-            tokio::task::spawn_blocking(move || audit(&a, &vocabulary, Some(raw), Some(dead)))
-                .await
-                .expect("audit task")
-                .expect("audit reads the topics");
-        if report.problems.is_empty() || Instant::now() > deadline {
+        let report = tokio::task::spawn_blocking(move || {
+            audit(&a, &vocabulary, expect.map(|e| e.0), expect.map(|e| e.1))
+        })
+        .await
+        .expect("audit task")
+        .expect("audit reads the topics");
+        if done(&report) || Instant::now() > deadline {
             return report;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -287,18 +299,7 @@ async fn two_model_updaters_learn_as_one_through_the_model_topic() {
     });
     assert_eq!(produce(&args, requests).await.expect("produced"), n);
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (a, vocabulary) = (args.clone(), settings.declared.vocabulary.clone());
-        let report = tokio::task::spawn_blocking(move || audit(&a, &vocabulary, None, None))
-            .await
-            .expect("audit task")
-            .expect("audit reads the topics");
-        if report.next_best_actions >= n || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    audit_until(&args, &settings, None, |r| r.next_best_actions >= n).await;
     // Deltas go out every 100 ms; give them time to cross, then stop one
     // instance after the other so the second also merges the first's last words.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -866,23 +867,9 @@ async fn requests_of_another_deployment_stop_the_updater_once_without_losing_the
         async move { run_stage(stage, &args, &OpsArgs::default(), std::future::pending()).await }
     });
     let settled = |nbas: u64, dead: u64| {
-        let (args, vocabulary) = (args.clone(), settings.declared.vocabulary.clone());
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let (a, v) = (args.clone(), vocabulary.clone());
-                let r = tokio::task::spawn_blocking(move || audit(&a, &v, None, None))
-                    .await
-                    .expect("audit task")
-                    .expect("audit reads the topics");
-                if (r.next_best_actions, r.dead_letters_total()) == (nbas, dead)
-                    || Instant::now() > deadline
-                {
-                    return r;
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        }
+        audit_until(&args, &settings, None, move |r| {
+            (r.next_best_actions, r.dead_letters_total()) == (nbas, dead)
+        })
     };
 
     // Strays: three misfits, then a request that fits. The three are
@@ -970,18 +957,7 @@ async fn a_stage_started_while_the_broker_is_down_waits_for_it() {
     produce(&args, requests_for(&settings, 0, 1, 0))
         .await
         .expect("produced");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let report = loop {
-        let (a, v) = (args.clone(), settings.declared.vocabulary.clone());
-        let r = tokio::task::spawn_blocking(move || audit(&a, &v, None, None))
-            .await
-            .expect("audit task")
-            .expect("audit reads the topics");
-        if r.next_best_actions == 1 || Instant::now() > deadline {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let report = audit_until(&args, &settings, None, |r| r.next_best_actions == 1).await;
     assert_eq!(report.next_best_actions, 1, "{report:?}");
     stop.send(true).expect("listens");
     run.await.expect("task").expect("ran");
