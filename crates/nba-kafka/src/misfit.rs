@@ -12,7 +12,7 @@
 //! the reason, once, with nothing of the run dead-lettered or committed, so
 //! the requests are decided after the deployments are made the same.
 
-use nba_pipeline::OutputRecord;
+use nba_pipeline::{Fit, OutputRecord};
 
 use crate::tracker::Pending;
 
@@ -30,15 +30,19 @@ pub(crate) struct Held {
     pub(crate) outputs: Vec<OutputRecord>,
 }
 
-/// What to do after holding a record.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum RunVerdict {
-    /// Go on reading.
+/// What the runner does with a record just read.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Send these outputs and track these offsets, in read order: what was
+    /// held, then the record itself (unless it is among them).
+    Send {
+        earlier: Vec<Held>,
+        this: Option<Held>,
+    },
+    /// Held: go on reading.
     Wait,
     /// The run is long enough to say the deployments differ: stop with this.
     Stop(String),
-    /// Too much is held for a run this short: release it.
-    Release,
 }
 
 /// The records held since the first misfit of the current run, in read order.
@@ -59,34 +63,48 @@ impl HeldInputs {
         self.held.len()
     }
 
-    /// Holds a record; `misfit` is its reason if it is one. Records that are
-    /// not misfits are held only behind one.
-    pub(crate) fn hold(&mut self, held: Held, misfit: Option<String>, stage: &str) -> RunVerdict {
+    /// Takes a record just read and what the stage said of its fit: sent at
+    /// once when nothing is held and it is no misfit; otherwise held, and the
+    /// run ended (by a request that fits, or too much held) or stopped.
+    pub(crate) fn take(&mut self, read: Held, fit: Fit, stage: &str) -> Next {
+        let misfit = match fit {
+            Fit::Misfit(reason) => Some(reason),
+            Fit::Silent if !self.held.is_empty() => None,
+            Fit::Fits | Fit::Silent => {
+                return Next::Send {
+                    earlier: self.release(),
+                    this: Some(read),
+                };
+            }
+        };
         if let Some(reason) = misfit {
             self.misfits += 1;
             self.first.get_or_insert_with(|| {
                 format!(
                     "{} partition {} offset {}: {reason}",
-                    held.pending.topic, held.pending.partition, held.pending.offset
+                    read.pending.topic, read.pending.partition, read.pending.offset
                 )
             });
         }
-        self.held.push(held);
+        self.held.push(read);
         if self.misfits >= MISFITS_TO_STOP {
-            return RunVerdict::Stop(format!(
+            return Next::Stop(format!(
                 "{stage} stopped: {} decision requests in a row were made under another deployment (the first, {}). None of them was dead-lettered or committed: run every stage with the same deployment file and restart, and they are decided",
                 self.misfits,
                 self.first.as_deref().unwrap_or_default()
             ));
         }
         if self.held.len() >= MOST_HELD {
-            return RunVerdict::Release;
+            return Next::Send {
+                earlier: self.release(),
+                this: None,
+            };
         }
-        RunVerdict::Wait
+        Next::Wait
     }
 
     /// Ends the run: what was held, in read order.
-    pub(crate) fn release(&mut self) -> Vec<Held> {
+    fn release(&mut self) -> Vec<Held> {
         if self.misfits > 0 {
             tracing::warn!(
                 "{} decision request(s) made under another deployment were dead-lettered as strays (the first, {})",
@@ -130,21 +148,47 @@ mod tests {
         }
     }
 
+    fn misfit() -> Fit {
+        Fit::Misfit("context has 5 entries".into())
+    }
+
+    /// The offsets `next` sends, in order; `None` if it sends nothing.
+    fn sent(next: Next) -> Option<Vec<i64>> {
+        match next {
+            Next::Send { earlier, this } => Some(
+                earlier
+                    .iter()
+                    .chain(&this)
+                    .map(|h| h.pending.offset)
+                    .collect(),
+            ),
+            Next::Wait | Next::Stop(_) => None,
+        }
+    }
+
+    #[test]
+    fn records_go_straight_through_while_nothing_is_held() {
+        let mut h = HeldInputs::default();
+        assert_eq!(sent(h.take(held(0, 1), Fit::Fits, "s")), Some(vec![1]));
+        assert_eq!(sent(h.take(held(0, 2), Fit::Silent, "s")), Some(vec![2]));
+        assert!(h.is_empty());
+    }
+
     #[test]
     fn a_run_of_misfits_stops_with_the_first_and_its_place() {
         let mut h = HeldInputs::default();
         for i in 0..MISFITS_TO_STOP - 1 {
-            assert_eq!(
-                h.hold(
-                    held(1, 40 + i as i64),
-                    Some("context has 5 entries".into()),
-                    "s"
-                ),
-                RunVerdict::Wait
-            );
-            assert_eq!(h.hold(held(2, i as i64), None, "s"), RunVerdict::Wait);
+            assert!(matches!(
+                h.take(held(1, 40 + i as i64), misfit(), "s"),
+                Next::Wait
+            ));
+            // Other records wait behind the run.
+            assert!(matches!(
+                h.take(held(2, i as i64), Fit::Silent, "s"),
+                Next::Wait
+            ));
         }
-        let RunVerdict::Stop(why) = h.hold(held(1, 99), Some("later".into()), "s") else {
+        let Next::Stop(why) = h.take(held(1, 99), Fit::Misfit("later".into()), "s") else {
             panic!("stops");
         };
         assert!(
@@ -158,31 +202,36 @@ mod tests {
     #[test]
     fn a_request_that_fits_releases_the_run_in_read_order() {
         let mut h = HeldInputs::default();
-        h.hold(held(0, 7), Some("misfit".into()), "s");
-        h.hold(held(1, 3), None, "s");
-        let released: Vec<i64> = h.release().iter().map(|h| h.pending.offset).collect();
-        assert_eq!(released, [7, 3]);
+        h.take(held(0, 7), misfit(), "s");
+        h.take(held(1, 3), Fit::Silent, "s");
+        assert_eq!(
+            sent(h.take(held(0, 8), Fit::Fits, "s")),
+            Some(vec![7, 3, 8])
+        );
         assert!(h.is_empty());
         // A new run counts from nothing.
         for i in 0..MISFITS_TO_STOP - 1 {
-            assert_eq!(
-                h.hold(held(0, i as i64), Some("m".into()), "s"),
-                RunVerdict::Wait
-            );
+            assert!(matches!(
+                h.take(held(0, i as i64), misfit(), "s"),
+                Next::Wait
+            ));
         }
     }
 
     #[test]
     fn revoked_partitions_are_forgotten_and_too_much_held_is_released() {
         let mut h = HeldInputs::default();
-        h.hold(held(0, 1), Some("m".into()), "s");
-        h.hold(held(1, 1), None, "s");
+        h.take(held(0, 1), misfit(), "s");
+        h.take(held(1, 1), Fit::Silent, "s");
         h.forget(|_, p| p == 0);
-        assert_eq!(h.release().len(), 1);
-        h.hold(held(0, 0), Some("m".into()), "s");
-        let verdicts: Vec<RunVerdict> = (1..MOST_HELD)
-            .map(|i| h.hold(held(1, i as i64), None, "s"))
-            .collect();
-        assert_eq!(verdicts.last(), Some(&RunVerdict::Release));
+        assert_eq!(h.len(), 1);
+        assert_eq!(sent(h.take(held(1, 2), Fit::Fits, "s")), Some(vec![1, 2]));
+        h.take(held(0, 0), misfit(), "s");
+        let last = (1..MOST_HELD)
+            .map(|i| h.take(held(1, i as i64), Fit::Silent, "s"))
+            .last()
+            .expect("many");
+        assert_eq!(sent(last).map(|o| o.len()), Some(MOST_HELD));
+        assert!(h.is_empty());
     }
 }

@@ -107,14 +107,19 @@ pub(crate) fn read_partitions(
     read_assigned(consumer, topic, &tpl, None, RESTORE_PATIENCE, f)
 }
 
-/// `op`, tried again while it fails because the brokers cannot be reached,
-/// for up to `patience`.
-fn patiently<T>(patience: Duration, mut op: impl FnMut() -> KafkaResult<T>) -> KafkaResult<T> {
+/// `op`, tried again every second while it fails because the brokers cannot
+/// be reached, for up to `patience` (said through `consumer`'s diagnostics,
+/// once per backoff step).
+fn patiently<T>(
+    consumer: &Reader,
+    patience: Duration,
+    mut op: impl FnMut() -> KafkaResult<T>,
+) -> KafkaResult<T> {
     let started = Instant::now();
     loop {
         match op() {
             Err(e) if is_transient(&e) && started.elapsed() < patience => {
-                tracing::warn!("{e}; trying again");
+                consumer.context().warn(&format!("{e}; trying again"));
                 std::thread::sleep(Duration::from_secs(1));
             }
             other => return other,
@@ -137,7 +142,7 @@ fn read_assigned(
     // are not waited for.
     let mut ends = HashMap::new();
     for e in tpl.elements() {
-        let (low, high) = patiently(patience, || {
+        let (low, high) = patiently(consumer, patience, || {
             consumer.fetch_watermarks(topic, e.partition(), TIMEOUT)
         })
         .with_context(|| format!("cannot read the offsets of {topic}[{}]", e.partition()))?;

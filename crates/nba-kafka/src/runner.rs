@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use nba_pipeline::{
-    DeadLetter, Fit, InputRecord, OutputRecord, Retention, Stage, StageCounters, Topic, TopicNames,
+    DeadLetter, InputRecord, OutputRecord, Retention, Stage, StageCounters, Topic, TopicNames,
 };
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
@@ -25,7 +25,7 @@ use crate::KafkaArgs;
 use crate::args::create_reporting_to;
 use crate::diagnostics::Diagnostics;
 use crate::kafka_errors::{is_about_a_record, is_transient};
-use crate::misfit::{Held, HeldInputs, RunVerdict};
+use crate::misfit::{Held, HeldInputs, Next};
 use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
 use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
 use crate::read::{Reader, read_partitions};
@@ -699,27 +699,13 @@ pub async fn run_stage<S: Stage + 'static>(
                     outputs: std::mem::take(&mut outputs),
                 };
                 drop(msg);
-                // The guard must not live across an await.
-                {
-                    let mut waiting = lock(&ctx.held);
-                    let verdict = match fit {
-                        Fit::Misfit(reason) => waiting.hold(read, Some(reason), name),
-                        Fit::Silent if !waiting.is_empty() => waiting.hold(read, None, name),
-                        Fit::Fits | Fit::Silent => {
-                            for earlier in waiting.release() {
-                                track(&producer, &names, &tracker, earlier)?;
-                            }
+                let next = lock(&ctx.held).take(read, fit, name);
+                match next {
+                    Next::Wait => {}
+                    Next::Stop(why) => anyhow::bail!(why),
+                    Next::Send { earlier, this } => {
+                        for read in earlier.into_iter().chain(this) {
                             track(&producer, &names, &tracker, read)?;
-                            RunVerdict::Wait
-                        }
-                    };
-                    match verdict {
-                        RunVerdict::Wait => {}
-                        RunVerdict::Stop(why) => anyhow::bail!(why),
-                        RunVerdict::Release => {
-                            for earlier in waiting.release() {
-                                track(&producer, &names, &tracker, earlier)?;
-                            }
                         }
                     }
                 }
@@ -806,30 +792,23 @@ async fn wait_for_brokers(
     let mut backoff = Duration::from_secs(1);
     loop {
         // A short try: SIGTERM and /readyz are served between tries.
-        match producer
+        // Anything but an unreachable broker (a refused password, a TLS
+        // failure) is for the stage's own calls to report.
+        let e = match producer
             .client()
             .fetch_metadata(None, Duration::from_secs(3))
         {
-            Ok(_) => {
+            Err(e) if is_transient(&e) => e,
+            _ => {
                 board.set_stalled(None);
                 return true;
             }
-            Err(e) if is_transient(&e) => {
-                let why = diagnostics.explain(anyhow::anyhow!(e));
-                board.set_stalled(Some(format!(
-                    "waiting for the brokers at {brokers}: {why:#}"
-                )));
-                tracing::warn!(
-                    "waiting for the brokers at {brokers} (next try in {backoff:?}): {why:#}"
-                );
-            }
-            // Anything else (a refused password, a TLS failure) is for the
-            // stage's own calls to report.
-            Err(_) => {
-                board.set_stalled(None);
-                return true;
-            }
-        }
+        };
+        let why = diagnostics.explain(anyhow::anyhow!(e));
+        board.set_stalled(Some(format!(
+            "waiting for the brokers at {brokers}: {why:#}"
+        )));
+        tracing::warn!("waiting for the brokers at {brokers} (next try in {backoff:?}): {why:#}");
         tokio::select! {
             () = &mut shutdown => return false,
             () = tokio::time::sleep(backoff) => {}

@@ -47,6 +47,18 @@ fn raw(key: String, payload: Vec<u8>, t: Option<i64>) -> OutputRecord {
     }
 }
 
+/// A decision request as a record of its topic.
+fn request_record(r: &DecisionRequest) -> OutputRecord {
+    OutputRecord {
+        topic: Topic::DecisionRequests,
+        key: r.customer_id.clone().into_bytes(),
+        payload: Some(nba_schema::encode(r).expect("encodes")),
+        partition: None,
+        headers: Vec::new(),
+        timestamp: Some(r.timestamp),
+    }
+}
+
 async fn audit_until_settled(
     args: &KafkaArgs,
     settings: &Settings,
@@ -288,14 +300,7 @@ async fn two_model_updaters_learn_as_one_through_the_model_topic() {
                 })
                 .collect(),
         };
-        OutputRecord {
-            topic: Topic::DecisionRequests,
-            key: r.customer_id.clone().into_bytes(),
-            payload: Some(nba_schema::encode(&r).expect("encodes")),
-            partition: None,
-            headers: Vec::new(),
-            timestamp: Some(r.timestamp),
-        }
+        request_record(&r)
     });
     assert_eq!(produce(&args, requests).await.expect("produced"), n);
 
@@ -841,14 +846,7 @@ fn requests_for(
             candidates: vec!["discount_10".into(), "free_shipping".into()],
             action_context: vec![vec![1.0; action_dim]; 2],
         };
-        OutputRecord {
-            topic: Topic::DecisionRequests,
-            key: r.customer_id.clone().into_bytes(),
-            payload: Some(nba_schema::encode(&r).expect("encodes")),
-            partition: None,
-            headers: Vec::new(),
-            timestamp: Some(r.timestamp),
-        }
+        request_record(&r)
     })
 }
 
