@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use nba_core::{FeatureAggregator, IntakeOutcome, Interaction, ModelUpdater, UpdaterInput};
-use nba_pipeline::{BacktestConfig, LocalPipeline, backtest};
+use nba_pipeline::{BacktestConfig, LocalPipeline, RawRecord, backtest};
 use nba_sim::{SimConfig, Simulator};
 
 /// Splits a backtest's cost on simulated records.
@@ -33,11 +33,11 @@ fn main() {
             eprintln!("error: {e}");
             std::process::exit(2)
         });
-    let raw: Vec<(Option<Vec<u8>>, Vec<u8>)> = (0..cli.events)
+    let raw: Vec<RawRecord> = (0..cli.events)
         .map(|_| {
             let e = sim.next_event();
             let v = nba_schema::encode(&e).unwrap_or_default();
-            (Some(e.customer_id.into_bytes()), v)
+            RawRecord::new(Some(e.customer_id.into_bytes()), v)
         })
         .collect();
     let rate = |secs: f64| cli.events as f64 / secs.max(1e-9);
@@ -45,7 +45,7 @@ fn main() {
     let t = Instant::now();
     let decoded: Vec<Interaction> = raw
         .iter()
-        .filter_map(|(_, v)| nba_schema::decode::<Interaction>(v).ok())
+        .filter_map(|r| nba_schema::decode::<Interaction>(&r.value).ok())
         .collect();
     let decode = rate(t.elapsed().as_secs_f64());
 
@@ -55,7 +55,7 @@ fn main() {
     let mut upd = ModelUpdater::new(settings.updater(None)).expect("checked settings");
     let mut decisions = 0u64;
     for mut i in decoded {
-        if let Ok(IntakeOutcome::Accepted) = intake.apply(&mut i) {
+        if let Ok(IntakeOutcome::Accepted) = intake.apply(&mut i, None) {
             let o = agg.apply(&i);
             if let Some(r) = o.request
                 && let Ok(Some(_)) = upd.apply(&UpdaterInput::Request(r))
@@ -72,8 +72,8 @@ fn main() {
     let t = Instant::now();
     let mut stages = LocalPipeline::from_settings(&settings).expect("checked settings");
     let mut tap = Vec::new();
-    for (k, v) in &raw {
-        stages.push_raw(k.as_deref(), v, &mut tap);
+    for r in &raw {
+        stages.push_raw(r.key.as_deref(), &r.value, &mut tap);
         tap.clear();
     }
     let bytes = rate(t.elapsed().as_secs_f64());

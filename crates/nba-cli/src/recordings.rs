@@ -440,7 +440,10 @@ fn raw_records<'a>(
                             let e: Interaction = serde_json::from_str(&l)
                                 .with_context(|| format!("{}: not an interaction in JSON", at()))?;
                             let value = nba_schema::encode(&e).with_context(at)?;
-                            Ok(Some((Some(e.customer_id.into_bytes()), value)))
+                            Ok(Some(RawRecord::new(
+                                Some(e.customer_id.into_bytes()),
+                                value,
+                            )))
                         });
                     match parsed {
                         Ok(r) => Some(r),
@@ -479,9 +482,11 @@ fn raw_records<'a>(
     }
     let raw = records
         .filter_map(move |r| {
+            if r.topic == a.topic {
+                return Some(RawRecord::from(r));
+            }
             let value = r.value.unwrap_or_default();
             match r.topic.as_str() {
-                t if t == a.topic => return Some((r.key, value)),
                 "nba.decision-requests" => logged.requests.extend(decode(&value).ok()),
                 "nba.next-best-actions" => logged.nbas.extend(decode(&value).ok()),
                 "nba.rewards" => logged.rewards.extend(decode(&value).ok()),

@@ -13,13 +13,21 @@ use crate::{Declarations, EventTime, Interaction, LINK_EVENT, Names, Rejection, 
 pub struct IntakeConfig {
     /// How long (event time) an event id is remembered for de-duplication, ms.
     pub dedup_window_ms: i64,
+    /// How far an event's time may be ahead of its Kafka record's timestamp
+    /// (when it was sent), ms: beyond it, the event is refused, because one
+    /// event dated in the future would move every stage's event time there.
+    pub max_ahead_of_record_ms: i64,
 }
 
 impl Default for IntakeConfig {
-    /// Remember ids for one hour.
+    /// Remember ids for one hour. Allow events 10 minutes ahead of their
+    /// record: an event cannot happen after it was sent, and clocks that are
+    /// kept by NTP disagree by far less; a device whose clock runs minutes fast
+    /// still gets through, a unit or time-zone error (hours, years) does not.
     fn default() -> Self {
         Self {
             dedup_window_ms: 3_600_000,
+            max_ahead_of_record_ms: 600_000,
         }
     }
 }
@@ -49,6 +57,7 @@ impl EventFingerprint {
 #[derive(Debug, Clone)]
 pub struct IntakeChecks {
     declared: Arc<Declarations>,
+    max_ahead_of_record_ms: i64,
 }
 
 /// Validates, normalises and de-duplicates raw interactions.
@@ -67,6 +76,10 @@ pub struct Intake {
 
 /// Ids longer than this are refused: nobody means a 4 KB customer id.
 const MAX_ID_BYTES: usize = 256;
+/// Raw interactions larger than this are refused before they are decoded: an
+/// interaction is a few hundred bytes, and one of a megabyte is a producer's
+/// bug that every topic after this one would have to carry.
+pub const MAX_INTERACTION_BYTES: usize = 65_536;
 /// 9999-12-31T23:59:59Z: a later timestamp is a unit error (µs or ns, not ms).
 const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
 
@@ -79,6 +92,20 @@ fn trim(s: &mut String) {
     s.truncate(s.trim_end().len());
     let start = s.len() - s.trim_start().len();
     s.drain(..start);
+}
+
+/// `ms` in words, to a tenth of its largest unit (`"3.5 hours"`).
+fn roughly(ms: i64) -> String {
+    let (n, unit) = if ms < 120_000 {
+        (ms as f64 / 1e3, "s")
+    } else if ms < 7_200_000 {
+        (ms as f64 / 6e4, "minutes")
+    } else if ms < 172_800_000 {
+        (ms as f64 / 3.6e6, "hours")
+    } else {
+        (ms as f64 / 8.64e7, "days")
+    };
+    format!("{n:.1} {unit}")
 }
 
 fn check_id(name: &str, v: &str) -> Result<(), Rejection> {
@@ -95,6 +122,36 @@ fn check_id(name: &str, v: &str) -> Result<(), Rejection> {
 }
 
 impl IntakeChecks {
+    /// Refuses an event dated more than the allowed margin after `sent_at`.
+    pub fn check_sent_at(
+        &self,
+        timestamp: EventTime,
+        sent_at: Option<EventTime>,
+    ) -> Result<(), Rejection> {
+        let Some(sent_at) = sent_at.filter(|t| *t > 0) else {
+            return Ok(());
+        };
+        let ahead = timestamp.saturating_sub(sent_at);
+        if ahead > self.max_ahead_of_record_ms {
+            return Err(Rejection::new(format!(
+                "timestamp {timestamp} is {} ahead of its Kafka record's timestamp {sent_at} (when it was sent), more than intake.max_ahead_of_record ({}): a clock, unit or time-zone error; fix the producer, or raise intake.max_ahead_of_record if clocks really disagree this much",
+                roughly(ahead),
+                crate::format_duration_ms(self.max_ahead_of_record_ms)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a raw interaction of `len` bytes over [`MAX_INTERACTION_BYTES`].
+    pub fn check_size(len: usize) -> Result<(), Rejection> {
+        if len > MAX_INTERACTION_BYTES {
+            return Err(Rejection::new(format!(
+                "the record is {len} bytes; an interaction may have at most {MAX_INTERACTION_BYTES}"
+            )));
+        }
+        Ok(())
+    }
+
     /// The stateless half of [`Intake::apply`]: normalises `i` and checks it
     /// against the deployment's declarations. (A backtest runs it on its
     /// decoding thread.)
@@ -227,6 +284,7 @@ impl Intake {
             cfg,
             checks: IntakeChecks {
                 declared: Arc::new(declared),
+                max_ahead_of_record_ms: cfg.max_ahead_of_record_ms,
             },
             seen: FxHashSet::default(),
             seen_order: VecDeque::new(),
@@ -240,10 +298,17 @@ impl Intake {
     }
 
     /// Checks one interaction and normalises it (ids trimmed, event type,
-    /// channel and category lower-case), then drops it if its id was seen
-    /// within the window. A rejection leaves the state unchanged.
-    pub fn apply(&mut self, i: &mut Interaction) -> Result<IntakeOutcome, Rejection> {
+    /// channel and category lower-case), refuses it if it is dated too far
+    /// ahead of `sent_at` (its Kafka record's timestamp, when it has one), then
+    /// drops it if its id was seen within the window. A rejection leaves the
+    /// state unchanged.
+    pub fn apply(
+        &mut self,
+        i: &mut Interaction,
+        sent_at: Option<EventTime>,
+    ) -> Result<IntakeOutcome, Rejection> {
         self.checks.normalise(i)?;
+        self.checks.check_sent_at(i.timestamp, sent_at)?;
         Ok(self.admit(i))
     }
 
@@ -292,6 +357,49 @@ mod tests {
     }
 
     #[test]
+    fn an_event_dated_far_after_it_was_sent_is_refused_and_moves_nothing() {
+        let mut intake = intake();
+        let sent = 1_700_000_000_000;
+        let ok = |id: &str, t: EventTime| raw(id, t);
+        assert_eq!(
+            intake.apply(&mut ok("e1", sent + 600_000), Some(sent)),
+            Ok(IntakeOutcome::Accepted),
+            "10 minutes ahead is allowed"
+        );
+        let year_9999 = 253_402_300_799_000;
+        let refused = intake
+            .apply(&mut ok("e2", year_9999), Some(sent))
+            .expect_err("the far future is refused");
+        assert!(
+            refused
+                .reason()
+                .contains("ahead of its Kafka record's timestamp")
+                && refused.reason().contains("days")
+                && refused
+                    .reason()
+                    .contains("intake.max_ahead_of_record (10m)"),
+            "{}",
+            refused.reason()
+        );
+        // It moved nothing: after another event, the first id is remembered.
+        assert!(
+            intake
+                .apply(&mut ok("e5", sent + 500_000), Some(sent))
+                .is_ok()
+        );
+        assert_eq!(
+            intake.apply(&mut ok("e1", sent + 3_000_000), Some(sent + 3_000_000)),
+            Ok(IntakeOutcome::Duplicate)
+        );
+        // Without a record timestamp (or Kafka's -1 for none) there is no bound.
+        assert!(intake.apply(&mut ok("e3", year_9999), None).is_ok());
+        assert!(intake.apply(&mut ok("e4", year_9999), Some(-1)).is_ok());
+        assert!(IntakeChecks::check_size(MAX_INTERACTION_BYTES).is_ok());
+        let big = IntakeChecks::check_size(MAX_INTERACTION_BYTES + 1).expect_err("too big");
+        assert!(big.reason().contains("at most 65536"), "{}", big.reason());
+    }
+
+    #[test]
     fn trimming_in_place_handles_every_shape() {
         for (from, to) in [
             ("", ""),
@@ -318,24 +426,25 @@ mod tests {
         let mut intake = Intake::new(
             IntakeConfig {
                 dedup_window_ms: 1_000,
+                ..IntakeConfig::default()
             },
             testing::declarations(),
         );
         let mut i = raw("e1", 10);
-        assert_eq!(intake.apply(&mut i), Ok(IntakeOutcome::Accepted));
+        assert_eq!(intake.apply(&mut i, None), Ok(IntakeOutcome::Accepted));
         assert_eq!(i.customer_id, "c1");
         assert_eq!(i.event_type, "view");
         assert_eq!(i.channel, "app");
         assert_eq!(i.category.as_deref(), Some("books"));
         assert_eq!(
-            intake.apply(&mut raw("e1", 10)),
+            intake.apply(&mut raw("e1", 10), None),
             Ok(IntakeOutcome::Duplicate)
         );
         // Once event time has moved past the window the id is forgotten.
-        intake.apply(&mut raw("e2", 5_000)).expect("valid");
+        intake.apply(&mut raw("e2", 5_000), None).expect("valid");
         assert_eq!(intake.remembered(), 1);
         assert_eq!(
-            intake.apply(&mut raw("e1", 10)),
+            intake.apply(&mut raw("e1", 10), None),
             Ok(IntakeOutcome::Accepted)
         );
     }
@@ -346,7 +455,7 @@ mod tests {
         let mut bad = raw("", 10);
         assert!(
             intake
-                .apply(&mut bad.clone())
+                .apply(&mut bad.clone(), None)
                 .expect_err("empty id")
                 .reason()
                 .contains("event_id")
@@ -354,18 +463,21 @@ mod tests {
         bad = raw("e", 0);
         assert!(
             intake
-                .apply(&mut bad)
+                .apply(&mut bad, None)
                 .expect_err("zero time")
                 .reason()
                 .contains("timestamp")
         );
         bad = raw("e", 1_700_000_000_000_000);
-        assert!(intake.apply(&mut bad).is_err(), "microseconds are refused");
+        assert!(
+            intake.apply(&mut bad, None).is_err(),
+            "microseconds are refused"
+        );
         bad = raw("e", 10);
         bad.amount = Some(f64::NAN);
         assert!(
             intake
-                .apply(&mut bad)
+                .apply(&mut bad, None)
                 .expect_err("nan")
                 .reason()
                 .contains("amount")
@@ -374,7 +486,7 @@ mod tests {
         bad.decision_id = Some("d".into());
         assert!(
             intake
-                .apply(&mut bad)
+                .apply(&mut bad, None)
                 .expect_err("half a response")
                 .reason()
                 .contains("together")
@@ -387,18 +499,20 @@ mod tests {
         let mut intake = intake();
         let mut link = raw("l1", 10);
         link.event_type = "link".into();
-        let refused = intake.apply(&mut link.clone()).expect_err("no target");
+        let refused = intake
+            .apply(&mut link.clone(), None)
+            .expect_err("no target");
         assert!(refused.reason().contains("needs linked_id"), "{refused:?}");
         link.linked_id = Some("c1".into());
-        let refused = intake.apply(&mut link.clone()).expect_err("itself");
+        let refused = intake.apply(&mut link.clone(), None).expect_err("itself");
         assert!(refused.reason().contains("too"), "{refused:?}");
         link.linked_id = Some(" customer-7 ".into());
-        assert_eq!(intake.apply(&mut link), Ok(IntakeOutcome::Accepted));
+        assert_eq!(intake.apply(&mut link, None), Ok(IntakeOutcome::Accepted));
         assert_eq!(link.linked_id.as_deref(), Some("customer-7"));
 
         let mut view = raw("v1", 10);
         view.linked_id = Some("customer-7".into());
-        let refused = intake.apply(&mut view).expect_err("not a link");
+        let refused = intake.apply(&mut view, None).expect_err("not a link");
         assert!(refused.reason().contains("link events only"), "{refused:?}");
     }
 
@@ -409,7 +523,7 @@ mod tests {
     fn the_declarations_decide_what_is_accepted() {
         let mut intake = intake();
         let refuse = |intake: &mut Intake, i: Interaction, says: &str| {
-            let e = intake.apply(&mut i.clone()).expect_err(says);
+            let e = intake.apply(&mut i.clone(), None).expect_err(says);
             assert!(e.reason().contains(says), "{}", e.reason());
         };
         let mut i = raw("e1", 10);
@@ -417,10 +531,18 @@ mod tests {
         refuse(&mut intake, i, "channel \"fax\" is not declared");
         let mut i = raw("e2", 10);
         i.event_type = "teleport".into();
-        assert_eq!(intake.apply(&mut i), Ok(IntakeOutcome::Accepted), "other");
+        assert_eq!(
+            intake.apply(&mut i, None),
+            Ok(IntakeOutcome::Accepted),
+            "other"
+        );
         let mut i = raw("e3", 10);
         i.category = Some("cheese".into());
-        assert_eq!(intake.apply(&mut i), Ok(IntakeOutcome::Accepted), "other");
+        assert_eq!(
+            intake.apply(&mut i, None),
+            Ok(IntakeOutcome::Accepted),
+            "other"
+        );
         let mut i = raw("e4", 10);
         i.metrics.insert("basket".into(), f64::NAN);
         refuse(&mut intake, i, "not a finite number");
@@ -438,6 +560,9 @@ mod tests {
         refuse(&mut intake, profile.clone(), "not declared");
         profile.attributes = [("country".to_owned(), "fr".to_owned())].into();
         profile.metrics.insert("age".into(), 41.0);
-        assert_eq!(intake.apply(&mut profile), Ok(IntakeOutcome::Accepted));
+        assert_eq!(
+            intake.apply(&mut profile, None),
+            Ok(IntakeOutcome::Accepted)
+        );
     }
 }

@@ -63,7 +63,9 @@ pub use features::{
     CustomerState, CustomerStore, DEFAULT_CONTEXT, FeatureConfig, FeatureLayout, NumberScale,
     format_duration_ms, parse_duration_ms,
 };
-pub use intake::{EventFingerprint, Intake, IntakeChecks, IntakeConfig, IntakeOutcome};
+pub use intake::{
+    EventFingerprint, Intake, IntakeChecks, IntakeConfig, IntakeOutcome, MAX_INTERACTION_BYTES,
+};
 pub use join::{AttributionJoin, JoinConfig, PendingDecision};
 pub use linalg::ridge_solve;
 pub use model_sync::{ModelDelta, SeenDeltas};

@@ -295,12 +295,16 @@ pub struct IntakeSection {
     /// How long an event id is remembered to drop repeats.
     #[serde(default = "defaults::dedup_window")]
     pub dedup_window: String,
+    /// How far an event may be dated after its Kafka record's timestamp.
+    #[serde(default = "defaults::max_ahead_of_record")]
+    pub max_ahead_of_record: String,
 }
 
 impl Default for IntakeSection {
     fn default() -> Self {
         Self {
             dedup_window: defaults::dedup_window(),
+            max_ahead_of_record: defaults::max_ahead_of_record(),
         }
     }
 }
@@ -749,6 +753,9 @@ pub(crate) mod defaults {
     }
     pub(crate) fn dedup_window() -> String {
         duration(IntakeConfig::default().dedup_window_ms)
+    }
+    pub(crate) fn max_ahead_of_record() -> String {
+        duration(IntakeConfig::default().max_ahead_of_record_ms)
     }
     pub(crate) fn policy_name() -> PolicyName {
         match BanditConfig::default().policy {

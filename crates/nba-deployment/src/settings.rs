@@ -218,8 +218,15 @@ pub(crate) fn build(
     let action_dim = layout.as_ref().map_or(0, |l| l.action_context().dim());
     let actions = catalog.as_ref().map_or(0, |c| c.actions().len());
     let (bandit, join, updater_lateness) = policy(file, dim.unwrap_or(1), action_dim, actions, c);
-    let intake = duration(c, "intake.dedup_window", &file.intake.dedup_window)
-        .map(|dedup_window_ms| IntakeConfig { dedup_window_ms });
+    let intake = duration(c, "intake.dedup_window", &file.intake.dedup_window).zip(duration(
+        c,
+        "intake.max_ahead_of_record",
+        &file.intake.max_ahead_of_record,
+    ));
+    let intake = intake.map(|(dedup_window_ms, max_ahead_of_record_ms)| IntakeConfig {
+        dedup_window_ms,
+        max_ahead_of_record_ms,
+    });
     let simulation = file
         .simulation
         .as_ref()

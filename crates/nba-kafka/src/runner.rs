@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use nba_pipeline::{
-    DeadLetter, InputRecord, OutputRecord, Retention, Stage, StageCounters, Topic, TopicNames,
+    DeadLetter, InputRecord, OutputRecord, RecordLimit, Retention, Stage, StageCounters, Topic,
+    TopicNames,
 };
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
@@ -19,7 +20,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryFuture, Producer as _};
 use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use crate::KafkaArgs;
 use crate::args::create_reporting_to;
@@ -101,6 +102,9 @@ struct StageContext<S> {
     failure: Mutex<Option<anyhow::Error>>,
     /// Records held behind decision requests made under another deployment.
     held: Mutex<HeldInputs>,
+    /// The producer's largest record, and how many outputs were over it.
+    limit: RecordLimit,
+    oversized: AtomicU64,
 }
 
 /// Reads the stage's changelog partitions back when the group assigns their
@@ -115,6 +119,22 @@ struct ChangelogReader {
 }
 
 impl<S: Stage> StageContext<S> {
+    /// Hands `input` to the stage; outputs the producer would refuse for their
+    /// size become dead letters it accepts (one record must not stop a
+    /// partition on every restart).
+    fn process(&self, stage: &mut S, input: &InputRecord<'_>, outputs: &mut Vec<OutputRecord>) {
+        let from = outputs.len();
+        stage.process(input, outputs);
+        let replaced = self.limit.fit(stage.name(), input, &mut outputs[from..]);
+        if replaced > 0 {
+            self.oversized.fetch_add(replaced, Ordering::Relaxed);
+            self.diagnostics.warn(&format!(
+                "{} partition {} offset {}: {replaced} output(s) over the producer's message.max.bytes, dead-lettered without the value",
+                input.topic_name, input.partition, input.offset
+            ));
+        }
+    }
+
     /// Sends what the stage keeps only in memory (see [`Stage::flush`]) and makes
     /// it the condition for storing the offsets of the records it came from.
     fn flush_stage(&self) -> anyhow::Result<()> {
@@ -177,6 +197,7 @@ impl<S: Stage> StageContext<S> {
                 offset: m.offset(),
                 key: m.key(),
                 payload: m.payload(),
+                timestamp: m.timestamp().to_millis(),
             };
             let resume_at = restore.get(&m.partition()).copied().unwrap_or(0);
             match stage.restore(&record, resume_at) {
@@ -391,6 +412,7 @@ fn input_of<'a>(names: &TopicNames, msg: &'a BorrowedMessage<'a>) -> Option<Inpu
         offset: msg.offset(),
         key: msg.key(),
         payload: msg.payload(),
+        timestamp: msg.timestamp().to_millis(),
     })
 }
 
@@ -449,11 +471,9 @@ pub async fn run_stage<S: Stage + 'static>(
     // One for all of the stage's clients: a line they all report (a broker
     // down) is told once per backoff step, not once per client.
     let diagnostics = Diagnostics::default();
-    let producer: Writer = create_reporting_to(
-        &args.client_config(PRODUCER_DEFAULTS)?,
-        "producer",
-        &diagnostics,
-    )?;
+    let producer_config = args.client_config(PRODUCER_DEFAULTS)?;
+    let limit = record_limit(&producer_config)?;
+    let producer: Writer = create_reporting_to(&producer_config, "producer", &diagnostics)?;
     let board = Arc::new(MetricsBoard::default());
     if let Some(addr) = ops.metrics_addr {
         serve(addr, Arc::clone(&board)).await?;
@@ -518,6 +538,8 @@ pub async fn run_stage<S: Stage + 'static>(
             changelog,
             failure: Mutex::new(None),
             held: Mutex::new(HeldInputs::default()),
+            limit,
+            oversized: AtomicU64::new(0),
         })
         .context("cannot create the Kafka consumer: check --brokers and every -X setting")?;
     let ctx = consumer.context();
@@ -550,7 +572,7 @@ pub async fn run_stage<S: Stage + 'static>(
                 !(t == msg.topic() && *p == msg.partition() && msg.offset() + 1 >= *high)
             });
             if let Some(input) = input_of(&names, &msg) {
-                lock(&stage).process(&input, &mut outputs);
+                ctx.process(&mut lock(&stage), &input, &mut outputs);
                 caught_up += 1;
             }
             send_untracked(&producer, &names, &tracker, &mut outputs)?;
@@ -577,6 +599,11 @@ pub async fn run_stage<S: Stage + 'static>(
             "nba_records_unreadable_total",
             "Offsets no client could read, skipped and dead-lettered by --skip-unreadable.",
             consumer_errors.skipped,
+        ));
+        extra.push((
+            "nba_records_oversized_total",
+            "Outputs over the producer's message.max.bytes, sent as dead letters without the value.",
+            ctx.oversized.load(Ordering::Relaxed),
         ));
         extra.push((
             "nba_consumer_errors_total",
@@ -635,7 +662,7 @@ pub async fn run_stage<S: Stage + 'static>(
                 match received {
                     Ok(msg) => {
                         if let Some(input) = input_of(&names, &msg) {
-                            lock(&stage).process(&input, &mut outputs);
+                            ctx.process(&mut lock(&stage), &input, &mut outputs);
                         }
                         send_untracked(&producer, &names, &tracker, &mut outputs)?;
                     }
@@ -685,7 +712,7 @@ pub async fn run_stage<S: Stage + 'static>(
                 let arrived = Instant::now();
                 let (held, fit) = {
                     let mut s = lock(&stage);
-                    s.process(&input, &mut outputs);
+                    ctx.process(&mut s, &input, &mut outputs);
                     (s.holds_unflushed(), s.take_fit())
                 };
                 let read = Held {
@@ -859,6 +886,7 @@ fn settle_unreadable<S: Stage>(
                     offset,
                     key: None,
                     payload: None,
+                    timestamp: None,
                 };
                 DeadLetter::of(stage, &input, &reason)
             })
@@ -931,6 +959,18 @@ fn send_all(
                 .with_context(|| format!("cannot send to {}", names.name(record.topic)))
         })
         .collect()
+}
+
+/// The largest record `producer` sends: its `message.max.bytes`.
+fn record_limit(producer: &ClientConfig) -> anyhow::Result<RecordLimit> {
+    match producer.get("message.max.bytes") {
+        None => Ok(RecordLimit::default()),
+        Some(v) => v.trim().parse().map(RecordLimit::new).with_context(|| {
+            format!(
+                "message.max.bytes {v:?} is not a number of bytes: fix the -X or config setting"
+            )
+        }),
+    }
 }
 
 /// Whether `partitions` lists `topic`'s partition `partition`.

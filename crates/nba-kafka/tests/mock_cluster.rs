@@ -610,7 +610,8 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
     let run = backtest(
         raw_records
             .iter()
-            .map(|r| (r.key.clone(), r.value.clone().unwrap_or_default())),
+            .cloned()
+            .map(nba_pipeline::RawRecord::from),
         cfg,
         &mut decisions,
     )

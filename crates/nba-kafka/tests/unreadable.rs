@@ -1,8 +1,11 @@
-//! A batch no client can read, put on the mock cluster's raw topic by hand (a
-//! Produce request with a gzip batch whose body is not gzip): the consumer
-//! stage reports the partition, offset and reason on `/readyz` without
-//! `--skip-unreadable`, and with it dead-letters each offset of the batch and
-//! goes on with the records after it.
+//! Records that could stop a partition, on the mock cluster's raw topic.
+//!
+//! A batch no client can read, put there by hand (a Produce request with a
+//! gzip batch whose body is not gzip): the consumer stage reports the
+//! partition, offset and reason on `/readyz` without `--skip-unreadable`, and
+//! with it dead-letters each offset of the batch and goes on with the records
+//! after it. A record of a megabyte and an event dated in year 9999: each is
+//! dead-lettered with its reason, and the records after it go on.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -238,13 +241,7 @@ async fn an_unreadable_batch_is_reported_then_skipped_into_the_dead_letter_topic
     // Each dead letter says where and why.
     let mut offsets = Vec::new();
     for m in &dead {
-        let header = |name: &str| {
-            m.headers()
-                .and_then(|h| h.iter().find(|h| h.key == name))
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default()
-        };
+        let header = |name: &str| header(m, name);
         assert!(m.payload().is_none(), "nothing to keep but where");
         assert!(
             header(dlq_headers::REASON).starts_with("cannot be read (")
@@ -286,4 +283,116 @@ fn read_topic(brokers: &str, topic: &str, expect: usize) -> Vec<OwnedMessage> {
         }
     }
     read
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_megabyte_record_and_an_event_in_year_9999_are_dead_lettered_and_the_rest_go_on() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for t in Topic::ALL {
+        cluster.create_topic(t.default_name(), 1, 1).expect("topic");
+    }
+    let brokers = cluster.bootstrap_servers();
+    let settings = Deployment::example("retail", &[]).expect("retail").settings;
+    let mut sim =
+        Simulator::new(&settings, &SimConfig::for_run(100, 4, Some(20)), false).expect("simulates");
+    let mut records = interactions(&mut sim, 3);
+    // A valid interaction with a megabyte of location, sent as a producer
+    // allowed 2 MB records would.
+    let mut big = sim.next_event();
+    big.location = Some("x".repeat(1_000_000));
+    let sent_at = big.timestamp;
+    records.push(OutputRecord {
+        payload: Some(nba_schema::encode(&big).expect("encodes")),
+        ..records[0].clone()
+    });
+    // A valid interaction dated 9999-12-31, sent now.
+    let mut future = sim.next_event();
+    future.timestamp = 253_402_300_799_000;
+    records.push(OutputRecord {
+        payload: Some(nba_schema::encode(&future).expect("encodes")),
+        timestamp: Some(sent_at),
+        ..records[0].clone()
+    });
+    records.extend(interactions(&mut sim, 3));
+    let big_producer = Cli::parse_from([
+        "test",
+        "--brokers",
+        &brokers,
+        "-X",
+        "message.max.bytes=2000000",
+    ]);
+    produce(&big_producer.kafka, records)
+        .await
+        .expect("produced");
+
+    let metrics = free_local_addr();
+    let cli = Cli::parse_from([
+        "test",
+        "--brokers",
+        &brokers,
+        "--metrics-addr",
+        &metrics.to_string(),
+    ]);
+    let (stop, mut stopped) = watch::channel(false);
+    let stage = ConsumerStage::new(settings.intake());
+    let run = tokio::spawn(async move {
+        run_stage(stage, &cli.kafka, &cli.ops, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    let forwarded = tokio::task::spawn_blocking({
+        let brokers = brokers.clone();
+        move || read_topic(&brokers, Topic::Interactions.default_name(), 6)
+    })
+    .await
+    .expect("task");
+    assert_eq!(forwarded.len(), 6, "every other interaction forwarded");
+    let dead = tokio::task::spawn_blocking({
+        let brokers = brokers.clone();
+        move || read_topic(&brokers, Topic::DeadLetter.default_name(), 2)
+    })
+    .await
+    .expect("task");
+    let (_, scrape) = http_get(metrics, "/metrics").await.expect("answers");
+    stop.send(true).expect("listens");
+    let (_, summary) = run.await.expect("task").expect("stops cleanly");
+    assert_eq!(summary.counters.dead_lettered, 2);
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l.starts_with("nba_records_oversized_total{") && l.ends_with(" 1")),
+        "{scrape}"
+    );
+
+    let reason_at = |offset: &str| {
+        let m = dead
+            .iter()
+            .find(|m| header(m, dlq_headers::SOURCE_OFFSET) == offset)
+            .unwrap_or_else(|| panic!("a dead letter of offset {offset}"));
+        (m.payload().map(<[u8]>::len), header(m, dlq_headers::REASON))
+    };
+    let (value, reason) = reason_at("3");
+    assert_eq!(value, None, "a megabyte is left where it is");
+    assert!(
+        reason.starts_with("the record is 1000")
+            && reason.contains("an interaction may have at most 65536")
+            && reason.ends_with("it is still in nba.interactions.raw partition 0 at offset 3 until retention removes it"),
+        "{reason}"
+    );
+    let (value, reason) = reason_at("4");
+    assert!(value.is_some(), "a small record is kept whole");
+    assert!(
+        reason.contains("ahead of its Kafka record's timestamp")
+            && reason.contains("intake.max_ahead_of_record (10m)"),
+        "{reason}"
+    );
+}
+
+fn header(m: &OwnedMessage, name: &str) -> String {
+    m.headers()
+        .and_then(|h| h.iter().find(|h| h.key == name))
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
 }

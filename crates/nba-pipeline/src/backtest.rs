@@ -6,16 +6,46 @@ use std::time::Instant;
 
 use nba_core::{
     AggregatorConfig, AggregatorOutput, CatalogVersion, EventFingerprint, EventTime,
-    FeatureAggregator, Intake, IntakeConfig, IntakeOutcome, Interaction, ModelUpdater,
-    NextBestAction, UpdaterConfig, UpdaterInput,
+    FeatureAggregator, Intake, IntakeChecks, IntakeConfig, IntakeOutcome, Interaction,
+    ModelUpdater, NextBestAction, UpdaterConfig, UpdaterInput,
 };
 use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
 use nba_schema::decode;
 use serde::Serialize;
 
-/// One raw interaction record: its key and its value.
-pub type RawRecord = (Option<Vec<u8>>, Vec<u8>);
+/// One raw interaction record as read from Kafka or a recording.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawRecord {
+    /// Its key (the customer id, for nba's own producers).
+    pub key: Option<Vec<u8>>,
+    /// Its value.
+    pub value: Vec<u8>,
+    /// Its Kafka timestamp, when recorded: the intake refuses events dated
+    /// too far after it, live and here alike.
+    pub timestamp: Option<EventTime>,
+}
+
+impl RawRecord {
+    /// A record with no timestamp.
+    pub fn new(key: Option<Vec<u8>>, value: Vec<u8>) -> Self {
+        Self {
+            key,
+            value,
+            timestamp: None,
+        }
+    }
+}
+
+impl From<nba_schema::RecordedRecord> for RawRecord {
+    fn from(r: nba_schema::RecordedRecord) -> Self {
+        Self {
+            key: r.key,
+            value: r.value.unwrap_or_default(),
+            timestamp: r.timestamp,
+        }
+    }
+}
 
 /// What a backtest did.
 #[derive(Debug, Clone, Serialize)]
@@ -103,12 +133,12 @@ where
     }
     let raw = raw.into_iter();
     std::thread::scope(|scope| {
-        let (to_decoder, values) = Handoff::<Vec<u8>>::new();
+        let (to_decoder, values) = Handoff::<RawRecord>::new();
         let (to_engines, decoded) = Handoff::<Decoded>::new();
         spawn(scope, "nba-read", move || {
             let mut batch = to_decoder.empty();
-            for (_, value) in raw {
-                batch.push(value);
+            for record in raw {
+                batch.push(record);
                 if batch.len() == BATCH && !to_decoder.send(&mut batch) {
                     return; // the engines stopped
                 }
@@ -120,12 +150,16 @@ where
                 let mut batch = to_engines.empty();
                 // Decoded and checked here; de-duplication (state) on the
                 // engines' thread.
-                batch.extend(raw.iter().map(|value| {
-                    decode::<Interaction>(value)
-                        .map_err(|e| e.to_string())
+                batch.extend(raw.iter().map(|record| {
+                    IntakeChecks::check_size(record.value.len())
+                        .map_err(|r| r.reason().to_owned())
+                        .and_then(|()| {
+                            decode::<Interaction>(&record.value).map_err(|e| e.to_string())
+                        })
                         .and_then(|mut i| {
                             checks
                                 .normalise(&mut i)
+                                .and_then(|()| checks.check_sent_at(i.timestamp, record.timestamp))
                                 .map(|()| (EventFingerprint::of(&i), i))
                                 .map_err(|r| r.reason().to_owned())
                         })
@@ -449,11 +483,14 @@ mod tests {
         for n in 0..20_000 {
             let e = sim.next_event();
             let value = encode(&e).expect("encodes");
-            raw.push((Some(e.customer_id.clone().into_bytes()), value.clone()));
+            raw.push(RawRecord::new(
+                Some(e.customer_id.clone().into_bytes()),
+                value.clone(),
+            ));
             pipeline.push_raw(Some(e.customer_id.as_bytes()), &value, &mut tap);
             if n % 3_000 == 0 {
                 let (k, v) = &bad[n / 3_000];
-                raw.push((Some(k.clone().into_bytes()), v.clone()));
+                raw.push(RawRecord::new(Some(k.clone().into_bytes()), v.clone()));
                 pipeline.push_raw(Some(k.as_bytes()), v, &mut tap);
             }
             for nba in next_best_actions(&mut tap) {
@@ -487,15 +524,15 @@ mod tests {
                 } else {
                     encode(&e).expect("encodes")
                 };
-                (Some(e.customer_id.into_bytes()), value)
+                RawRecord::new(Some(e.customer_id.into_bytes()), value)
             })
             .collect();
         let one_thread = |raw: &[RawRecord]| {
             let mut pipeline = byte_level_stages(3);
             let mut decisions = Vec::new();
             let mut tap = Vec::new();
-            for (key, value) in raw {
-                pipeline.push_raw(key.as_deref(), value, &mut tap);
+            for r in raw {
+                pipeline.push_raw(r.key.as_deref(), &r.value, &mut tap);
                 decisions.extend(next_best_actions(&mut tap));
             }
             (decisions, pipeline.dead_lettered())
@@ -519,7 +556,7 @@ mod tests {
         let raw: Vec<RawRecord> = (0..30_000)
             .map(|_| {
                 let e = sim.next_event();
-                (
+                RawRecord::new(
                     Some(e.customer_id.clone().into_bytes()),
                     encode(&e).expect("encodes"),
                 )

@@ -16,7 +16,7 @@ mod stages;
 mod topic;
 
 pub use backtest::{BacktestConfig, BacktestObserver, BacktestRun, RawRecord, backtest};
-pub use dead_letter::{DeadLetter, headers as dlq_headers};
+pub use dead_letter::{DeadLetter, RecordLimit, headers as dlq_headers};
 pub use demo::{DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
 pub use evaluate::{CandidateEstimates, Evaluation, evaluate_candidates};
 pub use local::LocalPipeline;

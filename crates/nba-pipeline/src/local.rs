@@ -67,6 +67,7 @@ impl LocalPipeline {
             offset,
             key: None,
             payload: Some(payload),
+            timestamp: None,
         };
         self.aggregator.process(&input, tap);
         self.updater.process(&input, tap);
@@ -104,6 +105,7 @@ impl LocalPipeline {
             offset,
             key,
             payload: Some(payload),
+            timestamp: None,
         };
         self.consumer.process(&input, &mut self.scratch);
         self.work.extend(self.scratch.drain(..));
@@ -116,6 +118,7 @@ impl LocalPipeline {
                 offset,
                 key: Some(&record.key),
                 payload: record.payload.as_deref(),
+                timestamp: record.timestamp,
             };
             match record.topic {
                 Topic::Interactions => self.aggregator.process(&input, &mut self.scratch),

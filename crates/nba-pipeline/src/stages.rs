@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use nba_core::{
     AggregatorConfig, CatalogVersion, CustomerErasure, CustomerSnapshot, DecisionRequest,
-    EventTime, FeatureAggregator, Forgetting, InputPosition, Intake, IntakeOutcome, Interaction,
-    ModelDelta, ModelUpdater, Reward, UpdaterConfig, UpdaterInput, UpdaterStats,
+    EventTime, FeatureAggregator, Forgetting, InputPosition, Intake, IntakeChecks, IntakeOutcome,
+    Interaction, ModelDelta, ModelUpdater, Reward, UpdaterConfig, UpdaterInput, UpdaterStats,
 };
 use nba_metrics::{LatencyHistogram, StageLatencies, Step};
 use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode, schema_id};
@@ -249,13 +249,17 @@ impl Stage for ConsumerStage {
     fn process(&mut self, input: &InputRecord<'_>, out: &mut Vec<OutputRecord>) {
         let started = self.books.begin();
         self.books.counters.records_in += 1;
-        let decoded = self
-            .books
-            .timed(Step::Decode, || decode_input::<Interaction>(input));
+        let decoded = self.books.timed(Step::Decode, || {
+            IntakeChecks::check_size(input.payload.map_or(0, <[u8]>::len))
+                .map_err(|r| r.reason().to_owned())
+                .and_then(|()| decode_input::<Interaction>(input).map_err(|e| e.to_string()))
+        });
         let intake = &mut self.intake;
-        match decoded.map_err(|e| e.to_string()).and_then(|mut i| {
+        match decoded.and_then(|mut i| {
             self.books.timed(Step::Validate, || {
-                let outcome = intake.apply(&mut i).map_err(|r| r.reason().to_owned());
+                let outcome = intake
+                    .apply(&mut i, input.timestamp)
+                    .map_err(|r| r.reason().to_owned());
                 outcome.map(|o| (o, i))
             })
         }) {

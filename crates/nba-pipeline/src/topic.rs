@@ -113,6 +113,9 @@ pub struct InputRecord<'a> {
     pub key: Option<&'a [u8]>,
     /// Record value.
     pub payload: Option<&'a [u8]>,
+    /// The record's timestamp (ms since the epoch): when it was sent, or
+    /// appended, as the topic says; `None` if it has none.
+    pub timestamp: Option<EventTime>,
 }
 
 /// One record to write.
@@ -130,4 +133,17 @@ pub struct OutputRecord {
     pub headers: Vec<(&'static str, Vec<u8>)>,
     /// Record timestamp: the event time it derives from, when known.
     pub timestamp: Option<EventTime>,
+}
+
+impl OutputRecord {
+    /// At least the bytes librdkafka counts against `message.max.bytes`: key,
+    /// value, and each header's name and value with room for their lengths.
+    pub fn size_bound(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 10)
+            .sum();
+        self.key.len() + self.payload.as_ref().map_or(0, Vec::len) + headers
+    }
 }

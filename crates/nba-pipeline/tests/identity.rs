@@ -5,7 +5,7 @@
 
 use nba_core::{Interaction, NextBestAction};
 use nba_deployment::{Deployment, Settings};
-use nba_pipeline::{BacktestConfig, LocalPipeline, Topic, backtest};
+use nba_pipeline::{BacktestConfig, LocalPipeline, RawRecord, Topic, backtest};
 use nba_schema::{decode, encode};
 
 fn event(id: &str, customer: &str, kind: &str, t: i64) -> Interaction {
@@ -16,7 +16,7 @@ fn event(id: &str, customer: &str, kind: &str, t: i64) -> Interaction {
     }
 }
 
-fn raw_records() -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+fn raw_records() -> Vec<RawRecord> {
     let t0 = 1_767_225_600_000;
     let mut link = event("e4", "device-9", "link", t0 + 4_000);
     link.linked_id = Some("c1".into());
@@ -29,7 +29,7 @@ fn raw_records() -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
     ]
     .iter()
     .map(|i| {
-        (
+        RawRecord::new(
             Some(i.customer_id.clone().into_bytes()),
             encode(i).expect("encodes"),
         )
@@ -42,7 +42,7 @@ fn a_linked_device_is_decided_for_its_customer_live_and_in_a_backtest() {
     let retail: Settings = Deployment::example("retail", &[]).expect("retail").settings;
     let mut pipeline = LocalPipeline::from_settings(&retail).expect("valid");
     let mut tap = Vec::new();
-    for (key, value) in raw_records() {
+    for RawRecord { key, value, .. } in raw_records() {
         pipeline.push_raw(key.as_deref(), &value, &mut tap);
     }
     assert_eq!(pipeline.dead_lettered(), 0);
