@@ -12,14 +12,15 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use nba_deployment::Deployment;
-use nba_kafka::{KafkaArgs, OpsArgs, produce, run_stage};
+use nba_deployment::{Deployment, Settings};
+use nba_kafka::{KafkaArgs, OpsArgs, RunSummary, produce, run_stage};
 use nba_pipeline::{ConsumerStage, OutputRecord, Topic, dlq_headers};
 use nba_sim::{SimConfig, Simulator};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -126,14 +127,25 @@ fn free_local_addr() -> std::net::SocketAddr {
     l.local_addr().expect("bound")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreadable_batch_is_reported_then_skipped_into_the_dead_letter_topic() {
+/// A mock cluster with every topic (one partition each), its bootstrap
+/// servers, and the retail example's settings.
+fn retail_on_mock_cluster() -> (
+    MockCluster<'static, DefaultProducerContext>,
+    String,
+    Settings,
+) {
     let cluster = MockCluster::new(1).expect("mock cluster");
     for t in Topic::ALL {
         cluster.create_topic(t.default_name(), 1, 1).expect("topic");
     }
     let brokers = cluster.bootstrap_servers();
     let settings = Deployment::example("retail", &[]).expect("retail").settings;
+    (cluster, brokers, settings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_batch_is_reported_then_skipped_into_the_dead_letter_topic() {
+    let (_cluster, brokers, settings) = retail_on_mock_cluster();
     let mut sim =
         Simulator::new(&settings, &SimConfig::for_run(100, 3, Some(20)), false).expect("simulates");
     let plain = Cli::parse_from(["test", "--brokers", &brokers]);
@@ -158,17 +170,7 @@ async fn an_unreadable_batch_is_reported_then_skipped_into_the_dead_letter_topic
         "-X",
         "session.timeout.ms=6000",
     ]);
-    let (stop, stopped) = watch::channel(false);
-    let run = {
-        let (kafka, ops, mut stopped) = (cli.kafka.clone(), cli.ops.clone(), stopped.clone());
-        let stage = ConsumerStage::new(settings.intake());
-        tokio::spawn(async move {
-            run_stage(stage, &kafka, &ops, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-        })
-    };
+    let (stop, run) = start_consumer(&cli, &settings);
     let deadline = Instant::now() + Duration::from_secs(90);
     let readyz = loop {
         let answer = http_get(metrics, "/readyz").await;
@@ -192,7 +194,6 @@ async fn an_unreadable_batch_is_reported_then_skipped_into_the_dead_letter_topic
     );
     stop.send(true).expect("listens");
     run.await.expect("task").expect("stops cleanly");
-    drop(stopped);
 
     // With it: the five offsets are dead-lettered and the three after them read.
     // (The first run's /metrics server lives as long as the process: a new port.)
@@ -200,32 +201,12 @@ async fn an_unreadable_batch_is_reported_then_skipped_into_the_dead_letter_topic
     let mut skipping = cli;
     skipping.ops.skip_unreadable = true;
     skipping.ops.metrics_addr = Some(metrics);
-    let (stop, stopped) = watch::channel(false);
-    let run = {
-        let (kafka, ops, mut stopped) = (skipping.kafka.clone(), skipping.ops.clone(), stopped);
-        let stage = ConsumerStage::new(settings.intake());
-        tokio::spawn(async move {
-            run_stage(stage, &kafka, &ops, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-        })
-    };
+    let (stop, run) = start_consumer(&skipping, &settings);
     // (nba audit cannot be used here: it reads the raw topic, and stops at
     // the batch with the client's error.)
-    let forwarded = tokio::task::spawn_blocking({
-        let brokers = brokers.clone();
-        move || read_topic(&brokers, Topic::Interactions.default_name(), 6)
-    })
-    .await
-    .expect("task");
+    let forwarded = read_topic(&brokers, Topic::Interactions, 6).await;
     assert_eq!(forwarded.len(), 6, "every readable interaction forwarded");
-    let dead = tokio::task::spawn_blocking({
-        let brokers = brokers.clone();
-        move || read_topic(&brokers, Topic::DeadLetter.default_name(), 5)
-    })
-    .await
-    .expect("task");
+    let dead = read_topic(&brokers, Topic::DeadLetter, 5).await;
     let (status, body) = http_get(metrics, "/readyz").await.expect("answers");
     assert_eq!(status, 200, "{body}");
     let (_, scrape) = http_get(metrics, "/metrics").await.expect("answers");
@@ -256,9 +237,36 @@ async fn an_unreadable_batch_is_reported_then_skipped_into_the_dead_letter_topic
     assert_eq!(offsets, ["3", "4", "5", "6", "7"]);
 }
 
+/// Runs the consumer stage as `cli` says until the sender says stop.
+fn start_consumer(
+    cli: &Cli,
+    settings: &Settings,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<(ConsumerStage, RunSummary)>>,
+) {
+    let (stop, mut stopped) = watch::channel(false);
+    let (kafka, ops) = (cli.kafka.clone(), cli.ops.clone());
+    let stage = ConsumerStage::new(settings.intake());
+    let run = tokio::spawn(async move {
+        run_stage(stage, &kafka, &ops, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    (stop, run)
+}
+
 /// Reads `topic` from the beginning until `expect` records came and no more
 /// came for a second (or 60 s passed).
-fn read_topic(brokers: &str, topic: &str, expect: usize) -> Vec<OwnedMessage> {
+async fn read_topic(brokers: &str, topic: Topic, expect: usize) -> Vec<OwnedMessage> {
+    let brokers = brokers.to_owned();
+    tokio::task::spawn_blocking(move || read_blocking(&brokers, topic.default_name(), expect))
+        .await
+        .expect("task")
+}
+
+fn read_blocking(brokers: &str, topic: &str, expect: usize) -> Vec<OwnedMessage> {
     let c: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("test-read-{topic}"))
@@ -287,12 +295,7 @@ fn read_topic(brokers: &str, topic: &str, expect: usize) -> Vec<OwnedMessage> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_megabyte_record_and_an_event_in_year_9999_are_dead_lettered_and_the_rest_go_on() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    for t in Topic::ALL {
-        cluster.create_topic(t.default_name(), 1, 1).expect("topic");
-    }
-    let brokers = cluster.bootstrap_servers();
-    let settings = Deployment::example("retail", &[]).expect("retail").settings;
+    let (_cluster, brokers, settings) = retail_on_mock_cluster();
     let mut sim =
         Simulator::new(&settings, &SimConfig::for_run(100, 4, Some(20)), false).expect("simulates");
     let mut records = interactions(&mut sim, 3);
@@ -333,27 +336,10 @@ async fn a_megabyte_record_and_an_event_in_year_9999_are_dead_lettered_and_the_r
         "--metrics-addr",
         &metrics.to_string(),
     ]);
-    let (stop, mut stopped) = watch::channel(false);
-    let stage = ConsumerStage::new(settings.intake());
-    let run = tokio::spawn(async move {
-        run_stage(stage, &cli.kafka, &cli.ops, async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })
-        .await
-    });
-    let forwarded = tokio::task::spawn_blocking({
-        let brokers = brokers.clone();
-        move || read_topic(&brokers, Topic::Interactions.default_name(), 6)
-    })
-    .await
-    .expect("task");
+    let (stop, run) = start_consumer(&cli, &settings);
+    let forwarded = read_topic(&brokers, Topic::Interactions, 6).await;
     assert_eq!(forwarded.len(), 6, "every other interaction forwarded");
-    let dead = tokio::task::spawn_blocking({
-        let brokers = brokers.clone();
-        move || read_topic(&brokers, Topic::DeadLetter.default_name(), 2)
-    })
-    .await
-    .expect("task");
+    let dead = read_topic(&brokers, Topic::DeadLetter, 2).await;
     let (_, scrape) = http_get(metrics, "/metrics").await.expect("answers");
     stop.send(true).expect("listens");
     let (_, summary) = run.await.expect("task").expect("stops cleanly");

@@ -93,15 +93,14 @@ impl RecordLimit {
         outputs: &mut [OutputRecord],
     ) -> u64 {
         let mut replaced = 0;
-        for out in outputs
-            .iter_mut()
-            .filter(|o| o.size_bound() > self.max_bytes)
-        {
+        for out in outputs.iter_mut() {
             let size = out.size_bound();
-            let (key, payload) = (input.key.filter(|k| k.len() <= MAX_REASON_BYTES), None);
+            if size <= self.max_bytes {
+                continue;
+            }
             let source = InputRecord {
-                key,
-                payload,
+                key: input.key.filter(|k| k.len() <= MAX_REASON_BYTES),
+                payload: None,
                 ..*input
             };
             let (what, reason) = match out.topic {
