@@ -24,6 +24,7 @@ mod kafka_errors;
 mod misfit;
 mod ops;
 mod produce;
+mod progress;
 mod read;
 mod record;
 mod registry;

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use axum::Router;
@@ -23,7 +23,9 @@ use axum::routing::get;
 use nba_metrics::{Exposition, IntervalLogWriter, LatencyHistogram, StageLatencies};
 use nba_pipeline::StageCounters;
 
+use crate::progress::GroupReading;
 use crate::tracker::AckLatencies;
+use nba_core::parse_duration_ms;
 
 /// How a stage logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -73,9 +75,37 @@ pub struct OpsArgs {
     #[arg(long, env = "NBA_SKIP_UNREADABLE")]
     pub skip_unreadable: bool,
 
+    /// Fail /readyz on every member when a partition of the stage's inputs
+    /// has records to read and the group's committed offset there has not
+    /// moved for this long, e.g. 60s (the default), 5m; 0s turns it off. It
+    /// catches a member that died without leaving while the coordinator
+    /// keeps it, or a member that is stuck: every member watches every
+    /// partition, so the members that are well say so. Stages that commit at
+    /// their flushes wait at least three flush intervals. On /metrics:
+    /// nba_group_stalled_partitions, and nba_group_lag per partition.
+    #[arg(long, env = "NBA_GROUP_STALL_AFTER", value_name = "DURATION", value_parser = parse_duration_ms)]
+    pub group_stall_after: Option<i64>,
+
     /// Seconds per interval of --latency-log.
     #[arg(long, env = "NBA_LATENCY_LOG_SECS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub latency_log_secs: u32,
+}
+
+/// How long a partition may stand still with records to read before the
+/// group is stalled, unless `--group-stall-after` says otherwise: long
+/// enough for a rebalance after a member's session expires (librdkafka's
+/// session.timeout.ms is 45 s), short enough to page someone within minutes.
+const GROUP_STALL_AFTER: Duration = Duration::from_secs(60);
+
+impl OpsArgs {
+    /// `--group-stall-after`, or its default; `None` when turned off.
+    pub(crate) fn group_stall_after(&self) -> Option<Duration> {
+        match self.group_stall_after {
+            None => Some(GROUP_STALL_AFTER),
+            Some(ms) if ms <= 0 => None,
+            Some(ms) => Some(Duration::from_millis(ms.unsigned_abs())),
+        }
+    }
 }
 
 /// The latest scrape and the readiness of a stage, shared with the HTTP server.
@@ -85,6 +115,8 @@ pub(crate) struct MetricsBoard {
     ready: AtomicBool,
     /// Why a running stage is not ready (a stalled consumer), if it is not.
     stalled: Mutex<Option<String>>,
+    /// Why its group is not (a partition that makes no progress), if it is not.
+    group_stalled: Mutex<Option<String>>,
 }
 
 impl MetricsBoard {
@@ -98,6 +130,10 @@ impl MetricsBoard {
 
     pub(crate) fn set_stalled(&self, why: Option<String>) {
         *self.stalled.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+
+    pub(crate) fn set_group_stalled(&self, why: Option<String>) {
+        *self.group_stalled.lock().unwrap_or_else(|e| e.into_inner()) = why;
     }
 }
 
@@ -121,11 +157,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(board): State<Arc<MetricsBoard>>) -> (StatusCode, String) {
-    let stalled = board
-        .stalled
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let stalled = [&board.stalled, &board.group_stalled]
+        .into_iter()
+        .find_map(|why| why.lock().unwrap_or_else(|e| e.into_inner()).clone());
     match stalled {
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -173,6 +207,8 @@ pub(crate) struct Readings {
     pub(crate) revocations: u64,
     /// Consumer lag per (topic, partition), from librdkafka's statistics.
     pub(crate) lag: BTreeMap<(String, i32), i64>,
+    /// The whole group's progress, if watched.
+    pub(crate) group: Option<GroupReading>,
 }
 
 impl Readings {
@@ -263,33 +299,53 @@ impl Readings {
         for (name, help, v) in &self.extra {
             e.counters(name, help, &[(l, *v)]);
         }
-        let parts: Vec<(String, String, f64)> = self
-            .lag
-            .iter()
-            .map(|((t, p), lag)| (t.clone(), p.to_string(), *lag as f64))
-            .collect();
-        let labels: Vec<[(&str, &str); 3]> = parts
-            .iter()
-            .map(|(t, p, _)| {
-                [
-                    ("stage", stage),
-                    ("topic", t.as_str()),
-                    ("partition", p.as_str()),
-                ]
-            })
-            .collect();
-        let series: Vec<(&[(&str, &str)], f64)> = labels
-            .iter()
-            .zip(&parts)
-            .map(|(l, (_, _, v))| (l.as_slice(), *v))
-            .collect();
-        e.gauges(
+        partition_gauges(
+            &mut e,
+            stage,
             "nba_consumer_lag",
             "Records between the consumer's position and the partition's end, per assigned partition (librdkafka statistics, every 5 s).",
-            &series,
+            &self.lag,
         );
+        if let Some(group) = &self.group {
+            partition_gauges(
+                &mut e,
+                stage,
+                "nba_group_lag",
+                "Records between the group's committed offset and the partition's end, for every partition of the stage's inputs, whoever is assigned it (every 5 s).",
+                &group.lag,
+            );
+            e.gauges(
+                "nba_group_stalled_partitions",
+                "Partitions of the stage's inputs with records to read whose committed offset has not moved for --group-stall-after.",
+                &[(l, group.stalled as f64)],
+            );
+        }
         e.finish()
     }
+}
+
+/// One gauge per (topic, partition).
+fn partition_gauges(
+    e: &mut Exposition,
+    stage: &str,
+    name: &str,
+    help: &str,
+    values: &BTreeMap<(String, i32), i64>,
+) {
+    let parts: Vec<(&str, String, f64)> = values
+        .iter()
+        .map(|((t, p), v)| (t.as_str(), p.to_string(), *v as f64))
+        .collect();
+    let labels: Vec<[(&str, &str); 3]> = parts
+        .iter()
+        .map(|(t, p, _)| [("stage", stage), ("topic", t), ("partition", p.as_str())])
+        .collect();
+    let series: Vec<(&[(&str, &str)], f64)> = labels
+        .iter()
+        .zip(&parts)
+        .map(|(l, (_, _, v))| (l.as_slice(), *v))
+        .collect();
+    e.gauges(name, help, &series);
 }
 
 /// The interval log of `--latency-log`.

@@ -29,6 +29,7 @@ use crate::kafka_errors::{is_about_a_record, is_transient};
 use crate::misfit::{Held, HeldInputs, Next};
 use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
 use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
+use crate::progress::GroupWatch;
 use crate::read::{Reader, read_partitions};
 use crate::stall::ConsumerErrors;
 use crate::tracker::{AckTracker, Pending, Sent};
@@ -46,7 +47,8 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("statistics.interval.ms", "5000"),
 ];
 
-/// The consumer that looks for unreadable records: outside the group.
+/// The consumers that look for unreadable records and watch the group's
+/// progress: outside the group.
 const PROBE_DEFAULTS: &[(&str, &str)] = &[
     ("group.id", "nba-probe"),
     ("enable.auto.commit", "false"),
@@ -544,6 +546,23 @@ pub async fn run_stage<S: Stage + 'static>(
         .context("cannot create the Kafka consumer: check --brokers and every -X setting")?;
     let ctx = consumer.context();
     let mut outputs = Vec::new();
+    let group_watch = match ops.group_stall_after() {
+        Some(after) => {
+            let group = consumer_config.get("group.id").unwrap_or(&group);
+            let mut config = args.client_config(PROBE_DEFAULTS)?;
+            config.set("group.id", group);
+            // A stage that commits at its flushes stands still between them.
+            let after = after.max(flush_interval.map_or(Duration::ZERO, |every| every * 3));
+            Some(GroupWatch::start(
+                create_reporting_to(&config, "group watch", &diagnostics)?,
+                inputs.clone(),
+                after,
+                Arc::clone(&board),
+                diagnostics.clone(),
+            )?)
+        }
+        None => None,
+    };
 
     let broadcast = open_broadcast(args, &names, broadcast_topics, &group, &diagnostics)?;
     if let Some(Broadcast { consumer: b, ends }) = &broadcast {
@@ -618,6 +637,7 @@ pub async fn run_stage<S: Stage + 'static>(
             acks: tracker.latencies(),
             revocations: ctx.revocations.load(Ordering::Relaxed),
             lag: ctx.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            group: group_watch.as_ref().map(GroupWatch::reading),
         }
     };
     let log_every = Duration::from_secs(u64::from(ops.latency_log_secs));
@@ -778,6 +798,7 @@ pub async fn run_stage<S: Stage + 'static>(
         Err(e) => tracing::warn!("final commit failed: {e}"),
     }
     let revocations = ctx.revocations.load(Ordering::Relaxed);
+    drop(group_watch);
     drop(broadcast);
     drop(consumer);
     let stage = Arc::try_unwrap(stage)

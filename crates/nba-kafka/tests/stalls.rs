@@ -1,14 +1,19 @@
-//! Records that could stop a partition, on the mock cluster's raw topic.
+//! What could stop a partition, on the mock cluster's raw topic, and how the
+//! consumer stage goes on or says so.
 //!
 //! A batch no client can read, put there by hand (a Produce request with a
 //! gzip batch whose body is not gzip): the consumer stage reports the
 //! partition, offset and reason on `/readyz` without `--skip-unreadable`, and
 //! with it dead-letters each offset of the batch and goes on with the records
 //! after it. A record of a megabyte and an event dated in year 9999: each is
-//! dead-lettered with its reason, and the records after it go on.
+//! dead-lettered with its reason, and the records after it go on. A member
+//! that keeps a partition and reads nothing: the members that are well say so
+//! on `/readyz` until it leaves.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -127,16 +132,26 @@ fn free_local_addr() -> std::net::SocketAddr {
     l.local_addr().expect("bound")
 }
 
-/// A mock cluster with every topic (one partition each), its bootstrap
-/// servers, and the retail example's settings.
-fn retail_on_mock_cluster() -> (
+/// A mock cluster with every topic (one partition each, `raw_partitions`
+/// for the raw interactions), its bootstrap servers, and the retail
+/// example's settings.
+fn retail_on_mock_cluster(
+    raw_partitions: i32,
+) -> (
     MockCluster<'static, DefaultProducerContext>,
     String,
     Settings,
 ) {
     let cluster = MockCluster::new(1).expect("mock cluster");
     for t in Topic::ALL {
-        cluster.create_topic(t.default_name(), 1, 1).expect("topic");
+        let partitions = if t == Topic::InteractionsRaw {
+            raw_partitions
+        } else {
+            1
+        };
+        cluster
+            .create_topic(t.default_name(), partitions, 1)
+            .expect("topic");
     }
     let brokers = cluster.bootstrap_servers();
     let settings = Deployment::example("retail", &[]).expect("retail").settings;
@@ -145,7 +160,7 @@ fn retail_on_mock_cluster() -> (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_batch_is_reported_then_skipped_into_the_dead_letter_topic() {
-    let (_cluster, brokers, settings) = retail_on_mock_cluster();
+    let (_cluster, brokers, settings) = retail_on_mock_cluster(1);
     let mut sim =
         Simulator::new(&settings, &SimConfig::for_run(100, 3, Some(20)), false).expect("simulates");
     let plain = Cli::parse_from(["test", "--brokers", &brokers]);
@@ -171,20 +186,10 @@ async fn an_unreadable_batch_is_reported_then_skipped_into_the_dead_letter_topic
         "session.timeout.ms=6000",
     ]);
     let (stop, run) = start_consumer(&cli, &settings);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let readyz = loop {
-        let answer = http_get(metrics, "/readyz").await;
-        if answer.as_ref().is_some_and(|(status, _)| *status == 503)
-            && answer
-                .as_ref()
-                .is_some_and(|(_, b)| b.contains("cannot be read"))
-            || Instant::now() > deadline
-        {
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let (status, body) = readyz.expect("/readyz answers");
+    let (status, body) = wait_for(metrics, "/readyz", |status, body| {
+        status == 503 && body.contains("cannot be read")
+    })
+    .await;
     assert_eq!(status, 503, "{body}");
     assert!(
         body.contains("nba.interactions.raw partition 0 cannot be read at offset 3")
@@ -295,7 +300,7 @@ fn read_blocking(brokers: &str, topic: &str, expect: usize) -> Vec<OwnedMessage>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_megabyte_record_and_an_event_in_year_9999_are_dead_lettered_and_the_rest_go_on() {
-    let (_cluster, brokers, settings) = retail_on_mock_cluster();
+    let (_cluster, brokers, settings) = retail_on_mock_cluster(1);
     let mut sim =
         Simulator::new(&settings, &SimConfig::for_run(100, 4, Some(20)), false).expect("simulates");
     let mut records = interactions(&mut sim, 3);
@@ -381,4 +386,135 @@ fn header(m: &OwnedMessage, name: &str) -> String {
         .and_then(|h| h.value)
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_default()
+}
+
+/// A member of a group that takes its share of a topic's partitions,
+/// pauses them, and reads and commits nothing, as a stuck member does (or
+/// one that died while its coordinator keeps it). Dropped, it leaves.
+struct StuckMember {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StuckMember {
+    fn join(brokers: &str, group: &str, topic: &str) -> Self {
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .expect("consumer");
+        c.subscribe(&[topic]).expect("subscribes");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            // Polled to take part in rebalances; whatever it is assigned, paused.
+            while !stopped.load(Ordering::Relaxed) {
+                let _ = c.poll(Duration::from_millis(100));
+                let assigned = c.assignment().expect("an assignment");
+                if assigned.count() > 0 {
+                    c.pause(&assigned).expect("pauses");
+                }
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for StuckMember {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_its_member_does_not_read_fails_readyz_on_the_members_that_are_well() {
+    let (_cluster, brokers, settings) = retail_on_mock_cluster(2);
+    let metrics = free_local_addr();
+    let group = "stall-test";
+    let cli = Cli::parse_from([
+        "test",
+        "--brokers",
+        &brokers,
+        "--group-id",
+        group,
+        "--metrics-addr",
+        &metrics.to_string(),
+        "--group-stall-after",
+        "2s",
+        "-X",
+        "session.timeout.ms=6000",
+    ]);
+    let (stop, run) = start_consumer(&cli, &settings);
+    let stuck = StuckMember::join(&brokers, group, Topic::InteractionsRaw.default_name());
+    let mut sim =
+        Simulator::new(&settings, &SimConfig::for_run(100, 5, Some(20)), false).expect("simulates");
+    let plain = Cli::parse_from(["test", "--brokers", &brokers]);
+    let records = interactions(&mut sim, 40);
+    produce(&plain.kafka, records).await.expect("produced");
+
+    // The stage reads its partition; the other stands still, and it says so.
+    let answer = wait_for(metrics, "/readyz", |status, body| {
+        status == 503
+            && body.contains("the group has made no progress on nba.interactions.raw partition")
+    })
+    .await;
+    assert!(
+        answer.1.contains("record(s) behind the end") && answer.1.contains("died without leaving"),
+        "{answer:?}"
+    );
+    // (The scrape is renewed each second.)
+    let stalled = |n: &str| {
+        let line = format!("nba_group_stalled_partitions{{stage=\"consumer\"}} {n}");
+        move |_: u16, scrape: &str| scrape.lines().any(|l| l == line)
+    };
+    let (_, scrape) = wait_for(metrics, "/metrics", stalled("1")).await;
+    assert!(stalled("1")(200, &scrape), "{scrape}");
+    assert_eq!(
+        scrape
+            .lines()
+            .filter(|l| l.starts_with("nba_group_lag{"))
+            .count(),
+        2,
+        "every partition, assigned or not: {scrape}"
+    );
+
+    // Once it leaves, the group rebalances, the stage reads everything, and
+    // it is ready again.
+    drop(stuck);
+    let forwarded = read_topic(&brokers, Topic::Interactions, 40).await;
+    assert_eq!(forwarded.len(), 40, "every interaction forwarded");
+    let (status, body) = wait_for(metrics, "/readyz", |status, _| status == 200).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, scrape) = wait_for(metrics, "/metrics", stalled("0")).await;
+    assert!(stalled("0")(200, &scrape), "{scrape}");
+    stop.send(true).expect("listens");
+    run.await.expect("task").expect("stops cleanly");
+}
+
+/// Asks `path` every half second until `until` holds (or 90 s passed): the
+/// last answer.
+async fn wait_for(
+    metrics: std::net::SocketAddr,
+    path: &str,
+    until: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let answer = http_get(metrics, path).await;
+        if let Some((status, body)) = &answer {
+            if until(*status, body) || Instant::now() > deadline {
+                return (*status, body.clone());
+            }
+        }
+        assert!(Instant::now() < deadline, "{path} does not answer");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
