@@ -107,6 +107,8 @@ struct StageContext<S> {
     /// The producer's largest record, and how many outputs were over it.
     limit: RecordLimit,
     oversized: AtomicU64,
+    /// Of those, outputs the stage counted out that went as dead letters.
+    oversized_outputs: AtomicU64,
 }
 
 /// Reads the stage's changelog partitions back when the group assigns their
@@ -127,14 +129,32 @@ impl<S: Stage> StageContext<S> {
     fn process(&self, stage: &mut S, input: &InputRecord<'_>, outputs: &mut Vec<OutputRecord>) {
         let from = outputs.len();
         stage.process(input, outputs);
+        let dead_letters = |outputs: &[OutputRecord]| {
+            outputs
+                .iter()
+                .filter(|o| o.topic == Topic::DeadLetter)
+                .count() as u64
+        };
+        let before = dead_letters(&outputs[from..]);
         let replaced = self.limit.fit(stage.name(), input, &mut outputs[from..]);
         if replaced > 0 {
             self.oversized.fetch_add(replaced, Ordering::Relaxed);
+            self.oversized_outputs
+                .fetch_add(dead_letters(&outputs[from..]) - before, Ordering::Relaxed);
             self.diagnostics.warn(&format!(
                 "{} partition {} offset {}: {replaced} output(s) over the producer's message.max.bytes, dead-lettered without the value",
                 input.topic_name, input.partition, input.offset
             ));
         }
+    }
+
+    /// The stage's counters, with outputs sent as dead letters for their
+    /// size counted as dead letters.
+    fn counters(&self, stage: &S) -> StageCounters {
+        as_sent(
+            stage.counters(),
+            self.oversized_outputs.load(Ordering::Relaxed),
+        )
     }
 
     /// Sends what the stage keeps only in memory (see [`Stage::flush`]) and makes
@@ -542,6 +562,7 @@ pub async fn run_stage<S: Stage + 'static>(
             held: Mutex::new(HeldInputs::default()),
             limit,
             oversized: AtomicU64::new(0),
+            oversized_outputs: AtomicU64::new(0),
         })
         .context("cannot create the Kafka consumer: check --brokers and every -X setting")?;
     let ctx = consumer.context();
@@ -632,7 +653,7 @@ pub async fn run_stage<S: Stage + 'static>(
         Readings {
             stage: name,
             latencies: s.latencies().clone(),
-            counters: s.counters(),
+            counters: ctx.counters(&s),
             extra,
             acks: tracker.latencies(),
             revocations: ctx.revocations.load(Ordering::Relaxed),
@@ -670,7 +691,7 @@ pub async fn run_stage<S: Stage + 'static>(
                 }
                 if last_report.elapsed() >= Duration::from_secs(10) {
                     last_report = Instant::now();
-                    let c = lock(&stage).counters();
+                    let c = ctx.counters(&lock(&stage));
                     tracing::info!(
                         "{name}: {} in, {} out, {} dead-lettered, {} duplicates, {} awaiting ack",
                         c.records_in, c.records_out, c.dead_lettered, c.duplicates, tracker.len()
@@ -798,6 +819,7 @@ pub async fn run_stage<S: Stage + 'static>(
         Err(e) => tracing::warn!("final commit failed: {e}"),
     }
     let revocations = ctx.revocations.load(Ordering::Relaxed);
+    let oversized_outputs = ctx.oversized_outputs.load(Ordering::Relaxed);
     drop(group_watch);
     drop(broadcast);
     drop(consumer);
@@ -807,7 +829,7 @@ pub async fn run_stage<S: Stage + 'static>(
         })?
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
-    let counters = stage.counters();
+    let counters = as_sent(stage.counters(), oversized_outputs);
     tracing::info!(
         "{name} stopped: {} in, {} out, {} dead-lettered, {} duplicates",
         counters.records_in,
@@ -980,6 +1002,15 @@ fn send_all(
                 .with_context(|| format!("cannot send to {}", names.name(record.topic)))
         })
         .collect()
+}
+
+/// `counters` with `replaced` outputs moved from out to dead-lettered.
+fn as_sent(counters: StageCounters, replaced: u64) -> StageCounters {
+    StageCounters {
+        records_out: counters.records_out.saturating_sub(replaced),
+        dead_lettered: counters.dead_lettered + replaced,
+        ..counters
+    }
 }
 
 /// The largest record `producer` sends: its `message.max.bytes`.

@@ -381,6 +381,8 @@ triggers = ["session_start"]
 [vocabulary.outcomes]
 click = { reward = 1.0 }
 dismiss = { reward = 0.0, negative = true }
+[intake]
+max_ahead_of_record = "2m"
 [features]
 windows = ["2h", "24h", "7d"]
 breakdown_window = "24h"
@@ -478,8 +480,9 @@ fn catalog_change(settings: &Settings) -> nba_core::CatalogVersion {
 }
 
 /// A live run through the broker of a deployment file with non-default
-/// settings and a catalog change, recorded, then backtested in one process
-/// from the same file: the same next-best-actions, bit for bit (action,
+/// settings, a catalog change and events sent further before their event
+/// time than its intake allows, recorded, then backtested in one process
+/// from the same file: the same refusals and next-best-actions, bit for bit (action,
 /// propensity, scores, model version). One partition per topic, so the live
 /// stages see one total order of records, as the backtest does. The retired
 /// action is never chosen after the change, the added one is. The recording
@@ -511,11 +514,14 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
         false,
     )
     .expect("simulates");
+    // One in 600 sent five minutes before its event time: within the default
+    // bound of ten, beyond this deployment's two.
     let records: Vec<OutputRecord> = (0..6_000)
-        .map(|_| {
+        .map(|i| {
             let e = sim.next_event();
             let payload = nba_schema::encode(&e).expect("encodes");
-            raw(e.customer_id, payload, Some(e.timestamp))
+            let sent = e.timestamp - if i % 600 == 599 { 300_000 } else { 0 };
+            raw(e.customer_id, payload, Some(sent))
         })
         .collect();
     produce(&args, records).await.expect("produced");
@@ -544,7 +550,7 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
             }
         }));
     }
-    let report = audit_until_settled(&args, &settings, 6_000, 0).await;
+    let report = audit_until_settled(&args, &settings, 6_000, 10).await;
     stop.send(true).expect("stages listen");
     for t in tasks {
         t.await.expect("task").expect("stage ran");
@@ -617,6 +623,14 @@ async fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
     )
     .expect("valid settings");
     assert_eq!(run.catalog_versions, 1);
+    assert_eq!(run.dead_lettered, 10, "the same events refused");
+    assert!(
+        run.first_rejection
+            .as_deref()
+            .is_some_and(|r| r.contains("intake.max_ahead_of_record (2m)")),
+        "{:?}",
+        run.first_rejection
+    );
     assert_eq!(run.decision_count, live.len() as u64);
     assert_eq!(
         decisions, live,

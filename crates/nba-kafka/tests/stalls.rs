@@ -5,7 +5,8 @@
 //! gzip batch whose body is not gzip): the consumer stage reports the
 //! partition, offset and reason on `/readyz` without `--skip-unreadable`, and
 //! with it dead-letters each offset of the batch and goes on with the records
-//! after it. A record of a megabyte and an event dated in year 9999: each is
+//! after it. A record of a megabyte, one over the stage's own
+//! `message.max.bytes`, and an event dated in year 9999: each is
 //! dead-lettered with its reason, and the records after it go on. A member
 //! that keeps a partition and reads nothing: the members that are well say so
 //! on `/readyz` until it leaves.
@@ -299,7 +300,7 @@ fn read_blocking(brokers: &str, topic: &str, expect: usize) -> Vec<OwnedMessage>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_megabyte_record_and_an_event_in_year_9999_are_dead_lettered_and_the_rest_go_on() {
+async fn records_too_large_and_an_event_in_year_9999_are_dead_lettered_and_the_rest_go_on() {
     let (_cluster, brokers, settings) = retail_on_mock_cluster(1);
     let mut sim =
         Simulator::new(&settings, &SimConfig::for_run(100, 4, Some(20)), false).expect("simulates");
@@ -311,6 +312,14 @@ async fn a_megabyte_record_and_an_event_in_year_9999_are_dead_lettered_and_the_r
     let sent_at = big.timestamp;
     records.push(OutputRecord {
         payload: Some(nba_schema::encode(&big).expect("encodes")),
+        ..records[0].clone()
+    });
+    // A valid interaction of 60 KB: within the intake's 64 KB, over the
+    // stage's message.max.bytes below.
+    let mut wide = sim.next_event();
+    wide.location = Some("y".repeat(60_000));
+    records.push(OutputRecord {
+        payload: Some(nba_schema::encode(&wide).expect("encodes")),
         ..records[0].clone()
     });
     // A valid interaction dated 9999-12-31, sent now.
@@ -333,6 +342,8 @@ async fn a_megabyte_record_and_an_event_in_year_9999_are_dead_lettered_and_the_r
         .await
         .expect("produced");
 
+    // The stage's producer sends at most 50,000 bytes (librdkafka's default
+    // is 1,000,000): its own setting is the limit.
     let metrics = free_local_addr();
     let cli = Cli::parse_from([
         "test",
@@ -340,19 +351,26 @@ async fn a_megabyte_record_and_an_event_in_year_9999_are_dead_lettered_and_the_r
         &brokers,
         "--metrics-addr",
         &metrics.to_string(),
+        "-X",
+        "message.max.bytes=50000",
     ]);
     let (stop, run) = start_consumer(&cli, &settings);
     let forwarded = read_topic(&brokers, Topic::Interactions, 6).await;
     assert_eq!(forwarded.len(), 6, "every other interaction forwarded");
-    let dead = read_topic(&brokers, Topic::DeadLetter, 2).await;
-    let (_, scrape) = http_get(metrics, "/metrics").await.expect("answers");
+    let dead = read_topic(&brokers, Topic::DeadLetter, 3).await;
+    let (_, scrape) = wait_for(metrics, "/metrics", |_, scrape| {
+        scrape.contains("nba_records_oversized_total{stage=\"consumer\"} 2")
+    })
+    .await;
     stop.send(true).expect("listens");
     let (_, summary) = run.await.expect("task").expect("stops cleanly");
-    assert_eq!(summary.counters.dead_lettered, 2);
+    assert_eq!(summary.counters.dead_lettered, 3);
+    assert_eq!(
+        summary.counters.records_out, 6,
+        "the wide one counted as a dead letter"
+    );
     assert!(
-        scrape
-            .lines()
-            .any(|l| l.starts_with("nba_records_oversized_total{") && l.ends_with(" 1")),
+        scrape.contains("nba_records_oversized_total{stage=\"consumer\"} 2"),
         "{scrape}"
     );
 
@@ -372,6 +390,16 @@ async fn a_megabyte_record_and_an_event_in_year_9999_are_dead_lettered_and_the_r
         "{reason}"
     );
     let (value, reason) = reason_at("4");
+    assert_eq!(value, None, "over this stage's limit");
+    assert!(
+        reason.starts_with("its output to nba.interactions ")
+            && reason.contains("over the producer's message.max.bytes (50000)")
+            && reason.ends_with(
+                "nba.interactions.raw partition 0 at offset 4 until retention removes it"
+            ),
+        "{reason}"
+    );
+    let (value, reason) = reason_at("5");
     assert!(value.is_some(), "a small record is kept whole");
     assert!(
         reason.contains("ahead of its Kafka record's timestamp")
