@@ -5,6 +5,10 @@
 //! runner's task polls, so an acknowledgement is seen (and timed) when the
 //! broker's answer wakes the task, not when the record reaches the head of the
 //! queue.
+//!
+//! The tracker knows nothing of rdkafka but through [`Delivery`] (a delivery
+//! that ends acknowledged or refused) and the wrapper that stores offsets in a
+//! consumer, so its ordering is unit-tested with plain channels.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -19,6 +23,24 @@ use nba_metrics::LatencyHistogram;
 use nba_pipeline::{OutputRecord, Topic, TopicNames};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::DeliveryFuture;
+
+/// A delivery the tracker watches: it ends acknowledged, or refused with why.
+pub(crate) trait Delivery: Send + 'static {
+    fn outcome(self) -> BoxFuture<'static, Result<(), String>>;
+}
+
+impl Delivery for DeliveryFuture {
+    fn outcome(self) -> BoxFuture<'static, Result<(), String>> {
+        async move {
+            match self.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(format!("the broker refused it: {e}")),
+                Err(_) => Err("the producer dropped it before delivery".to_owned()),
+            }
+        }
+        .boxed()
+    }
+}
 
 /// One consumed record whose outputs are not all acknowledged yet.
 #[derive(Debug)]
@@ -140,7 +162,7 @@ impl AckTracker {
     }
 
     /// Queues `pending` with the deliveries of its outputs.
-    pub(crate) fn push(&self, pending: Pending, deliveries: Vec<(DeliveryFuture, Sent)>) {
+    pub(crate) fn push(&self, pending: Pending, deliveries: Vec<(impl Delivery, Sent)>) {
         let seq = {
             let mut q = lock(&self.queue);
             let seq = q.first_seq + q.entries.len() as u64;
@@ -159,7 +181,7 @@ impl AckTracker {
 
     /// An output with no input behind it (a dead letter of a broadcast record,
     /// a flush nothing waits for): tracked so a refusal still stops the stage.
-    pub(crate) fn push_unowned(&self, delivery: DeliveryFuture, sent: Sent) {
+    pub(crate) fn push_unowned(&self, delivery: impl Delivery, sent: Sent) {
         let pending = Pending {
             topic: self.names.name(sent.topic).to_owned(),
             partition: -1,
@@ -170,13 +192,10 @@ impl AckTracker {
         self.push(pending, vec![(delivery, sent)]);
     }
 
-    fn watch(&self, seq: u64, delivery: DeliveryFuture, sent: Sent) {
+    fn watch(&self, seq: u64, delivery: impl Delivery, sent: Sent) {
+        let outcome = delivery.outcome();
         let fut = async move {
-            let result = match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((e, _))) => Err(format!("the broker refused it: {e}")),
-                Err(_) => Err("the producer dropped it before delivery".to_owned()),
-            };
+            let result = outcome.await;
             Completion {
                 seq,
                 sent,
@@ -200,7 +219,7 @@ impl AckTracker {
     /// them, and records are stored in order, so none is stored before all are
     /// acknowledged. With no record held each is tracked on its own; an empty
     /// flush (nothing was left in memory) releases the held records.
-    pub(crate) fn cover_held(&self, deliveries: Vec<(DeliveryFuture, Sent)>) {
+    pub(crate) fn cover_held<D: Delivery>(&self, deliveries: Vec<(D, Sent)>) {
         let first = {
             let mut q = lock(&self.queue);
             let first_seq = q.first_seq;
@@ -314,6 +333,16 @@ impl AckTracker {
         &self,
         consumer: &C,
     ) -> anyhow::Result<usize> {
+        self.store_acknowledged_with(|topic, partition, offset| {
+            consumer.store_offset(topic, partition, offset)
+        })
+    }
+
+    /// [`store_acknowledged`](Self::store_acknowledged) through `store`.
+    fn store_acknowledged_with<E: std::fmt::Display>(
+        &self,
+        mut store: impl FnMut(&str, i32, i64) -> Result<(), E>,
+    ) -> anyhow::Result<usize> {
         let mut q = lock(&self.queue);
         let mut stored = 0;
         while let Some(front) = q.entries.front() {
@@ -330,7 +359,7 @@ impl AckTracker {
                 break;
             }
             if p.offset >= 0 {
-                if let Err(e) = consumer.store_offset(&p.topic, p.partition, p.offset) {
+                if let Err(e) = store(&p.topic, p.partition, p.offset) {
                     // The partition was revoked after its outputs were sent: the
                     // new owner reads the record again (at-least-once, never lost).
                     tracing::debug!(
@@ -346,5 +375,166 @@ impl AckTracker {
             stored += 1;
         }
         Ok(stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::channel::oneshot;
+
+    use super::*;
+
+    /// A delivery the test acknowledges or refuses by hand.
+    type Ack = oneshot::Sender<Result<(), String>>;
+
+    impl Delivery for oneshot::Receiver<Result<(), String>> {
+        fn outcome(self) -> BoxFuture<'static, Result<(), String>> {
+            async move { self.await.unwrap_or_else(|_| Err("dropped".to_owned())) }.boxed()
+        }
+    }
+
+    fn delivery(topic: Topic) -> (Ack, (oneshot::Receiver<Result<(), String>>, Sent)) {
+        let (ack, rx) = oneshot::channel();
+        let sent = Sent {
+            topic,
+            event_time: None,
+            at: Instant::now(),
+            covers_held: false,
+        };
+        (ack, (rx, sent))
+    }
+
+    fn read(offset: i64, held: bool) -> Pending {
+        Pending {
+            topic: "raw".into(),
+            partition: 0,
+            offset,
+            held,
+            arrived: Instant::now(),
+        }
+    }
+
+    /// Books what has arrived and stores what may be: the offsets stored.
+    fn store(t: &AckTracker) -> anyhow::Result<Vec<i64>> {
+        t.book_ready();
+        let mut stored = Vec::new();
+        t.store_acknowledged_with(|_, _, offset| {
+            stored.push(offset);
+            Ok::<(), String>(())
+        })?;
+        Ok(stored)
+    }
+
+    #[test]
+    fn offsets_are_stored_in_read_order_once_every_earlier_output_is_acknowledged() {
+        let t = AckTracker::default();
+        let mut acks = Vec::new();
+        for offset in 0..3 {
+            let (a, d) = delivery(Topic::Interactions);
+            let (b, e) = delivery(Topic::DeadLetter);
+            t.push(read(offset, false), vec![d, e]);
+            acks.push((a, b));
+        }
+        // A record with no outputs (a duplicate) waits for those before it.
+        t.push(read(3, false), Vec::<(oneshot::Receiver<_>, Sent)>::new());
+        let mut acks = acks.into_iter();
+        let (a0, b0) = acks.next().expect("0");
+        let (a1, b1) = acks.next().expect("1");
+        let (a2, b2) = acks.next().expect("2");
+        // The last record's outputs first: nothing can be stored.
+        a2.send(Ok(())).expect("watched");
+        b2.send(Ok(())).expect("watched");
+        assert_eq!(store(&t).expect("no failure"), Vec::<i64>::new());
+        // Half of the first: still nothing.
+        a0.send(Ok(())).expect("watched");
+        assert_eq!(store(&t).expect("no failure"), Vec::<i64>::new());
+        b0.send(Ok(())).expect("watched");
+        assert_eq!(store(&t).expect("no failure"), [0]);
+        b1.send(Ok(())).expect("watched");
+        a1.send(Ok(())).expect("watched");
+        assert_eq!(store(&t).expect("no failure"), [1, 2, 3]);
+        assert_eq!(t.len(), 0);
+        let lat = t.latencies();
+        assert_eq!(lat.produce_ack["nba.interactions"].count(), 3);
+        assert_eq!(lat.input_to_ack["raw"].count(), 3, "records with outputs");
+    }
+
+    #[test]
+    fn held_records_wait_for_the_flush_that_carries_them() {
+        let t = AckTracker::default();
+        let (a, d) = delivery(Topic::Interactions);
+        t.push(read(0, true), vec![d]);
+        t.push(read(1, true), Vec::<(oneshot::Receiver<_>, Sent)>::new());
+        t.push(read(2, false), Vec::<(oneshot::Receiver<_>, Sent)>::new());
+        a.send(Ok(())).expect("watched");
+        assert_eq!(store(&t).expect("ok"), Vec::<i64>::new(), "held");
+        // A flush covers both held records: stored once it is acknowledged.
+        let (f, flush) = delivery(Topic::ModelDeltas);
+        t.cover_held(vec![flush]);
+        assert_eq!(store(&t).expect("ok"), Vec::<i64>::new(), "flush in flight");
+        f.send(Ok(())).expect("watched");
+        assert_eq!(store(&t).expect("ok"), [0, 1, 2]);
+        // An empty flush (nothing was left in memory) releases held records.
+        t.push(read(3, true), Vec::<(oneshot::Receiver<_>, Sent)>::new());
+        assert_eq!(store(&t).expect("ok"), Vec::<i64>::new());
+        t.cover_held(Vec::<(oneshot::Receiver<_>, Sent)>::new());
+        assert_eq!(store(&t).expect("ok"), [3]);
+        // A flush with nothing held is tracked on its own, and stores nothing.
+        let (g, flush) = delivery(Topic::ModelDeltas);
+        t.cover_held(vec![flush]);
+        assert_eq!(t.len(), 1);
+        g.send(Ok(())).expect("watched");
+        assert_eq!(store(&t).expect("ok"), Vec::<i64>::new());
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn a_refused_delivery_stops_before_its_offset_and_keeps_it_unstored() {
+        let t = AckTracker::default();
+        let (a, d) = delivery(Topic::Interactions);
+        t.push(read(0, false), vec![d]);
+        let (b, e) = delivery(Topic::Interactions);
+        t.push(read(1, false), vec![e]);
+        let (c, f) = delivery(Topic::Interactions);
+        t.push(read(2, false), vec![f]);
+        a.send(Ok(())).expect("watched");
+        b.send(Err("the broker refused it: MessageSizeTooLarge".into()))
+            .expect("watched");
+        c.send(Ok(())).expect("watched");
+        t.book_ready();
+        let mut stored = Vec::new();
+        let why = t
+            .store_acknowledged_with(|_, _, offset| {
+                stored.push(offset);
+                Ok::<(), String>(())
+            })
+            .expect_err("a refusal stops the stage");
+        assert_eq!(stored, [0], "only what came before it");
+        assert_eq!(
+            why.to_string(),
+            "an output of raw[0]@1 was not delivered: the broker refused it: MessageSizeTooLarge; its offset is not committed, so it will be processed again after a restart"
+        );
+        // A dead letter of a broadcast record has no offset, but its refusal
+        // stops the stage too.
+        let t = AckTracker::default();
+        let (a, d) = delivery(Topic::DeadLetter);
+        t.push_unowned(d.0, d.1);
+        drop(a);
+        assert!(store(&t).is_err(), "a dropped delivery is a refusal");
+    }
+
+    #[tokio::test]
+    async fn next_completion_wakes_when_a_delivery_is_watched_after_it_waited() {
+        let t = std::sync::Arc::new(AckTracker::default());
+        let waiting = tokio::spawn({
+            let t = std::sync::Arc::clone(&t);
+            async move { t.next_completion().await }
+        });
+        tokio::task::yield_now().await;
+        let (a, d) = delivery(Topic::Interactions);
+        t.push(read(0, false), vec![d]);
+        a.send(Ok(())).expect("watched");
+        waiting.await.expect("woken and booked");
+        assert_eq!(store(&t).expect("ok"), [0]);
     }
 }
