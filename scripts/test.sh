@@ -6,7 +6,8 @@
 # registry (scripts/e2e-registry.sh: Karapace from ../shared/vendor and
 # confluent-kafka from PyPI, installed once into ~/.cache/nba-tools), and a
 # closed loop whose simulated customers answer the live decisions
-# (scripts/e2e-closed-loop.sh). The Open
+# (scripts/e2e-closed-loop.sh), and a short latency curve under open-loop
+# load (scripts/load-curve.sh at two low rates). The Open
 # Bandit Dataset sample is fetched from PyPI once (scripts/fetch-obd.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,3 +37,4 @@ scripts/e2e.sh
 scripts/e2e-security.sh
 scripts/e2e-registry.sh
 scripts/e2e-closed-loop.sh
+NBA_LOAD_RATES=100,200 NBA_LOAD_SECS=3 scripts/load-curve.sh

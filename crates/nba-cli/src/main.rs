@@ -5,6 +5,7 @@
 mod catalog;
 mod check;
 mod latency;
+mod load;
 mod obd;
 mod recordings;
 mod respond;
@@ -88,6 +89,11 @@ enum Command {
     /// nba's topics on any Kafka (admin API): `create` makes the missing ones
     /// with the partitions and settings nba needs, `check` says what is not.
     Topics(topics::TopicsArgs),
+    /// Open-loop load: sends simulated interactions at each of a list of
+    /// rates, whatever the pipeline does, and times every next-best-action
+    /// from when its trigger was due (corrected for coordinated omission):
+    /// the latency curve, and the highest rate that keeps a p99 goal.
+    Load(load::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +244,14 @@ fn main() -> ExitCode {
         }
         Command::Backtest(a) => recordings::run_backtest(&a, &sources()),
         Command::Topics(a) => topics::run(a),
+        Command::Load(a) => {
+            let deployment = match deployment(&a.deployment, &sources(), &[]) {
+                Ok(d) => d,
+                Err(code) => return code,
+            };
+            init_logging(LogFormat::Human);
+            run_main(load::run(a, deployment))
+        }
     }
 }
 
