@@ -1,0 +1,308 @@
+//! Mutation fuzzing of every stage's decoders: no input makes a stage panic.
+//!
+//! A corpus of valid records of every topic a stage reads (raw interactions,
+//! interactions, decision requests, rewards, model deltas, catalog versions)
+//! comes from running simulated traffic of a deployment through the three
+//! stages in one process. Then, for `--secs`, a seeded loop takes a record,
+//! mutates its value (bit flips, interesting bytes, inserted, deleted,
+//! repeated or spliced runs, truncation), its key and its timestamp, and hands
+//! it to the stage that reads that topic through `Stage::process`, as the
+//! Kafka runner does. A panic prints the topic, the seed, the iteration and
+//! the record in hex, and the run exits 1. The changelog (read by the runner's
+//! restore, not by `process`) is not covered.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use nba_deployment::Deployment;
+use nba_pipeline::{
+    AggregatorStage, ConsumerStage, InputRecord, LocalPipeline, OutputRecord, Stage, Topic,
+    UpdaterStage,
+};
+use nba_sim::{SimConfig, Simulator};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Feeds mutated records to the stages until the time is up; exit 1 on a panic.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// Seconds to fuzz.
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    /// Seed of the mutations (a failing run is repeated with its seed).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The compiled-in example whose records make the corpus.
+    #[arg(long, default_value = "retail")]
+    example: String,
+    /// Print one JSON object as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A record of the corpus.
+#[derive(Debug, Clone)]
+struct Sample {
+    topic: Topic,
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+    timestamp: Option<i64>,
+}
+
+impl Sample {
+    fn of(r: &OutputRecord) -> Option<Self> {
+        Some(Self {
+            topic: r.topic,
+            key: Some(r.key.clone()),
+            value: r.payload.clone()?,
+            timestamp: r.timestamp,
+        })
+    }
+}
+
+impl Sample {
+    /// The record as the runner hands it to a stage.
+    fn input(&self, offset: usize) -> InputRecord<'_> {
+        InputRecord {
+            topic: self.topic,
+            topic_name: self.topic.default_name(),
+            partition: 0,
+            offset: i64::try_from(offset).unwrap_or(i64::MAX),
+            key: self.key.as_deref(),
+            payload: Some(&self.value),
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+/// Valid records of every topic a stage reads.
+fn corpus(deployment: &Deployment) -> anyhow::Result<Vec<Sample>> {
+    let settings = &deployment.settings;
+    let mut pipeline = LocalPipeline::from_settings(settings).map_err(anyhow::Error::msg)?;
+    let mut sim = Simulator::new(settings, &SimConfig::for_run(3_000, 5, Some(60)), true)
+        .map_err(anyhow::Error::msg)?;
+    let mut samples = Vec::new();
+    let mut tap = Vec::new();
+    for _ in 0..3_000 {
+        let e = sim.next_event();
+        let value = nba_schema::encode(&e)?;
+        samples.push(Sample {
+            topic: Topic::InteractionsRaw,
+            key: Some(e.customer_id.clone().into_bytes()),
+            value: value.clone(),
+            timestamp: Some(e.timestamp),
+        });
+        pipeline.push_raw(Some(e.customer_id.as_bytes()), &value, &mut tap);
+        for r in tap.drain(..) {
+            if matches!(
+                r.topic,
+                Topic::Interactions | Topic::DecisionRequests | Topic::Rewards
+            ) {
+                samples.extend(Sample::of(&r));
+            }
+            // Answered, so that responses and rewards come too.
+            if r.topic == Topic::NextBestActions
+                && let Ok(nba) = nba_schema::decode(r.payload.as_deref().unwrap_or_default())
+            {
+                sim.respond(&nba);
+            }
+        }
+    }
+    // Model deltas: what an instance that shares its model publishes after
+    // learning from the requests and rewards above.
+    let mut sharing =
+        UpdaterStage::new(settings.updater(Some("corpus".into()))).map_err(anyhow::Error::msg)?;
+    let mut flushed = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        if matches!(s.topic, Topic::DecisionRequests | Topic::Rewards) {
+            sharing.process(&s.input(i), &mut flushed);
+        }
+        if i % 500 == 0 {
+            sharing.flush(&mut flushed);
+        }
+    }
+    sharing.flush(&mut flushed);
+    let deltas: Vec<Sample> = flushed
+        .iter()
+        .filter(|r| r.topic == Topic::ModelDeltas)
+        .filter_map(Sample::of)
+        .collect();
+    anyhow::ensure!(!deltas.is_empty(), "no model delta in the corpus");
+    samples.extend(deltas);
+    let version = settings.catalog_version(1, 1_767_225_600_000 + 3_600_000);
+    samples.push(Sample {
+        topic: Topic::Catalog,
+        key: Some(b"deployment".to_vec()),
+        value: nba_schema::encode(&version)?,
+        timestamp: None,
+    });
+    Ok(samples)
+}
+
+/// Mutates `s` in place, `value` possibly spliced with `other`.
+fn mutate(rng: &mut ChaCha8Rng, s: &mut Sample, other: &[u8]) {
+    const INTERESTING: [u8; 8] = [0, 1, 0x7f, 0x80, 0xfe, 0xff, b'"', 0xc3];
+    let v = &mut s.value;
+    for _ in 0..rng.random_range(1..=4) {
+        let len = v.len();
+        match rng.random_range(0..8) {
+            0 if len > 0 => {
+                let i = rng.random_range(0..len);
+                v[i] ^= 1 << rng.random_range(0..8);
+            }
+            1 if len > 0 => {
+                let i = rng.random_range(0..len);
+                v[i] = INTERESTING[rng.random_range(0..INTERESTING.len())];
+            }
+            2 => {
+                let i = rng.random_range(0..=len);
+                let n = rng.random_range(1..=16);
+                let bytes: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+                v.splice(i..i, bytes);
+            }
+            3 if len > 0 => {
+                let i = rng.random_range(0..len);
+                let j = rng.random_range(i..=len.min(i + 16));
+                v.drain(i..j);
+            }
+            4 => v.truncate(rng.random_range(0..=len)),
+            5 if len > 0 => {
+                // A run repeated: long strings, arrays that claim more.
+                let i = rng.random_range(0..len);
+                let j = rng.random_range(i..=len.min(i + 8));
+                let run = v[i..j].repeat(rng.random_range(1..64));
+                v.splice(j..j, run);
+            }
+            6 if !other.is_empty() => {
+                let i = rng.random_range(0..=len);
+                let j = rng.random_range(0..other.len());
+                v.truncate(i);
+                v.extend_from_slice(&other[j..]);
+            }
+            _ => {
+                // A zig-zag varint of an extreme length or count.
+                let i = rng.random_range(0..=len);
+                let big: &[u8] = match rng.random_range(0..3) {
+                    0 => &[0xff, 0xff, 0xff, 0xff, 0x0f],
+                    1 => &[0x01],
+                    _ => &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+                };
+                v.splice(i..i, big.iter().copied());
+            }
+        }
+    }
+    match rng.random_range(0..16) {
+        0 => s.key = None,
+        1 => s.key = Some((0..rng.random_range(0..40)).map(|_| rng.random()).collect()),
+        _ => {}
+    }
+    match rng.random_range(0..16) {
+        0 => s.timestamp = None,
+        1 => s.timestamp = Some(-1),
+        2 => s.timestamp = Some(i64::MIN),
+        3 => s.timestamp = Some(i64::MAX),
+        4 => s.timestamp = Some(rng.random()),
+        _ => {}
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let deployment = Deployment::example(&cli.example, &[])
+        .map_err(|e| anyhow::anyhow!("no example {:?}: {e:?}", cli.example))?;
+    let settings = &deployment.settings;
+    let samples = corpus(&deployment)?;
+    // Each topic as often as any other, whatever its share of the corpus.
+    let mut by_topic: Vec<Vec<Sample>> = Vec::new();
+    for t in Topic::ALL {
+        let of_topic: Vec<Sample> = samples.iter().filter(|s| s.topic == t).cloned().collect();
+        if !of_topic.is_empty() {
+            by_topic.push(of_topic);
+        }
+    }
+    let mut consumer = ConsumerStage::new(settings.intake());
+    let mut aggregator = AggregatorStage::new(settings.aggregator()).map_err(anyhow::Error::msg)?;
+    // One that shares its model, so that it reads model deltas.
+    let mut updater =
+        UpdaterStage::new(settings.updater(Some("fuzz".into()))).map_err(anyhow::Error::msg)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(cli.seed);
+    let deadline = Instant::now() + Duration::from_secs(cli.secs);
+    let (mut runs, mut forwarded, mut dead) = (0u64, 0u64, 0u64);
+    let mut per_topic = std::collections::BTreeMap::<&str, u64>::new();
+    let mut out = Vec::new();
+    while Instant::now() < deadline {
+        for _ in 0..1_000 {
+            let of_topic = &by_topic[rng.random_range(0..by_topic.len())];
+            let base = &of_topic[rng.random_range(0..of_topic.len())];
+            let other = &of_topic[rng.random_range(0..of_topic.len())].value;
+            let mut s = base.clone();
+            mutate(&mut rng, &mut s, other);
+            let input = s.input(usize::try_from(runs).unwrap_or(usize::MAX));
+            let stages: Vec<&mut dyn Stage> = match s.topic {
+                Topic::InteractionsRaw => vec![&mut consumer],
+                Topic::Interactions => vec![&mut aggregator],
+                Topic::DecisionRequests | Topic::Rewards | Topic::ModelDeltas => vec![&mut updater],
+                _ => vec![&mut aggregator, &mut updater],
+            };
+            for stage in stages {
+                out.clear();
+                let result = catch_unwind(AssertUnwindSafe(|| stage.process(&input, &mut out)));
+                if result.is_err() {
+                    let hex: String = s.value.iter().map(|b| format!("{b:02x}")).collect();
+                    anyhow::bail!(
+                        "{} panicked on a record of {} (seed {}, run {runs}): key {:?}, timestamp {:?}, value {hex}",
+                        stage.name(),
+                        s.topic,
+                        cli.seed,
+                        s.key,
+                        s.timestamp
+                    );
+                }
+                for o in &out {
+                    if o.topic == Topic::DeadLetter {
+                        dead += 1;
+                    } else {
+                        forwarded += 1;
+                    }
+                }
+            }
+            *per_topic.entry(s.topic.default_name()).or_default() += 1;
+            runs += 1;
+        }
+        // What the stages publish from what they took in.
+        out.clear();
+        for stage in [&mut aggregator as &mut dyn Stage, &mut updater] {
+            if catch_unwind(AssertUnwindSafe(|| stage.flush(&mut out))).is_err() {
+                anyhow::bail!(
+                    "{} panicked flushing (seed {}, run {runs})",
+                    stage.name(),
+                    cli.seed
+                );
+            }
+        }
+    }
+    println!(
+        "{runs} mutated records in {} s ({:.0}/s), 0 panics; outputs: {forwarded} records, {dead} dead letters; corpus {} records",
+        cli.secs,
+        runs as f64 / cli.secs.max(1) as f64,
+        samples.len()
+    );
+    for (topic, n) in &per_topic {
+        println!("  {topic}: {n}");
+    }
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "runs": runs, "secs": cli.secs, "seed": cli.seed, "panics": 0,
+                "forwarded": forwarded, "dead_letters": dead, "corpus": samples.len(),
+                "per_topic": per_topic,
+            })
+        );
+    }
+    Ok(())
+}
