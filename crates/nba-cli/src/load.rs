@@ -21,8 +21,10 @@ use nba_core::NextBestAction;
 use nba_deployment::Deployment;
 use nba_kafka::{DeploymentArgs, KafkaArgs, Producer, TopicFollower, print_stdout};
 use nba_metrics::{LatencyHistogram, percentile_plot_html};
-use nba_pipeline::{OutputRecord, Topic};
+use nba_pipeline::Topic;
 use nba_sim::{SimConfig, Simulator};
+
+use crate::raw_interaction;
 
 #[derive(Debug, Args)]
 pub(crate) struct LoadArgs {
@@ -177,17 +179,7 @@ pub(crate) async fn run(a: LoadArgs, deployment: Deployment) -> anyhow::Result<(
                 lock(&shared).due.insert(e.event_id.clone(), (i, due));
                 triggers += 1;
             }
-            let payload = nba_schema::encode(&e).context("encoding a simulated interaction")?;
-            producer
-                .send(&OutputRecord {
-                    topic: Topic::InteractionsRaw,
-                    key: e.customer_id.into_bytes(),
-                    payload: Some(payload),
-                    partition: None,
-                    headers: Vec::new(),
-                    timestamp: Some(e.timestamp),
-                })
-                .await?;
+            producer.send(&raw_interaction(e)?).await?;
         }
         let send_secs = start.elapsed().as_secs_f64();
         producer.flush().await?;

@@ -385,6 +385,20 @@ enum Sink {
     File(RecordingWriter<std::io::BufWriter<std::fs::File>>, i64),
 }
 
+/// A simulated interaction as a record of the raw topic: keyed by its
+/// customer, timestamped with its event time.
+fn raw_interaction(e: nba_core::Interaction) -> anyhow::Result<OutputRecord> {
+    let payload = nba_schema::encode(&e).context("encoding a simulated interaction")?;
+    Ok(OutputRecord {
+        topic: Topic::InteractionsRaw,
+        key: e.customer_id.into_bytes(),
+        payload: Some(payload),
+        partition: None,
+        headers: Vec::new(),
+        timestamp: Some(e.timestamp),
+    })
+}
+
 impl Sink {
     async fn put(
         &mut self,

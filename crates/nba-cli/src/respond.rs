@@ -10,14 +10,13 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use nba_core::{EventTime, NextBestAction};
 use nba_deployment::Settings;
 use nba_kafka::{Producer, TopicFollower};
-use nba_pipeline::{OutputRecord, Topic};
+use nba_pipeline::Topic;
 use nba_sim::Simulator;
 
-use crate::SimulateArgs;
+use crate::{SimulateArgs, raw_interaction};
 
 /// How often the reward rate is printed.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
@@ -168,17 +167,7 @@ impl Loop<'_> {
         if e.decision_id.is_some() {
             self.rate.responses += 1;
         }
-        let payload = nba_schema::encode(&e).context("encoding a simulated interaction")?;
-        self.producer
-            .send(&OutputRecord {
-                topic: Topic::InteractionsRaw,
-                key: e.customer_id.into_bytes(),
-                payload: Some(payload),
-                partition: None,
-                headers: Vec::new(),
-                timestamp: Some(e.timestamp),
-            })
-            .await
+        self.producer.send(&raw_interaction(e)?).await
     }
 
     /// Gives up on the oldest trigger if it waited longer than `timeout`; an
