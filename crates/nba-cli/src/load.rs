@@ -240,10 +240,16 @@ pub(crate) async fn run(a: LoadArgs, deployment: Deployment) -> anyhow::Result<(
             "highest rate with every decision read and p99 <= {} ms: {r}/s\n",
             a.p99_ms
         ),
-        None => format!(
-            "no rate kept every decision and p99 <= {} ms: try lower --rates\n",
-            a.p99_ms
-        ),
+        None => {
+            let lowest = s.steps.iter().map(|st| (st.ms(0.99), st.rate)).min_by(|x, y| x.0.total_cmp(&y.0));
+            match lowest {
+                Some((p99, rate)) => format!(
+                    "no rate kept every decision with p99 <= {} ms; the lowest p99 was {p99:.1} ms, at {rate}/s (if the lowest rate has it, the floor is the path's latency, not its load)\n",
+                    a.p99_ms
+                ),
+                None => "no rate was run\n".to_owned(),
+            }
+        }
     });
     if let Some(path) = &a.plot {
         let series: Vec<(String, &LatencyHistogram)> = s
