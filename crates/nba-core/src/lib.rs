@@ -31,6 +31,7 @@ mod join;
 mod linalg;
 pub mod model_sync;
 mod profile;
+mod published;
 mod rejection;
 mod rng;
 #[cfg(test)]
@@ -70,6 +71,7 @@ pub use join::{AttributionJoin, JoinConfig, PendingDecision};
 pub use linalg::ridge_solve;
 pub use model_sync::{ModelDelta, SeenDeltas};
 pub use profile::{AttributeSpec, FieldKind, MetricSpec, ProfileField, ProfileSpec, RequestSpec};
+pub use published::{PublishedAnswer, PublishedAnswers};
 pub use rejection::Rejection;
 pub use rng::{DecisionRng, stable_hash};
 pub use updater::{

@@ -10,7 +10,7 @@ use crate::{
     ActionCatalog, ActionKind, AttributionJoin, BanditConfig, Candidates, CatalogTimeline,
     CatalogVersion, ContactGuard, ContactPolicyConfig, CustomerErasure, DecisionRequest,
     Declarations, DeltaEntry, EventTime, JoinConfig, LinearBandit, ModelDelta, NextBestAction,
-    Objective, PendingDecision, Rejection, Reward, SeenDeltas,
+    Objective, PendingDecision, PublishedAnswer, PublishedAnswers, Rejection, Reward, SeenDeltas,
 };
 
 /// Settings of [`ModelUpdater`].
@@ -95,8 +95,12 @@ pub enum UpdaterInput {
 /// What the model-updater has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdaterStats {
-    /// Decisions made (including repeats of a redelivered request).
+    /// Decisions made.
     pub decisions: u64,
+    /// Requests read again (after a rebalance or a crash) whose answer was
+    /// published already: joined to it, not decided again.
+    #[serde(default)]
+    pub answered_before: u64,
     /// Rewards joined to their decision in time.
     pub rewards_joined: u64,
     /// Decisions closed with the default reward.
@@ -192,6 +196,8 @@ pub struct ModelUpdater {
     contacts: ContactGuard,
     declared: Declarations,
     catalogs: CatalogTimeline<ActionCatalog>,
+    /// Answers published before a restart, for requests read again.
+    published: PublishedAnswers,
 }
 
 impl ModelUpdater {
@@ -218,7 +224,26 @@ impl ModelUpdater {
             contacts,
             declared: cfg.declared,
             catalogs: CatalogTimeline::new(cfg.catalog),
+            published: PublishedAnswers::default(),
         })
+    }
+
+    /// Takes a next-best-action published before this updater started (read
+    /// back from the topic after a restart): a request with its decision id
+    /// that is read again gets no second answer, and its outcome joins the
+    /// action shown. False if the decision was known already.
+    pub fn recall(&mut self, nba: &NextBestAction) -> bool {
+        if self.join.is_open(&nba.decision_id) {
+            return false;
+        }
+        self.published.remember(
+            &nba.decision_id,
+            PublishedAnswer {
+                action_id: nba.action_id.clone(),
+                mandatory: nba.policy == MANDATORY_POLICY,
+                decided_at: nba.timestamp,
+            },
+        )
     }
 
     /// Takes a published catalog version, in force from its event time on.
@@ -474,6 +499,9 @@ impl ModelUpdater {
         let closed = self.join.expire(watermark);
         self.learn_defaults(closed);
         self.bandit.advance_to(watermark);
+        // A request older than its join deadline would no longer be joined.
+        self.published
+            .forget_before(watermark.saturating_sub(self.join.config().window_ms));
     }
 
     fn learn_defaults(&mut self, closed: Vec<(String, PendingDecision)>) {
@@ -534,6 +562,10 @@ impl ModelUpdater {
             }
         }
         self.advance(r.timestamp);
+        if self.answered_before(r) {
+            self.stats.answered_before += 1;
+            return Ok(None);
+        }
         let catalog = self.catalogs.at(r.timestamp);
         // A candidate the catalog in force no longer holds (retired since the
         // request was made, or unknown) is never chosen.
@@ -550,11 +582,7 @@ impl ModelUpdater {
             self.stats.candidates_not_in_catalog += (r.candidates.len() - kept.len()) as u64;
             Cow::Owned(kept)
         };
-        // A redelivered request was counted as a contact when it was first
-        // decided: it is decided again as then, without the policy seeing
-        // its own contact.
-        let redelivered = self.join.is_open(&r.decision_id);
-        if !self.contacts.is_empty() && !redelivered {
+        if !self.contacts.is_empty() {
             candidates = Cow::Owned(self.contacts.allowed(
                 &r.customer_id,
                 &r.channel,
@@ -644,7 +672,7 @@ impl ModelUpdater {
             treatment: treatment.map(|t| t.template.clone()).unwrap_or_default(),
             payload: treatment.map(|t| t.payload.clone()).unwrap_or_default(),
         };
-        let first_time = self.join.open(
+        self.join.open(
             &r.decision_id,
             PendingDecision {
                 customer_id: r.customer_id.clone(),
@@ -655,16 +683,63 @@ impl ModelUpdater {
                 mandatory: kind == ActionKind::Mandatory,
             },
         );
-        if first_time {
-            // A redelivered request is not a second contact.
-            self.contacts
-                .contacted(&r.customer_id, &action_id, kind, &r.channel, r.timestamp);
-            if kind == ActionKind::Mandatory {
-                self.stats.mandatory += 1;
-            }
+        self.contacts
+            .contacted(&r.customer_id, &action_id, kind, &r.channel, r.timestamp);
+        if kind == ActionKind::Mandatory {
+            self.stats.mandatory += 1;
         }
         self.stats.decisions += 1;
         Ok(Some(nba))
+    }
+
+    /// True if `r` was answered already: its decision is open (read again
+    /// after a rebalance), or its answer was published before a restart, in
+    /// which case the decision is opened again with the action shown. A second
+    /// answer could name another action, since the model has moved since.
+    fn answered_before(&mut self, r: &DecisionRequest) -> bool {
+        if self.join.is_open(&r.decision_id) {
+            return true;
+        }
+        let Some(answer) = self.published.take(&r.decision_id) else {
+            return false;
+        };
+        if answer.action_id.is_empty() {
+            return true;
+        }
+        let features = self.bandit.config().model.action_features();
+        let action_context = if features > 0 {
+            kept_rows(
+                &r.candidates,
+                &r.action_context,
+                std::slice::from_ref(&answer.action_id),
+            )
+        } else {
+            Vec::new()
+        };
+        let kind = self
+            .catalogs
+            .at(r.timestamp)
+            .get(&answer.action_id)
+            .map_or(ActionKind::Normal, |a| a.kind);
+        self.contacts.contacted(
+            &r.customer_id,
+            &answer.action_id,
+            kind,
+            &r.channel,
+            r.timestamp,
+        );
+        self.join.open(
+            &r.decision_id,
+            PendingDecision {
+                customer_id: r.customer_id.clone(),
+                action_id: answer.action_id,
+                context: r.context.clone(),
+                action_context,
+                decided_at: r.timestamp,
+                mandatory: answer.mandatory,
+            },
+        );
+        true
     }
 
     /// The answer to a request the contact policy left with no candidate:
@@ -820,6 +895,53 @@ mod tests {
         u.finish();
         assert_eq!(u.stats().rewards_defaulted, 2);
         assert_eq!(u.open_decisions(), 0);
+    }
+
+    #[test]
+    fn a_request_read_again_is_not_answered_twice() {
+        // Read again while its decision is open (a rebalance): no new answer.
+        let mut u = updater();
+        let first = u
+            .apply(&request("d1", 0))
+            .expect("valid")
+            .expect("decision");
+        assert_eq!(u.apply(&request("d1", 0)).expect("valid"), None);
+        assert_eq!((u.stats().decisions, u.stats().answered_before), (1, 1));
+
+        // Read again by a fresh updater after a crash: the answer published
+        // before is recalled; the request gets none, and its outcome joins the
+        // action shown, which the fresh model would not necessarily choose.
+        let shown = if first.action_id == "promo" {
+            "ship"
+        } else {
+            "promo"
+        };
+        let mut fresh = updater();
+        assert!(fresh.recall(&NextBestAction {
+            action_id: shown.into(),
+            ..first.clone()
+        }));
+        assert_eq!(fresh.apply(&request("d1", 0)).expect("valid"), None);
+        assert_eq!(fresh.stats().answered_before, 1);
+        assert!(
+            fresh.apply(&reward("d1", &first.action_id, 10)).is_err(),
+            "an outcome for another action than the one shown is refused"
+        );
+        fresh.apply(&reward("d1", shown, 10)).expect("valid");
+        assert_eq!(
+            (fresh.stats().rewards_joined, fresh.bandit().version()),
+            (1, 1)
+        );
+        // Requests never answered are decided as usual.
+        assert!(fresh.apply(&request("d2", 20)).expect("valid").is_some());
+
+        // Recalled answers to requests that never come back are forgotten
+        // once event time passes their join deadline.
+        let mut fresh = updater();
+        assert!(fresh.recall(&first));
+        assert!(!fresh.recall(&first), "known already");
+        fresh.apply(&request("d3", 1_001)).expect("valid");
+        assert!(fresh.apply(&request("d1", 0)).expect("valid").is_some());
     }
 
     /// Requests for several customers over two hours, and a click for every
@@ -1006,10 +1128,10 @@ mod tests {
         };
         let mut u = ModelUpdater::new(cfg()).expect("valid");
         let first = u.apply(&request("d1", 0)).expect("valid").expect("decided");
-        let repeat = u.apply(&request("d1", 0)).expect("valid").expect("decided");
         assert_eq!(
-            repeat.action_id, first.action_id,
-            "a repeat is not a second contact"
+            u.apply(&request("d1", 0)).expect("valid"),
+            None,
+            "a repeat is answered already, and not a second contact"
         );
         let second = u
             .apply(&request("d2", 60_000))

@@ -124,7 +124,8 @@ pub fn audit(
             }
         },
     )?;
-    let mut answers = HashMap::<String, u32>::new();
+    // Per decision: copies, the first action, whether another copy differs.
+    let mut answers = HashMap::<String, (u32, String, bool)>::new();
     read_topic(
         &consumer,
         names.name(Topic::NextBestActions),
@@ -134,7 +135,11 @@ pub fn audit(
         |m| {
             r.next_best_actions += 1;
             if let Some(Ok(a)) = m.payload().map(decode::<NextBestAction>) {
-                *answers.entry(a.decision_id).or_default() += 1;
+                let seen = answers
+                    .entry(a.decision_id)
+                    .or_insert_with(|| (0, a.action_id.clone(), false));
+                seen.0 += 1;
+                seen.2 |= seen.1 != a.action_id;
             }
         },
     )?;
@@ -217,10 +222,11 @@ pub fn audit(
             "{unanswered} decision requests have no next-best-action"
         ));
     }
-    let doubled = answers.values().filter(|n| **n > 1).count();
+    let doubled = answers.values().filter(|a| a.0 > 1).count();
     if doubled > 0 {
+        let differing = answers.values().filter(|a| a.2).count();
         p.push(format!(
-            "{doubled} decision requests have more than one next-best-action"
+            "{doubled} decision requests have more than one next-best-action ({differing} of them with different actions)"
         ));
     }
     let orphans = answers

@@ -26,6 +26,7 @@ mod ops;
 mod produce;
 mod progress;
 mod read;
+mod recall;
 mod record;
 mod registry;
 mod runner;

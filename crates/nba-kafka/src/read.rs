@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::diagnostics::Diagnostics;
@@ -105,6 +105,59 @@ pub(crate) fn read_partitions(
         tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
     }
     read_assigned(consumer, topic, &tpl, None, RESTORE_PATIENCE, f)
+}
+
+/// Reads `tpl` (partitions of `topic` with their start offsets) to each
+/// partition's current end, calling `f` on each record; returns how many were
+/// read. Waits through a broker that cannot be reached for up to five minutes.
+pub(crate) fn read_partitions_from(
+    consumer: &Reader,
+    topic: &str,
+    tpl: &TopicPartitionList,
+    f: impl FnMut(&BorrowedMessage<'_>),
+) -> anyhow::Result<u64> {
+    read_assigned(consumer, topic, tpl, None, RESTORE_PATIENCE, f)
+}
+
+/// The offset of `topic[partition]` from which on every record's `header`
+/// (a decimal number that grows along the partition) is at least
+/// `at_least`; a record without it counts as below. Probed back from the end
+/// in doubling steps, so that finding the last few records takes a few reads.
+pub(crate) fn first_offset_with_header_at_least(
+    consumer: &Reader,
+    topic: &str,
+    partition: i32,
+    header: &str,
+    at_least: i64,
+) -> anyhow::Result<i64> {
+    let (low, high) = patiently(consumer, RESTORE_PATIENCE, || {
+        consumer.fetch_watermarks(topic, partition, TIMEOUT)
+    })
+    .with_context(|| format!("cannot read the offsets of {topic}[{partition}]"))?;
+    let mut step = 1;
+    loop {
+        let probe = (high - step).max(low);
+        if probe >= high {
+            return Ok(high);
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(probe))?;
+        let mut value = None;
+        read_assigned(consumer, topic, &tpl, Some(1), RESTORE_PATIENCE, |m| {
+            value = m.headers().and_then(|h| {
+                h.iter()
+                    .find(|x| x.key == header)
+                    .and_then(|x| std::str::from_utf8(x.value?).ok()?.parse::<i64>().ok())
+            });
+        })?;
+        if value.is_none_or(|v| v < at_least) {
+            return Ok(probe);
+        }
+        if probe == low {
+            return Ok(low);
+        }
+        step *= 2;
+    }
 }
 
 /// `op`, tried again every second while it fails because the brokers cannot

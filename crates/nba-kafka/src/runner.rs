@@ -31,6 +31,7 @@ use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
 use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
 use crate::progress::GroupWatch;
 use crate::read::{Reader, read_partitions};
+use crate::recall::AnswerReader;
 use crate::stall::ConsumerErrors;
 use crate::tracker::{AckTracker, Pending, Sent};
 use crate::unreadable::{ProbeSchedule, find_unreadable};
@@ -100,6 +101,8 @@ struct StageContext<S> {
     board: Arc<MetricsBoard>,
     lag: Mutex<BTreeMap<(String, i32), i64>>,
     changelog: Option<ChangelogReader>,
+    /// The reader of the answers the stage published before, if it answers.
+    answers: Option<AnswerReader>,
     /// A restore that failed in a callback: the run stops with it.
     failure: Mutex<Option<anyhow::Error>>,
     /// Records held behind decision requests made under another deployment.
@@ -252,6 +255,34 @@ impl<S: Stage> StageContext<S> {
     }
 }
 
+impl<S: Stage> StageContext<S> {
+    /// Gives the stage back the answers it published to the requests of
+    /// `assignment` that the group will have it read again.
+    fn recall_answers(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        answers: &AnswerReader,
+        assignment: &TopicPartitionList,
+    ) -> anyhow::Result<()> {
+        let mut requests = TopicPartitionList::new();
+        for e in assignment.elements_for_topic(answers.requests()) {
+            requests.add_partition(answers.requests(), e.partition());
+        }
+        if requests.count() == 0 {
+            return Ok(());
+        }
+        let committed = consumer
+            .committed_offsets(requests, METADATA_TIMEOUT)
+            .with_context(|| {
+                format!(
+                    "cannot read the committed offsets of {}",
+                    answers.requests()
+                )
+            })?;
+        answers.recall(&committed, &mut *lock(&self.stage))
+    }
+}
+
 impl<S: Stage> ClientContext for StageContext<S> {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         self.diagnostics.log(level, fac, log_message);
@@ -309,6 +340,13 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
                 && let Err(e) = self.restore_assigned(consumer, changelog, p)
             {
                 // Going on would count features from nothing: stop instead.
+                *lock(&self.failure) = Some(e);
+                return;
+            }
+            if let Some(answers) = &self.answers
+                && let Err(e) = self.recall_answers(consumer, answers, p)
+            {
+                // Going on could answer a request twice: stop instead.
                 *lock(&self.failure) = Some(e);
                 return;
             }
@@ -547,6 +585,18 @@ pub async fn run_stage<S: Stage + 'static>(
         }
         None => None,
     };
+    let answers = match lock(&stage).answers() {
+        Some(answers) => {
+            let mut cfg = args.client_config(BROADCAST_DEFAULTS)?;
+            cfg.set("group.id", format!("{group}.recall"));
+            AnswerReader::open(
+                create_reporting_to(&cfg, "answers consumer", &diagnostics)?,
+                &names,
+                answers,
+            )?
+        }
+        None => None,
+    };
     let consumer: StreamConsumer<StageContext<S>> = consumer_config
         .create_with_context(StageContext {
             stage: Arc::clone(&stage),
@@ -558,6 +608,7 @@ pub async fn run_stage<S: Stage + 'static>(
             board: Arc::clone(&board),
             lag: Mutex::new(BTreeMap::new()),
             changelog,
+            answers,
             failure: Mutex::new(None),
             held: Mutex::new(HeldInputs::default()),
             limit,

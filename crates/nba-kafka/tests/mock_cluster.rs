@@ -942,6 +942,63 @@ async fn requests_of_another_deployment_stop_the_updater_once_without_losing_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_read_again_after_a_crash_is_not_answered_twice() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for t in Topic::ALL {
+        cluster.create_topic(t.default_name(), 2, 1).expect("topic");
+    }
+    let args = args(&cluster.bootstrap_servers());
+    let settings = retail();
+    let run = |group: &str, stop: watch::Receiver<bool>| {
+        let mut args = args.clone();
+        args.group_id = Some(group.to_owned());
+        let stage = UpdaterStage::new(settings.updater(None)).expect("valid");
+        tokio::spawn(async move {
+            let mut stop = stop;
+            let until = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            run_stage(stage, &args, &OpsArgs::default(), until).await
+        })
+    };
+
+    // A first instance answers 40 requests. The second runs in a group with
+    // nothing committed, as when the first crashes before committing.
+    produce(&args, requests_for(&settings, 0, 40, 0))
+        .await
+        .expect("produced");
+    let (stop, stopped) = watch::channel(false);
+    let first = run("before-the-crash", stopped);
+    audit_until(&args, &settings, None, |r| r.next_best_actions >= 40).await;
+    stop.send(true).expect("listens");
+    first.await.expect("task").expect("ran");
+
+    // A fresh instance reads all 40 again, and 10 new ones after them.
+    produce(&args, requests_for(&settings, 40, 10, 0))
+        .await
+        .expect("produced");
+    let (stop, stopped) = watch::channel(false);
+    let second = run("after-the-crash", stopped);
+    let r = audit_until(&args, &settings, None, |r| r.next_best_actions >= 50).await;
+    stop.send(true).expect("listens");
+    let (second, _) = second.await.expect("task").expect("ran");
+    let r = audit_until(&args, &settings, None, |a| {
+        a.next_best_actions >= r.next_best_actions
+    })
+    .await;
+    assert_eq!(r.next_best_actions, 50, "one answer per request: {r:?}");
+    // Requests made here, not by an aggregator: no trigger explains them.
+    assert_eq!(r.problems, ["0 triggers but 50 decision requests"], "{r:?}");
+    let stats = second.stats();
+    assert_eq!(
+        (stats.answered_before, stats.decisions),
+        (40, 10),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_started_while_the_broker_is_down_waits_for_it() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let cluster = MockCluster::new(1).expect("mock cluster");

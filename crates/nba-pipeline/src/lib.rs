@@ -21,6 +21,7 @@ pub use demo::{DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observ
 pub use evaluate::{CandidateEstimates, Evaluation, evaluate_candidates};
 pub use local::LocalPipeline;
 pub use stages::{
-    AggregatorStage, ConsumerStage, Fit, Retention, Stage, StageCounters, UpdaterStage,
+    AggregatorStage, Answers, ConsumerStage, Fit, REQUEST_OFFSET_HEADER, Retention, Stage,
+    StageCounters, UpdaterStage,
 };
 pub use topic::{InputRecord, OutputRecord, Topic, TopicNames};

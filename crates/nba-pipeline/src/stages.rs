@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use nba_core::{
     AggregatorConfig, CatalogVersion, CustomerErasure, CustomerSnapshot, DecisionRequest,
     EventTime, FeatureAggregator, Forgetting, InputPosition, Intake, IntakeChecks, IntakeOutcome,
-    Interaction, ModelDelta, ModelUpdater, Reward, UpdaterConfig, UpdaterInput, UpdaterStats,
+    Interaction, ModelDelta, ModelUpdater, NextBestAction, Reward, UpdaterConfig, UpdaterInput,
+    UpdaterStats,
 };
 use nba_metrics::{LatencyHistogram, StageLatencies, Step};
 use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode, schema_id};
@@ -36,6 +37,22 @@ pub enum Fit {
     /// It was made under another one (a context of another length): the reason.
     Misfit(String),
 }
+
+/// Where a stage answers one of its inputs: one record on `answers` per
+/// record of `requests`, with the same key (so, with as many partitions, in
+/// the partition numbered alike) and a [`REQUEST_OFFSET_HEADER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answers {
+    /// The input answered.
+    pub requests: Topic,
+    /// The output that answers it.
+    pub answers: Topic,
+}
+
+/// The header of an answer that names the offset of the request it answers
+/// (a decimal number), so that a restarted stage finds the answers to the
+/// requests it reads again.
+pub const REQUEST_OFFSET_HEADER: &str = "nba.request.offset";
 
 /// How long a topic must keep its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +122,21 @@ pub trait Stage: Send {
     /// `partition`, if any: where this instance would go on reading it.
     fn resume_point(&self, _partition: i32) -> Option<i64> {
         None
+    }
+
+    /// The input the stage answers, if any (see [`Answers`]). When the group
+    /// assigns a partition of `requests`, the runner first gives the stage
+    /// back, through [`Stage::recall`], the answers already published to the
+    /// requests it will read again (from the committed offset on), so that a
+    /// request read again after a crash is not answered a second time.
+    fn answers(&self) -> Option<Answers> {
+        None
+    }
+
+    /// Takes back one answer published before (see [`Stage::answers`]); an
+    /// error says why it could not be taken (the recall goes on).
+    fn recall(&mut self, _record: &InputRecord<'_>) -> Result<(), String> {
+        Ok(())
     }
 
     /// How long broadcast topic `topic` must keep its records for a restarted
@@ -712,11 +744,29 @@ impl Stage for UpdaterStage {
         self.updater.holds_unpublished()
     }
 
+    fn answers(&self) -> Option<Answers> {
+        Some(Answers {
+            requests: Topic::DecisionRequests,
+            answers: Topic::NextBestActions,
+        })
+    }
+
+    fn recall(&mut self, record: &InputRecord<'_>) -> Result<(), String> {
+        let nba = decode_input::<NextBestAction>(record).map_err(|e| e.to_string())?;
+        self.updater.recall(&nba);
+        Ok(())
+    }
+
     fn extra_counters(&self) -> Vec<(&'static str, &'static str, u64)> {
         let s = self.updater.stats();
         let g = self.updater.contacts().stats();
         vec![
             ("nba_decisions_total", "Decisions made.", s.decisions),
+            (
+                "nba_requests_answered_before_total",
+                "Decision requests read again whose answer was published already (after a rebalance or a restart): not answered twice.",
+                s.answered_before,
+            ),
             (
                 "nba_rewards_joined_total",
                 "Rewards joined to their decision in time.",
@@ -873,6 +923,11 @@ impl Stage for UpdaterStage {
                     &nba,
                     out,
                 );
+                if let Some(answer) = out.last_mut().filter(|o| o.topic == Topic::NextBestActions) {
+                    answer
+                        .headers
+                        .push((REQUEST_OFFSET_HEADER, input.offset.to_string().into_bytes()));
+                }
                 self.decision_latency.record(self.books.last - started);
             }
             Ok(None) => {}

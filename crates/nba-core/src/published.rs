@@ -1,0 +1,108 @@
+//! Answers already published, read back after a restart, so that a decision
+//! request read again is recognised instead of decided a second time.
+//!
+//! A model-updater that crashes between publishing a next-best-action and
+//! committing its request reads that request again. Deciding it again would
+//! use the model of that moment, so the customer could get a second answer
+//! naming another action. The runner reads the answers published since shortly
+//! before the first request it will read again into [`PublishedAnswers`]; the
+//! updater then answers such a request with nothing new and joins its outcome
+//! to the action that was shown.
+
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap;
+
+use crate::EventTime;
+
+/// What a published next-best-action says that its request needs to be joined
+/// again: the action shown, and whether it bypassed the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedAnswer {
+    /// The action shown; empty if the request was answered with no action.
+    pub action_id: String,
+    /// True for a mandatory action (not learned from).
+    pub mandatory: bool,
+    /// Event time of the request.
+    pub decided_at: EventTime,
+}
+
+/// Published answers by decision id, forgotten once event time has passed
+/// the point where their requests could still arrive.
+#[derive(Debug, Default)]
+pub struct PublishedAnswers {
+    by_id: FxHashMap<String, PublishedAnswer>,
+    by_time: BTreeSet<(EventTime, String)>,
+}
+
+impl PublishedAnswers {
+    /// Remembers `answer` for `decision_id`; false if it was known already
+    /// (the first answer read stays).
+    pub fn remember(&mut self, decision_id: &str, answer: PublishedAnswer) -> bool {
+        if self.by_id.contains_key(decision_id) {
+            return false;
+        }
+        self.by_time
+            .insert((answer.decided_at, decision_id.to_owned()));
+        self.by_id.insert(decision_id.to_owned(), answer);
+        true
+    }
+
+    /// Takes the answer to `decision_id`, if one was published.
+    pub fn take(&mut self, decision_id: &str) -> Option<PublishedAnswer> {
+        let answer = self.by_id.remove(decision_id)?;
+        self.by_time
+            .remove(&(answer.decided_at, decision_id.to_owned()));
+        Some(answer)
+    }
+
+    /// Forgets the answers to requests made before `t`.
+    pub fn forget_before(&mut self, t: EventTime) {
+        while let Some((at, _)) = self.by_time.first() {
+            if *at >= t {
+                break;
+            }
+            if let Some((_, id)) = self.by_time.pop_first() {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+
+    /// Number of answers remembered.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// True if none is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(action: &str, at: EventTime) -> PublishedAnswer {
+        PublishedAnswer {
+            action_id: action.into(),
+            mandatory: false,
+            decided_at: at,
+        }
+    }
+
+    #[test]
+    fn the_first_answer_read_stays_until_taken_or_too_old() {
+        let mut p = PublishedAnswers::default();
+        assert!(p.remember("d1", answer("a", 10)));
+        assert!(!p.remember("d1", answer("b", 10)), "the first read stays");
+        assert!(p.remember("d2", answer("b", 20)));
+        assert_eq!(p.take("d1"), Some(answer("a", 10)));
+        assert_eq!(p.take("d1"), None, "taken once");
+        p.forget_before(20);
+        assert_eq!(p.len(), 1, "an answer at the bound is kept");
+        p.forget_before(21);
+        assert!(p.is_empty());
+        assert_eq!(p.take("d2"), None);
+    }
+}
