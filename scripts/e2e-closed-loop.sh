@@ -5,8 +5,10 @@
 # next-best-actions and answer them. Checks that the rewards came back through
 # Kafka and were joined to their decisions, and that the decisions of the last
 # thousand beat uniform random on the customers' true response probabilities.
-# Then a model-updater run with another deployment's model stops once, saying
-# why, instead of dead-lettering every request.
+# Then a model-updater killed with kill -9 and started again in a group with
+# nothing committed (every request read again) answers no request twice; and
+# a model-updater run with another deployment's model stops once, saying why,
+# instead of dead-lettering every request.
 #
 #   NBA_E2E_EVENTS  interactions to send (default 20000)
 #   NBA_E2E_PORT    broker port (default 19192)
@@ -58,6 +60,53 @@ joined=$(curl -s "http://127.0.0.1:$metrics/metrics" | grep -E '^nba_rewards_joi
 echo "rewards joined to their decision by the model-updater: $joined of $responses responses"
 awk -v j="${joined:-0}" -v r="$responses" 'BEGIN { exit !(r > 0 && j >= 0.9 * r) }' \
   || { echo "the responses did not come back as rewards joined to their decisions" >&2; exit 1; }
+stop_stages 1
+
+echo "== a model-updater killed (kill -9) and restarted answers no request twice"
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 ~ "^"m"(\\{|$)" && !found { print $2; found = 1 }'; }
+for stage in nba-consumer nba-feature-aggregator; do
+  "$bin/$stage" >"$work/$stage.crash.log" 2>&1 &
+  pids+=($!)
+done
+crashed=$((port + 110))
+NBA_GROUP_ID=e2e-crash NBA_METRICS_ADDR="127.0.0.1:$crashed" \
+  "$bin/nba-model-updater" >"$work/crash-before.log" 2>&1 &
+victim=$!
+wait_for_port "$crashed"
+sleep 3 # the group forms
+"$bin/nba" simulate --events 3000 --seed 9 2>&1 | grep -v CONFWARN | tail -1
+previous=-1
+for _ in $(seq 1 120); do
+  decided=$(metric "$crashed" nba_decisions_total)
+  [ "${decided:-0}" -gt 0 ] && [ "$decided" = "$previous" ] && break
+  previous=${decided:-0}
+  sleep 1
+done
+kill -KILL "$victim"
+wait "$victim" 2>/dev/null || true
+echo "killed the model-updater after $decided decisions"
+# A group with nothing committed: the restarted updater reads every request
+# again, those of the closed loop above and those the killed one answered.
+restarted=$((port + 111))
+NBA_GROUP_ID=e2e-crash-restarted NBA_METRICS_ADDR="127.0.0.1:$restarted" \
+  "$bin/nba-model-updater" >"$work/crash-after.log" 2>&1 &
+pids+=($!)
+wait_for_port "$restarted"
+previous=-1
+for _ in $(seq 1 120); do
+  again=$(metric "$restarted" nba_requests_answered_before_total)
+  [ "${again:-0}" -gt 0 ] && [ "$again" = "$previous" ] && break
+  previous=${again:-0}
+  sleep 1
+done
+grep -ohE "recalled [0-9]+ answer\(s\)[^,]*, in [0-9.]+ s" "$work/crash-after.log"
+echo "after the restart: $again requests answered before, $(metric "$restarted" nba_decisions_total) decided"
+"$bin/nba" audit --json >"$work/crash-audit.out" 2>&1 || true
+if grep -oE "[0-9]+ decision requests have more than one next-best-action[^\"]*" "$work/crash-audit.out"; then
+  echo "a request was answered twice after the restart" >&2; exit 1
+fi
+[ "${again:-0}" -ge "$decided" ] \
+  || { echo "the restarted model-updater recognised ${again:-0} requests as answered, fewer than the $decided the killed one decided" >&2; exit 1; }
 stop_stages 1
 
 echo "== a model-updater with another deployment's model stops once, saying why"

@@ -4,12 +4,15 @@
 //! A model-updater that crashes between publishing a next-best-action and
 //! committing its request reads that request again. Deciding it again would
 //! use the model of that moment, so the customer could get a second answer
-//! naming another action. The runner reads the answers published since shortly
-//! before the first request it will read again into [`PublishedAnswers`]; the
+//! naming another action. The runner reads the answers published to the requests it
+//! will read again into [`PublishedAnswers`]; the
 //! updater then answers such a request with nothing new and joins its outcome
 //! to the action that was shown.
-
-use std::collections::BTreeSet;
+//!
+//! They are kept until the caller, which knows where each request partition
+//! is read, says every request read again is past ([`PublishedAnswers::clear`]):
+//! not by event time, since one partition read ahead of the others would
+//! move event time past the requests of the others.
 
 use rustc_hash::FxHashMap;
 
@@ -27,12 +30,10 @@ pub struct PublishedAnswer {
     pub decided_at: EventTime,
 }
 
-/// Published answers by decision id, forgotten once event time has passed
-/// the point where their requests could still arrive.
+/// Published answers by decision id.
 #[derive(Debug, Default)]
 pub struct PublishedAnswers {
     by_id: FxHashMap<String, PublishedAnswer>,
-    by_time: BTreeSet<(EventTime, String)>,
 }
 
 impl PublishedAnswers {
@@ -42,30 +43,18 @@ impl PublishedAnswers {
         if self.by_id.contains_key(decision_id) {
             return false;
         }
-        self.by_time
-            .insert((answer.decided_at, decision_id.to_owned()));
         self.by_id.insert(decision_id.to_owned(), answer);
         true
     }
 
     /// Takes the answer to `decision_id`, if one was published.
     pub fn take(&mut self, decision_id: &str) -> Option<PublishedAnswer> {
-        let answer = self.by_id.remove(decision_id)?;
-        self.by_time
-            .remove(&(answer.decided_at, decision_id.to_owned()));
-        Some(answer)
+        self.by_id.remove(decision_id)
     }
 
-    /// Forgets the answers to requests made before `t`.
-    pub fn forget_before(&mut self, t: EventTime) {
-        while let Some((at, _)) = self.by_time.first() {
-            if *at >= t {
-                break;
-            }
-            if let Some((_, id)) = self.by_time.pop_first() {
-                self.by_id.remove(&id);
-            }
-        }
+    /// Forgets them all (every request read again is past).
+    pub fn clear(&mut self) {
+        self.by_id.clear();
     }
 
     /// Number of answers remembered.
@@ -92,16 +81,15 @@ mod tests {
     }
 
     #[test]
-    fn the_first_answer_read_stays_until_taken_or_too_old() {
+    fn the_first_answer_read_stays_until_taken_or_cleared() {
         let mut p = PublishedAnswers::default();
         assert!(p.remember("d1", answer("a", 10)));
         assert!(!p.remember("d1", answer("b", 10)), "the first read stays");
         assert!(p.remember("d2", answer("b", 20)));
         assert_eq!(p.take("d1"), Some(answer("a", 10)));
         assert_eq!(p.take("d1"), None, "taken once");
-        p.forget_before(20);
-        assert_eq!(p.len(), 1, "an answer at the bound is kept");
-        p.forget_before(21);
+        assert_eq!(p.len(), 1);
+        p.clear();
         assert!(p.is_empty());
         assert_eq!(p.take("d2"), None);
     }

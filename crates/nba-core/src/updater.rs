@@ -231,7 +231,8 @@ impl ModelUpdater {
     /// Takes a next-best-action published before this updater started (read
     /// back from the topic after a restart): a request with its decision id
     /// that is read again gets no second answer, and its outcome joins the
-    /// action shown. False if the decision was known already.
+    /// action shown. Kept until [`ModelUpdater::forget_recalled`]. False if
+    /// the decision was known already.
     pub fn recall(&mut self, nba: &NextBestAction) -> bool {
         if self.join.is_open(&nba.decision_id) {
             return false;
@@ -292,6 +293,18 @@ impl ModelUpdater {
     /// The contact policy's caps, cool-downs and budgets.
     pub fn contacts(&self) -> &ContactGuard {
         &self.contacts
+    }
+
+    /// Forgets the answers taken by [`ModelUpdater::recall`] (every request
+    /// read again is past).
+    pub fn forget_recalled(&mut self) {
+        self.published.clear();
+    }
+
+    /// Answers taken by [`ModelUpdater::recall`] whose request has not come
+    /// back yet.
+    pub fn recalled(&self) -> usize {
+        self.published.len()
     }
 
     /// Decisions still waiting for an outcome.
@@ -499,9 +512,6 @@ impl ModelUpdater {
         let closed = self.join.expire(watermark);
         self.learn_defaults(closed);
         self.bandit.advance_to(watermark);
-        // A request older than its join deadline would no longer be joined.
-        self.published
-            .forget_before(watermark.saturating_sub(self.join.config().window_ms));
     }
 
     fn learn_defaults(&mut self, closed: Vec<(String, PendingDecision)>) {
@@ -935,12 +945,14 @@ mod tests {
         // Requests never answered are decided as usual.
         assert!(fresh.apply(&request("d2", 20)).expect("valid").is_some());
 
-        // Recalled answers to requests that never come back are forgotten
-        // once event time passes their join deadline.
+        // Event time does not forget them (another partition may be read
+        // ahead); the caller does, once the requests read again are past.
         let mut fresh = updater();
         assert!(fresh.recall(&first));
         assert!(!fresh.recall(&first), "known already");
-        fresh.apply(&request("d3", 1_001)).expect("valid");
+        fresh.apply(&request("d3", 100_000)).expect("valid");
+        assert_eq!(fresh.recalled(), 1);
+        fresh.forget_recalled();
         assert!(fresh.apply(&request("d1", 0)).expect("valid").is_some());
     }
 

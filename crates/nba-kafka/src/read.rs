@@ -144,11 +144,7 @@ pub(crate) fn first_offset_with_header_at_least(
         tpl.add_partition_offset(topic, partition, Offset::Offset(probe))?;
         let mut value = None;
         read_assigned(consumer, topic, &tpl, Some(1), RESTORE_PATIENCE, |m| {
-            value = m.headers().and_then(|h| {
-                h.iter()
-                    .find(|x| x.key == header)
-                    .and_then(|x| std::str::from_utf8(x.value?).ok()?.parse::<i64>().ok())
-            });
+            value = header_number(m, header);
         })?;
         if value.is_none_or(|v| v < at_least) {
             return Ok(probe);
@@ -158,6 +154,14 @@ pub(crate) fn first_offset_with_header_at_least(
         }
         step *= 2;
     }
+}
+
+/// The value of `m`'s header `name` as a decimal number, if it has one.
+pub(crate) fn header_number(m: &BorrowedMessage<'_>, name: &str) -> Option<i64> {
+    m.headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
 }
 
 /// `op`, tried again every second while it fails because the brokers cannot

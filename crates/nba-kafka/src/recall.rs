@@ -11,7 +11,8 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::read::{
-    Reader, TIMEOUT, first_offset_with_header_at_least, partitions_of, read_partitions_from,
+    Reader, TIMEOUT, first_offset_with_header_at_least, header_number, partitions_of,
+    read_partitions_from,
 };
 
 /// Reads the answers topic, assigned, outside the group, never committing.
@@ -93,7 +94,7 @@ impl AnswerReader {
                 payload: m.payload(),
                 timestamp: m.timestamp().to_millis(),
             };
-            match stage.recall(&record) {
+            match stage.recall(&record, header_number(m, REQUEST_OFFSET_HEADER)) {
                 Ok(()) => recalled += 1,
                 Err(e) => {
                     if refused == 0 {

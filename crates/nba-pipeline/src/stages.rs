@@ -1,5 +1,6 @@
 //! The three stages as byte-level record processors.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use nba_core::{
@@ -133,9 +134,15 @@ pub trait Stage: Send {
         None
     }
 
-    /// Takes back one answer published before (see [`Stage::answers`]); an
-    /// error says why it could not be taken (the recall goes on).
-    fn recall(&mut self, _record: &InputRecord<'_>) -> Result<(), String> {
+    /// Takes back one answer published before (see [`Stage::answers`]), to
+    /// the request at `request_offset` of the partition numbered like the
+    /// answer's (`None`: the answer does not say); an error says why it could
+    /// not be taken (the recall goes on).
+    fn recall(
+        &mut self,
+        _answer: &InputRecord<'_>,
+        _request_offset: Option<i64>,
+    ) -> Result<(), String> {
         Ok(())
     }
 
@@ -630,6 +637,10 @@ pub struct UpdaterStage {
     publish_interval: Duration,
     /// What the last decision request said of the deployment.
     fit: Fit,
+    /// Per request partition, the offset of the last request an answer was
+    /// recalled for: once every partition has read past it, the recalled
+    /// answers are forgotten.
+    recalled_through: BTreeMap<i32, i64>,
 }
 
 impl UpdaterStage {
@@ -647,6 +658,7 @@ impl UpdaterStage {
             decision_latency: LatencyHistogram::new(),
             publish_interval: Duration::from_secs(1),
             fit: Fit::Silent,
+            recalled_through: BTreeMap::new(),
         })
     }
 
@@ -751,9 +763,17 @@ impl Stage for UpdaterStage {
         })
     }
 
-    fn recall(&mut self, record: &InputRecord<'_>) -> Result<(), String> {
-        let nba = decode_input::<NextBestAction>(record).map_err(|e| e.to_string())?;
+    fn recall(
+        &mut self,
+        answer: &InputRecord<'_>,
+        request_offset: Option<i64>,
+    ) -> Result<(), String> {
+        let nba = decode_input::<NextBestAction>(answer).map_err(|e| e.to_string())?;
         self.updater.recall(&nba);
+        if let Some(offset) = request_offset {
+            let through = self.recalled_through.entry(answer.partition).or_default();
+            *through = (*through).max(offset);
+        }
         Ok(())
     }
 
@@ -932,6 +952,17 @@ impl Stage for UpdaterStage {
             }
             Ok(None) => {}
             Err(reason) => self.books.reject(input, &reason, out),
+        }
+        if input.topic == Topic::DecisionRequests
+            && self
+                .recalled_through
+                .get(&input.partition)
+                .is_some_and(|through| input.offset >= *through)
+        {
+            self.recalled_through.remove(&input.partition);
+            if self.recalled_through.is_empty() {
+                self.updater.forget_recalled();
+            }
         }
         self.books.end(started);
     }
