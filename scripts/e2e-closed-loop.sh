@@ -16,30 +16,15 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 events=${NBA_E2E_EVENTS:-20000}
 port=${NBA_E2E_PORT:-19192}
-broker="127.0.0.1:$port"
 
 E2E_NAME=e2e-closed-loop
 # shellcheck source=scripts/e2e-lib.sh
 source "$root/scripts/e2e-lib.sh"
 
-echo "== starting tansu on $broker"
-"$root/deploy/dev-broker.sh" start "$port" 3 "$work/broker"
-pids+=("$(cat "$work/broker/tansu.pid")")
-
-export NBA_BROKERS="$broker"
-export NBA_DEPLOYMENT="$root/deploy/examples/retail/deployment.toml"
-# tansu 0.6.0 answers a fetch no sooner than half the consumer's wait, even
-# when records are there (tansu-storage-0.6.0/src/service/fetch.rs: it sleeps
-# before checking what it has): a short wait keeps each hop short.
-export NBA_KAFKA_CONFIG="fetch.wait.max.ms=10"
-metrics=$((port + 100))
-for stage in nba-consumer nba-feature-aggregator nba-model-updater; do
-  metrics=$((metrics + 1))
-  NBA_METRICS_ADDR="127.0.0.1:$metrics" "$bin/$stage" >"$work/$stage.log" 2>&1 &
-  pids+=($!)
-done
-wait_for_port "$metrics"
-sleep 3 # the groups form
+start_retail_pipeline "$port"
+metrics=$((port + 103)) # the model-updater's
+# The value of metric $2 on the /metrics of port $1 (its first series).
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 ~ "^"m"(\\{|$)" && !found { print $2; found = 1 }'; }
 
 echo "== nba simulate --respond: $events interactions, each decision answered"
 "$bin/nba" simulate --respond --events "$events" --seed 5 2>&1 | grep -v CONFWARN | tee "$work/simulate.out"
@@ -56,14 +41,13 @@ awk -v l="$last" -v u="$uniform" 'BEGIN { exit !(l > u) }' \
   || { echo "the live pipeline's last 1000 decisions ($last) do not beat uniform random ($uniform)" >&2; exit 1; }
 
 sleep 2 # the scrape is re-rendered every second
-joined=$(curl -s "http://127.0.0.1:$metrics/metrics" | grep -E '^nba_rewards_joined_total' | awk '{ print $2 }')
+joined=$(metric "$metrics" nba_rewards_joined_total)
 echo "rewards joined to their decision by the model-updater: $joined of $responses responses"
 awk -v j="${joined:-0}" -v r="$responses" 'BEGIN { exit !(r > 0 && j >= 0.9 * r) }' \
   || { echo "the responses did not come back as rewards joined to their decisions" >&2; exit 1; }
 stop_stages 1
 
 echo "== a model-updater killed (kill -9) and restarted answers no request twice"
-metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 ~ "^"m"(\\{|$)" && !found { print $2; found = 1 }'; }
 for stage in nba-consumer nba-feature-aggregator; do
   "$bin/$stage" >"$work/$stage.crash.log" 2>&1 &
   pids+=($!)

@@ -4,8 +4,8 @@
 # (SIGTERM, then waits) and, if the script failed, shows the last lines of
 # every log in the work directory before removing it. Set E2E_NAME first.
 #
-# Gives: $root, $bin (target/release), $work, pids (append to it), and
-# wait_for_port PORT.
+# Gives: $root, $bin (target/release), $work, pids (append to it),
+# wait_for_port PORT, start_retail_pipeline PORT and stop_stages FIRST.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cargo build --release --quiet -p nba-cli -p nba-consumer -p nba-feature-aggregator -p nba-model-updater
 bin="$root/target/release"
@@ -48,4 +48,30 @@ stop_stages() {
     wait "${pids[$i]}" || { echo "a stage did not stop cleanly; see its log" >&2; return 1; }
   done
   pids=("${pids[@]:0:first}")
+}
+
+# Starts tansu in memory on 127.0.0.1:PORT (3 partitions) and the three stages
+# of the retail example against it, with /metrics on PORT+101..PORT+103;
+# waits for the groups to form. Exports NBA_BROKERS, NBA_DEPLOYMENT and
+# NBA_KAFKA_CONFIG (fetch.wait.max.ms=10, then $EXTRA_KAFKA_CONFIG if set).
+# The broker is pids[0], the stages pids[1..3].
+start_retail_pipeline() {
+  local port=$1 metrics stage
+  echo "== starting tansu on 127.0.0.1:$port"
+  "$root/deploy/dev-broker.sh" start "$port" 3 "$work/broker"
+  pids+=("$(cat "$work/broker/tansu.pid")")
+  export NBA_BROKERS="127.0.0.1:$port"
+  export NBA_DEPLOYMENT="$root/deploy/examples/retail/deployment.toml"
+  # tansu 0.6.0 answers a fetch no sooner than half the consumer's wait, even
+  # when records are there (tansu-storage-0.6.0/src/service/fetch.rs: it
+  # sleeps before checking what it has): a short wait keeps each hop short.
+  export NBA_KAFKA_CONFIG="fetch.wait.max.ms=10${EXTRA_KAFKA_CONFIG:+,$EXTRA_KAFKA_CONFIG}"
+  metrics=$((port + 100))
+  for stage in nba-consumer nba-feature-aggregator nba-model-updater; do
+    metrics=$((metrics + 1))
+    NBA_METRICS_ADDR="127.0.0.1:$metrics" "$bin/$stage" >"$work/$stage.log" 2>&1 &
+    pids+=($!)
+  done
+  wait_for_port "$metrics"
+  sleep 3 # the groups form
 }

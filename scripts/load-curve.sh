@@ -15,7 +15,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 rates=${NBA_LOAD_RATES:-250,500,1000,2000,4000}
 secs=${NBA_LOAD_SECS:-20}
 port=${NBA_LOAD_PORT:-19292}
-broker="127.0.0.1:$port"
 
 E2E_NAME=load-curve
 # shellcheck source=scripts/e2e-lib.sh
@@ -23,23 +22,7 @@ source "$root/scripts/e2e-lib.sh"
 out=${NBA_LOAD_OUT:-$work}
 mkdir -p "$out"
 
-echo "== starting tansu on $broker"
-"$root/deploy/dev-broker.sh" start "$port" 3 "$work/broker"
-pids+=("$(cat "$work/broker/tansu.pid")")
-
-export NBA_BROKERS="$broker"
-export NBA_DEPLOYMENT="$root/deploy/examples/retail/deployment.toml"
-# tansu 0.6.0 answers a fetch no sooner than half the consumer's wait (see
-# e2e-closed-loop.sh): a short wait keeps each hop short.
-export NBA_KAFKA_CONFIG="fetch.wait.max.ms=10${NBA_LOAD_KAFKA_CONFIG:+,$NBA_LOAD_KAFKA_CONFIG}"
-metrics=$((port + 100))
-for stage in nba-consumer nba-feature-aggregator nba-model-updater; do
-  metrics=$((metrics + 1))
-  NBA_METRICS_ADDR="127.0.0.1:$metrics" "$bin/$stage" >"$work/$stage.log" 2>&1 &
-  pids+=($!)
-done
-wait_for_port "$metrics"
-sleep 3 # the groups form
+EXTRA_KAFKA_CONFIG=${NBA_LOAD_KAFKA_CONFIG:-} start_retail_pipeline "$port"
 
 echo "== nba load --rates $rates --secs $secs"
 "$bin/nba" load --rates "$rates" --secs "$secs" --json --plot "$out/curve.html" 2>&1 \
