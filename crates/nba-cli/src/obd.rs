@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use nba_core::estimators::{Estimate, Estimator, LoggedDecision, evaluate};
+use nba_core::estimators::{BadPropensities, Estimate, Estimator, LoggedDecision, evaluate};
 use nba_core::{
     BanditConfig, Candidates, DecisionRequest, Forgetting, Interaction, LinearBandit, Model,
     NextBestAction, Policy, Reward,
@@ -46,6 +46,11 @@ pub(crate) struct ObdArgs {
     /// Which log --record writes.
     #[arg(long, value_enum, default_value_t = LogName::Random)]
     log: LogName,
+    /// Leave impressions whose propensity_score is not in (0, 1] (0,
+    /// negative, NaN, above 1) out, counted and reported, instead of
+    /// failing: they cannot be weighted.
+    #[arg(long)]
+    allow_bad_propensities: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -84,7 +89,25 @@ struct Impression {
     user: [String; 4],
 }
 
-fn load(path: &Path) -> Result<Vec<Impression>, String> {
+/// The impressions of the two logs of `a`'s campaign, uniform random and
+/// Bernoulli Thompson sampling; those whose propensity cannot weight them
+/// refuse the run unless `a` allows them, and are then left out.
+fn load_logs(a: &ObdArgs) -> Result<(Vec<Impression>, Vec<Impression>, BadPropensities), String> {
+    let c = a.campaign.name();
+    let mut bad = BadPropensities::default();
+    let random = load(&a.dir.join(format!("random/{c}/{c}.csv")), &mut bad)?;
+    let bts = load(&a.dir.join(format!("bts/{c}/{c}.csv")), &mut bad)?;
+    match (bad.refusal(), a.allow_bad_propensities) {
+        (Some(why), false) => return Err(why),
+        (Some(_), true) => eprintln!("{}", bad.warning().unwrap_or_default()),
+        (None, _) => {}
+    }
+    Ok((random, bts, bad))
+}
+
+/// The impressions of one log; those whose propensity cannot weight them
+/// are counted in `bad` and left out.
+fn load(path: &Path, bad_propensities: &mut BadPropensities) -> Result<Vec<Impression>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         format!(
             "cannot read {}: {e} (run scripts/fetch-obd.sh)",
@@ -116,11 +139,15 @@ fn load(path: &Path) -> Result<Vec<Impression>, String> {
                 .copied()
                 .ok_or_else(|| bad("row (too few columns)"))
         };
+        let propensity: f64 = get(prop)?.parse().map_err(|_| bad("propensity_score"))?;
+        if !bad_propensities.check(propensity, || format!("{} line {}", path.display(), i + 2)) {
+            continue;
+        }
         out.push(Impression {
             timestamp: parse_time(get(time)?).ok_or_else(|| bad("timestamp"))?,
             item: get(item)?.parse().map_err(|_| bad("item_id"))?,
             click: get(click)?.parse().map_err(|_| bad("click"))?,
-            propensity: get(prop)?.parse().map_err(|_| bad("propensity_score"))?,
+            propensity,
             user: [
                 get(users[0])?.to_owned(),
                 get(users[1])?.to_owned(),
@@ -212,6 +239,9 @@ struct Report {
     evaluated_on: &'static str,
     evaluation_impressions: usize,
     candidates: Vec<Candidate>,
+    /// Impressions left out for a propensity not in (0, 1]
+    /// (--allow-bad-propensities).
+    bad_propensities: BadPropensities,
 }
 
 fn on_policy(policy: &'static str, log: &[Impression]) -> OnPolicy {
@@ -235,9 +265,7 @@ fn one_hot(k: usize, i: usize) -> Vec<f64> {
 }
 
 fn build(a: &ObdArgs) -> Result<Report, String> {
-    let c = a.campaign.name();
-    let random = load(&a.dir.join(format!("random/{c}/{c}.csv")))?;
-    let bts = load(&a.dir.join(format!("bts/{c}/{c}.csv")))?;
+    let (random, bts, bad_propensities) = load_logs(a)?;
     if random.len() < 4 {
         return Err("the uniform-random log has fewer than 4 impressions".to_owned());
     }
@@ -359,7 +387,8 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
     });
 
     Ok(Report {
-        campaign: c,
+        bad_propensities,
+        campaign: a.campaign.name(),
         items,
         context_dim: d,
         logged: vec![
@@ -498,13 +527,11 @@ fn write_recording(
 
 pub(crate) fn run(a: &ObdArgs) -> ExitCode {
     if let Some(path) = &a.record {
-        let c = a.campaign.name();
         let (dir, policy) = match a.log {
             LogName::Random => ("random", "random"),
             LogName::Bts => ("bts", "bts"),
         };
-        let written = load(&a.dir.join(format!("random/{c}/{c}.csv"))).and_then(|random| {
-            let bts = load(&a.dir.join(format!("bts/{c}/{c}.csv")))?;
+        let written = load_logs(a).and_then(|(random, bts, _)| {
             let items = random.iter().chain(&bts).map(|i| i.item).max().unwrap_or(0) + 1;
             let enc = Encoder::new(random.iter().chain(&bts));
             let log = if dir == "random" { &random } else { &bts };

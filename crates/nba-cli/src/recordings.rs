@@ -167,6 +167,11 @@ pub(crate) struct BacktestArgs {
     /// Print the report as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
+    /// Leave logged decisions whose propensity is not in (0, 1] (0,
+    /// negative, NaN, above 1) out of every estimate, counted and reported,
+    /// instead of failing: they cannot be weighted.
+    #[arg(long)]
+    allow_bad_propensities: bool,
 }
 
 /// The HTML report of a backtest.
@@ -673,6 +678,14 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
             &configs,
             0.0,
         );
+        match (e.bad_propensities.refusal(), a.allow_bad_propensities) {
+            (Some(why), false) => {
+                eprintln!("error: {why}");
+                return ExitCode::from(2);
+            }
+            (Some(_), true) => eprintln!("{}", e.bad_propensities.warning().unwrap_or_default()),
+            (None, _) => {}
+        }
         println!(
             "logged decisions: {}, their mean reward (the logging policy's on-policy value) {:.5}",
             e.decisions, e.logged_value

@@ -301,6 +301,58 @@ fn obd_reports_logged_values_and_candidate_estimates() {
         }
     }
 
+    // Every clicked impression's propensity set to 0: the run fails and
+    // names the first, unless told to leave them out (then counted).
+    let zeroed = std::env::temp_dir().join(format!("nba-obd-zeroed-{}", std::process::id()));
+    let mut clicked = 0;
+    for log in ["random", "bts"] {
+        let from = std::path::Path::new(&dir).join(format!("{log}/all/all.csv"));
+        let text = std::fs::read_to_string(&from).expect("the sample");
+        let mut lines = text.lines();
+        let header = lines.next().expect("a header");
+        let col = |name: &str| {
+            header
+                .split(',')
+                .position(|h| h == name)
+                .expect("the column")
+        };
+        let (click, prop) = (col("click"), col("propensity_score"));
+        let mut out = format!("{header}\n");
+        for line in lines {
+            let mut f: Vec<String> = line.split(',').map(str::to_owned).collect();
+            if f[click] == "1" {
+                f[prop] = "0".into();
+                clicked += 1;
+            }
+            out.push_str(&f.join(","));
+            out.push('\n');
+        }
+        std::fs::create_dir_all(zeroed.join(format!("{log}/all"))).expect("dir");
+        std::fs::write(zeroed.join(format!("{log}/all/all.csv")), out).expect("written");
+    }
+    let refused = nba().arg("obd").arg(&zeroed).output().expect("nba runs");
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{why}");
+    assert!(
+        why.contains(&format!(
+            "{clicked} logged decision(s) have a propensity outside (0, 1]"
+        )) && why.contains("random/all/all.csv line ")
+            && why.contains("--allow-bad-propensities"),
+        "{why}"
+    );
+    let allowed = nba()
+        .arg("obd")
+        .arg(&zeroed)
+        .args(["--allow-bad-propensities", "--json"])
+        .output()
+        .expect("nba runs");
+    let _ = std::fs::remove_dir_all(&zeroed);
+    assert!(String::from_utf8_lossy(&allowed.stderr).contains("left out of every estimate"));
+    assert_eq!(
+        last_json_line(&allowed)["bad_propensities"]["count"],
+        clicked
+    );
+
     // The importer: the uniform-random log as a recording, backtested with
     // candidates; the uniform candidate's IPS on it is the log's own click rate.
     let rec = std::env::temp_dir().join(format!("nba-obd-{}.avro", std::process::id()));

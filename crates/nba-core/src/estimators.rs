@@ -100,6 +100,61 @@ impl std::fmt::Display for Estimate {
     }
 }
 
+/// True for a logged propensity that can weight a decision: in (0, 1].
+pub fn usable_propensity(p: f64) -> bool {
+    p > 0.0 && p <= 1.0
+}
+
+/// Logged propensities that cannot weight a decision (0, negative, NaN or
+/// above 1), counted with the first. A propensity of 0 would make a logged
+/// decision weigh nothing rather than infinitely much, and one above 1 is no
+/// probability: either makes every weighted estimate wrong without a sign.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BadPropensities {
+    /// How many.
+    pub count: u64,
+    /// The first, as where it is and its value.
+    pub first: Option<String>,
+}
+
+impl BadPropensities {
+    /// True if `p` can weight a decision; else counts it (`at` says where
+    /// it is, for the first).
+    pub fn check(&mut self, p: f64, at: impl FnOnce() -> String) -> bool {
+        if usable_propensity(p) {
+            return true;
+        }
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(format!("{}: propensity {p}", at()));
+        }
+        false
+    }
+
+    /// Why a run with these must stop, unless its user allowed them; `None`
+    /// if there are none.
+    pub fn refusal(&self) -> Option<String> {
+        (self.count > 0).then(|| {
+            format!(
+                "{} logged decision(s) have a propensity outside (0, 1] (the first: {}); off-policy estimates weight each decision by 1/propensity, so these cannot be used: fix the log, or pass --allow-bad-propensities to leave them out of every estimate",
+                self.count,
+                self.first.as_deref().unwrap_or("?")
+            )
+        })
+    }
+
+    /// The warning a run that leaves them out prints; `None` if there are none.
+    pub fn warning(&self) -> Option<String> {
+        (self.count > 0).then(|| {
+            format!(
+                "warning: {} logged decision(s) with a propensity outside (0, 1] left out of every estimate (the first: {})",
+                self.count,
+                self.first.as_deref().unwrap_or("?")
+            )
+        })
+    }
+}
+
 /// z of a two-sided 95% normal interval.
 const Z95: f64 = 1.959_963_984_540_054;
 
@@ -128,12 +183,13 @@ fn estimate(estimator: Estimator, value: f64, se: f64, ess: f64) -> Estimate {
 }
 
 /// Every estimator that the log supports (DM and DR need predictions on every
-/// decision). Decisions with a propensity ≤ 0 or an action outside the
-/// candidates are skipped (they cannot be weighted).
+/// decision). Decisions whose propensity is not in (0, 1] or whose action is
+/// outside the candidates are skipped (they cannot be weighted); callers
+/// find and report them first with [`BadPropensities`].
 pub fn evaluate(log: &[LoggedDecision]) -> Vec<Estimate> {
     let usable: Vec<&LoggedDecision> = log
         .iter()
-        .filter(|d| d.propensity > 0.0 && d.action < d.target.len())
+        .filter(|d| usable_propensity(d.propensity) && d.action < d.target.len())
         .collect();
     let n = usable.len() as f64;
     let mut out = Vec::new();
@@ -198,6 +254,23 @@ pub fn evaluate(log: &[LoggedDecision]) -> Vec<Estimate> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn propensities_outside_zero_to_one_are_counted_with_the_first() {
+        let mut bad = super::BadPropensities::default();
+        assert!(bad.check(1.0, || "d0".into()) && bad.check(1e-9, || "d1".into()));
+        assert_eq!(bad.refusal(), None);
+        for (i, p) in [0.0, -0.5, f64::NAN, 5.0].into_iter().enumerate() {
+            assert!(!bad.check(p, || format!("d{i}")), "{p}");
+        }
+        assert_eq!(bad.count, 4);
+        assert_eq!(bad.first.as_deref(), Some("d0: propensity 0"));
+        let why = bad.refusal().expect("refused");
+        assert!(
+            why.starts_with("4 logged decision(s)") && why.contains("--allow-bad-propensities"),
+            "{why}"
+        );
+    }
+
     use super::*;
 
     fn d(

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use nba_core::estimators::{Estimate, LoggedDecision, evaluate};
+use nba_core::estimators::{BadPropensities, Estimate, LoggedDecision, evaluate};
 use nba_core::{
     BanditConfig, Candidates, DecisionRequest, Forgetting, LinearBandit, Model, NextBestAction,
     Policy, Reward,
@@ -36,6 +36,9 @@ pub struct Evaluation {
     pub decisions: u64,
     /// Mean reward of the logged decisions (the logging policy's on-policy value).
     pub logged_value: f64,
+    /// Logged decisions whose propensity is not in (0, 1]: left out of
+    /// everything here, the logged value included.
+    pub bad_propensities: BadPropensities,
     /// The candidates.
     pub candidates: Vec<CandidateEstimates>,
 }
@@ -91,10 +94,14 @@ pub fn evaluate_candidates(
     });
     let mut logs: Vec<Vec<LoggedDecision>> = vec![Vec::new(); candidates.len()];
     let (mut n, mut total) = (0u64, 0.0);
+    let mut bad_propensities = BadPropensities::default();
     for nba in nbas {
         let Some(req) = by_id.get(nba.decision_id.as_str()) else {
             continue;
         };
+        if !bad_propensities.check(nba.propensity, || format!("decision {}", nba.decision_id)) {
+            continue;
+        }
         let Some(action) = req.candidates.iter().position(|a| *a == nba.action_id) else {
             continue;
         };
@@ -142,6 +149,7 @@ pub fn evaluate_candidates(
     Evaluation {
         decisions: n,
         logged_value: if n > 0 { total / n as f64 } else { f64::NAN },
+        bad_propensities,
         candidates: candidates
             .iter()
             .zip(models)
@@ -251,6 +259,20 @@ mod tests {
                 .estimates
                 .iter()
                 .all(|x| x.estimator != Estimator::Replay)
+        );
+        assert_eq!(e.bad_propensities.count, 0);
+
+        // Propensities that cannot weight a decision are counted with the
+        // first, and left out of everything (the logged value included).
+        let mut broken = nbas.clone();
+        broken[3].propensity = 0.0;
+        broken[7].propensity = 5.0;
+        let e = evaluate_candidates(&requests, &broken, &rewards, &[], 0.0);
+        assert_eq!(e.decisions, 1_998);
+        assert_eq!(e.bad_propensities.count, 2);
+        assert_eq!(
+            e.bad_propensities.first.as_deref(),
+            Some(format!("decision {}: propensity 0", broken[3].decision_id).as_str())
         );
     }
 }
