@@ -7,7 +7,8 @@
 # confluent-kafka from PyPI, installed once into ~/.cache/nba-tools), and a
 # closed loop whose simulated customers answer the live decisions
 # (scripts/e2e-closed-loop.sh), and a short latency curve under open-loop
-# load (scripts/load-curve.sh at two low rates), and 30 s of mutation
+# load (scripts/load-curve.sh at two low rates), the plumbing baseline's
+# harness on a small backlog (scripts/relay-baseline.sh), and 30 s of mutation
 # fuzzing of every stage's inputs (fuzz-stages). The Open
 # Bandit Dataset sample is fetched from PyPI once (scripts/fetch-obd.sh).
 set -euo pipefail
@@ -39,6 +40,9 @@ scripts/e2e-security.sh
 scripts/e2e-registry.sh
 scripts/e2e-closed-loop.sh
 NBA_LOAD_RATES=100,200 NBA_LOAD_SECS=3 scripts/load-curve.sh
+# The plumbing baseline's harness, on a small backlog (the figures in
+# BENCHMARKS.md use 300,000).
+NBA_RELAY_EVENTS=20000 scripts/relay-baseline.sh
 # Mutated records of every topic a stage reads: no panic (the 10-minute run
 # is in BENCHMARKS.md).
 cargo run --release --quiet -p nba-benches --bin fuzz-stages -- --secs 30

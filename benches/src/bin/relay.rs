@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[derive(Debug, Parser)]
 #[command(about = "A no-op relay of nba's topology: the plumbing baseline")]
@@ -59,6 +59,9 @@ enum Command {
         at_least: i64,
         #[arg(long, default_value_t = 5)]
         quiet_secs: u64,
+        /// Fail if --at-least records have not come within this long.
+        #[arg(long, default_value_t = 300)]
+        give_up_secs: u64,
     },
 }
 
@@ -120,7 +123,13 @@ fn hop(cli: &Cli, from: &str, to: &str, group: &str, keep: i64) -> anyhow::Resul
     }
 }
 
-fn watch(cli: &Cli, topic: &str, at_least: i64, quiet: Duration) -> anyhow::Result<()> {
+fn watch(
+    cli: &Cli,
+    topic: &str,
+    at_least: i64,
+    quiet: Duration,
+    give_up: Duration,
+) -> anyhow::Result<()> {
     // Read, not the watermarks: some Kafka-compatible brokers (tansu 0.6.0)
     // report a high watermark below the last acknowledged record.
     let consumer: BaseConsumer = config(cli)?
@@ -153,6 +162,9 @@ fn watch(cli: &Cli, topic: &str, at_least: i64, quiet: Duration) -> anyhow::Resu
                 );
                 return Ok(());
             }
+            None if count < at_least && started.elapsed() > give_up => {
+                anyhow::bail!("{topic}: {count} records after {give_up:?}, fewer than {at_least}")
+            }
             None => {}
         }
     }
@@ -171,6 +183,13 @@ fn main() -> anyhow::Result<()> {
             topic,
             at_least,
             quiet_secs,
-        } => watch(&cli, topic, *at_least, Duration::from_secs(*quiet_secs)),
+            give_up_secs,
+        } => watch(
+            &cli,
+            topic,
+            *at_least,
+            Duration::from_secs(*quiet_secs),
+            Duration::from_secs(*give_up_secs),
+        ),
     }
 }
