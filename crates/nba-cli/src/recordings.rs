@@ -128,7 +128,8 @@ pub(crate) struct BacktestArgs {
     /// The topic name the raw interactions were recorded from.
     #[arg(long, default_value = "nba.interactions.raw")]
     topic: String,
-    /// Seed of the policy [deployment: policy.seed].
+    /// Seed of the policy's draws, and of every --candidate's
+    /// [deployment: policy.seed].
     #[arg(long)]
     seed: Option<String>,
     /// A contact-policy file to run with instead of the deployment's
@@ -667,9 +668,17 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
         }
         None
     } else {
+        // The candidates draw from the run's seed (--seed, or the deployment's).
+        let seed = deployment.settings.bandit.seed;
         let configs: Vec<(String, BanditConfig)> = candidates
             .iter()
-            .map(|c| (c.label.clone(), c.config.clone()))
+            .map(|c| {
+                let config = BanditConfig {
+                    seed,
+                    ..c.config.clone()
+                };
+                (c.label.clone(), config)
+            })
             .collect();
         let e = evaluate_candidates(
             &logged.requests,

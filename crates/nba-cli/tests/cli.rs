@@ -375,6 +375,26 @@ fn obd_reports_logged_values_and_candidate_estimates() {
             .output()
             .expect("nba runs"),
     );
+    // --seed reaches the candidates: Thompson sampling's probabilities (and
+    // so its estimates) follow it.
+    let thompson_ips = |seed: &str| {
+        let r = last_json_line(
+            &nba()
+                .arg("backtest")
+                .arg(&rec)
+                .args(["--json", "--candidate", "thompson", "--seed", seed])
+                .output()
+                .expect("nba runs"),
+        );
+        r["evaluation"]["candidates"][0]["estimates"]
+            .as_array()
+            .and_then(|es| es.iter().find(|e| e["estimator"] == "ips"))
+            .and_then(|e| e["value"].as_f64())
+            .expect("thompson's IPS")
+    };
+    let (one, two) = (thompson_ips("1"), thompson_ips("2"));
+    assert_eq!(one, thompson_ips("1"), "the same seed, the same estimate");
+    assert_ne!(one, two, "another seed, other draws");
     let _ = std::fs::remove_file(&rec);
     assert_eq!(b["evaluation"]["decisions"], 10_000);
     let logged = b["logged_value"].as_f64().expect("logged value");
