@@ -238,6 +238,9 @@ struct Report {
     logged: Vec<OnPolicy>,
     evaluated_on: &'static str,
     evaluation_impressions: usize,
+    /// The logging policy's own click rate on the impressions the candidates
+    /// are evaluated on: what their estimates compare with.
+    logged_on_evaluation: OnPolicy,
     candidates: Vec<Candidate>,
     /// Impressions left out for a propensity not in (0, 1]
     /// (--allow-bad-propensities).
@@ -397,6 +400,7 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
         ],
         evaluated_on: "second half of the uniform-random log",
         evaluation_impressions: test.len(),
+        logged_on_evaluation: on_policy("uniform-random", test),
         candidates,
     })
 }
@@ -562,9 +566,10 @@ pub(crate) fn run(a: &ObdArgs) -> ExitCode {
             l.policy, l.impressions, l.value, l.ci_low, l.ci_high
         );
     }
+    let l = &r.logged_on_evaluation;
     println!(
-        "  candidates, estimated on the {} ({} impressions):",
-        r.evaluated_on, r.evaluation_impressions
+        "  candidates, estimated on the {} ({} impressions; the logging policy's own click rate there {:.5} [{:.5}, {:.5}]):",
+        r.evaluated_on, r.evaluation_impressions, l.value, l.ci_low, l.ci_high
     );
     for c in &r.candidates {
         for e in &c.estimates {

@@ -295,6 +295,10 @@ fn obd_reports_logged_values_and_candidate_estimates() {
         .find(|e| e["estimator"] == "ips")
         .expect("ips");
     assert_eq!(ips["effective_sample_size"], 5_000.0);
+    // ...and the logging policy's own value is reported on those rounds.
+    assert_eq!(r["logged_on_evaluation"]["impressions"], 5_000);
+    let own = r["logged_on_evaluation"]["value"].as_f64().expect("value");
+    assert!((ips["value"].as_f64().expect("ips") - own).abs() < 1e-12);
     for c in candidates {
         for e in c["estimates"].as_array().expect("estimates") {
             assert!(e["ci_low"].as_f64() <= e["value"].as_f64(), "{c}");
