@@ -219,19 +219,24 @@ fn html_report(run: &BacktestRun, evaluation: Option<&Evaluation>) -> String {
     )]));
     if let Some(e) = evaluation {
         body.push_str(&format!(
-            "<h2>Candidates against {} logged decisions</h2><p>Logged policy's mean reward: {:.5}</p><table><tr><th>candidate</th><th>estimator</th><th>value</th><th>95% interval</th><th>effective sample size</th></tr>",
+            "<h2>Candidates against {} logged decisions</h2><p>Logged policy's mean reward: {:.5}</p><table><tr><th>candidate</th><th>estimator</th><th>value</th><th>95% interval</th><th>effective sample size</th><th>warning</th></tr>",
             e.decisions, e.logged_value
         ));
         for c in &e.candidates {
             for x in &c.estimates {
                 body.push_str(&format!(
-                    "<tr><td>{}</td><td>{}</td><td>{:.5}</td><td>[{:.5}, {:.5}]</td><td>{:.1}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{:.5}</td><td>[{:.5}, {:.5}]</td><td>{}</td><td>{}</td></tr>",
                     escape(&c.name),
                     x.estimator.name(),
                     x.value,
                     x.ci_low,
                     x.ci_high,
-                    x.effective_sample_size
+                    if x.effective_sample_size.is_nan() {
+                        "-".to_owned()
+                    } else {
+                        format!("{:.1}", x.effective_sample_size)
+                    },
+                    x.caveat.map_or("", |c| c.explain())
                 ));
             }
         }

@@ -19,7 +19,9 @@
 //! Each comes with a 95% normal-approximation interval (±1.96 standard errors of
 //! the per-decision terms; for SNIPS by the delta method) and an effective
 //! sample size: the decisions used for replay, (Σw)²/Σw² for the weighted
-//! estimators, n for DM.
+//! estimators; none for DM, whose interval treats the reward model as known.
+//! An estimate whose interval should not be taken at face value says why
+//! ([`Caveat`]).
 
 use serde::Serialize;
 
@@ -70,6 +72,40 @@ impl Estimator {
     }
 }
 
+/// Why an estimate's interval should not be taken at face value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Caveat {
+    /// No decision it weighs had a reward above zero: an interval of [0, 0]
+    /// (or one from the reward model alone, for DR) says nothing was
+    /// observed, not that the value is known.
+    NoReward,
+    /// Its effective sample size is under [`SMALL_SAMPLE`]: a normal
+    /// interval is not to be trusted there.
+    SmallSample,
+    /// The direct method: its interval treats the reward model as known, so
+    /// the model's own error is not in it.
+    ModelAssumed,
+}
+
+impl Caveat {
+    /// What it means, for a report.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Caveat::NoReward => {
+                "no rewarded decision among those it weighs: nothing observed supports it"
+            }
+            Caveat::SmallSample => {
+                "effective sample size under 30: the interval is not to be trusted"
+            }
+            Caveat::ModelAssumed => "the interval treats the reward model as known",
+        }
+    }
+}
+
+/// Effective sample sizes under this get [`Caveat::SmallSample`].
+pub const SMALL_SAMPLE: f64 = 30.0;
+
 /// An estimate of a policy's value per decision.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Estimate {
@@ -81,22 +117,33 @@ pub struct Estimate {
     pub ci_low: f64,
     /// Upper end of the 95% interval.
     pub ci_high: f64,
-    /// Effective sample size.
+    /// Effective sample size; NaN (null in JSON) for the direct method.
     pub effective_sample_size: f64,
+    /// Why the interval should not be taken at face value, if it should not.
+    pub caveat: Option<Caveat>,
 }
 
 impl std::fmt::Display for Estimate {
-    /// `ips     0.00380 [0.00259, 0.00501]  ESS 5000.0`, for tables.
+    /// `ips     0.00380 [0.00259, 0.00501]  ESS 5000.0`, for tables, with
+    /// the caveat after it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<7} {:.5} [{:.5}, {:.5}]  ESS {:.1}",
+            "{:<7} {:.5} [{:.5}, {:.5}]  ESS ",
             self.estimator.name(),
             self.value,
             self.ci_low,
             self.ci_high,
-            self.effective_sample_size
-        )
+        )?;
+        if self.effective_sample_size.is_nan() {
+            write!(f, "-")?;
+        } else {
+            write!(f, "{:.1}", self.effective_sample_size)?;
+        }
+        if let Some(c) = self.caveat {
+            write!(f, "  (warning: {})", c.explain())?;
+        }
+        Ok(())
     }
 }
 
@@ -172,13 +219,25 @@ fn mean_and_se(xs: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
-fn estimate(estimator: Estimator, value: f64, se: f64, ess: f64) -> Estimate {
+/// An estimate with its interval; `rewarded`: whether any reward it weighs
+/// is above zero.
+fn estimate(estimator: Estimator, value: f64, se: f64, ess: f64, rewarded: bool) -> Estimate {
+    let caveat = if estimator == Estimator::Dm {
+        Some(Caveat::ModelAssumed)
+    } else if !rewarded {
+        Some(Caveat::NoReward)
+    } else if ess.is_nan() || ess < SMALL_SAMPLE {
+        Some(Caveat::SmallSample)
+    } else {
+        None
+    };
     Estimate {
         estimator,
         value,
         ci_low: value - Z95 * se,
         ci_high: value + Z95 * se,
         effective_sample_size: ess,
+        caveat,
     }
 }
 
@@ -191,7 +250,6 @@ pub fn evaluate(log: &[LoggedDecision]) -> Vec<Estimate> {
         .iter()
         .filter(|d| usable_propensity(d.propensity) && d.action < d.target.len())
         .collect();
-    let n = usable.len() as f64;
     let mut out = Vec::new();
 
     let deterministic = usable
@@ -204,7 +262,14 @@ pub fn evaluate(log: &[LoggedDecision]) -> Vec<Estimate> {
             .map(|d| d.reward)
             .collect();
         let (v, se) = mean_and_se(&matched);
-        out.push(estimate(Estimator::Replay, v, se, matched.len() as f64));
+        let any = matched.iter().any(|r| *r > 0.0);
+        out.push(estimate(
+            Estimator::Replay,
+            v,
+            se,
+            matched.len() as f64,
+            any,
+        ));
     }
 
     let w: Vec<f64> = usable
@@ -219,8 +284,10 @@ pub fn evaluate(log: &[LoggedDecision]) -> Vec<Estimate> {
         0.0
     };
     let ips_terms: Vec<f64> = usable.iter().zip(&w).map(|(d, w)| w * d.reward).collect();
+    // A reward the candidate's weights reach.
+    let rewarded = ips_terms.iter().any(|t| *t > 0.0);
     let (v, se) = mean_and_se(&ips_terms);
-    out.push(estimate(Estimator::Ips, v, se, ess));
+    out.push(estimate(Estimator::Ips, v, se, ess, rewarded));
 
     let snips = ips_terms.iter().sum::<f64>() / sum_w;
     // Delta method: Var ≈ Σ wᵢ²(rᵢ − V)² / (Σw)².
@@ -231,7 +298,7 @@ pub fn evaluate(log: &[LoggedDecision]) -> Vec<Estimate> {
         .sum::<f64>()
         .sqrt()
         / sum_w;
-    out.push(estimate(Estimator::Snips, snips, snips_se, ess));
+    out.push(estimate(Estimator::Snips, snips, snips_se, ess, rewarded));
 
     if !usable.is_empty() && usable.iter().all(|d| d.predicted.len() == d.target.len()) {
         let dm_terms: Vec<f64> = usable
@@ -239,7 +306,7 @@ pub fn evaluate(log: &[LoggedDecision]) -> Vec<Estimate> {
             .map(|d| d.target.iter().zip(&d.predicted).map(|(p, r)| p * r).sum())
             .collect();
         let (v, se) = mean_and_se(&dm_terms);
-        out.push(estimate(Estimator::Dm, v, se, n));
+        out.push(estimate(Estimator::Dm, v, se, f64::NAN, rewarded));
         let dr_terms: Vec<f64> = usable
             .iter()
             .zip(&w)
@@ -247,7 +314,7 @@ pub fn evaluate(log: &[LoggedDecision]) -> Vec<Estimate> {
             .map(|((d, w), dm)| dm + w * (d.reward - d.predicted[d.action]))
             .collect();
         let (v, se) = mean_and_se(&dr_terms);
-        out.push(estimate(Estimator::Dr, v, se, ess));
+        out.push(estimate(Estimator::Dr, v, se, ess, rewarded));
     }
     out
 }
@@ -340,6 +407,36 @@ mod tests {
         let terms = [1.18, 0.36, -0.30, 0.88];
         let var = terms.iter().map(|t| (t - 0.53f64).powi(2)).sum::<f64>() / 3.0;
         close(dr.ci_high - dr.value, Z95 * (var / 4.0).sqrt());
+    }
+
+    #[test]
+    fn intervals_that_cannot_be_trusted_say_why() {
+        // Four decisions: an effective sample size under 30.
+        let es = evaluate(&log());
+        assert_eq!(get(&es, Estimator::Ips).caveat, Some(Caveat::SmallSample));
+        let dm = get(&es, Estimator::Dm);
+        assert_eq!(dm.caveat, Some(Caveat::ModelAssumed));
+        assert!(dm.effective_sample_size.is_nan(), "no ESS for DM");
+        assert!(
+            dm.to_string()
+                .contains("ESS -  (warning: the interval treats the reward model as known)")
+        );
+        // No reward at all: [0, 0] says nothing was observed.
+        let mut none = log();
+        for x in &mut none {
+            x.reward = 0.0;
+        }
+        let ips = get(&evaluate(&none), Estimator::Ips);
+        assert_eq!(
+            (ips.ci_low, ips.ci_high, ips.caveat),
+            (0.0, 0.0, Some(Caveat::NoReward))
+        );
+        // A hundred decisions with rewards: nothing to say.
+        let many: Vec<LoggedDecision> = (0..25).flat_map(|_| log()).collect();
+        for e in evaluate(&many) {
+            let expected = (e.estimator == Estimator::Dm).then_some(Caveat::ModelAssumed);
+            assert_eq!(e.caveat, expected, "{e}");
+        }
     }
 
     #[test]
