@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use nba_core::estimators::{BadPropensities, Estimate, Estimator, LoggedDecision, evaluate};
+use nba_core::estimators::{
+    BadPropensities, Estimate, Estimator, LoggedDecision, Weights, evaluate, evaluate_clipped,
+    weights,
+};
 use nba_core::{
     BanditConfig, Candidates, DecisionRequest, Forgetting, Interaction, LinearBandit, Model,
     NextBestAction, Policy, Reward,
@@ -46,6 +49,10 @@ pub(crate) struct ObdArgs {
     /// Which log --record writes.
     #[arg(long, value_enum, default_value_t = LogName::Random)]
     log: LogName,
+    /// Clip every importance weight at this (IPS, SNIPS, DR, SNDR): less
+    /// variance, some bias.
+    #[arg(long, value_name = "W", value_parser = positive)]
+    clip: Option<f64>,
     /// Leave impressions whose propensity_score is not in (0, 1] (0,
     /// negative, NaN, above 1) out, counted and reported, instead of
     /// failing: they cannot be weighted.
@@ -228,6 +235,9 @@ struct OnPolicy {
 struct Candidate {
     policy: &'static str,
     estimates: Vec<Estimate>,
+    /// Its importance weights on the log, unclipped (none for replay only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weights: Option<Weights>,
 }
 
 #[derive(Debug, Serialize)]
@@ -331,7 +341,8 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
             .collect();
         candidates.push(Candidate {
             policy,
-            estimates: evaluate(&log),
+            estimates: evaluate_clipped(&log, a.clip),
+            weights: Some(weights(&log)),
         });
     }
     let greedy: Vec<LoggedDecision> = test
@@ -350,7 +361,8 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
         .collect();
     candidates.push(Candidate {
         policy: "ridge-greedy",
-        estimates: evaluate(&greedy),
+        estimates: evaluate_clipped(&greedy, a.clip),
+        weights: Some(weights(&greedy)),
     });
 
     // LinUCB learning online: only the replay method applies to a policy that
@@ -387,6 +399,7 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
     candidates.push(Candidate {
         policy: "linucb-online",
         estimates: replay,
+        weights: None,
     });
 
     Ok(Report {
@@ -575,9 +588,23 @@ pub(crate) fn run(a: &ObdArgs) -> ExitCode {
         for e in &c.estimates {
             println!("    {:<18} {e}", c.policy);
         }
+        if let Some(w) = c.weights {
+            println!(
+                "    {:<18} importance weights: mean {:.3}, max {:.1}",
+                c.policy, w.mean, w.max
+            );
+        }
     }
     if a.json {
         return crate::print_json_line(&r);
     }
     ExitCode::SUCCESS
+}
+
+/// A number above zero, for --clip.
+pub(crate) fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s} is not a number above zero")),
+    }
 }

@@ -168,6 +168,10 @@ pub(crate) struct BacktestArgs {
     /// Print the report as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
+    /// Clip every importance weight at this (IPS, SNIPS, DR, SNDR): less
+    /// variance, some bias.
+    #[arg(long, value_name = "W", value_parser = crate::obd::positive)]
+    clip: Option<f64>,
     /// Leave logged decisions whose propensity is not in (0, 1] (0,
     /// negative, NaN, above 1) out of every estimate, counted and reported,
     /// instead of failing: they cannot be weighted.
@@ -691,6 +695,7 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
             &logged.rewards,
             &configs,
             0.0,
+            a.clip,
         );
         match (e.bad_propensities.refusal(), a.allow_bad_propensities) {
             (Some(why), false) => {
@@ -708,6 +713,10 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
             for x in &c.estimates {
                 println!("  {:<15} {x}", c.name);
             }
+            println!(
+                "  {:<15} importance weights: mean {:.3}, max {:.1}",
+                c.name, c.weights.mean, c.weights.max
+            );
         }
         Some(e)
     };

@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 
-use nba_core::estimators::{BadPropensities, Estimate, LoggedDecision, evaluate};
+use nba_core::estimators::{
+    BadPropensities, Estimate, LoggedDecision, Weights, evaluate_clipped, weights,
+};
 use nba_core::{
     BanditConfig, Candidates, DecisionRequest, Forgetting, LinearBandit, Model, NextBestAction,
     Policy, Reward,
@@ -27,6 +29,8 @@ pub struct CandidateEstimates {
     pub policy: String,
     /// One estimate per estimator.
     pub estimates: Vec<Estimate>,
+    /// Its importance weights on the log, unclipped.
+    pub weights: Weights,
 }
 
 /// The logging policy's own value and every candidate's estimates.
@@ -46,13 +50,14 @@ pub struct Evaluation {
 /// Evaluates `candidates` (name, bandit settings) on the logged decisions.
 /// `nbas` in decision order; a decision without its request is skipped;
 /// rewards are matched by decision id (the first per decision), the rest get
-/// `default_reward`.
+/// `default_reward`; importance weights are clipped at `clip`, if given.
 pub fn evaluate_candidates(
     requests: &[DecisionRequest],
     nbas: &[NextBestAction],
     rewards: &[Reward],
     candidates: &[(String, BanditConfig)],
     default_reward: f64,
+    clip: Option<f64>,
 ) -> Evaluation {
     let by_id: HashMap<&str, &DecisionRequest> = requests
         .iter()
@@ -117,7 +122,13 @@ pub fn evaluate_candidates(
         let predicted: Vec<f64> = req
             .candidates
             .iter()
-            .map(|a| reward_model.estimate(a, &req.context, &[]).0)
+            // Rewards are in [0, 1]: so are the predictions DM and DR use.
+            .map(|a| {
+                reward_model
+                    .estimate(a, &req.context, &[])
+                    .0
+                    .clamp(0.0, 1.0)
+            })
             .collect();
         let rows: Vec<f64> = req.action_context.iter().flatten().copied().collect();
         for (m, log) in models.iter_mut().zip(&mut logs) {
@@ -157,7 +168,8 @@ pub fn evaluate_candidates(
             .map(|(((name, _), m), log)| CandidateEstimates {
                 name: name.clone(),
                 policy: m.policy_name().to_owned(),
-                estimates: evaluate(&log),
+                estimates: evaluate_clipped(&log, clip),
+                weights: weights(&log),
             })
             .collect(),
     }
@@ -234,6 +246,7 @@ mod tests {
             &rewards,
             &[("greedy".into(), greedy), ("uniform".into(), uniform)],
             0.0,
+            None,
         );
         assert_eq!(e.decisions, 2_000);
         assert!((e.logged_value - 0.5).abs() < 1e-12);
@@ -267,7 +280,7 @@ mod tests {
         let mut broken = nbas.clone();
         broken[3].propensity = 0.0;
         broken[7].propensity = 5.0;
-        let e = evaluate_candidates(&requests, &broken, &rewards, &[], 0.0);
+        let e = evaluate_candidates(&requests, &broken, &rewards, &[], 0.0, None);
         assert_eq!(e.decisions, 1_998);
         assert_eq!(e.bad_propensities.count, 2);
         assert_eq!(
