@@ -48,6 +48,18 @@ awk -v j="${joined:-0}" -v r="$responses" 'BEGIN { exit !(r > 0 && j >= 0.9 * r)
 stop_stages 1
 
 echo "== a model-updater killed (kill -9) and restarted answers no request twice"
+# The value of metric $2 on port $1 once above 0 and the same a second later
+# (at most two minutes).
+settled() {
+  local previous=-1 now
+  for _ in $(seq 1 120); do
+    now=$(metric "$1" "$2")
+    [ "${now:-0}" -gt 0 ] && [ "$now" = "$previous" ] && break
+    previous=${now:-0}
+    sleep 1
+  done
+  echo "${now:-0}"
+}
 for stage in nba-consumer nba-feature-aggregator; do
   "$bin/$stage" >"$work/$stage.crash.log" 2>&1 &
   pids+=($!)
@@ -59,13 +71,7 @@ victim=$!
 wait_for_port "$crashed"
 sleep 3 # the group forms
 "$bin/nba" simulate --events 3000 --seed 9 2>&1 | grep -v CONFWARN | tail -1
-previous=-1
-for _ in $(seq 1 120); do
-  decided=$(metric "$crashed" nba_decisions_total)
-  [ "${decided:-0}" -gt 0 ] && [ "$decided" = "$previous" ] && break
-  previous=${decided:-0}
-  sleep 1
-done
+decided=$(settled "$crashed" nba_decisions_total)
 kill -KILL "$victim"
 wait "$victim" 2>/dev/null || true
 echo "killed the model-updater after $decided decisions"
@@ -76,13 +82,7 @@ NBA_GROUP_ID=e2e-crash-restarted NBA_METRICS_ADDR="127.0.0.1:$restarted" \
   "$bin/nba-model-updater" >"$work/crash-after.log" 2>&1 &
 pids+=($!)
 wait_for_port "$restarted"
-previous=-1
-for _ in $(seq 1 120); do
-  again=$(metric "$restarted" nba_requests_answered_before_total)
-  [ "${again:-0}" -gt 0 ] && [ "$again" = "$previous" ] && break
-  previous=${again:-0}
-  sleep 1
-done
+again=$(settled "$restarted" nba_requests_answered_before_total)
 grep -ohE "recalled [0-9]+ answer\(s\)[^,]*, in [0-9.]+ s" "$work/crash-after.log"
 echo "after the restart: $again requests answered before, $(metric "$restarted" nba_decisions_total) decided"
 "$bin/nba" audit --json >"$work/crash-audit.out" 2>&1 || true

@@ -10,6 +10,8 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use nba_pipeline::{InputRecord, Topic};
+
 use crate::diagnostics::Diagnostics;
 use crate::kafka_errors::is_transient;
 
@@ -162,6 +164,60 @@ pub(crate) fn header_number(m: &BorrowedMessage<'_>, name: &str) -> Option<i64> 
         .iter()
         .find(|h| h.key == name)
         .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+}
+
+/// `m` as a stage sees it: a record of `topic`.
+pub(crate) fn input_record<'a>(topic: Topic, m: &'a BorrowedMessage<'a>) -> InputRecord<'a> {
+    InputRecord {
+        topic,
+        topic_name: m.topic(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key(),
+        payload: m.payload(),
+        timestamp: m.timestamp().to_millis(),
+    }
+}
+
+/// Records read back into a stage (a changelog restored, answers recalled):
+/// how many it took, and how many it refused, the first of which is logged.
+#[derive(Debug, Default)]
+pub(crate) struct TakenBack {
+    /// Taken.
+    pub(crate) taken: u64,
+    refused: u64,
+}
+
+impl TakenBack {
+    /// Counts what the stage said of `m`; `what` names the act ("restored").
+    pub(crate) fn note(&mut self, m: &BorrowedMessage<'_>, said: Result<(), String>, what: &str) {
+        match said {
+            Ok(()) => self.taken += 1,
+            Err(e) => {
+                if self.refused == 0 {
+                    tracing::warn!(
+                        "{}[{}] offset {}: not {what}: {e}",
+                        m.topic(),
+                        m.partition(),
+                        m.offset()
+                    );
+                }
+                self.refused += 1;
+            }
+        }
+    }
+
+    /// `; M could not be WHAT (see the first warning)`, or nothing if the
+    /// stage took every record.
+    pub(crate) fn refusals(&self, what: &str) -> String {
+        if self.refused == 0 {
+            return String::new();
+        }
+        format!(
+            "; {} could not be {what} (see the first warning)",
+            self.refused
+        )
+    }
 }
 
 /// `op`, tried again every second while it fails because the brokers cannot

@@ -6,13 +6,12 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use nba_pipeline::{Answers, InputRecord, REQUEST_OFFSET_HEADER, Stage, TopicNames};
-use rdkafka::message::Message;
+use nba_pipeline::{Answers, REQUEST_OFFSET_HEADER, Stage, TopicNames};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::read::{
-    Reader, TIMEOUT, first_offset_with_header_at_least, header_number, partitions_of,
-    read_partitions_from,
+    Reader, TIMEOUT, TakenBack, first_offset_with_header_at_least, header_number, input_record,
+    partitions_of, read_partitions_from,
 };
 
 /// Reads the answers topic, assigned, outside the group, never committing.
@@ -83,31 +82,13 @@ impl AnswerReader {
         if tpl.count() == 0 {
             return Ok(());
         }
-        let (mut recalled, mut refused) = (0u64, 0u64);
+        let mut recalled = TakenBack::default();
         read_partitions_from(&self.consumer, &self.answers_name, &tpl, |m| {
-            let record = InputRecord {
-                topic: self.answers.answers,
-                topic_name: m.topic(),
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key(),
-                payload: m.payload(),
-                timestamp: m.timestamp().to_millis(),
-            };
-            match stage.recall(&record, header_number(m, REQUEST_OFFSET_HEADER)) {
-                Ok(()) => recalled += 1,
-                Err(e) => {
-                    if refused == 0 {
-                        tracing::warn!(
-                            "{}[{}] offset {}: not recalled: {e}",
-                            m.topic(),
-                            m.partition(),
-                            m.offset()
-                        );
-                    }
-                    refused += 1;
-                }
-            }
+            let said = stage.recall(
+                &input_record(self.answers.answers, m),
+                header_number(m, REQUEST_OFFSET_HEADER),
+            );
+            recalled.note(m, said, "recalled");
         })
         .with_context(|| {
             format!(
@@ -117,14 +98,11 @@ impl AnswerReader {
             )
         })?;
         tracing::info!(
-            "recalled {recalled} answer(s) on {} to requests read again, in {:.1} s{}",
+            "recalled {} answer(s) on {} to requests read again, in {:.1} s{}",
+            recalled.taken,
             self.answers_name,
             started.elapsed().as_secs_f64(),
-            if refused > 0 {
-                format!("; {refused} could not be read (see the first warning)")
-            } else {
-                String::new()
-            }
+            recalled.refusals("recalled")
         );
         Ok(())
     }

@@ -30,7 +30,7 @@ use crate::misfit::{Held, HeldInputs, Next};
 use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
 use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
 use crate::progress::GroupWatch;
-use crate::read::{Reader, read_partitions};
+use crate::read::{Reader, TakenBack, input_record, read_partitions};
 use crate::recall::AnswerReader;
 use crate::stall::ConsumerErrors;
 use crate::tracker::{AckTracker, Pending, Sent};
@@ -212,44 +212,20 @@ impl<S: Stage> StageContext<S> {
         if restore.is_empty() {
             return Ok(());
         }
-        let (mut restored, mut refused) = (0u64, 0u64);
+        let mut restored = TakenBack::default();
         let partitions: Vec<i32> = restore.keys().copied().collect();
         read_partitions(&changelog.consumer, &changelog.topic, &partitions, |m| {
-            let record = InputRecord {
-                topic: Topic::CustomerState,
-                topic_name: m.topic(),
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key(),
-                payload: m.payload(),
-                timestamp: m.timestamp().to_millis(),
-            };
             let resume_at = restore.get(&m.partition()).copied().unwrap_or(0);
-            match stage.restore(&record, resume_at) {
-                Ok(()) => restored += 1,
-                Err(e) => {
-                    if refused == 0 {
-                        tracing::warn!(
-                            "{}[{}] offset {}: not restored: {e}",
-                            m.topic(),
-                            m.partition(),
-                            m.offset()
-                        );
-                    }
-                    refused += 1;
-                }
-            }
+            let said = stage.restore(&input_record(Topic::CustomerState, m), resume_at);
+            restored.note(m, said, "restored");
         })
         .with_context(|| format!("cannot restore from {}", changelog.topic))?;
         tracing::info!(
-            "restored {restored} record(s) of {} partition(s) {partitions:?} in {:.1} s{}",
+            "restored {} record(s) of {} partition(s) {partitions:?} in {:.1} s{}",
+            restored.taken,
             changelog.topic,
             started.elapsed().as_secs_f64(),
-            if refused > 0 {
-                format!("; {refused} could not be restored (see the first warning)")
-            } else {
-                String::new()
-            }
+            restored.refusals("restored")
         );
         Ok(())
     }
@@ -465,15 +441,7 @@ fn input_of<'a>(names: &TopicNames, msg: &'a BorrowedMessage<'a>) -> Option<Inpu
         tracing::warn!("ignoring a record of unexpected topic {}", msg.topic());
         return None;
     };
-    Some(InputRecord {
-        topic,
-        topic_name: msg.topic(),
-        partition: msg.partition(),
-        offset: msg.offset(),
-        key: msg.key(),
-        payload: msg.payload(),
-        timestamp: msg.timestamp().to_millis(),
-    })
+    Some(input_record(topic, msg))
 }
 
 /// Next record of the broadcast consumer, or never if there is none.
