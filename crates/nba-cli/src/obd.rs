@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use nba_core::estimators::{
-    BadPropensities, Estimate, Estimator, LoggedDecision, Weights, evaluate, evaluate_clipped,
+    self, BadPropensities, Estimate, Estimator, LoggedDecision, Weights, evaluate, evaluate_with,
     weights,
 };
 use nba_core::{
@@ -53,11 +53,25 @@ pub(crate) struct ObdArgs {
     /// variance, some bias.
     #[arg(long, value_name = "W", value_parser = positive)]
     clip: Option<f64>,
+    /// Intervals: normal (±1.96 standard errors), or also bootstrap (1,000
+    /// resamples of the impressions drawn from --seed; no normal
+    /// approximation, for small samples and rare rewards).
+    #[arg(long, value_enum, default_value_t = Interval::Normal)]
+    ci: Interval,
     /// Leave impressions whose propensity_score is not in (0, 1] (0,
     /// negative, NaN, above 1) out, counted and reported, instead of
     /// failing: they cannot be weighted.
     #[arg(long)]
     allow_bad_propensities: bool,
+}
+
+/// Which intervals the estimates get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Interval {
+    /// ±1.96 standard errors.
+    Normal,
+    /// The normal one and a seeded bootstrap.
+    Bootstrap,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -341,7 +355,7 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
             .collect();
         candidates.push(Candidate {
             policy,
-            estimates: evaluate_clipped(&log, a.clip),
+            estimates: evaluate_with(&log, options(a)),
             weights: Some(weights(&log)),
         });
     }
@@ -361,7 +375,7 @@ fn build(a: &ObdArgs) -> Result<Report, String> {
         .collect();
     candidates.push(Candidate {
         policy: "ridge-greedy",
-        estimates: evaluate_clipped(&greedy, a.clip),
+        estimates: evaluate_with(&greedy, options(a)),
         weights: Some(weights(&greedy)),
     });
 
@@ -599,6 +613,14 @@ pub(crate) fn run(a: &ObdArgs) -> ExitCode {
         return crate::print_json_line(&r);
     }
     ExitCode::SUCCESS
+}
+
+/// What `a` asks of the estimators.
+fn options(a: &ObdArgs) -> estimators::Options {
+    estimators::Options {
+        clip: a.clip,
+        bootstrap_seed: (a.ci == Interval::Bootstrap).then_some(a.seed),
+    }
 }
 
 /// A number above zero, for --clip.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use clap::Args;
+use nba_core::estimators;
 use nba_core::{
     BanditConfig, CatalogVersion, DecisionRequest, Exploration, Interaction, Model, NextBestAction,
     Objective, Policy, Residual, Reward,
@@ -172,6 +173,11 @@ pub(crate) struct BacktestArgs {
     /// variance, some bias.
     #[arg(long, value_name = "W", value_parser = crate::obd::positive)]
     clip: Option<f64>,
+    /// Intervals: normal (±1.96 standard errors), or also bootstrap (1,000
+    /// resamples of the decisions drawn from --seed; no normal approximation,
+    /// for small samples and rare rewards).
+    #[arg(long, value_enum, default_value_t = crate::obd::Interval::Normal)]
+    ci: crate::obd::Interval,
     /// Leave logged decisions whose propensity is not in (0, 1] (0,
     /// negative, NaN, above 1) out of every estimate, counted and reported,
     /// instead of failing: they cannot be weighted.
@@ -695,7 +701,10 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
             &logged.rewards,
             &configs,
             0.0,
-            a.clip,
+            estimators::Options {
+                clip: a.clip,
+                bootstrap_seed: (a.ci == crate::obd::Interval::Bootstrap).then_some(seed),
+            },
         );
         match (e.bad_propensities.refusal(), a.allow_bad_propensities) {
             (Some(why), false) => {

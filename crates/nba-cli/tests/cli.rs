@@ -295,6 +295,26 @@ fn obd_reports_logged_values_and_candidate_estimates() {
         .find(|e| e["estimator"] == "ips")
         .expect("ips");
     assert_eq!(ips["effective_sample_size"], 5_000.0);
+    // With --ci bootstrap every estimate also has a seeded bootstrap interval
+    // around it; the estimates themselves do not change.
+    let boot = last_json_line(
+        &nba()
+            .args(["obd", &dir, "--json", "--ci", "bootstrap"])
+            .output()
+            .expect("nba runs"),
+    );
+    let boot_ips = boot["candidates"][0]["estimates"]
+        .as_array()
+        .and_then(|es| es.iter().find(|e| e["estimator"] == "ips"))
+        .expect("ips");
+    assert_eq!(boot_ips["value"], ips["value"]);
+    let (low, high) = (
+        boot_ips["bootstrap"][0].as_f64().expect("low"),
+        boot_ips["bootstrap"][1].as_f64().expect("high"),
+    );
+    let v = ips["value"].as_f64().expect("value");
+    assert!(low < v && v < high, "{boot_ips}");
+    assert!(ips["bootstrap"].is_null(), "no bootstrap unless asked");
     // ...and the logging policy's own value is reported on those rounds.
     assert_eq!(r["logged_on_evaluation"]["impressions"], 5_000);
     let own = r["logged_on_evaluation"]["value"].as_f64().expect("value");

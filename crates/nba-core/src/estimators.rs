@@ -30,6 +30,7 @@
 
 use serde::Serialize;
 
+use crate::DecisionRng;
 use crate::bandit::argmax;
 
 /// One logged decision, as the estimators need it.
@@ -129,6 +130,8 @@ pub struct Estimate {
     pub effective_sample_size: f64,
     /// Why the interval should not be taken at face value, if it should not.
     pub caveat: Option<Caveat>,
+    /// A bootstrap 95% interval, when asked for ([`Options::bootstrap_seed`]).
+    pub bootstrap: Option<[f64; 2]>,
 }
 
 impl std::fmt::Display for Estimate {
@@ -147,6 +150,9 @@ impl std::fmt::Display for Estimate {
             write!(f, "-")?;
         } else {
             write!(f, "{:.1}", self.effective_sample_size)?;
+        }
+        if let Some([low, high]) = self.bootstrap {
+            write!(f, "  bootstrap [{low:.5}, {high:.5}]")?;
         }
         if let Some(c) = self.caveat {
             write!(f, "  (warning: {})", c.explain())?;
@@ -246,6 +252,7 @@ fn estimate(estimator: Estimator, value: f64, se: f64, ess: f64, rewarded: bool)
         ci_high: value + Z95 * se,
         effective_sample_size: ess,
         caveat,
+        bootstrap: None,
     }
 }
 
@@ -279,17 +286,71 @@ pub fn weights(log: &[LoggedDecision]) -> Weights {
     }
 }
 
+/// How to evaluate, beyond the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Options {
+    /// Clip every importance weight at this.
+    pub clip: Option<f64>,
+    /// Also give each estimate a bootstrap interval over
+    /// [`BOOTSTRAP_RESAMPLES`] resamples drawn from this seed.
+    pub bootstrap_seed: Option<u64>,
+}
+
+/// Resamples behind a bootstrap interval.
+pub const BOOTSTRAP_RESAMPLES: usize = 1000;
+
 /// Every estimator that the log supports (DM, DR and SNDR need predictions on
 /// every decision). Decisions whose propensity is not in (0, 1] or whose
 /// action is outside the candidates are skipped (they cannot be weighted);
 /// callers find and report them first with [`BadPropensities`].
 pub fn evaluate(log: &[LoggedDecision]) -> Vec<Estimate> {
-    evaluate_clipped(log, None)
+    evaluate_with(log, Options::default())
 }
 
 /// [`evaluate`] with every importance weight clipped at `clip`, if given.
 pub fn evaluate_clipped(log: &[LoggedDecision], clip: Option<f64>) -> Vec<Estimate> {
+    evaluate_with(
+        log,
+        Options {
+            clip,
+            ..Options::default()
+        },
+    )
+}
+
+/// [`evaluate`] with `options`. A bootstrap interval is the 2.5th and 97.5th
+/// percentiles of each estimate over resamples of the decisions, with
+/// replacement: it needs no normal approximation, which small or skewed
+/// samples (rare rewards, large weights) do not support.
+pub fn evaluate_with(log: &[LoggedDecision], options: Options) -> Vec<Estimate> {
     let usable = usable(log);
+    let mut out = estimates(&usable, options.clip);
+    let Some(seed) = options.bootstrap_seed else {
+        return out;
+    };
+    if usable.is_empty() {
+        return out;
+    }
+    let mut rng = DecisionRng::new(seed, "bootstrap");
+    let mut values = vec![Vec::with_capacity(BOOTSTRAP_RESAMPLES); out.len()];
+    let mut sample = Vec::with_capacity(usable.len());
+    for _ in 0..BOOTSTRAP_RESAMPLES {
+        sample.clear();
+        sample.extend((0..usable.len()).map(|_| usable[rng.index(usable.len())]));
+        for (e, v) in estimates(&sample, options.clip).iter().zip(&mut values) {
+            v.push(e.value);
+        }
+    }
+    for (e, mut v) in out.iter_mut().zip(values) {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        e.bootstrap = Some([at(0.025), at(0.975)]);
+    }
+    out
+}
+
+/// The estimates on the decisions `usable` (each can be weighted).
+fn estimates(usable: &[&LoggedDecision], clip: Option<f64>) -> Vec<Estimate> {
     let mut out = Vec::new();
 
     let deterministic = usable
@@ -475,6 +536,40 @@ mod tests {
         close(get(&clipped, Estimator::Dr).value, 0.53);
         // SNDR: the corrections over the mean weight 0.7: 0.49 + 0.04 / 0.7.
         close(get(&clipped, Estimator::Sndr).value, 0.49 + 0.04 / 0.7);
+    }
+
+    #[test]
+    fn bootstrap_intervals_are_seeded_percentiles_of_resamples() {
+        let many: Vec<LoggedDecision> = (0..25).flat_map(|_| log()).collect();
+        let with = |seed| {
+            evaluate_with(
+                &many,
+                Options {
+                    bootstrap_seed: Some(seed),
+                    ..Options::default()
+                },
+            )
+        };
+        let boots = |es: &[Estimate]| es.iter().map(|e| e.bootstrap).collect::<Vec<_>>();
+        let (a, b) = (with(7), with(8));
+        assert_eq!(
+            boots(&a),
+            boots(&with(7)),
+            "the same seed, the same intervals"
+        );
+        assert_ne!(boots(&a), boots(&b), "another seed, other resamples");
+        for (e, plain) in a.iter().zip(evaluate(&many)) {
+            let [low, high] = e.bootstrap.expect("a bootstrap interval");
+            assert_eq!(e.value, plain.value, "the estimate itself is unchanged");
+            assert!(low <= e.value && e.value <= high, "{e}");
+            // Close to the normal interval on 100 well-behaved decisions.
+            if e.estimator == Estimator::Ips {
+                assert!(
+                    (low - e.ci_low).abs() < 0.1 && (high - e.ci_high).abs() < 0.1,
+                    "{e}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use nba_core::estimators::{
-    BadPropensities, Estimate, LoggedDecision, Weights, evaluate_clipped, weights,
+    BadPropensities, Estimate, LoggedDecision, Options, Weights, evaluate_with, weights,
 };
 use nba_core::{
     BanditConfig, Candidates, DecisionRequest, Forgetting, LinearBandit, Model, NextBestAction,
@@ -50,14 +50,14 @@ pub struct Evaluation {
 /// Evaluates `candidates` (name, bandit settings) on the logged decisions.
 /// `nbas` in decision order; a decision without its request is skipped;
 /// rewards are matched by decision id (the first per decision), the rest get
-/// `default_reward`; importance weights are clipped at `clip`, if given.
+/// `default_reward`; the estimators run with `options` (clipping, bootstrap).
 pub fn evaluate_candidates(
     requests: &[DecisionRequest],
     nbas: &[NextBestAction],
     rewards: &[Reward],
     candidates: &[(String, BanditConfig)],
     default_reward: f64,
-    clip: Option<f64>,
+    options: Options,
 ) -> Evaluation {
     let by_id: HashMap<&str, &DecisionRequest> = requests
         .iter()
@@ -168,7 +168,7 @@ pub fn evaluate_candidates(
             .map(|(((name, _), m), log)| CandidateEstimates {
                 name: name.clone(),
                 policy: m.policy_name().to_owned(),
-                estimates: evaluate_clipped(&log, clip),
+                estimates: evaluate_with(&log, options),
                 weights: weights(&log),
             })
             .collect(),
@@ -246,7 +246,7 @@ mod tests {
             &rewards,
             &[("greedy".into(), greedy), ("uniform".into(), uniform)],
             0.0,
-            None,
+            Options::default(),
         );
         assert_eq!(e.decisions, 2_000);
         assert!((e.logged_value - 0.5).abs() < 1e-12);
@@ -280,7 +280,7 @@ mod tests {
         let mut broken = nbas.clone();
         broken[3].propensity = 0.0;
         broken[7].propensity = 5.0;
-        let e = evaluate_candidates(&requests, &broken, &rewards, &[], 0.0, None);
+        let e = evaluate_candidates(&requests, &broken, &rewards, &[], 0.0, Options::default());
         assert_eq!(e.decisions, 1_998);
         assert_eq!(e.bad_propensities.count, 2);
         assert_eq!(
