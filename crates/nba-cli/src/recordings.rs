@@ -21,8 +21,8 @@ use nba_kafka::{
 };
 use nba_metrics::{escape, html_page, line_chart_svg, percentile_plot_svg};
 use nba_pipeline::{
-    BacktestConfig, BacktestObserver, BacktestRun, Evaluation, RawRecord, Topic, TopicNames,
-    backtest, evaluate_candidates,
+    BacktestConfig, BacktestObserver, BacktestRun, CandidateLearning, Evaluation, RawRecord, Topic,
+    TopicNames, backtest, evaluate_candidates,
 };
 use nba_schema::{decode, read_recording};
 
@@ -178,11 +178,26 @@ pub(crate) struct BacktestArgs {
     /// for small samples and rare rewards).
     #[arg(long, value_enum, default_value_t = crate::obd::Interval::Normal)]
     ci: crate::obd::Interval,
+    /// What each --candidate learns from as the log is walked: observed (the
+    /// rounds where its own draw is the logged action, as if deployed: the
+    /// estimate is of what it would have earned), or all (every logged round,
+    /// more than it would have seen).
+    #[arg(long, value_enum, default_value_t = Learning::Observed)]
+    candidates_learn: Learning,
     /// Leave logged decisions whose propensity is not in (0, 1] (0,
     /// negative, NaN, above 1) out of every estimate, counted and reported,
     /// instead of failing: they cannot be weighted.
     #[arg(long)]
     allow_bad_propensities: bool,
+}
+
+/// `--candidates-learn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Learning {
+    /// The rounds it would have observed.
+    Observed,
+    /// Every logged round.
+    All,
 }
 
 /// The HTML report of a backtest.
@@ -705,6 +720,10 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
                 clip: a.clip,
                 bootstrap_seed: (a.ci == crate::obd::Interval::Bootstrap).then_some(seed),
             },
+            match a.candidates_learn {
+                Learning::Observed => CandidateLearning::Observed,
+                Learning::All => CandidateLearning::All,
+            },
         );
         match (e.bad_propensities.refusal(), a.allow_bad_propensities) {
             (Some(why), false) => {
@@ -715,8 +734,13 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
             (None, _) => {}
         }
         println!(
-            "logged decisions: {}, their mean reward (the logging policy's on-policy value) {:.5}",
-            e.decisions, e.logged_value
+            "logged decisions: {}, their mean reward (the logging policy's on-policy value) {:.5}; the candidates learned from {}",
+            e.decisions,
+            e.logged_value,
+            match e.learning {
+                CandidateLearning::Observed => "the rounds they would have observed",
+                CandidateLearning::All => "every logged round (more than they would have observed)",
+            }
         );
         for c in &e.candidates {
             for x in &c.estimates {

@@ -15,8 +15,8 @@ use nba_core::estimators::{
     BadPropensities, Estimate, LoggedDecision, Options, Weights, evaluate_with, weights,
 };
 use nba_core::{
-    BanditConfig, Candidates, DecisionRequest, Forgetting, LinearBandit, Model, NextBestAction,
-    Policy, Reward,
+    BanditConfig, Candidates, DecisionRequest, DecisionRng, Forgetting, LinearBandit, Model,
+    NextBestAction, Policy, Reward,
 };
 use serde::Serialize;
 
@@ -33,6 +33,21 @@ pub struct CandidateEstimates {
     pub weights: Weights,
 }
 
+/// What a candidate learns from as the log is walked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateLearning {
+    /// Only the rounds it would have observed deployed: those where its own
+    /// draw (seeded by its seed and the decision id) is the logged action.
+    /// What it is then estimated to earn is what it would have earned
+    /// deployed.
+    #[default]
+    Observed,
+    /// Every logged round, whatever it would have chosen: it learns from
+    /// more than it would have seen, so its estimate is of another policy.
+    All,
+}
+
 /// The logging policy's own value and every candidate's estimates.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
@@ -43,6 +58,8 @@ pub struct Evaluation {
     /// Logged decisions whose propensity is not in (0, 1]: left out of
     /// everything here, the logged value included.
     pub bad_propensities: BadPropensities,
+    /// What the candidates learned from.
+    pub learning: CandidateLearning,
     /// The candidates.
     pub candidates: Vec<CandidateEstimates>,
 }
@@ -50,7 +67,8 @@ pub struct Evaluation {
 /// Evaluates `candidates` (name, bandit settings) on the logged decisions.
 /// `nbas` in decision order; a decision without its request is skipped;
 /// rewards are matched by decision id (the first per decision), the rest get
-/// `default_reward`; the estimators run with `options` (clipping, bootstrap).
+/// `default_reward`; the estimators run with `options` (clipping, bootstrap);
+/// the candidates learn as `learning` says.
 pub fn evaluate_candidates(
     requests: &[DecisionRequest],
     nbas: &[NextBestAction],
@@ -58,6 +76,7 @@ pub fn evaluate_candidates(
     candidates: &[(String, BanditConfig)],
     default_reward: f64,
     options: Options,
+    learning: CandidateLearning,
 ) -> Evaluation {
     let by_id: HashMap<&str, &DecisionRequest> = requests
         .iter()
@@ -142,18 +161,25 @@ pub fn evaluate_candidates(
             } else {
                 &[]
             };
+            let target = m.probabilities(
+                &nba.decision_id,
+                &req.context,
+                &Candidates::new(&req.candidates).with_features(features),
+            );
+            let observed = learning == CandidateLearning::All
+                || DecisionRng::new(m.config().seed, &format!("{}/observed", nba.decision_id))
+                    .categorical(&target)
+                    == action;
             log.push(LoggedDecision {
                 action,
                 propensity: nba.propensity,
                 reward,
-                target: m.probabilities(
-                    &nba.decision_id,
-                    &req.context,
-                    &Candidates::new(&req.candidates).with_features(features),
-                ),
+                target,
                 predicted: predicted.clone(),
             });
-            m.update(&nba.action_id, &req.context, chosen, reward, nba.timestamp);
+            if observed {
+                m.update(&nba.action_id, &req.context, chosen, reward, nba.timestamp);
+            }
         }
         reward_model.update(&nba.action_id, &req.context, &[], reward, nba.timestamp);
     }
@@ -161,6 +187,7 @@ pub fn evaluate_candidates(
         decisions: n,
         logged_value: if n > 0 { total / n as f64 } else { f64::NAN },
         bad_propensities,
+        learning,
         candidates: candidates
             .iter()
             .zip(models)
@@ -244,9 +271,10 @@ mod tests {
             &requests,
             &nbas,
             &rewards,
-            &[("greedy".into(), greedy), ("uniform".into(), uniform)],
+            &[("greedy".into(), greedy.clone()), ("uniform".into(), uniform)],
             0.0,
             Options::default(),
+            CandidateLearning::All,
         );
         assert_eq!(e.decisions, 2_000);
         assert!((e.logged_value - 0.5).abs() < 1e-12);
@@ -275,12 +303,39 @@ mod tests {
         );
         assert_eq!(e.bad_propensities.count, 0);
 
+        // Learning only from the rounds it would have observed, the greedy
+        // candidate still finds the good action.
+        let observed = evaluate_candidates(
+            &requests,
+            &nbas,
+            &rewards,
+            &[("greedy".into(), greedy.clone())],
+            0.0,
+            Options::default(),
+            CandidateLearning::Observed,
+        );
+        let ips = observed.candidates[0]
+            .estimates
+            .iter()
+            .find(|x| x.estimator == Estimator::Ips)
+            .map(|x| x.value)
+            .expect("estimated");
+        assert!(ips > 0.8, "{ips}");
+
         // Propensities that cannot weight a decision are counted with the
         // first, and left out of everything (the logged value included).
         let mut broken = nbas.clone();
         broken[3].propensity = 0.0;
         broken[7].propensity = 5.0;
-        let e = evaluate_candidates(&requests, &broken, &rewards, &[], 0.0, Options::default());
+        let e = evaluate_candidates(
+            &requests,
+            &broken,
+            &rewards,
+            &[],
+            0.0,
+            Options::default(),
+            CandidateLearning::Observed,
+        );
         assert_eq!(e.decisions, 1_998);
         assert_eq!(e.bad_propensities.count, 2);
         assert_eq!(

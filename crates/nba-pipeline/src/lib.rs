@@ -18,7 +18,7 @@ mod topic;
 pub use backtest::{BacktestConfig, BacktestObserver, BacktestRun, RawRecord, backtest};
 pub use dead_letter::{DeadLetter, RecordLimit, headers as dlq_headers};
 pub use demo::{DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
-pub use evaluate::{CandidateEstimates, Evaluation, evaluate_candidates};
+pub use evaluate::{CandidateEstimates, CandidateLearning, Evaluation, evaluate_candidates};
 pub use local::LocalPipeline;
 pub use stages::{
     AggregatorStage, Answers, ConsumerStage, Fit, REQUEST_OFFSET_HEADER, Retention, Stage,
