@@ -271,7 +271,10 @@ mod tests {
             &requests,
             &nbas,
             &rewards,
-            &[("greedy".into(), greedy.clone()), ("uniform".into(), uniform)],
+            &[
+                ("greedy".into(), greedy.clone()),
+                ("uniform".into(), uniform),
+            ],
             0.0,
             Options::default(),
             CandidateLearning::All,
