@@ -58,6 +58,10 @@ pub(crate) struct ObdArgs {
     /// approximation, for small samples and rare rewards).
     #[arg(long, value_enum, default_value_t = Interval::Normal)]
     ci: Interval,
+    /// Also estimate Switch-DR: DR's correction only where the importance
+    /// weight is at most this, the reward model alone elsewhere.
+    #[arg(long, value_name = "TAU", value_parser = positive)]
+    switch_tau: Option<f64>,
     /// Leave impressions whose propensity_score is not in (0, 1] (0,
     /// negative, NaN, above 1) out, counted and reported, instead of
     /// failing: they cannot be weighted.
@@ -620,6 +624,7 @@ fn options(a: &ObdArgs) -> estimators::Options {
     estimators::Options {
         clip: a.clip,
         bootstrap_seed: (a.ci == Interval::Bootstrap).then_some(a.seed),
+        switch_tau: a.switch_tau,
     }
 }
 

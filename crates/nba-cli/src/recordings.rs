@@ -178,6 +178,10 @@ pub(crate) struct BacktestArgs {
     /// for small samples and rare rewards).
     #[arg(long, value_enum, default_value_t = crate::obd::Interval::Normal)]
     ci: crate::obd::Interval,
+    /// Also estimate Switch-DR: DR's correction only where the importance
+    /// weight is at most this, the reward model alone elsewhere.
+    #[arg(long, value_name = "TAU", value_parser = crate::obd::positive)]
+    switch_tau: Option<f64>,
     /// What each --candidate learns from as the log is walked: observed (the
     /// rounds where its own draw is the logged action, as if deployed: the
     /// estimate is of what it would have earned), or all (every logged round,
@@ -719,6 +723,7 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
             estimators::Options {
                 clip: a.clip,
                 bootstrap_seed: (a.ci == crate::obd::Interval::Bootstrap).then_some(seed),
+                switch_tau: a.switch_tau,
             },
             match a.candidates_learn {
                 Learning::Observed => CandidateLearning::Observed,

@@ -299,7 +299,15 @@ fn obd_reports_logged_values_and_candidate_estimates() {
     // around it; the estimates themselves do not change.
     let boot = last_json_line(
         &nba()
-            .args(["obd", &dir, "--json", "--ci", "bootstrap"])
+            .args([
+                "obd",
+                &dir,
+                "--json",
+                "--ci",
+                "bootstrap",
+                "--switch-tau",
+                "10",
+            ])
             .output()
             .expect("nba runs"),
     );
@@ -315,6 +323,15 @@ fn obd_reports_logged_values_and_candidate_estimates() {
     let v = ips["value"].as_f64().expect("value");
     assert!(low < v && v < high, "{boot_ips}");
     assert!(ips["bootstrap"].is_null(), "no bootstrap unless asked");
+    // Switch-DR, asked for: with every weight 1 (under τ = 10) it is DR.
+    let value_of = |name: &str| {
+        boot["candidates"][0]["estimates"]
+            .as_array()
+            .and_then(|es| es.iter().find(|e| e["estimator"] == name))
+            .map(|e| e["value"].clone())
+            .expect("estimated")
+    };
+    assert_eq!(value_of("switch-dr"), value_of("dr"));
     // ...and the logging policy's own value is reported on those rounds.
     assert_eq!(r["logged_on_evaluation"]["impressions"], 5_000);
     let own = r["logged_on_evaluation"]["value"].as_f64().expect("value");

@@ -16,7 +16,10 @@
 //! - **DM** (direct method): (1/n) Σ Σₐ π(a|xᵢ) r̂(xᵢ, a);
 //! - **DR** (doubly robust): DM + (1/n) Σ wᵢ (rᵢ − r̂(xᵢ, aᵢ));
 //! - **SNDR** (self-normalised DR): DM + Σ wᵢ (rᵢ − r̂(xᵢ, aᵢ)) / Σ wᵢ, as Open
-//!   Bandit Pipeline's `SelfNormalizedDoublyRobust`.
+//!   Bandit Pipeline's `SelfNormalizedDoublyRobust`;
+//! - **Switch-DR** (with a threshold τ, [`Options::switch_tau`]): DM + (1/n) Σ
+//!   1{wᵢ ≤ τ} wᵢ (rᵢ − r̂(xᵢ, aᵢ)), as its `SwitchDoublyRobust`: where a
+//!   weight is too large to trust, the reward model alone.
 //!
 //! With a clip c ([`evaluate_clipped`]), every weight is min(wᵢ, c) (Open
 //! Bandit Pipeline's `lambda_` of IPS and DR): less variance, some bias.
@@ -65,6 +68,10 @@ pub enum Estimator {
     Dr,
     /// Self-normalised doubly robust.
     Sndr,
+    /// Switch doubly robust: DR's correction only where the weight is at
+    /// most τ, DM alone elsewhere.
+    #[serde(rename = "switch-dr")]
+    SwitchDr,
 }
 
 impl Estimator {
@@ -77,6 +84,7 @@ impl Estimator {
             Estimator::Dm => "dm",
             Estimator::Dr => "dr",
             Estimator::Sndr => "sndr",
+            Estimator::SwitchDr => "switch-dr",
         }
     }
 }
@@ -140,7 +148,7 @@ impl std::fmt::Display for Estimate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<7} {:.5} [{:.5}, {:.5}]  ESS ",
+            "{:<9} {:.5} [{:.5}, {:.5}]  ESS ",
             self.estimator.name(),
             self.value,
             self.ci_low,
@@ -294,6 +302,8 @@ pub struct Options {
     /// Also give each estimate a bootstrap interval over
     /// [`BOOTSTRAP_RESAMPLES`] resamples drawn from this seed.
     pub bootstrap_seed: Option<u64>,
+    /// Also estimate Switch-DR with this threshold on the weights.
+    pub switch_tau: Option<f64>,
 }
 
 /// Resamples behind a bootstrap interval.
@@ -324,7 +334,7 @@ pub fn evaluate_clipped(log: &[LoggedDecision], clip: Option<f64>) -> Vec<Estima
 /// samples (rare rewards, large weights) do not support.
 pub fn evaluate_with(log: &[LoggedDecision], options: Options) -> Vec<Estimate> {
     let usable = usable(log);
-    let mut out = estimates(&usable, options.clip);
+    let mut out = estimates(&usable, options);
     let Some(seed) = options.bootstrap_seed else {
         return out;
     };
@@ -337,7 +347,7 @@ pub fn evaluate_with(log: &[LoggedDecision], options: Options) -> Vec<Estimate> 
     for _ in 0..BOOTSTRAP_RESAMPLES {
         sample.clear();
         sample.extend((0..usable.len()).map(|_| usable[rng.index(usable.len())]));
-        for (e, v) in estimates(&sample, options.clip).iter().zip(&mut values) {
+        for (e, v) in estimates(&sample, options).iter().zip(&mut values) {
             v.push(e.value);
         }
     }
@@ -350,7 +360,8 @@ pub fn evaluate_with(log: &[LoggedDecision], options: Options) -> Vec<Estimate> 
 }
 
 /// The estimates on the decisions `usable` (each can be weighted).
-fn estimates(usable: &[&LoggedDecision], clip: Option<f64>) -> Vec<Estimate> {
+fn estimates(usable: &[&LoggedDecision], options: Options) -> Vec<Estimate> {
+    let clip = options.clip;
     let mut out = Vec::new();
 
     let deterministic = usable
@@ -429,6 +440,25 @@ fn estimates(usable: &[&LoggedDecision], clip: Option<f64>) -> Vec<Estimate> {
             .collect();
         let (v, se) = mean_and_se(&sndr_terms);
         out.push(estimate(Estimator::Sndr, v, se, ess, rewarded));
+        if let Some(tau) = options.switch_tau {
+            let kept: Vec<f64> = w.iter().map(|w| if *w <= tau { *w } else { 0.0 }).collect();
+            let switch_terms: Vec<f64> = usable
+                .iter()
+                .zip(&kept)
+                .zip(&dm_terms)
+                .map(|((d, w), dm)| dm + w * (d.reward - d.predicted[d.action]))
+                .collect();
+            let (v, se) = mean_and_se(&switch_terms);
+            let (sum, sum2) = kept
+                .iter()
+                .fold((0.0, 0.0), |(s, s2), w| (s + w, s2 + w * w));
+            let ess = if sum2 > 0.0 { sum * sum / sum2 } else { 0.0 };
+            let rewarded = usable
+                .iter()
+                .zip(&kept)
+                .any(|(d, w)| *w > 0.0 && d.reward > 0.0);
+            out.push(estimate(Estimator::SwitchDr, v, se, ess, rewarded));
+        }
     }
     out
 }
@@ -526,6 +556,27 @@ mod tests {
         let w = weights(&log());
         close(w.mean, 1.0);
         close(w.max, 1.6);
+
+        // Switch-DR: with τ = 0.1 no correction is kept (DM, 0.49); with
+        // τ = 1 those of weight 0.4: 0.49 + (0.4·(−0.2) + 0.4·0.6) / 4 = 0.53.
+        let switch = |tau| {
+            let es = evaluate_with(
+                &log(),
+                Options {
+                    switch_tau: Some(tau),
+                    ..Options::default()
+                },
+            );
+            get(&es, Estimator::SwitchDr).value
+        };
+        close(switch(0.1), 0.49);
+        close(switch(1.0), 0.53);
+        close(switch(2.0), 0.53);
+        assert!(
+            evaluate(&log())
+                .iter()
+                .all(|e| e.estimator != Estimator::SwitchDr)
+        );
 
         // Clipped at 1: w = 1, 0.4, 1, 0.4; w·r = 1, 0, 0, 0.4; IPS 0.35.
         let clipped = evaluate_clipped(&log(), Some(1.0));
