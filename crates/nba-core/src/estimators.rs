@@ -241,6 +241,12 @@ fn mean_and_se(xs: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
+/// (Σw)² / Σw², or 0 when every weight is 0.
+fn effective_sample_size(w: &[f64]) -> f64 {
+    let (sum, sum2) = w.iter().fold((0.0, 0.0), |(s, s2), w| (s + w, s2 + w * w));
+    if sum2 > 0.0 { sum * sum / sum2 } else { 0.0 }
+}
+
 /// An estimate with its interval; `rewarded`: whether any reward it weighs
 /// is above zero.
 fn estimate(estimator: Estimator, value: f64, se: f64, ess: f64, rewarded: bool) -> Estimate {
@@ -392,12 +398,7 @@ fn estimates(usable: &[&LoggedDecision], options: Options) -> Vec<Estimate> {
         })
         .collect();
     let sum_w: f64 = w.iter().sum();
-    let sum_w2: f64 = w.iter().map(|x| x * x).sum();
-    let ess = if sum_w2 > 0.0 {
-        sum_w * sum_w / sum_w2
-    } else {
-        0.0
-    };
+    let ess = effective_sample_size(&w);
     let ips_terms: Vec<f64> = usable.iter().zip(&w).map(|(d, w)| w * d.reward).collect();
     // A reward the candidate's weights reach.
     let rewarded = ips_terms.iter().any(|t| *t > 0.0);
@@ -422,42 +423,35 @@ fn estimates(usable: &[&LoggedDecision], options: Options) -> Vec<Estimate> {
             .collect();
         let (v, se) = mean_and_se(&dm_terms);
         out.push(estimate(Estimator::Dm, v, se, f64::NAN, rewarded));
-        let dr_terms: Vec<f64> = usable
-            .iter()
-            .zip(&w)
-            .zip(&dm_terms)
-            .map(|((d, w), dm)| dm + w * (d.reward - d.predicted[d.action]))
-            .collect();
-        let (v, se) = mean_and_se(&dr_terms);
+        // DM plus each decision's correction weighted by `w` and divided by
+        // `over`: DR (w, 1), SNDR (w, the mean weight), Switch-DR (the
+        // weights up to τ, 1).
+        let corrected = |w: &[f64], over: f64| -> Vec<f64> {
+            usable
+                .iter()
+                .zip(w)
+                .zip(&dm_terms)
+                .map(|((d, w), dm)| dm + w * (d.reward - d.predicted[d.action]) / over)
+                .collect()
+        };
+        let (v, se) = mean_and_se(&corrected(&w, 1.0));
         out.push(estimate(Estimator::Dr, v, se, ess, rewarded));
-        // Each correction divided by the mean weight instead of 1.
-        let mean_w = sum_w / usable.len() as f64;
-        let sndr_terms: Vec<f64> = usable
-            .iter()
-            .zip(&w)
-            .zip(&dm_terms)
-            .map(|((d, w), dm)| dm + w * (d.reward - d.predicted[d.action]) / mean_w)
-            .collect();
-        let (v, se) = mean_and_se(&sndr_terms);
+        let (v, se) = mean_and_se(&corrected(&w, sum_w / usable.len() as f64));
         out.push(estimate(Estimator::Sndr, v, se, ess, rewarded));
         if let Some(tau) = options.switch_tau {
             let kept: Vec<f64> = w.iter().map(|w| if *w <= tau { *w } else { 0.0 }).collect();
-            let switch_terms: Vec<f64> = usable
-                .iter()
-                .zip(&kept)
-                .zip(&dm_terms)
-                .map(|((d, w), dm)| dm + w * (d.reward - d.predicted[d.action]))
-                .collect();
-            let (v, se) = mean_and_se(&switch_terms);
-            let (sum, sum2) = kept
-                .iter()
-                .fold((0.0, 0.0), |(s, s2), w| (s + w, s2 + w * w));
-            let ess = if sum2 > 0.0 { sum * sum / sum2 } else { 0.0 };
+            let (v, se) = mean_and_se(&corrected(&kept, 1.0));
             let rewarded = usable
                 .iter()
                 .zip(&kept)
                 .any(|(d, w)| *w > 0.0 && d.reward > 0.0);
-            out.push(estimate(Estimator::SwitchDr, v, se, ess, rewarded));
+            out.push(estimate(
+                Estimator::SwitchDr,
+                v,
+                se,
+                effective_sample_size(&kept),
+                rewarded,
+            ));
         }
     }
     out

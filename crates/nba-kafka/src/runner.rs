@@ -229,9 +229,7 @@ impl<S: Stage> StageContext<S> {
         );
         Ok(())
     }
-}
 
-impl<S: Stage> StageContext<S> {
     /// Gives the stage back the answers it published to the requests of
     /// `assignment` that the group will have it read again.
     fn recall_answers(

@@ -33,6 +33,11 @@ pub struct CandidateEstimates {
     pub weights: Weights,
 }
 
+/// Set in the seed of the draw that says whether a candidate would have
+/// observed a round: a stream apart from its own decision draws, with no
+/// allocation per round.
+const OBSERVED_DRAW: u64 = 0x6f62_7365_7276_6564;
+
 /// What a candidate learns from as the log is walked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -167,7 +172,7 @@ pub fn evaluate_candidates(
                 &Candidates::new(&req.candidates).with_features(features),
             );
             let observed = learning == CandidateLearning::All
-                || DecisionRng::new(m.config().seed, &format!("{}/observed", nba.decision_id))
+                || DecisionRng::new(m.config().seed ^ OBSERVED_DRAW, &nba.decision_id)
                     .categorical(&target)
                     == action;
             log.push(LoggedDecision {
