@@ -6,9 +6,11 @@
 # Kafka and were joined to their decisions, and that the decisions of the last
 # thousand beat uniform random on the customers' true response probabilities.
 # Then a model-updater killed with kill -9 and started again in a group with
-# nothing committed (every request read again) answers no request twice; and
-# a model-updater run with another deployment's model stops once, saying why,
-# instead of dead-lettering every request.
+# nothing committed (every request read again) answers no request twice; a
+# consumer with nothing committed writes every interaction again and the
+# aggregator counts none twice; and a model-updater run with another
+# deployment's model stops once, saying why, instead of dead-lettering every
+# request.
 #
 #   NBA_E2E_EVENTS  interactions to send (default 20000)
 #   NBA_E2E_PORT    broker port (default 19192)
@@ -91,6 +93,32 @@ if grep -oE "[0-9]+ decision requests have more than one next-best-action[^\"]*"
 fi
 [ "${again:-0}" -ge "$decided" ] \
   || { echo "the restarted model-updater recognised ${again:-0} requests as answered, fewer than the $decided the killed one decided" >&2; exit 1; }
+stop_stages 1
+
+echo "== a consumer with nothing committed writes every interaction again: none counts twice"
+# As a consumer killed before its first commit would: a new group reads the
+# whole raw topic and writes each interaction again at a new offset; the
+# aggregator knows each copy by its nba.origin header.
+aggregated=$((port + 112))
+NBA_METRICS_ADDR="127.0.0.1:$aggregated" "$bin/nba-feature-aggregator" >"$work/copies-aggregator.log" 2>&1 &
+pids+=($!)
+"$bin/nba-model-updater" >"$work/copies-updater.log" 2>&1 &
+pids+=($!)
+wait_for_port "$aggregated"
+sleep 3 # the groups form
+"$bin/nba" audit --json >"$work/copies-before.out" 2>&1 || true
+requests_before=$(grep -oE '"decision_requests":[0-9]+' "$work/copies-before.out" | cut -d: -f2)
+NBA_GROUP_ID=e2e-copies "$bin/nba-consumer" >"$work/copies-consumer.log" 2>&1 &
+pids+=($!)
+copies=$(settled "$aggregated" nba_upstream_copies_skipped_total)
+"$bin/nba" audit --json >"$work/copies-after.out" 2>&1 || true
+written_again=$(grep -oE '"interaction_copies":[0-9]+' "$work/copies-after.out" | cut -d: -f2)
+requests_after=$(grep -oE '"decision_requests":[0-9]+' "$work/copies-after.out" | cut -d: -f2)
+echo "interactions written again: $written_again; skipped by the aggregator as copies: $copies; decision requests before $requests_before, after $requests_after"
+[ "${copies:-0}" -gt 0 ] && [ "$copies" = "$written_again" ] \
+  || { echo "the aggregator took ${copies:-0} copies of the ${written_again:-?} written again" >&2; exit 1; }
+[ "$requests_before" = "$requests_after" ] \
+  || { echo "copies of interactions asked for decisions again" >&2; exit 1; }
 stop_stages 1
 
 echo "== a model-updater with another deployment's model stops once, saying why"

@@ -75,6 +75,7 @@ impl Sample {
             key: self.key.as_deref(),
             payload: Some(&self.value),
             timestamp: self.timestamp,
+            origin: None,
         }
     }
 }

@@ -518,10 +518,11 @@ fn run_audit(a: &AuditArgs, sources: &CliSources) -> ExitCode {
         }
     };
     println!(
-        "raw {} (duplicates {}), interactions {}, triggers {}, decision requests {}, next-best-actions {}, outcomes {}, rewards {}, dead letters {}",
+        "raw {} (duplicates {}), interactions {} (written again upstream {}), triggers {}, decision requests {}, next-best-actions {}, outcomes {}, rewards {}, dead letters {}",
         report.raw,
         report.raw_duplicates,
         report.interactions,
+        report.interaction_copies,
         report.triggers,
         report.decision_requests,
         report.next_best_actions,

@@ -44,7 +44,7 @@ mod window;
 pub use actions::{Action, ActionCatalog, ActionKind, CatalogProblem, CatalogTimeline, Treatment};
 pub use aggregator::{
     AggregatorConfig, AggregatorCounts, AggregatorOutput, CatalogInForce, CustomerChange,
-    FeatureAggregator, InputPosition, LinkCounts,
+    FeatureAggregator, InputPosition, LinkCounts, Origin, OriginMark,
 };
 pub use bandit::{
     BanditConfig, Candidates, Choice, DeltaEntry, Exploration, Forgetting, LinearBandit, Model,

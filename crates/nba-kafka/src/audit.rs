@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use nba_core::{DecisionRequest, Interaction, NextBestAction, Reward, Vocabulary};
-use nba_pipeline::{Topic, dlq_headers};
+use nba_pipeline::{ORIGIN_HEADER, Topic, dlq_headers};
 use nba_schema::{SchemaKind, decode, schema_id};
 use rdkafka::message::{Headers, Message};
 use serde::Serialize;
@@ -19,8 +19,11 @@ pub struct AuditReport {
     pub raw: u64,
     /// Raw records repeating an earlier record's event id.
     pub raw_duplicates: u64,
-    /// Validated interactions.
+    /// Validated interactions (each origin once: see `interaction_copies`).
     pub interactions: u64,
+    /// Interactions an upstream stage wrote again after a restart: their
+    /// `nba.origin` was seen before. The aggregator takes each once.
+    pub interaction_copies: u64,
     /// Validated interactions that are decision triggers.
     pub triggers: u64,
     /// Validated interactions that are outcomes of a shown action.
@@ -72,6 +75,7 @@ pub fn audit(
     let mut r = AuditReport::default();
 
     let mut seen_raw = HashSet::new();
+    let mut origins = HashSet::<Vec<u8>>::new();
     read_topic(
         &consumer,
         names.name(Topic::InteractionsRaw),
@@ -94,6 +98,14 @@ pub fn audit(
         None,
         args.timeout(),
         |m| {
+            let origin = m
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == ORIGIN_HEADER))
+                .and_then(|h| h.value);
+            if origin.is_some_and(|o| !origins.insert(o.to_vec())) {
+                r.interaction_copies += 1;
+                return;
+            }
             r.interactions += 1;
             if let Some(Ok(i)) = m.payload().map(decode::<Interaction>) {
                 if vocabulary.is_trigger(&i.event_type) {

@@ -21,9 +21,12 @@ pub(crate) type Writer = FutureProducer<Diagnostics>;
 /// Producer settings nba uses unless `-X` says otherwise: wait for all in-sync
 /// replicas, batch for up to 5 ms, and partition keys like the Java client
 /// (murmur2), so that a customer's records land in the same partition whichever
-/// client wrote them.
+/// client wrote them. Idempotence keeps each partition's records in the order
+/// sent through retries (and writes none twice): the aggregator knows an
+/// interaction written again after a crash by that order (`nba.origin`).
 pub(crate) const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("acks", "all"),
+    ("enable.idempotence", "true"),
     ("linger.ms", "5"),
     ("partitioner", "murmur2_random"),
     ("message.timeout.ms", "300000"),

@@ -10,7 +10,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use nba_pipeline::{InputRecord, Topic};
+use nba_pipeline::{InputRecord, ORIGIN_HEADER, Topic};
 
 use crate::diagnostics::Diagnostics;
 use crate::kafka_errors::is_transient;
@@ -176,6 +176,10 @@ pub(crate) fn input_record<'a>(topic: Topic, m: &'a BorrowedMessage<'a>) -> Inpu
         key: m.key(),
         payload: m.payload(),
         timestamp: m.timestamp().to_millis(),
+        origin: m
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == ORIGIN_HEADER))
+            .and_then(|h| h.value),
     }
 }
 

@@ -947,6 +947,7 @@ fn settle_unreadable<S: Stage>(
                     key: None,
                     payload: None,
                     timestamp: None,
+                    origin: None,
                 };
                 DeadLetter::of(stage, &input, &reason)
             })

@@ -13,7 +13,9 @@ use nba_kafka::{
     AuditReport, KafkaArgs, OpsArgs, StartAt, audit, produce, publish_catalog, record, replay,
     run_stage,
 };
-use nba_pipeline::{AggregatorStage, ConsumerStage, OutputRecord, Topic, UpdaterStage, backtest};
+use nba_pipeline::{
+    AggregatorStage, ConsumerStage, OutputRecord, Stage, Topic, UpdaterStage, backtest,
+};
 use nba_sim::{SimConfig, Simulator, malformed_records};
 use rdkafka::mocking::MockCluster;
 use tokio::sync::watch;
@@ -996,6 +998,111 @@ async fn a_request_read_again_after_a_crash_is_not_answered_twice() {
         (40, 10),
         "{stats:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactions_a_consumer_writes_again_after_a_crash_count_once() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for t in Topic::ALL {
+        cluster.create_topic(t.default_name(), 2, 1).expect("topic");
+    }
+    let args = args(&cluster.bootstrap_servers());
+    let settings = retail();
+    let mut sim = Simulator::new(
+        &settings,
+        &SimConfig {
+            customers: 100,
+            seed: 7,
+        },
+        false,
+    )
+    .expect("simulates");
+    let records: Vec<OutputRecord> = (0..1_000)
+        .map(|_| {
+            let e = sim.next_event();
+            let payload = nba_schema::encode(&e).expect("encodes");
+            raw(e.customer_id, payload, Some(e.timestamp))
+        })
+        .collect();
+    produce(&args, records).await.expect("produced");
+    let consume = |group: &str, stop: watch::Receiver<bool>| {
+        let mut args = args.clone();
+        args.group_id = Some(group.to_owned());
+        let stage = ConsumerStage::new(settings.intake());
+        tokio::spawn(async move {
+            let mut stop = stop;
+            let until = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            run_stage(stage, &args, &OpsArgs::default(), until).await
+        })
+    };
+    let (stop_all, stopped) = watch::channel(false);
+    let metrics_addr = free_local_addr();
+    let aggregator = tokio::spawn({
+        let (a, mut stopped) = (args.clone(), stopped.clone());
+        let stage = AggregatorStage::new(settings.aggregator())
+            .expect("valid")
+            .with_changelog(Duration::from_millis(200));
+        let ops = OpsArgs {
+            metrics_addr: Some(metrics_addr),
+            ..OpsArgs::default()
+        };
+        async move {
+            run_stage(stage, &a, &ops, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+        }
+    });
+
+    // A consumer writes every interaction; the next runs in a group with
+    // nothing committed, as when the first dies before committing, and
+    // writes each one again at a new offset.
+    let (stop, stopped) = watch::channel(false);
+    let first = consume("before-the-crash", stopped);
+    let r = audit_until(&args, &settings, None, |r| {
+        r.interactions == 1_000 && r.decision_requests == r.triggers
+    })
+    .await;
+    stop.send(true).expect("listens");
+    first.await.expect("task").expect("ran");
+    let (stop, stopped) = watch::channel(false);
+    let second = consume("after-the-crash", stopped);
+    let settled = audit_until(&args, &settings, None, |r| r.interaction_copies == 1_000).await;
+    stop.send(true).expect("listens");
+    second.await.expect("task").expect("ran");
+    // Until the aggregator has read the copies.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let (_, body) = http_get(metrics_addr, "/metrics").await;
+        let copies_read = body
+            .lines()
+            .any(|l| l.starts_with("nba_upstream_copies_skipped_total") && l.ends_with(" 1000"));
+        if copies_read {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop_all.send(true).expect("listens");
+    let (aggregator, _) = aggregator.await.expect("task").expect("ran");
+
+    assert_eq!(settled.interaction_copies, 1_000, "{settled:?}");
+    assert_eq!(
+        aggregator.counters().duplicates,
+        1_000,
+        "every copy known by its origin"
+    );
+    let after = audit_until(&args, &settings, None, |_| true).await;
+    assert_eq!(
+        (after.decision_requests, after.triggers),
+        (r.decision_requests, r.triggers),
+        "a copy asks nothing: {after:?}"
+    );
+    // No model-updater runs here: nothing else is amiss.
+    let unanswered = format!("{} decision requests have no next-best-action", r.triggers);
+    assert_eq!(after.problems, [unanswered], "{after:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,6 +163,7 @@ mod tests {
             key: Some(b"c1"),
             payload: Some(value),
             timestamp: None,
+            origin: None,
         }
     }
 

@@ -12,6 +12,7 @@ mod dead_letter;
 mod demo;
 mod evaluate;
 mod local;
+mod origin;
 mod stages;
 mod topic;
 
@@ -20,6 +21,7 @@ pub use dead_letter::{DeadLetter, RecordLimit, headers as dlq_headers};
 pub use demo::{DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
 pub use evaluate::{CandidateEstimates, CandidateLearning, Evaluation, evaluate_candidates};
 pub use local::LocalPipeline;
+pub use origin::ORIGIN_HEADER;
 pub use stages::{
     AggregatorStage, Answers, ConsumerStage, Fit, REQUEST_OFFSET_HEADER, Retention, Stage,
     StageCounters, UpdaterStage,

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use nba_deployment::Settings;
 
 use crate::{
-    AggregatorStage, ConsumerStage, InputRecord, OutputRecord, Stage, Topic, TopicNames,
-    UpdaterStage,
+    AggregatorStage, ConsumerStage, InputRecord, ORIGIN_HEADER, OutputRecord, Stage, Topic,
+    TopicNames, UpdaterStage,
 };
 
 /// The whole pipeline in one process: what `nba demo` and backtests run.
@@ -68,6 +68,7 @@ impl LocalPipeline {
             key: None,
             payload: Some(payload),
             timestamp: None,
+            origin: None,
         };
         self.aggregator.process(&input, tap);
         self.updater.process(&input, tap);
@@ -106,6 +107,7 @@ impl LocalPipeline {
             key,
             payload: Some(payload),
             timestamp: None,
+            origin: None,
         };
         self.consumer.process(&input, &mut self.scratch);
         self.work.extend(self.scratch.drain(..));
@@ -119,6 +121,11 @@ impl LocalPipeline {
                 key: Some(&record.key),
                 payload: record.payload.as_deref(),
                 timestamp: record.timestamp,
+                origin: record
+                    .headers
+                    .iter()
+                    .find(|(name, _)| *name == ORIGIN_HEADER)
+                    .map(|(_, value)| value.as_slice()),
             };
             match record.topic {
                 Topic::Interactions => self.aggregator.process(&input, &mut self.scratch),

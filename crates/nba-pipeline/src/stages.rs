@@ -12,6 +12,7 @@ use nba_core::{
 use nba_metrics::{LatencyHistogram, StageLatencies, Step};
 use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode, schema_id};
 
+use crate::origin::{marks_header, origin_of, parse_marks, parse_origin};
 use crate::{DeadLetter, InputRecord, OutputRecord, Topic};
 
 /// How many records a stage has seen and what became of them.
@@ -233,12 +234,19 @@ impl Books {
         match self.timed(Step::Encode, || encode(record)) {
             Ok(payload) => {
                 self.counters.records_out += 1;
+                // An interaction names where it was first read, so that the
+                // aggregator knows a copy of it written again after a crash.
+                let headers = if topic == Topic::Interactions {
+                    vec![origin_of(input)]
+                } else {
+                    Vec::new()
+                };
                 out.push(OutputRecord {
                     topic,
                     key: customer_id.as_bytes().to_vec(),
                     payload: Some(payload),
                     partition: None,
-                    headers: Vec::new(),
+                    headers,
                     timestamp: Some(timestamp),
                 });
             }
@@ -365,6 +373,29 @@ impl AggregatorStage {
     pub fn aggregator(&self) -> &FeatureAggregator {
         &self.aggregator
     }
+
+    /// Gives the last state of each partition in `changes` (the newest
+    /// record of that changelog partition, which compaction keeps) the
+    /// partition's origin marks; a state rather than a tombstone where there
+    /// is one, since compaction drops tombstones in time.
+    fn mark_origins(&self, changes: &mut [OutputRecord]) {
+        let mut last: BTreeMap<i32, usize> = BTreeMap::new();
+        for (at, record) in changes.iter().enumerate() {
+            let Some(partition) = record.partition else {
+                continue;
+            };
+            let kept = last.entry(partition).or_insert(at);
+            if record.payload.is_some() || changes[*kept].payload.is_none() {
+                *kept = at;
+            }
+        }
+        for (partition, at) in last {
+            let marks = self.aggregator.origin_marks(partition.unsigned_abs());
+            if !marks.is_empty() {
+                changes[at].headers.push(marks_header(marks));
+            }
+        }
+    }
 }
 
 /// Takes a catalog version record: `Ok` if it was taken or known already,
@@ -429,9 +460,12 @@ impl Stage for AggregatorStage {
                     partition: u32::try_from(input.partition).unwrap_or(0),
                     offset: input.offset,
                 };
-                let o = self
-                    .books
-                    .timed(Step::FeatureUpdate, || aggregator.apply_at(&i, at));
+                // A header that names no origin is as none: the
+                // interaction is applied.
+                let origin = input.origin.and_then(parse_origin);
+                let o = self.books.timed(Step::FeatureUpdate, || {
+                    aggregator.apply_from(&i, at, origin)
+                });
                 if let Some(r) = &o.request {
                     self.books.emit(
                         input,
@@ -475,12 +509,20 @@ impl Stage for AggregatorStage {
     }
 
     fn counters(&self) -> StageCounters {
-        self.books.counters
+        StageCounters {
+            duplicates: self.aggregator.counts().upstream_copies_skipped,
+            ..self.books.counters
+        }
     }
 
     fn extra_counters(&self) -> Vec<(&'static str, &'static str, u64)> {
         let a = self.aggregator.counts();
         vec![
+            (
+                "nba_upstream_copies_skipped_total",
+                "Interactions an upstream stage wrote again after a restart (the same origin at a new offset): not counted twice.",
+                a.upstream_copies_skipped,
+            ),
             (
                 "nba_late_events_total",
                 "Interactions later than the allowed lateness behind their customer's newest event: counted in lifetime figures only.",
@@ -559,6 +601,7 @@ impl Stage for AggregatorStage {
     }
 
     fn flush(&mut self, out: &mut Vec<OutputRecord>) {
+        let first = out.len();
         for change in self.aggregator.take_changes() {
             let payload = match change.state.as_ref().map(encode).transpose() {
                 Ok(p) => p,
@@ -578,6 +621,7 @@ impl Stage for AggregatorStage {
                 headers: Vec::new(),
             });
         }
+        self.mark_origins(&mut out[first..]);
     }
 
     fn flush_interval(&self) -> Option<Duration> {
@@ -600,7 +644,23 @@ impl Stage for AggregatorStage {
                 .transpose()
                 .map_err(|e| e.to_string())?;
             self.aggregator
-                .restore(partition, customer, state.as_ref(), resume_at)
+                .restore(partition, customer, state.as_ref(), resume_at)?;
+            match record.origin.map(parse_marks).transpose() {
+                Ok(marks) => {
+                    for mark in marks.unwrap_or_default() {
+                        self.aggregator.restore_origin_mark(partition, mark);
+                    }
+                }
+                // The state is restored; copies written upstream before the
+                // crash may count twice.
+                Err(e) => tracing::warn!(
+                    "{}[{}] offset {}: the origin marks are not restored: {e}",
+                    record.topic_name,
+                    record.partition,
+                    record.offset
+                ),
+            }
+            Ok(())
         })();
         if restored.is_err() {
             self.not_restored += 1;

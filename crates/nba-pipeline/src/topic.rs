@@ -116,6 +116,8 @@ pub struct InputRecord<'a> {
     /// The record's timestamp (ms since the epoch): when it was sent, or
     /// appended, as the topic says; `None` if it has none.
     pub timestamp: Option<EventTime>,
+    /// The value of its [`ORIGIN_HEADER`](crate::ORIGIN_HEADER), if it has one.
+    pub origin: Option<&'a [u8]>,
 }
 
 /// One record to write.

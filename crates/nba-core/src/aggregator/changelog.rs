@@ -6,6 +6,7 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::FeatureAggregator;
+use super::origins::{OriginMark, OriginMarks};
 use crate::features::slot_mut;
 use crate::{CustomerSnapshot, CustomerState};
 
@@ -37,6 +38,9 @@ pub(super) struct PartitionBooks {
     /// newest included. Emptied as the input passes `redelivered_until`.
     redelivered: FxHashMap<Box<str>, i64>,
     redelivered_until: i64,
+    /// The newest interaction applied from each upstream partition, to know
+    /// a copy written again upstream (see `origins.rs`).
+    pub(super) origins: OriginMarks,
 }
 
 impl FeatureAggregator {
@@ -118,6 +122,23 @@ impl FeatureAggregator {
         }
         self.counts.restored += 1;
         Ok(())
+    }
+
+    /// The newest interaction applied from each upstream partition into input
+    /// partition `partition`: written with its changelog, so that a restored
+    /// aggregator still knows copies written again upstream.
+    pub fn origin_marks(&self, partition: u32) -> &[OriginMark] {
+        self.partitions
+            .get(partition as usize)
+            .map_or(&[], |b| b.origins.marks())
+    }
+
+    /// Takes back a mark of input partition `partition` read from its
+    /// changelog (see [`FeatureAggregator::origin_marks`]).
+    pub fn restore_origin_mark(&mut self, partition: u32, mark: OriginMark) {
+        slot_mut(&mut self.partitions, partition)
+            .origins
+            .restore(mark);
     }
 
     /// Forgets every customer of `partition` (taken away in a rebalance);

@@ -14,6 +14,7 @@ mod catalog;
 mod changelog;
 mod consent;
 mod links;
+mod origins;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,7 @@ use crate::{
 pub use catalog::CatalogInForce;
 pub use changelog::CustomerChange;
 use changelog::PartitionBooks;
+pub use origins::{Origin, OriginMark};
 
 /// Settings of [`FeatureAggregator`].
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +103,9 @@ pub struct AggregatorCounts {
     /// Interactions delivered again after a restart that the restored state
     /// already included: not counted twice.
     pub redelivered_skipped: u64,
+    /// Interactions written again by an upstream stage that restarted (at a
+    /// new offset, from the same origin): not counted twice.
+    pub upstream_copies_skipped: u64,
     /// Catalog versions taken.
     pub catalog_versions: u64,
     /// Catalog versions refused (they did not validate; the previous stayed).
@@ -179,9 +184,29 @@ impl FeatureAggregator {
     /// nothing, but is answered again (the same request id: downstream stages
     /// take it once).
     pub fn apply_at(&mut self, i: &Interaction, at: InputPosition) -> AggregatorOutput {
+        self.apply_from(i, at, None)
+    }
+
+    /// Applies one (validated) interaction read at `at`, first read upstream
+    /// at `origin`. A copy of an interaction applied before, written again
+    /// upstream at a new offset (see [`Origin`]), changes nothing and asks
+    /// nothing: the first was answered.
+    pub fn apply_from(
+        &mut self,
+        i: &Interaction,
+        at: InputPosition,
+        origin: Option<Origin<'_>>,
+    ) -> AggregatorOutput {
         let customer = i.customer_id.as_str();
         let shard = at.partition;
         let books = slot_mut(&mut self.partitions, shard);
+        if origin.is_some_and(|o| books.origins.is_copy(&o, at.offset)) {
+            if self.track_changes {
+                books.position = Some(at.offset);
+            }
+            self.counts.upstream_copies_skipped += 1;
+            return AggregatorOutput::default();
+        }
         let included = books.included(customer, at.offset);
         if self.track_changes {
             books.position = Some(at.offset);
