@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use nba_benches::nanos_histogram;
-use nba_core::{BanditConfig, Candidates, Forgetting, LinearBandit, Model, Residual};
+use nba_core::{BanditConfig, Candidates, Forgetting, LinearBandit, Model, Policy, Residual};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -20,7 +20,9 @@ use serde::Serialize;
 ///   each at the defaults' pace (1 h buckets or ticks) and at a fast pace
 ///   (10 s: a bucket leaves or a tick passes every 10 decisions);
 /// - the action-aware model (16 pair features per candidate, 16-entry
-///   context), with each residual (none, intercept, context), K ∈ {10, 50, 1000}.
+///   context), with each residual (none, intercept, context), K ∈ {10, 50, 1000};
+/// - Thompson sampling (its default scale), disjoint, window, d = 32,
+///   K ∈ {10, 50, 1000}: its propensity is computed per decision.
 #[derive(Debug, Parser)]
 struct Cli {
     /// Decisions (and updates) timed per cell; a tenth for K = 1000.
@@ -33,6 +35,7 @@ struct Cli {
 
 #[derive(Debug, Serialize)]
 struct Cost {
+    policy: String,
     model: String,
     forgetting: String,
     d: usize,
@@ -50,6 +53,7 @@ struct Cost {
 }
 
 struct Cell {
+    policy: Policy,
     model: Model,
     forgetting: Forgetting,
     d: usize,
@@ -62,6 +66,7 @@ fn measure(cell: &Cell, samples: usize) -> Cost {
     let mut rng = ChaCha8Rng::seed_from_u64((d * 10_000 + k + p) as u64);
     let mut bandit = LinearBandit::new(BanditConfig {
         dim: d,
+        policy: cell.policy,
         model: cell.model,
         forgetting: cell.forgetting,
         ..BanditConfig::default()
@@ -99,6 +104,7 @@ fn measure(cell: &Cell, samples: usize) -> Cost {
     }
     let us = |h: &hdrhistogram::Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
     Cost {
+        policy: cell.policy.name().to_owned(),
         model: match cell.model {
             Model::Disjoint => "disjoint".into(),
             Model::Hybrid { .. } => "hybrid".into(),
@@ -120,11 +126,13 @@ fn measure(cell: &Cell, samples: usize) -> Cost {
 fn main() {
     let cli = Cli::parse();
     let window = BanditConfig::default().forgetting;
+    let linucb = BanditConfig::default().policy;
     let mut cells = Vec::new();
     for model in [Model::Disjoint, Model::Hybrid { action_features: 1 }] {
         for d in [8, 32, 64] {
             for k in [10, 50, 1_000] {
                 cells.push(Cell {
+                    policy: linucb,
                     model,
                     forgetting: window,
                     d,
@@ -150,6 +158,7 @@ fn main() {
         },
     ] {
         cells.push(Cell {
+            policy: linucb,
             model: Model::Disjoint,
             forgetting,
             d: 32,
@@ -159,6 +168,7 @@ fn main() {
     for residual in [Residual::None, Residual::Intercept, Residual::Context] {
         for k in [10, 50, 1_000] {
             cells.push(Cell {
+                policy: linucb,
                 model: Model::ActionAware {
                     features: 16,
                     residual,
@@ -168,6 +178,19 @@ fn main() {
                 k,
             });
         }
+    }
+    // Thompson sampling, whose propensity is an integral per decision.
+    let thompson = Policy::Thompson {
+        scale: Policy::DEFAULT_THOMPSON_SCALE,
+    };
+    for k in [10, 50, 1_000] {
+        cells.push(Cell {
+            policy: thompson,
+            model: Model::Disjoint,
+            forgetting: window,
+            d: 32,
+            k,
+        });
     }
     let results: Vec<Cost> = cells
         .iter()
@@ -181,7 +204,8 @@ fn main() {
         })
         .collect();
     println!(
-        "{:<22} {:<22} {:>3} {:>3} {:>5} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9}",
+        "{:<9} {:<22} {:<22} {:>3} {:>3} {:>5} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9}",
+        "policy",
         "model",
         "forgetting",
         "d",
@@ -196,7 +220,8 @@ fn main() {
     );
     for c in &results {
         println!(
-            "{:<22} {:<22} {:>3} {:>3} {:>5} {:>11.2} {:>11.2} {:>11.2} {:>11.2} {:>9.2} {:>9.2}",
+            "{:<9} {:<22} {:<22} {:>3} {:>3} {:>5} {:>11.2} {:>11.2} {:>11.2} {:>11.2} {:>9.2} {:>9.2}",
+            c.policy,
             c.model,
             c.forgetting,
             c.d,

@@ -21,8 +21,8 @@ use nba_kafka::{
 };
 use nba_metrics::{escape, html_page, line_chart_svg, percentile_plot_svg};
 use nba_pipeline::{
-    BacktestConfig, BacktestObserver, BacktestRun, CandidateLearning, Evaluation, RawRecord, Topic,
-    TopicNames, backtest, evaluate_candidates,
+    BacktestConfig, BacktestObserver, BacktestRun, CandidateLearning, CandidatePolicy, Evaluation,
+    GivenProbabilities, RawRecord, Topic, TopicNames, backtest, evaluate_candidates,
 };
 use nba_schema::{decode, read_recording};
 
@@ -162,6 +162,12 @@ pub(crate) struct BacktestArgs {
     /// [default: each policy with the engine's defaults].
     #[arg(long = "candidate", value_name = "SPEC", value_parser = parse_candidate)]
     candidates: Vec<Candidate>,
+    /// A policy run elsewhere, evaluated next to the candidates: JSON Lines,
+    /// one object per logged decision, `{"decision_id": "…",
+    /// "probabilities": {"ACTION": P, …}}` (actions left out: 0; each line
+    /// sums to 1). Every logged decision must be given. Repeat for several.
+    #[arg(long, value_name = "FILE")]
+    policy_probabilities: Vec<PathBuf>,
     /// Also write an HTML report: decisions and rewards over event time, the
     /// decision latency distribution, and the candidates' estimates.
     #[arg(long, value_name = "FILE.html")]
@@ -591,6 +597,25 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
         eprintln!("error: give a recording FILE or --jsonl FILE");
         return ExitCode::from(2);
     };
+    // Read before the run, so that a bad file fails at once.
+    let mut given = Vec::new();
+    for file in &a.policy_probabilities {
+        let read = File::open(file)
+            .map_err(|e| format!("cannot open {}: {e}", file.display()))
+            .and_then(|f| {
+                GivenProbabilities::read(std::io::BufReader::new(f), &file.display().to_string())
+            });
+        match read {
+            Ok(g) => given.push((
+                format!("given:{}", file.display()),
+                CandidatePolicy::Given(std::sync::Arc::new(g)),
+            )),
+            Err(e) => {
+                eprintln!("error: --policy-probabilities: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let mut names = TopicNames::default();
     names.set(Topic::InteractionsRaw, &a.topic);
     if let Err(e) = use_schema_registry(&a.registry, &names) {
@@ -694,9 +719,9 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
         a.candidates.clone()
     };
     let evaluation = if logged.nbas.is_empty() {
-        if !a.candidates.is_empty() {
+        if !a.candidates.is_empty() || !given.is_empty() {
             eprintln!(
-                "error: --candidate needs logged decisions: record nba.decision-requests, nba.next-best-actions and nba.rewards too"
+                "error: --candidate and --policy-probabilities need logged decisions: record nba.decision-requests, nba.next-best-actions and nba.rewards too"
             );
             return ExitCode::from(2);
         }
@@ -704,17 +729,18 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
     } else {
         // The candidates draw from the run's seed (--seed, or the deployment's).
         let seed = deployment.settings.bandit.seed;
-        let configs: Vec<(String, BanditConfig)> = candidates
+        let configs: Vec<(String, CandidatePolicy)> = candidates
             .iter()
             .map(|c| {
                 let config = BanditConfig {
                     seed,
                     ..c.config.clone()
                 };
-                (c.label.clone(), config)
+                (c.label.clone(), CandidatePolicy::Bandit(config))
             })
+            .chain(given)
             .collect();
-        let e = evaluate_candidates(
+        let e = match evaluate_candidates(
             &logged.requests,
             &logged.nbas,
             &logged.rewards,
@@ -729,7 +755,13 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
                 Learning::Observed => CandidateLearning::Observed,
                 Learning::All => CandidateLearning::All,
             },
-        );
+        ) {
+            Ok(e) => e,
+            Err(why) => {
+                eprintln!("error: --policy-probabilities: {why}");
+                return ExitCode::from(2);
+            }
+        };
         match (e.bad_propensities.refusal(), a.allow_bad_propensities) {
             (Some(why), false) => {
                 eprintln!("error: {why}");

@@ -436,6 +436,59 @@ fn obd_reports_logged_values_and_candidate_estimates() {
     let (one, two) = (thompson_ips("1"), thompson_ips("2"));
     assert_eq!(one, thompson_ips("1"), "the same seed, the same estimate");
     assert_ne!(one, two, "another seed, other draws");
+
+    // A policy run elsewhere, given as probabilities: uniform over the 80
+    // items is estimated at the uniform log's own value; a file that lacks
+    // a logged decision fails, naming it.
+    let uniform: String = (0..80)
+        .map(|item| format!("\"{item}\": 0.0125"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let given = |decisions: usize| {
+        (0..decisions)
+            .map(|i| {
+                format!(
+                    "{{\"decision_id\": \"obd-random-{i}\", \"probabilities\": {{{uniform}}}}}\n"
+                )
+            })
+            .collect::<String>()
+    };
+    let file = std::env::temp_dir().join(format!("nba-given-{}.jsonl", std::process::id()));
+    std::fs::write(&file, given(10_000)).expect("written");
+    let g = last_json_line(
+        &nba()
+            .arg("backtest")
+            .arg(&rec)
+            .args(["--json", "--candidate", "random", "--policy-probabilities"])
+            .arg(&file)
+            .output()
+            .expect("nba runs"),
+    );
+    let given_ips = g["evaluation"]["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .find(|c| c["policy"] == "given")
+        .and_then(|c| c["estimates"].as_array())
+        .and_then(|es| es.iter().find(|e| e["estimator"] == "ips"))
+        .and_then(|e| e["value"].as_f64())
+        .expect("the given policy's IPS");
+    std::fs::write(&file, given(9_999)).expect("written");
+    let short = nba()
+        .arg("backtest")
+        .arg(&rec)
+        .args(["--candidate", "random", "--policy-probabilities"])
+        .arg(&file)
+        .output()
+        .expect("nba runs");
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(short.status.code(), Some(2));
+    let why = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        why.contains("1 of 10000 logged decisions cannot be weighted")
+            && why.contains("decision obd-random-9999 is not given"),
+        "{why}"
+    );
     let _ = std::fs::remove_file(&rec);
     assert_eq!(b["evaluation"]["decisions"], 10_000);
     let logged = b["logged_value"].as_f64().expect("logged value");
@@ -456,6 +509,7 @@ fn obd_reports_logged_values_and_candidate_estimates() {
         (random_ips - logged).abs() < 1e-9,
         "{random_ips} vs {logged}"
     );
+    assert!((given_ips - logged).abs() < 1e-9, "{given_ips} vs {logged}");
 }
 
 /// A simulated recording backtests deterministically (same decisions, bit for

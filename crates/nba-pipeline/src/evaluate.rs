@@ -10,6 +10,7 @@
 //! estimators are `nba_core::estimators`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use nba_core::estimators::{
     BadPropensities, Estimate, LoggedDecision, Options, Weights, evaluate_with, weights,
@@ -19,6 +20,8 @@ use nba_core::{
     NextBestAction, Policy, Reward,
 };
 use serde::Serialize;
+
+use crate::GivenProbabilities;
 
 /// A candidate's estimates.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,20 +72,38 @@ pub struct Evaluation {
     pub candidates: Vec<CandidateEstimates>,
 }
 
-/// Evaluates `candidates` (name, bandit settings) on the logged decisions.
-/// `nbas` in decision order; a decision without its request is skipped;
-/// rewards are matched by decision id (the first per decision), the rest get
-/// `default_reward`; the estimators run with `options` (clipping, bootstrap);
-/// the candidates learn as `learning` says.
+/// A policy to evaluate on the log.
+#[derive(Debug, Clone)]
+pub enum CandidatePolicy {
+    /// One of nba's bandits: it gives its probabilities and learns as the
+    /// log is walked.
+    Bandit(BanditConfig),
+    /// A policy run elsewhere: its probabilities for each logged decision.
+    Given(Arc<GivenProbabilities>),
+}
+
+/// A candidate as it runs along the log.
+enum Running<'a> {
+    Bandit(Box<LinearBandit>),
+    Given(&'a GivenProbabilities),
+}
+
+/// Evaluates `candidates` (name, policy) on the logged decisions. `nbas` in
+/// decision order; a decision without its request is skipped; rewards are
+/// matched by decision id (the first per decision), the rest get
+/// `default_reward`; the estimators run with `options` (clipping,
+/// bootstrap); the bandits learn as `learning` says. Fails, saying how many
+/// and the first, if a given policy lacks probabilities for logged
+/// decisions: an estimate over the others would be of another log.
 pub fn evaluate_candidates(
     requests: &[DecisionRequest],
     nbas: &[NextBestAction],
     rewards: &[Reward],
-    candidates: &[(String, BanditConfig)],
+    candidates: &[(String, CandidatePolicy)],
     default_reward: f64,
     options: Options,
     learning: CandidateLearning,
-) -> Evaluation {
+) -> Result<Evaluation, String> {
     let by_id: HashMap<&str, &DecisionRequest> = requests
         .iter()
         .map(|r| (r.decision_id.as_str(), r))
@@ -96,25 +117,31 @@ pub fn evaluate_candidates(
         .iter()
         .find_map(|r| r.action_context.first())
         .map_or(0, Vec::len);
-    let mut models: Vec<LinearBandit> = candidates
+    let mut models: Vec<Running<'_>> = candidates
         .iter()
-        .map(|(_, cfg)| {
-            // An action-aware candidate reads as many pair features as the
-            // recording's requests carry.
-            let model = match cfg.model {
-                Model::ActionAware { residual, .. } => Model::ActionAware {
-                    features: action_dim.max(1),
-                    residual,
-                },
-                other => other,
-            };
-            LinearBandit::new(BanditConfig {
-                dim,
-                model,
-                ..cfg.clone()
-            })
+        .map(|(_, policy)| match policy {
+            CandidatePolicy::Bandit(cfg) => {
+                // An action-aware candidate reads as many pair features as
+                // the recording's requests carry.
+                let model = match cfg.model {
+                    Model::ActionAware { residual, .. } => Model::ActionAware {
+                        features: action_dim.max(1),
+                        residual,
+                    },
+                    other => other,
+                };
+                Running::Bandit(Box::new(LinearBandit::new(BanditConfig {
+                    dim,
+                    model,
+                    ..cfg.clone()
+                })))
+            }
+            CandidatePolicy::Given(given) => Running::Given(given),
         })
         .collect();
+    // Per candidate: logged decisions it gives no probabilities for, and
+    // the first reason.
+    let mut ungiven: Vec<(u64, Option<String>)> = vec![(0, None); candidates.len()];
     let mut reward_model = LinearBandit::new(BanditConfig {
         dim,
         forgetting: Forgetting::Stationary,
@@ -155,7 +182,26 @@ pub fn evaluate_candidates(
             })
             .collect();
         let rows: Vec<f64> = req.action_context.iter().flatten().copied().collect();
-        for (m, log) in models.iter_mut().zip(&mut logs) {
+        for ((running, log), ungiven) in models.iter_mut().zip(&mut logs).zip(&mut ungiven) {
+            let m = match running {
+                Running::Bandit(m) => m,
+                Running::Given(given) => {
+                    match given.target(&nba.decision_id, &req.candidates) {
+                        Ok(target) => log.push(LoggedDecision {
+                            action,
+                            propensity: nba.propensity,
+                            reward,
+                            target,
+                            predicted: predicted.clone(),
+                        }),
+                        Err(why) => {
+                            ungiven.0 += 1;
+                            ungiven.1.get_or_insert(why);
+                        }
+                    }
+                    continue;
+                }
+            };
             // An action-aware candidate reads the request's action context;
             // the others ignore it.
             let p = m.config().model.action_features();
@@ -167,7 +213,6 @@ pub fn evaluate_candidates(
                 &[]
             };
             let target = m.probabilities(
-                &nba.decision_id,
                 &req.context,
                 &Candidates::new(&req.candidates).with_features(features),
             );
@@ -188,7 +233,14 @@ pub fn evaluate_candidates(
         }
         reward_model.update(&nba.action_id, &req.context, &[], reward, nba.timestamp);
     }
-    Evaluation {
+    for ((name, _), (count, first)) in candidates.iter().zip(&ungiven) {
+        if let Some(first) = first {
+            return Err(format!(
+                "{count} of {n} logged decisions cannot be weighted for {name} (the first: {first}): give a probability for each logged decision's candidates"
+            ));
+        }
+    }
+    Ok(Evaluation {
         decisions: n,
         logged_value: if n > 0 { total / n as f64 } else { f64::NAN },
         bad_propensities,
@@ -199,12 +251,15 @@ pub fn evaluate_candidates(
             .zip(logs)
             .map(|(((name, _), m), log)| CandidateEstimates {
                 name: name.clone(),
-                policy: m.policy_name().to_owned(),
+                policy: match m {
+                    Running::Bandit(m) => m.policy_name().to_owned(),
+                    Running::Given(_) => "given".to_owned(),
+                },
                 estimates: evaluate_with(&log, options),
                 weights: weights(&log),
             })
             .collect(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -214,10 +269,8 @@ mod tests {
     use super::*;
 
     /// A uniform-random logging policy over two actions where "good" always
-    /// pays 1 and "bad" 0: a greedy candidate learns "good" and is estimated
-    /// near 1, a uniform candidate near 0.5, the log itself at 0.5.
-    #[test]
-    fn a_candidate_that_learns_the_better_action_is_estimated_higher() {
+    /// pays 1 and "bad" 0, 2,000 decisions.
+    fn log_of_two_actions() -> (Vec<DecisionRequest>, Vec<NextBestAction>, Vec<Reward>) {
         let (mut requests, mut nbas, mut rewards) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..2_000 {
             let id = format!("d{i}");
@@ -259,6 +312,15 @@ mod tests {
                 });
             }
         }
+        (requests, nbas, rewards)
+    }
+
+    /// A uniform-random logging policy over two actions where "good" always
+    /// pays 1 and "bad" 0: a greedy candidate learns "good" and is estimated
+    /// near 1, a uniform candidate near 0.5, the log itself at 0.5.
+    #[test]
+    fn a_candidate_that_learns_the_better_action_is_estimated_higher() {
+        let (requests, nbas, rewards) = log_of_two_actions();
         let greedy = BanditConfig {
             policy: Policy::EpsilonGreedy { epsilon: 0.1 },
             forgetting: Forgetting::Stationary,
@@ -277,13 +339,14 @@ mod tests {
             &nbas,
             &rewards,
             &[
-                ("greedy".into(), greedy.clone()),
-                ("uniform".into(), uniform),
+                ("greedy".into(), CandidatePolicy::Bandit(greedy.clone())),
+                ("uniform".into(), CandidatePolicy::Bandit(uniform)),
             ],
             0.0,
             Options::default(),
             CandidateLearning::All,
-        );
+        )
+        .expect("evaluated");
         assert_eq!(e.decisions, 2_000);
         assert!((e.logged_value - 0.5).abs() < 1e-12);
         let value = |name: &str, est: Estimator| {
@@ -317,11 +380,12 @@ mod tests {
             &requests,
             &nbas,
             &rewards,
-            &[("greedy".into(), greedy.clone())],
+            &[("greedy".into(), CandidatePolicy::Bandit(greedy.clone()))],
             0.0,
             Options::default(),
             CandidateLearning::Observed,
-        );
+        )
+        .expect("evaluated");
         let ips = observed.candidates[0]
             .estimates
             .iter()
@@ -343,12 +407,83 @@ mod tests {
             0.0,
             Options::default(),
             CandidateLearning::Observed,
-        );
+        )
+        .expect("evaluated");
         assert_eq!(e.decisions, 1_998);
         assert_eq!(e.bad_propensities.count, 2);
         assert_eq!(
             e.bad_propensities.first.as_deref(),
             Some(format!("decision {}: propensity 0", broken[3].decision_id).as_str())
+        );
+    }
+
+    /// A policy given as probabilities is weighted like any other: always
+    /// "good" is worth 1, an even split 0.5; a decision it lacks fails the
+    /// evaluation, saying which.
+    #[test]
+    fn a_given_policy_is_estimated_from_its_probabilities() {
+        let (requests, nbas, rewards) = log_of_two_actions();
+        let lines = |p: &dyn Fn(usize) -> &'static str, upto: usize| {
+            (0..upto)
+                .map(|i| {
+                    format!(
+                        "{{\"decision_id\": \"d{i}\", \"probabilities\": {}}}\n",
+                        p(i)
+                    )
+                })
+                .collect::<String>()
+        };
+        let given = |text: String| {
+            CandidatePolicy::Given(Arc::new(
+                GivenProbabilities::read(text.as_bytes(), "given.jsonl").expect("valid"),
+            ))
+        };
+        let good = given(lines(&|_| "{\"good\": 1.0}", 2_000));
+        let even = given(lines(&|_| "{\"good\": 0.5, \"bad\": 0.5}", 2_000));
+        let e = evaluate_candidates(
+            &requests,
+            &nbas,
+            &rewards,
+            &[("good".into(), good), ("even".into(), even)],
+            0.0,
+            Options::default(),
+            CandidateLearning::Observed,
+        )
+        .expect("evaluated");
+        let ips = |c: &CandidateEstimates| {
+            c.estimates
+                .iter()
+                .find(|x| x.estimator == Estimator::Ips)
+                .map(|x| x.value)
+                .expect("IPS")
+        };
+        assert_eq!(e.candidates[0].policy, "given");
+        assert!(
+            (ips(&e.candidates[0]) - 1.0).abs() < 0.05,
+            "{:?}",
+            e.candidates[0]
+        );
+        assert!(
+            (ips(&e.candidates[1]) - 0.5).abs() < 1e-12,
+            "{:?}",
+            e.candidates[1]
+        );
+
+        let short = given(lines(&|_| "{\"good\": 1.0}", 1_990));
+        let why = evaluate_candidates(
+            &requests,
+            &nbas,
+            &rewards,
+            &[("short".into(), short)],
+            0.0,
+            Options::default(),
+            CandidateLearning::Observed,
+        )
+        .expect_err("refused");
+        assert!(
+            why.contains("10 of 2000 logged decisions cannot be weighted for short")
+                && why.contains("decision d1990 is not given"),
+            "{why}"
         );
     }
 }

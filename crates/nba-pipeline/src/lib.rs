@@ -11,6 +11,7 @@ mod backtest;
 mod dead_letter;
 mod demo;
 mod evaluate;
+mod given;
 mod local;
 mod origin;
 mod stages;
@@ -19,7 +20,10 @@ mod topic;
 pub use backtest::{BacktestConfig, BacktestObserver, BacktestRun, RawRecord, backtest};
 pub use dead_letter::{DeadLetter, RecordLimit, headers as dlq_headers};
 pub use demo::{DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
-pub use evaluate::{CandidateEstimates, CandidateLearning, Evaluation, evaluate_candidates};
+pub use evaluate::{
+    CandidateEstimates, CandidateLearning, CandidatePolicy, Evaluation, evaluate_candidates,
+};
+pub use given::GivenProbabilities;
 pub use local::LocalPipeline;
 pub use origin::ORIGIN_HEADER;
 pub use stages::{

@@ -24,6 +24,7 @@ mod adf;
 mod arm;
 mod hybrid;
 mod policy;
+mod thompson;
 
 pub(crate) use policy::argmax;
 pub use policy::{Exploration, Policy};
@@ -1202,19 +1203,12 @@ impl LinearBandit {
     }
 
     /// The probability with which [`LinearBandit::decide`] would choose each
-    /// of `candidates` in context `x` (exact, but estimated for Thompson
-    /// sampling), for off-policy evaluation.
-    pub fn probabilities(
-        &mut self,
-        decision_id: &str,
-        x: &[f64],
-        candidates: &Candidates<'_>,
-    ) -> Vec<f64> {
+    /// of `candidates` in context `x`, for off-policy evaluation.
+    pub fn probabilities(&mut self, x: &[f64], candidates: &Candidates<'_>) -> Vec<f64> {
         let (means, vars) = self.estimates(x, candidates);
-        let mut rng = DecisionRng::new(self.cfg.seed, decision_id);
         self.cfg
             .policy
-            .probabilities(&means, &vars, self.evidence(), &mut rng)
+            .probabilities(&means, &vars, self.evidence())
     }
 
     /// Chooses among `candidates` (non-empty) in context `x`, with the random
