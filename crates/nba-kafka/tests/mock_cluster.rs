@@ -49,6 +49,20 @@ fn raw(key: String, payload: Vec<u8>, t: Option<i64>) -> OutputRecord {
     }
 }
 
+/// `n` simulated raw interactions of `customers` customers, each sent at its
+/// event time.
+fn simulated_raw(settings: &Settings, customers: usize, seed: u64, n: usize) -> Vec<OutputRecord> {
+    let mut sim =
+        Simulator::new(settings, &SimConfig { customers, seed }, false).expect("simulates");
+    (0..n)
+        .map(|_| {
+            let e = sim.next_event();
+            let payload = nba_schema::encode(&e).expect("encodes");
+            raw(e.customer_id, payload, Some(e.timestamp))
+        })
+        .collect()
+}
+
 /// A decision request as a record of its topic.
 fn request_record(r: &DecisionRequest) -> OutputRecord {
     OutputRecord {
@@ -105,22 +119,7 @@ async fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_reco
     let settings = retail();
 
     // 5,000 simulated interactions and 14 malformed records.
-    let mut sim = Simulator::new(
-        &settings,
-        &SimConfig {
-            customers: 200,
-            seed: 42,
-        },
-        false,
-    )
-    .expect("simulates");
-    let mut records: Vec<OutputRecord> = (0..5_000)
-        .map(|_| {
-            let e = sim.next_event();
-            let payload = nba_schema::encode(&e).expect("encodes");
-            raw(e.customer_id, payload, Some(e.timestamp))
-        })
-        .collect();
+    let mut records = simulated_raw(&settings, 200, 42, 5_000);
     let bad = malformed_records(14, &settings);
     records.extend(bad.into_iter().map(|(k, v)| raw(k, v, None)));
     let total = records.len() as u64;
@@ -740,22 +739,7 @@ async fn every_instance_takes_a_catalog_version_at_its_event_time() {
         .await
         .expect("published");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut sim = Simulator::new(
-        &settings,
-        &SimConfig {
-            customers: 120,
-            seed: 5,
-        },
-        false,
-    )
-    .expect("simulates");
-    let records: Vec<OutputRecord> = (0..6_000)
-        .map(|_| {
-            let e = sim.next_event();
-            let payload = nba_schema::encode(&e).expect("encodes");
-            raw(e.customer_id, payload, Some(e.timestamp))
-        })
-        .collect();
+    let records = simulated_raw(&settings, 120, 5, 6_000);
     produce(&args, records).await.expect("produced");
     let report = audit_until_settled(&args, &settings, 6_000, 0).await;
     stop.send(true).expect("stages listen");
@@ -1009,22 +993,7 @@ async fn interactions_a_consumer_writes_again_after_a_crash_count_once() {
     }
     let args = args(&cluster.bootstrap_servers());
     let settings = retail();
-    let mut sim = Simulator::new(
-        &settings,
-        &SimConfig {
-            customers: 100,
-            seed: 7,
-        },
-        false,
-    )
-    .expect("simulates");
-    let records: Vec<OutputRecord> = (0..1_000)
-        .map(|_| {
-            let e = sim.next_event();
-            let payload = nba_schema::encode(&e).expect("encodes");
-            raw(e.customer_id, payload, Some(e.timestamp))
-        })
-        .collect();
+    let records = simulated_raw(&settings, 100, 7, 1_000);
     produce(&args, records).await.expect("produced");
     let consume = |group: &str, stop: watch::Receiver<bool>| {
         let mut args = args.clone();

@@ -63,6 +63,10 @@ fn consume(consumer: &mut ConsumerStage, offsets: std::ops::Range<usize>) -> Vec
         );
     }
     assert!(out.iter().all(|r| r.topic == Topic::Interactions));
+    assert!(
+        out.iter().all(|r| origin_of(r).is_some()),
+        "every interaction names its origin"
+    );
     out
 }
 
@@ -71,12 +75,7 @@ fn consume(consumer: &mut ConsumerStage, offsets: std::ops::Range<usize>) -> Vec
 fn aggregate(aggregator: &mut AggregatorStage, interactions: &[OutputRecord], first: i64) -> usize {
     let mut out = Vec::new();
     for (offset, r) in (first..).zip(interactions) {
-        let origin = r
-            .headers
-            .iter()
-            .find(|(name, _)| *name == ORIGIN_HEADER)
-            .map(|(_, v)| v.as_slice());
-        assert!(origin.is_some(), "every interaction names its origin");
+        let origin = origin_of(r);
         aggregator.process(
             &input(
                 Topic::Interactions,
@@ -92,6 +91,14 @@ fn aggregate(aggregator: &mut AggregatorStage, interactions: &[OutputRecord], fi
     out.iter()
         .filter(|r| r.topic == Topic::DecisionRequests)
         .count()
+}
+
+/// The record's `nba.origin` header, if it has one.
+fn origin_of(r: &OutputRecord) -> Option<&[u8]> {
+    r.headers
+        .iter()
+        .find(|(name, _)| *name == ORIGIN_HEADER)
+        .map(|(_, v)| v.as_slice())
 }
 
 fn features(aggregator: &AggregatorStage) -> Vec<CustomerSnapshot> {
@@ -154,9 +161,7 @@ fn copies_are_known_after_the_aggregator_restarts_from_its_changelog() {
     let mut changelog = Vec::new();
     before.flush(&mut changelog);
     assert!(
-        changelog
-            .iter()
-            .any(|r| r.headers.iter().any(|(name, _)| *name == ORIGIN_HEADER)),
+        changelog.iter().any(|r| origin_of(r).is_some()),
         "the changelog carries the origin marks"
     );
 
@@ -164,11 +169,7 @@ fn copies_are_known_after_the_aggregator_restarts_from_its_changelog() {
         .expect("valid")
         .with_changelog(every);
     for (offset, r) in (0..).zip(&changelog) {
-        let origin = r
-            .headers
-            .iter()
-            .find(|(name, _)| *name == ORIGIN_HEADER)
-            .map(|(_, v)| v.as_slice());
+        let origin = origin_of(r);
         let record = input(
             Topic::CustomerState,
             r.partition.expect("a partition"),
@@ -195,21 +196,10 @@ fn without_origins_the_copies_would_count_twice() {
     let first = consume(&mut ConsumerStage::new(settings.intake()), 0..20);
     let mut again = consume(&mut ConsumerStage::new(settings.intake()), 12..30);
     aggregate(&mut aggregator, &first, 0);
-    let mut out = Vec::new();
-    for (offset, r) in (20..).zip(&mut again) {
+    for r in &mut again {
         r.headers.clear();
-        aggregator.process(
-            &input(
-                Topic::Interactions,
-                0,
-                offset,
-                Some(&r.key),
-                r.payload.as_deref(),
-                None,
-            ),
-            &mut out,
-        );
     }
+    aggregate(&mut aggregator, &again, 20);
     assert_eq!(aggregator.counters().duplicates, 0);
     assert_ne!(features(&aggregator), clean);
 }
