@@ -5,12 +5,12 @@ use std::collections::{HashMap, HashSet};
 use nba_core::{DecisionRequest, Interaction, NextBestAction, Reward, Vocabulary};
 use nba_pipeline::{ORIGIN_HEADER, Topic, dlq_headers};
 use nba_schema::{SchemaKind, decode, schema_id};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use serde::Serialize;
 
 use crate::KafkaArgs;
 use crate::args::create;
-use crate::read::{Reader, StartAt, read_topic};
+use crate::read::{Reader, StartAt, header, read_topic};
 
 /// What the topics hold, and every way they disagree.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -98,10 +98,7 @@ pub fn audit(
         None,
         args.timeout(),
         |m| {
-            let origin = m
-                .headers()
-                .and_then(|h| h.iter().find(|h| h.key == ORIGIN_HEADER))
-                .and_then(|h| h.value);
+            let origin = header(m, ORIGIN_HEADER);
             if origin.is_some_and(|o| !origins.insert(o.to_vec())) {
                 r.interaction_copies += 1;
                 return;
@@ -177,14 +174,8 @@ pub fn audit(
         None,
         args.timeout(),
         |m| {
-            let header = |name: &str| {
-                m.headers().and_then(|h| {
-                    h.iter()
-                        .find(|x| x.key == name)
-                        .and_then(|x| x.value)
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                })
-            };
+            let header =
+                |name: &str| header(m, name).map(|v| String::from_utf8_lossy(v).into_owned());
             let stage = header(dlq_headers::STAGE).unwrap_or_else(|| "unknown".into());
             let complete = [
                 dlq_headers::REASON,

@@ -158,12 +158,14 @@ pub(crate) fn first_offset_with_header_at_least(
     }
 }
 
+/// The value of `m`'s header `name`, if it has one.
+pub(crate) fn header<'a>(m: &'a BorrowedMessage<'_>, name: &str) -> Option<&'a [u8]> {
+    m.headers()?.iter().find(|h| h.key == name)?.value
+}
+
 /// The value of `m`'s header `name` as a decimal number, if it has one.
 pub(crate) fn header_number(m: &BorrowedMessage<'_>, name: &str) -> Option<i64> {
-    m.headers()?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+    std::str::from_utf8(header(m, name)?).ok()?.parse().ok()
 }
 
 /// `m` as a stage sees it: a record of `topic`.
@@ -176,10 +178,7 @@ pub(crate) fn input_record<'a>(topic: Topic, m: &'a BorrowedMessage<'a>) -> Inpu
         key: m.key(),
         payload: m.payload(),
         timestamp: m.timestamp().to_millis(),
-        origin: m
-            .headers()
-            .and_then(|h| h.iter().find(|h| h.key == ORIGIN_HEADER))
-            .and_then(|h| h.value),
+        origin: header(m, ORIGIN_HEADER),
     }
 }
 
