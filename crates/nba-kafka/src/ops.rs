@@ -77,13 +77,13 @@ pub struct OpsArgs {
 
     /// Fail /readyz on every member when a partition of the stage's inputs
     /// has records to read and the group's committed offset there has not
-    /// moved for this long, e.g. 60s (the default), 5m; 0s turns it off. It
+    /// moved for this long, e.g. 60s (the default), 5m; 0s or off turns it off. It
     /// catches a member that died without leaving while the coordinator
     /// keeps it, or a member that is stuck: every member watches every
     /// partition, so the members that are well say so. Stages that commit at
     /// their flushes wait at least three flush intervals. On /metrics:
     /// nba_group_stalled_partitions, and nba_group_lag per partition.
-    #[arg(long, env = "NBA_GROUP_STALL_AFTER", value_name = "DURATION", value_parser = parse_duration_ms)]
+    #[arg(long, env = "NBA_GROUP_STALL_AFTER", value_name = "DURATION", default_value = GROUP_STALL_AFTER, value_parser = parse_duration_or_off)]
     pub group_stall_after: Option<i64>,
 
     /// Seconds per interval of --latency-log.
@@ -95,13 +95,29 @@ pub struct OpsArgs {
 /// group is stalled, unless `--group-stall-after` says otherwise: long
 /// enough for a rebalance after a member's session expires (librdkafka's
 /// session.timeout.ms is 45 s), short enough to page someone within minutes.
-const GROUP_STALL_AFTER: Duration = Duration::from_secs(60);
+/// (`None` in the field is a library caller's `OpsArgs::default()`.)
+const GROUP_STALL_AFTER: &str = "60s";
+
+/// A duration in milliseconds, or 0 for "0s", "0m", … or "off".
+fn parse_duration_or_off(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    // Zero of any unit: the unit checked as one of it would be.
+    let unit = text.trim_start_matches('0');
+    let zero = unit.len() < text.len() && parse_duration_ms(&format!("1{unit}")).is_ok();
+    if text == "off" || zero {
+        return Ok(0);
+    }
+    parse_duration_ms(text)
+}
 
 impl OpsArgs {
     /// `--group-stall-after`, or its default; `None` when turned off.
     pub(crate) fn group_stall_after(&self) -> Option<Duration> {
         match self.group_stall_after {
-            None => Some(GROUP_STALL_AFTER),
+            None => {
+                let ms = parse_duration_ms(GROUP_STALL_AFTER).expect("the default parses");
+                Some(Duration::from_millis(ms.unsigned_abs()))
+            }
             Some(ms) if ms <= 0 => None,
             Some(ms) => Some(Duration::from_millis(ms.unsigned_abs())),
         }
@@ -368,4 +384,43 @@ pub(crate) fn open_latency_log(args: &OpsArgs, stage: &str) -> anyhow::Result<Op
     )
     .with_context(|| format!("cannot write to {}", path.display()))?;
     Ok(Some(log))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        ops: OpsArgs,
+    }
+
+    fn stall_after(args: &[&str]) -> Result<Option<Duration>, clap::Error> {
+        let cli = Cli::try_parse_from(std::iter::once("stage").chain(args.iter().copied()))?;
+        Ok(cli.ops.group_stall_after())
+    }
+
+    #[test]
+    fn the_group_stall_time_defaults_to_a_minute_and_zero_or_off_turns_it_off() {
+        let minute = Some(Duration::from_secs(60));
+        assert_eq!(stall_after(&[]).expect("parses"), minute);
+        assert_eq!(OpsArgs::default().group_stall_after(), minute);
+        assert_eq!(
+            stall_after(&["--group-stall-after", "5m"]).expect("parses"),
+            Some(Duration::from_secs(300))
+        );
+        for off in ["0s", "00m", "off"] {
+            assert_eq!(
+                stall_after(&["--group-stall-after", off]).expect("parses"),
+                None,
+                "{off}"
+            );
+        }
+        for bad in ["5", "0x", "soon"] {
+            let e = stall_after(&["--group-stall-after", bad]).expect_err(bad);
+            assert!(e.to_string().contains("--group-stall-after"), "{e}");
+        }
+    }
 }
