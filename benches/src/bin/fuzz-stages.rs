@@ -6,10 +6,13 @@
 //! stages in one process. Then, for `--secs`, a seeded loop takes a record,
 //! mutates its value (bit flips, interesting bytes, inserted, deleted,
 //! repeated or spliced runs, truncation), its key and its timestamp, and hands
-//! it to the stage that reads that topic through `Stage::process`, as the
-//! Kafka runner does. A panic prints the topic, the seed, the iteration and
-//! the record in hex, and the run exits 1. The changelog (read by the runner's
-//! restore, not by `process`) is not covered.
+//! it to the stage that reads that topic as the Kafka runner does: through
+//! `Stage::process`, or, for what a stage reads back at an assignment, through
+//! `Stage::restore` (the aggregator's changelog, origin marks in its
+//! `nba.origin` header) and `Stage::recall` (the updater's published
+//! answers). The `nba.origin` header of interactions is mutated too. A panic
+//! prints the topic, the seed, the iteration and the record in hex, and the
+//! run exits 1.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
@@ -17,8 +20,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use nba_deployment::Deployment;
 use nba_pipeline::{
-    AggregatorStage, ConsumerStage, InputRecord, LocalPipeline, OutputRecord, Stage, Topic,
-    UpdaterStage,
+    AggregatorStage, ConsumerStage, InputRecord, LocalPipeline, ORIGIN_HEADER, OutputRecord, Stage,
+    Topic, UpdaterStage,
 };
 use nba_sim::{SimConfig, Simulator};
 use rand::{Rng, SeedableRng};
@@ -51,6 +54,8 @@ struct Sample {
     key: Option<Vec<u8>>,
     value: Vec<u8>,
     timestamp: Option<i64>,
+    /// The `nba.origin` header.
+    origin: Option<Vec<u8>>,
 }
 
 impl Sample {
@@ -60,6 +65,11 @@ impl Sample {
             key: Some(r.key.clone()),
             value: r.payload.clone()?,
             timestamp: r.timestamp,
+            origin: r
+                .headers
+                .iter()
+                .find(|(name, _)| *name == ORIGIN_HEADER)
+                .map(|(_, v)| v.clone()),
         })
     }
 }
@@ -75,7 +85,7 @@ impl Sample {
             key: self.key.as_deref(),
             payload: Some(&self.value),
             timestamp: self.timestamp,
-            origin: None,
+            origin: self.origin.as_deref(),
         }
     }
 }
@@ -96,12 +106,16 @@ fn corpus(deployment: &Deployment) -> anyhow::Result<Vec<Sample>> {
             key: Some(e.customer_id.clone().into_bytes()),
             value: value.clone(),
             timestamp: Some(e.timestamp),
+            origin: None,
         });
         pipeline.push_raw(Some(e.customer_id.as_bytes()), &value, &mut tap);
         for r in tap.drain(..) {
             if matches!(
                 r.topic,
-                Topic::Interactions | Topic::DecisionRequests | Topic::Rewards
+                Topic::Interactions
+                    | Topic::DecisionRequests
+                    | Topic::Rewards
+                    | Topic::NextBestActions
             ) {
                 samples.extend(Sample::of(&r));
             }
@@ -134,20 +148,74 @@ fn corpus(deployment: &Deployment) -> anyhow::Result<Vec<Sample>> {
         .collect();
     anyhow::ensure!(!deltas.is_empty(), "no model delta in the corpus");
     samples.extend(deltas);
+    // The changelog an aggregator writes from the interactions above, each
+    // partition's last state carrying its origin marks.
+    let mut changelog = AggregatorStage::new(settings.aggregator())
+        .map_err(anyhow::Error::msg)?
+        .with_changelog(Duration::from_secs(1));
+    let mut states = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        if s.topic == Topic::Interactions {
+            changelog.process(&s.input(i), &mut states);
+        }
+        if i % 500 == 0 {
+            changelog.flush(&mut states);
+        }
+    }
+    changelog.flush(&mut states);
+    let states: Vec<Sample> = states
+        .iter()
+        .filter(|r| r.topic == Topic::CustomerState)
+        .filter_map(Sample::of)
+        .collect();
+    anyhow::ensure!(
+        states.iter().any(|s| s.origin.is_some()),
+        "no changelog state with origin marks in the corpus"
+    );
+    samples.extend(states);
     let version = settings.catalog_version(1, 1_767_225_600_000 + 3_600_000);
     samples.push(Sample {
         topic: Topic::Catalog,
         key: Some(b"deployment".to_vec()),
         value: nba_schema::encode(&version)?,
         timestamp: None,
+        origin: None,
     });
     Ok(samples)
 }
 
-/// Mutates `s` in place, `value` possibly spliced with `other`.
+/// Mutates `s` in place, `value` possibly spliced with `other`; its origin
+/// header, key and timestamp now and then.
 fn mutate(rng: &mut ChaCha8Rng, s: &mut Sample, other: &[u8]) {
+    mutate_bytes(rng, &mut s.value, other);
+    match rng.random_range(0..8) {
+        0 => s.origin = None,
+        1 => mutate_bytes(
+            rng,
+            s.origin.get_or_insert_with(Vec::new),
+            b"nba.interactions.raw/0/12",
+        ),
+        _ => {}
+    }
+    match rng.random_range(0..16) {
+        0 => s.key = None,
+        1 => s.key = Some((0..rng.random_range(0..40)).map(|_| rng.random()).collect()),
+        _ => {}
+    }
+    match rng.random_range(0..16) {
+        0 => s.timestamp = None,
+        1 => s.timestamp = Some(-1),
+        2 => s.timestamp = Some(i64::MIN),
+        3 => s.timestamp = Some(i64::MAX),
+        4 => s.timestamp = Some(rng.random()),
+        _ => {}
+    }
+}
+
+/// Bit flips, interesting bytes, inserted, deleted, repeated or spliced runs,
+/// truncation and extreme varints in `v`, spliced with `other`.
+fn mutate_bytes(rng: &mut ChaCha8Rng, v: &mut Vec<u8>, other: &[u8]) {
     const INTERESTING: [u8; 8] = [0, 1, 0x7f, 0x80, 0xfe, 0xff, b'"', 0xc3];
-    let v = &mut s.value;
     for _ in 0..rng.random_range(1..=4) {
         let len = v.len();
         match rng.random_range(0..8) {
@@ -196,19 +264,6 @@ fn mutate(rng: &mut ChaCha8Rng, s: &mut Sample, other: &[u8]) {
             }
         }
     }
-    match rng.random_range(0..16) {
-        0 => s.key = None,
-        1 => s.key = Some((0..rng.random_range(0..40)).map(|_| rng.random()).collect()),
-        _ => {}
-    }
-    match rng.random_range(0..16) {
-        0 => s.timestamp = None,
-        1 => s.timestamp = Some(-1),
-        2 => s.timestamp = Some(i64::MIN),
-        3 => s.timestamp = Some(i64::MAX),
-        4 => s.timestamp = Some(rng.random()),
-        _ => {}
-    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -227,12 +282,17 @@ fn main() -> anyhow::Result<()> {
     }
     let mut consumer = ConsumerStage::new(settings.intake());
     let mut aggregator = AggregatorStage::new(settings.aggregator()).map_err(anyhow::Error::msg)?;
+    // One that restores from the changelog.
+    let mut restorer = AggregatorStage::new(settings.aggregator())
+        .map_err(anyhow::Error::msg)?
+        .with_changelog(Duration::from_secs(1));
     // One that shares its model, so that it reads model deltas.
     let mut updater =
         UpdaterStage::new(settings.updater(Some("fuzz".into()))).map_err(anyhow::Error::msg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cli.seed);
     let deadline = Instant::now() + Duration::from_secs(cli.secs);
     let (mut runs, mut forwarded, mut dead) = (0u64, 0u64, 0u64);
+    let (mut read_back_taken, mut read_back_refused) = (0u64, 0u64);
     let mut per_topic = std::collections::BTreeMap::<&str, u64>::new();
     let mut out = Vec::new();
     while Instant::now() < deadline {
@@ -243,25 +303,52 @@ fn main() -> anyhow::Result<()> {
             let mut s = base.clone();
             mutate(&mut rng, &mut s, other);
             let input = s.input(usize::try_from(runs).unwrap_or(usize::MAX));
+            let panicked = |stage: &str| {
+                let hex: String = s.value.iter().map(|b| format!("{b:02x}")).collect();
+                anyhow::anyhow!(
+                    "{stage} panicked on a record of {} (seed {}, run {runs}): key {:?}, timestamp {:?}, origin {:?}, value {hex}",
+                    s.topic,
+                    cli.seed,
+                    s.key,
+                    s.timestamp,
+                    s.origin.as_deref().map(String::from_utf8_lossy),
+                )
+            };
+            // Read back at an assignment: refused with a reason, or taken.
+            let read_back = match s.topic {
+                Topic::CustomerState => Some((
+                    restorer.name(),
+                    catch_unwind(AssertUnwindSafe(|| {
+                        restorer.restore(&input, input.offset + 1)
+                    })),
+                )),
+                Topic::NextBestActions => Some((
+                    updater.name(),
+                    catch_unwind(AssertUnwindSafe(|| {
+                        updater.recall(&input, Some(input.offset))
+                    })),
+                )),
+                _ => None,
+            };
+            if let Some((stage, result)) = read_back {
+                match result {
+                    Err(_) => return Err(panicked(stage)),
+                    Ok(Ok(())) => read_back_taken += 1,
+                    Ok(Err(_)) => read_back_refused += 1,
+                }
+            }
             let stages: Vec<&mut dyn Stage> = match s.topic {
                 Topic::InteractionsRaw => vec![&mut consumer],
                 Topic::Interactions => vec![&mut aggregator],
                 Topic::DecisionRequests | Topic::Rewards | Topic::ModelDeltas => vec![&mut updater],
-                _ => vec![&mut aggregator, &mut updater],
+                Topic::Catalog => vec![&mut aggregator, &mut updater],
+                _ => vec![],
             };
             for stage in stages {
                 out.clear();
                 let result = catch_unwind(AssertUnwindSafe(|| stage.process(&input, &mut out)));
                 if result.is_err() {
-                    let hex: String = s.value.iter().map(|b| format!("{b:02x}")).collect();
-                    anyhow::bail!(
-                        "{} panicked on a record of {} (seed {}, run {runs}): key {:?}, timestamp {:?}, value {hex}",
-                        stage.name(),
-                        s.topic,
-                        cli.seed,
-                        s.key,
-                        s.timestamp
-                    );
+                    return Err(panicked(stage.name()));
                 }
                 for o in &out {
                     if o.topic == Topic::DeadLetter {
@@ -276,7 +363,11 @@ fn main() -> anyhow::Result<()> {
         }
         // What the stages publish from what they took in.
         out.clear();
-        for stage in [&mut aggregator as &mut dyn Stage, &mut updater] {
+        for stage in [
+            &mut aggregator as &mut dyn Stage,
+            &mut restorer,
+            &mut updater,
+        ] {
             if catch_unwind(AssertUnwindSafe(|| stage.flush(&mut out))).is_err() {
                 anyhow::bail!(
                     "{} panicked flushing (seed {}, run {runs})",
@@ -292,6 +383,9 @@ fn main() -> anyhow::Result<()> {
         runs as f64 / cli.secs.max(1) as f64,
         samples.len()
     );
+    println!(
+        "read back at assignments (changelog states, published answers): {read_back_taken} taken, {read_back_refused} refused with a reason"
+    );
     for (topic, n) in &per_topic {
         println!("  {topic}: {n}");
     }
@@ -302,6 +396,7 @@ fn main() -> anyhow::Result<()> {
                 "runs": runs, "secs": cli.secs, "seed": cli.seed, "panics": 0,
                 "forwarded": forwarded, "dead_letters": dead, "corpus": samples.len(),
                 "per_topic": per_topic,
+                "read_back_taken": read_back_taken, "read_back_refused": read_back_refused,
             })
         );
     }
