@@ -11,13 +11,14 @@
 # said. Cleans up every process it started.
 #
 #   NBA_E2E_EVENTS      interactions to send (default 100000)
-#   NBA_E2E_MALFORMED   malformed records to send (default 21)
+#   NBA_E2E_MALFORMED   malformed records to send (default 44: each kind the
+#                       bank deployment refuses once, nba_sim::malformed_kinds)
 #   NBA_E2E_PORT        broker port (default 19092, to stay clear of a broker you run)
 #   NBA_E2E_PARTITIONS  partitions per topic (default 3)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 events=${NBA_E2E_EVENTS:-100000}
-malformed=${NBA_E2E_MALFORMED:-21}
+malformed=${NBA_E2E_MALFORMED:-44}
 port=${NBA_E2E_PORT:-19092}
 partitions=${NBA_E2E_PARTITIONS:-3}
 broker="127.0.0.1:$port"

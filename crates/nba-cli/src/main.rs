@@ -135,7 +135,11 @@ struct SimulateArgs {
     /// Simulated customers [default: one per 50 events].
     #[arg(long, env = "NBA_SIM_CUSTOMERS")]
     customers: Option<usize>,
-    /// Also send this many malformed records, to exercise the dead-letter path.
+    /// Also send this many malformed records, to exercise the dead-letter path:
+    /// the kinds of bad record nba refuses in turn (43 for the retail example,
+    /// 44 for the bank: not Avro, cut short, invalid UTF-8, timestamps in year
+    /// 10000 or before 1970, NaN or infinite amounts, links without linked_id,
+    /// 900 KB values, …).
     #[arg(long, default_value_t = 0)]
     malformed: usize,
     /// Write a recording to this file (as `nba record` would have recorded the

@@ -14,7 +14,7 @@ use nba_kafka::{
     run_stage,
 };
 use nba_pipeline::{AggregatorStage, ConsumerStage, OutputRecord, Topic, UpdaterStage, backtest};
-use nba_sim::{SimConfig, Simulator, malformed_records};
+use nba_sim::{SimConfig, Simulator, malformed_kinds, malformed_records};
 use rdkafka::mocking::MockCluster;
 use tokio::sync::watch;
 
@@ -157,9 +157,10 @@ fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_records() 
         let args = args(&cluster.bootstrap_servers());
         let settings = retail();
 
-        // 5,000 simulated interactions and 14 malformed records.
+        // 5,000 simulated interactions and a record of every bad kind.
         let mut records = simulated_raw(&settings, 200, 42, 5_000);
-        let bad = malformed_records(14, &settings);
+        let bad = malformed_records(malformed_kinds(&settings).len(), &settings);
+        let bad_kinds = bad.len() as u64;
         records.extend(bad.into_iter().map(|(k, v)| raw(k, v, None)));
         let total = records.len() as u64;
         assert_eq!(produce(&args, records).await.expect("produced"), total);
@@ -195,7 +196,7 @@ fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_records() 
             async move { run_stage(stage, &a, &ops, s).await }
         });
 
-        let report = audit_until_settled(&args, &settings, total, 14).await;
+        let report = audit_until_settled(&args, &settings, total, bad_kinds).await;
         // The scrape is re-rendered every second.
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         let (status, _) = http_get(metrics_addr, "/healthz").await;
@@ -272,8 +273,8 @@ fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_records() 
         assert_eq!(report.interactions, 5_000);
         assert!(report.decision_requests > 500, "{report:#?}");
         assert_eq!(report.next_best_actions, report.decision_requests);
-        assert_eq!(report.dead_letters.get("consumer"), Some(&14));
-        assert_eq!(consumer.counters.dead_lettered, 14);
+        assert_eq!(report.dead_letters.get("consumer"), Some(&bad_kinds));
+        assert_eq!(consumer.counters.dead_lettered, bad_kinds);
         assert_eq!(consumer.counters.records_out, 5_000);
         assert_eq!(aggregator.counters.records_in, 5_000);
         assert_eq!(updater.counters.records_out, report.next_best_actions);

@@ -19,7 +19,7 @@
 
 mod malformed;
 
-pub use malformed::malformed_records;
+pub use malformed::{malformed_kinds, malformed_records};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
