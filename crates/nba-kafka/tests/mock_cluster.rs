@@ -157,13 +157,44 @@ fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_records() 
         let args = args(&cluster.bootstrap_servers());
         let settings = retail();
 
-        // 5,000 simulated interactions and a record of every bad kind.
+        // 5,000 simulated interactions, some with headers nba does not
+        // expect (an unreadable nba.origin among them), in batches of every
+        // codec; a record of every bad kind, and a tombstone.
         let mut records = simulated_raw(&settings, 200, 42, 5_000);
-        let bad = malformed_records(malformed_kinds(&settings).len(), &settings);
+        for r in records.iter_mut().step_by(7) {
+            r.headers
+                .push(("nba.origin", b"\xff/not/an/origin".to_vec()));
+            r.headers.push(("x-junk", vec![0, 0xff, 0xfe]));
+        }
+        let mut total = 0;
+        let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+        for (codec, batch) in codecs.iter().zip(records.chunks(1_000)) {
+            let compressed = Cli::parse_from([
+                "test",
+                "--brokers",
+                &cluster.bootstrap_servers(),
+                "-X",
+                &format!("compression.codec={codec}"),
+            ])
+            .kafka;
+            let n = produce(&compressed, batch.to_vec())
+                .await
+                .expect("produced");
+            assert_eq!(n, batch.len() as u64, "{codec}");
+            total += n;
+        }
+        let mut bad: Vec<OutputRecord> =
+            malformed_records(malformed_kinds(&settings).len(), &settings)
+                .into_iter()
+                .map(|(k, v)| raw(k, v, None))
+                .collect();
+        bad.push(OutputRecord {
+            payload: None,
+            ..raw("tombstone".into(), Vec::new(), None)
+        });
         let bad_kinds = bad.len() as u64;
-        records.extend(bad.into_iter().map(|(k, v)| raw(k, v, None)));
-        let total = records.len() as u64;
-        assert_eq!(produce(&args, records).await.expect("produced"), total);
+        total += produce(&args, bad).await.expect("produced");
+        assert_eq!(total, 5_000 + bad_kinds);
 
         let (stop, stopped) = watch::channel(false);
         let until_stopped = || {
