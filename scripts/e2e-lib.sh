@@ -2,7 +2,8 @@
 # Sourced by the end-to-end scripts (scripts/e2e*.sh): builds the binaries,
 # makes a work directory, and on exit stops every process listed in `pids`
 # (SIGTERM, then waits) and, if the script failed, shows the last lines of
-# every log in the work directory before removing it. Set E2E_NAME first.
+# every log in the work directory before removing it (NBA_E2E_KEEP=1 keeps
+# it). Set E2E_NAME first.
 #
 # Gives: $root, $bin (target/release), $work, pids (append to it),
 # wait_for_port PORT, start_retail_pipeline PORT and stop_stages FIRST.
@@ -24,7 +25,7 @@ e2e_cleanup() {
       tail -n 20 "$f" >&2
     done
   fi
-  rm -rf "$work"
+  if [ -n "${NBA_E2E_KEEP:-}" ]; then echo "(kept $work)" >&2; else rm -rf "$work"; fi
 }
 trap e2e_cleanup EXIT
 

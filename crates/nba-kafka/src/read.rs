@@ -8,6 +8,7 @@ use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::metadata::Metadata;
 use rdkafka::{Offset, TopicPartitionList};
 
 use nba_pipeline::{InputRecord, ORIGIN_HEADER, Topic};
@@ -52,6 +53,21 @@ pub(crate) fn partitions_of(
             let _ = consumer.poll(Duration::from_millis(100));
             consumer.context().explain(e)
         })?;
+    partitions_in(&md, topic)
+}
+
+/// The partitions of `topic`, at a stage's start: a broker that cannot be
+/// reached, or is too busy to answer, is waited for (up to five minutes).
+pub(crate) fn partitions_at_start(consumer: &Reader, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let md = patiently(consumer.context(), RESTORE_PATIENCE, || {
+        consumer.fetch_metadata(Some(topic), TIMEOUT)
+    })
+    .with_context(|| format!("cannot read the metadata of {topic}"))
+    .map_err(|e| consumer.context().explain(e))?;
+    partitions_in(&md, topic)
+}
+
+fn partitions_in(md: &Metadata, topic: &str) -> anyhow::Result<Vec<i32>> {
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         anyhow::bail!("topic {topic} does not exist: create it (`nba topics create`)");
     };
@@ -91,7 +107,7 @@ pub(crate) fn read_topic(
 
 /// How long a restore waits through a broker it cannot reach before the
 /// stage gives up (a stage that cannot restore must not go on without it).
-const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
+pub(crate) const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Reads the given partitions of `topic` whole, from their beginning to their
 /// current end, calling `f` on each record; returns how many were read. Waits
@@ -132,7 +148,7 @@ pub(crate) fn first_offset_with_header_at_least(
     header: &str,
     at_least: i64,
 ) -> anyhow::Result<i64> {
-    let (low, high) = patiently(consumer, RESTORE_PATIENCE, || {
+    let (low, high) = patiently(consumer.context(), RESTORE_PATIENCE, || {
         consumer.fetch_watermarks(topic, partition, TIMEOUT)
     })
     .with_context(|| format!("cannot read the offsets of {topic}[{partition}]"))?;
@@ -224,10 +240,10 @@ impl TakenBack {
 }
 
 /// `op`, tried again every second while it fails because the brokers cannot
-/// be reached, for up to `patience` (said through `consumer`'s diagnostics,
-/// once per backoff step).
-fn patiently<T>(
-    consumer: &Reader,
+/// be reached (or are too busy to answer in time), for up to `patience` (said
+/// through `diagnostics`, once per backoff step).
+pub(crate) fn patiently<T>(
+    diagnostics: &Diagnostics,
     patience: Duration,
     mut op: impl FnMut() -> KafkaResult<T>,
 ) -> KafkaResult<T> {
@@ -235,7 +251,7 @@ fn patiently<T>(
     loop {
         match op() {
             Err(e) if is_transient(&e) && started.elapsed() < patience => {
-                consumer.context().warn(&format!("{e}; trying again"));
+                diagnostics.warn(&format!("{e}; trying again"));
                 std::thread::sleep(Duration::from_secs(1));
             }
             other => return other,
@@ -258,7 +274,7 @@ fn read_assigned(
     // are not waited for.
     let mut ends = HashMap::new();
     for e in tpl.elements() {
-        let (low, high) = patiently(consumer, patience, || {
+        let (low, high) = patiently(consumer.context(), patience, || {
             consumer.fetch_watermarks(topic, e.partition(), TIMEOUT)
         })
         .with_context(|| format!("cannot read the offsets of {topic}[{}]", e.partition()))?;

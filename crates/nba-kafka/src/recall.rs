@@ -10,8 +10,8 @@ use nba_pipeline::{Answers, REQUEST_OFFSET_HEADER, Stage, TopicNames};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::read::{
-    Reader, TIMEOUT, TakenBack, first_offset_with_header_at_least, header_number, input_record,
-    partitions_of, read_partitions_from,
+    Reader, TakenBack, first_offset_with_header_at_least, header_number, input_record,
+    partitions_at_start, read_partitions_from,
 };
 
 /// Reads the answers topic, assigned, outside the group, never committing.
@@ -34,8 +34,8 @@ impl AnswerReader {
     ) -> anyhow::Result<Option<Self>> {
         let requests_name = names.name(answers.requests).to_owned();
         let answers_name = names.name(answers.answers).to_owned();
-        let requests = partitions_of(&consumer, &requests_name, TIMEOUT)?.len();
-        let published = partitions_of(&consumer, &answers_name, TIMEOUT)?.len();
+        let requests = partitions_at_start(&consumer, &requests_name)?.len();
+        let published = partitions_at_start(&consumer, &answers_name)?.len();
         if requests != published {
             tracing::warn!(
                 "{answers_name} has {published} partition(s), {requests_name} has {requests}: after a crash, a request read again cannot be matched to the answer it already has and may be answered twice; give both topics the same number of partitions (`nba topics create` does)"

@@ -30,7 +30,7 @@ use crate::misfit::{Held, HeldInputs, Next};
 use crate::ops::{MetricsBoard, OpsArgs, Readings, open_latency_log, serve};
 use crate::produce::{PRODUCER_DEFAULTS, Writer, send};
 use crate::progress::GroupWatch;
-use crate::read::{Reader, TakenBack, input_record, read_partitions};
+use crate::read::{RESTORE_PATIENCE, Reader, TakenBack, input_record, patiently, read_partitions};
 use crate::recall::AnswerReader;
 use crate::stall::ConsumerErrors;
 use crate::tracker::{AckTracker, Pending, Sent};
@@ -361,9 +361,10 @@ fn open_broadcast(
     let mut ends = Vec::new();
     for topic in topics {
         let name = names.name(*topic);
-        let md = consumer
-            .fetch_metadata(Some(name), METADATA_TIMEOUT)
-            .with_context(|| format!("cannot read the metadata of {name}"))?;
+        let md = patiently(consumer.context(), RESTORE_PATIENCE, || {
+            consumer.fetch_metadata(Some(name), METADATA_TIMEOUT)
+        })
+        .with_context(|| format!("cannot read the metadata of {name}"))?;
         let partitions: Vec<i32> = md
             .topics()
             .iter()
@@ -377,9 +378,10 @@ fn open_broadcast(
         }
         for p in partitions {
             assignment.add_partition_offset(name, p, Offset::Beginning)?;
-            let (_, high) = consumer
-                .fetch_watermarks(name, p, METADATA_TIMEOUT)
-                .with_context(|| format!("cannot read the end of {name}[{p}]"))?;
+            let (_, high) = patiently(consumer.context(), RESTORE_PATIENCE, || {
+                consumer.fetch_watermarks(name, p, METADATA_TIMEOUT)
+            })
+            .with_context(|| format!("cannot read the end of {name}[{p}]"))?;
             ends.push((name.to_owned(), p, high));
         }
     }
@@ -407,9 +409,10 @@ fn open_changelog(
     let consumer: Reader = create_reporting_to(&cfg, "changelog consumer", diagnostics)?;
     let name = names.name(topic);
     let count = |t: &str| -> anyhow::Result<usize> {
-        let md = consumer
-            .fetch_metadata(Some(t), METADATA_TIMEOUT)
-            .with_context(|| format!("cannot read the metadata of {t}"))?;
+        let md = patiently(consumer.context(), RESTORE_PATIENCE, || {
+            consumer.fetch_metadata(Some(t), METADATA_TIMEOUT)
+        })
+        .with_context(|| format!("cannot read the metadata of {t}"))?;
         Ok(md
             .topics()
             .iter()
