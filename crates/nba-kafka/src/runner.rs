@@ -68,9 +68,6 @@ const BROADCAST_DEFAULTS: &[(&str, &str)] = &[
     ("auto.offset.reset", "earliest"),
 ];
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for a consumer to leave its group on stop (its outputs are
-/// acknowledged and its offsets committed before).
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the `/metrics` scrape is re-rendered.
 const SCRAPE_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait for the broadcast topics' existing records at start.
@@ -844,12 +841,8 @@ pub async fn run_stage<S: Stage + 'static>(
     let revocations = ctx.revocations.load(Ordering::Relaxed);
     let oversized_outputs = ctx.oversized_outputs.load(Ordering::Relaxed);
     drop(group_watch);
-    close_within(broadcast, "broadcast consumer", CLOSE_TIMEOUT);
-    if !close_within(Some(consumer), "consumer", CLOSE_TIMEOUT) {
-        anyhow::bail!(
-            "{name}: the consumer did not leave its group within {CLOSE_TIMEOUT:?} (outputs were acknowledged and offsets committed; the group reassigns its partitions after session.timeout.ms)"
-        );
-    }
+    drop(broadcast);
+    drop(consumer);
     let stage = Arc::try_unwrap(stage)
         .map_err(|_| {
             anyhow::anyhow!("internal: the stage is still shared after its consumer closed")
@@ -871,36 +864,6 @@ pub async fn run_stage<S: Stage + 'static>(
             revocations,
         },
     ))
-}
-
-/// Drops `consumer` (which leaves its group: librdkafka revokes its
-/// partitions, through the stage's callbacks, and waits for the coordinator)
-/// on a thread of its own, waiting at most `within`; false, and a warning, if
-/// it took longer. librdkafka's close can hang when the
-/// coordinator does not answer (rust-rdkafka#509): the stage stops anyway,
-/// the thread left behind until the process exits.
-fn close_within<T: Send + 'static>(consumer: Option<T>, what: &str, within: Duration) -> bool {
-    let Some(consumer) = consumer else {
-        return true;
-    };
-    let (closed, wait) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("nba-close".into())
-        .spawn(move || {
-            drop(consumer);
-            let _ = closed.send(());
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("cannot start a thread to close the {what}: {e}");
-        return false;
-    }
-    if wait.recv_timeout(within).is_ok() {
-        return true;
-    }
-    tracing::warn!(
-        "the {what} did not leave its group within {within:?}: stopping without waiting for it"
-    );
-    false
 }
 
 /// Longest wait between two attempts to reach the brokers at start.
@@ -1104,39 +1067,4 @@ fn send_untracked(
     }
     outputs.clear();
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Takes its duration to drop, like a consumer leaving a group that answers
-    /// slowly.
-    struct SlowToClose(Duration);
-
-    impl Drop for SlowToClose {
-        fn drop(&mut self) {
-            std::thread::sleep(self.0);
-        }
-    }
-
-    #[test]
-    fn a_close_that_hangs_does_not_hold_the_stop() {
-        let (quick, hung) = (Duration::ZERO, Duration::from_secs(3_600));
-        assert!(close_within(
-            Some(SlowToClose(quick)),
-            "consumer",
-            Duration::from_secs(60)
-        ));
-        assert!(close_within(
-            None::<SlowToClose>,
-            "consumer",
-            Duration::ZERO
-        ));
-        assert!(!close_within(
-            Some(SlowToClose(hung)),
-            "consumer",
-            Duration::from_millis(100)
-        ));
-    }
 }
