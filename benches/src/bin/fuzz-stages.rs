@@ -131,21 +131,12 @@ fn corpus(deployment: &Deployment) -> anyhow::Result<Vec<Sample>> {
     // learning from the requests and rewards above.
     let mut sharing =
         UpdaterStage::new(settings.updater(Some("corpus".into()))).map_err(anyhow::Error::msg)?;
-    let mut flushed = Vec::new();
-    for (i, s) in samples.iter().enumerate() {
-        if matches!(s.topic, Topic::DecisionRequests | Topic::Rewards) {
-            sharing.process(&s.input(i), &mut flushed);
-        }
-        if i % 500 == 0 {
-            sharing.flush(&mut flushed);
-        }
-    }
-    sharing.flush(&mut flushed);
-    let deltas: Vec<Sample> = flushed
-        .iter()
-        .filter(|r| r.topic == Topic::ModelDeltas)
-        .filter_map(Sample::of)
-        .collect();
+    let deltas = outputs_of(
+        &mut sharing,
+        &samples,
+        &[Topic::DecisionRequests, Topic::Rewards],
+        Topic::ModelDeltas,
+    );
     anyhow::ensure!(!deltas.is_empty(), "no model delta in the corpus");
     samples.extend(deltas);
     // The changelog an aggregator writes from the interactions above, each
@@ -153,21 +144,12 @@ fn corpus(deployment: &Deployment) -> anyhow::Result<Vec<Sample>> {
     let mut changelog = AggregatorStage::new(settings.aggregator())
         .map_err(anyhow::Error::msg)?
         .with_changelog(Duration::from_secs(1));
-    let mut states = Vec::new();
-    for (i, s) in samples.iter().enumerate() {
-        if s.topic == Topic::Interactions {
-            changelog.process(&s.input(i), &mut states);
-        }
-        if i % 500 == 0 {
-            changelog.flush(&mut states);
-        }
-    }
-    changelog.flush(&mut states);
-    let states: Vec<Sample> = states
-        .iter()
-        .filter(|r| r.topic == Topic::CustomerState)
-        .filter_map(Sample::of)
-        .collect();
+    let states = outputs_of(
+        &mut changelog,
+        &samples,
+        &[Topic::Interactions],
+        Topic::CustomerState,
+    );
     anyhow::ensure!(
         states.iter().any(|s| s.origin.is_some()),
         "no changelog state with origin marks in the corpus"
@@ -182,6 +164,31 @@ fn corpus(deployment: &Deployment) -> anyhow::Result<Vec<Sample>> {
         origin: None,
     });
     Ok(samples)
+}
+
+/// What `stage` writes to `output` from the samples of `inputs`, flushed
+/// every 500 samples and at the end.
+fn outputs_of(
+    stage: &mut dyn Stage,
+    samples: &[Sample],
+    inputs: &[Topic],
+    output: Topic,
+) -> Vec<Sample> {
+    let mut written = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        if inputs.contains(&s.topic) {
+            stage.process(&s.input(i), &mut written);
+        }
+        if i % 500 == 0 {
+            stage.flush(&mut written);
+        }
+    }
+    stage.flush(&mut written);
+    written
+        .iter()
+        .filter(|r| r.topic == output)
+        .filter_map(Sample::of)
+        .collect()
 }
 
 /// Mutates `s` in place, `value` possibly spliced with `other`; its origin
