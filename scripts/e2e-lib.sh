@@ -14,9 +14,18 @@ work=$(mktemp -d -t "${E2E_NAME:?set E2E_NAME}.XXXXXX")
 pids=()
 
 e2e_cleanup() {
-  local status=$?
+  local status=$? p deadline=$((SECONDS + 60))
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # A stage whose broker is unreachable may never finish leaving its group
+  # (librdkafka's close waits for the coordinator): 60 s, then SIGKILL.
+  for p in "${pids[@]}"; do
+    while running "$p" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+    if running "$p"; then
+      echo "process $p did not stop within 60 s of SIGTERM: killing it" >&2
+      kill -KILL "$p" 2>/dev/null || true
+    fi
+    wait "$p" 2>/dev/null || true
+  done
   if [ "$status" -ne 0 ]; then
     echo "$E2E_NAME FAILED; last log lines:" >&2
     for f in "$work"/*.log "$work"/broker/*.log; do
@@ -28,6 +37,11 @@ e2e_cleanup() {
   if [ -n "${NBA_E2E_KEEP:-}" ]; then echo "(kept $work)" >&2; else rm -rf "$work"; fi
 }
 trap e2e_cleanup EXIT
+
+# Whether process PID still runs (not merely waiting to be reaped).
+running() {
+  [ -e "/proc/$1/stat" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null
+}
 
 # Waits up to 10 s for something to listen on 127.0.0.1:PORT.
 wait_for_port() {

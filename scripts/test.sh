@@ -14,16 +14,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # From Debian, once: stunnel4 and openssl (the TLS terminator and certificates
-# of e2e-security.sh), curl (e2e-registry.sh talks to the registry with it),
+# of e2e-security.sh), curl and patch (install-tansu.sh fetches tansu's
+# sources and applies its fix; e2e-registry.sh talks to the registry with curl),
 # and HdrHistogram's Java HistogramLogProcessor, to check our interval logs
 # against it (e2e.sh skips that check without it), and libsasl2-dev, which the
 # `gssapi` feature (Kerberos) builds against, and gdb, with which a
 # mock-cluster test that hangs prints every thread's stack before failing.
 if { ! command -v stunnel4 >/dev/null || ! command -v openssl >/dev/null || ! command -v curl >/dev/null \
+  || ! command -v patch >/dev/null \
   || ! [ -f /usr/share/java/hdrhistogram.jar ] || ! [ -f /usr/include/sasl/sasl.h ] \
   || ! command -v gdb >/dev/null; } && command -v apt-get >/dev/null; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  packages="stunnel4 openssl curl libhdrhistogram-java default-jre-headless libsasl2-dev gdb"
+  packages="stunnel4 openssl curl patch libhdrhistogram-java default-jre-headless libsasl2-dev gdb"
   # shellcheck disable=SC2086
   $SUDO apt-get install -y -qq $packages >/dev/null 2>&1 \
     || { $SUDO apt-get update -qq >/dev/null 2>&1 && $SUDO apt-get install -y -qq $packages >/dev/null; } \

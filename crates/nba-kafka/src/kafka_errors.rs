@@ -24,17 +24,27 @@ pub(crate) fn is_about_a_record(e: &KafkaError) -> bool {
     )
 }
 
-/// Whether an error says the brokers cannot be reached or did not answer in
-/// time: the client reconnects on its own, so the caller waits and retries.
+/// Whether an error says the brokers cannot be reached, did not answer in
+/// time, or failed a connection's authentication: the client reconnects and
+/// authenticates again on its own, so the caller waits and retries.
+///
+/// An authentication failure clears when it was a broker failing a
+/// re-authentication (KIP-368: librdkafka re-authenticates every connection
+/// at 90% of the session lifetime the broker grants, and tansu 0.6.0 grants
+/// 60 s and then refuses every re-authentication) or credentials being
+/// rotated; a wrong password recurs until the caller's patience runs out, and
+/// the client's last error names it.
 pub(crate) fn is_transient(e: &KafkaError) -> bool {
     use RDKafkaErrorCode::{
-        AllBrokersDown, BrokerNotAvailable, BrokerTransportFailure, LeaderNotAvailable,
-        NetworkException, NotLeaderForPartition, OperationTimedOut, RequestTimedOut, Resolve,
+        AllBrokersDown, Authentication, BrokerNotAvailable, BrokerTransportFailure,
+        LeaderNotAvailable, NetworkException, NotLeaderForPartition, OperationTimedOut,
+        RequestTimedOut, Resolve,
     };
     matches!(
         e.rdkafka_error_code(),
         Some(
             AllBrokersDown
+                | Authentication
                 | BrokerNotAvailable
                 | BrokerTransportFailure
                 | LeaderNotAvailable
@@ -71,6 +81,9 @@ mod tests {
         )));
         assert!(is_transient(&KafkaError::MetadataFetch(
             RDKafkaErrorCode::BrokerTransportFailure
+        )));
+        assert!(is_transient(&KafkaError::MessageConsumption(
+            RDKafkaErrorCode::Authentication
         )));
         assert!(!is_transient(&KafkaError::MessageConsumption(
             RDKafkaErrorCode::BadCompression

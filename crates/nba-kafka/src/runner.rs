@@ -881,9 +881,10 @@ async fn wait_for_brokers(
 ) -> bool {
     let mut backoff = Duration::from_secs(1);
     loop {
-        // A short try: SIGTERM and /readyz are served between tries.
-        // Anything but an unreachable broker (a refused password, a TLS
-        // failure) is for the stage's own calls to report.
+        // A short try: SIGTERM and /readyz are served between tries. A
+        // refused password or certificate is waited for too (librdkafka
+        // reports either as a transport failure), with its reason on /readyz;
+        // anything else is for the stage's own calls to report.
         let e = match producer
             .client()
             .fetch_metadata(None, Duration::from_secs(3))
