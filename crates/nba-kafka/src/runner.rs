@@ -187,9 +187,11 @@ impl<S: Stage> StageContext<S> {
             .iter()
             .map(|e| e.partition())
             .collect();
-        let committed = consumer
-            .committed_offsets(assignment.clone(), METADATA_TIMEOUT)
-            .with_context(|| format!("cannot read the committed offsets of {input}"))?;
+        // A broker too busy to answer in time is waited for, as the restore is.
+        let committed = patiently(&self.diagnostics, RESTORE_PATIENCE, || {
+            consumer.committed_offsets(assignment.clone(), METADATA_TIMEOUT)
+        })
+        .with_context(|| format!("cannot read the committed offsets of {input}"))?;
         let resume_at = |p: i32| match committed.find_partition(input, p).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => Some(o),
             _ => None,
@@ -245,14 +247,15 @@ impl<S: Stage> StageContext<S> {
         if requests.count() == 0 {
             return Ok(());
         }
-        let committed = consumer
-            .committed_offsets(requests, METADATA_TIMEOUT)
-            .with_context(|| {
-                format!(
-                    "cannot read the committed offsets of {}",
-                    answers.requests()
-                )
-            })?;
+        let committed = patiently(&self.diagnostics, RESTORE_PATIENCE, || {
+            consumer.committed_offsets(requests.clone(), METADATA_TIMEOUT)
+        })
+        .with_context(|| {
+            format!(
+                "cannot read the committed offsets of {}",
+                answers.requests()
+            )
+        })?;
         answers.recall(&committed, &mut *lock(&self.stage))
     }
 }
