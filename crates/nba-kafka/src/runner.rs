@@ -187,11 +187,7 @@ impl<S: Stage> StageContext<S> {
             .iter()
             .map(|e| e.partition())
             .collect();
-        // A broker too busy to answer in time is waited for, as the restore is.
-        let committed = patiently(&self.diagnostics, RESTORE_PATIENCE, || {
-            consumer.committed_offsets(assignment.clone(), METADATA_TIMEOUT)
-        })
-        .with_context(|| format!("cannot read the committed offsets of {input}"))?;
+        let committed = self.committed_offsets(consumer, assignment, input)?;
         let resume_at = |p: i32| match committed.find_partition(input, p).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => Some(o),
             _ => None,
@@ -247,16 +243,23 @@ impl<S: Stage> StageContext<S> {
         if requests.count() == 0 {
             return Ok(());
         }
-        let committed = patiently(&self.diagnostics, RESTORE_PATIENCE, || {
-            consumer.committed_offsets(requests.clone(), METADATA_TIMEOUT)
-        })
-        .with_context(|| {
-            format!(
-                "cannot read the committed offsets of {}",
-                answers.requests()
-            )
-        })?;
+        let committed = self.committed_offsets(consumer, &requests, answers.requests())?;
         answers.recall(&committed, &mut *lock(&self.stage))
+    }
+
+    /// The group's committed offsets of `partitions` (of `topic`), read at an
+    /// assignment: a broker too busy to answer in time is waited for, as the
+    /// reads of the restore and the recall are.
+    fn committed_offsets(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        partitions: &TopicPartitionList,
+        topic: &str,
+    ) -> anyhow::Result<TopicPartitionList> {
+        patiently(&self.diagnostics, RESTORE_PATIENCE, || {
+            consumer.committed_offsets(partitions.clone(), METADATA_TIMEOUT)
+        })
+        .with_context(|| format!("cannot read the committed offsets of {topic}"))
     }
 }
 
