@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -112,6 +112,9 @@ struct StageContext<S> {
     oversized: AtomicU64,
     /// Of those, outputs the stage counted out that went as dead letters.
     oversized_outputs: AtomicU64,
+    /// Set once the stage has stopped and hands its partitions back: an
+    /// assignment that still arrives restores nothing.
+    closing: AtomicBool,
 }
 
 /// Reads the stage's changelog partitions back when the group assigns their
@@ -168,6 +171,27 @@ impl<S: Stage> StageContext<S> {
         self.tracker
             .cover_held(send_all(&self.producer, &self.names, &out)?);
         Ok(())
+    }
+
+    /// Publishes what the stage keeps only in memory, waits for every
+    /// acknowledgement, stores the offsets they cover and commits them: what
+    /// a revoke and a stop both owe whoever reads the partitions next. A
+    /// failed flush or store is returned after the commit, since what was
+    /// stored before it may still be committed.
+    fn drain_and_commit(&self, consumer: &impl Consumer<Self>, before: &str) -> anyhow::Result<()> {
+        let flushed = self.flush_stage();
+        if let Err(e) = self.producer.flush(Timeout::After(DRAIN_TIMEOUT)) {
+            tracing::warn!(
+                "not every output was acknowledged within {DRAIN_TIMEOUT:?} before {before}: {e}"
+            );
+        }
+        self.tracker.book_ready();
+        let stored = self.tracker.store_acknowledged(consumer);
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!("commit before {before} failed: {e}"),
+        }
+        flushed.and(stored.map(|_| ()))
     }
 
     /// Brings the stage's state in line with a new assignment: forgets the
@@ -293,19 +317,8 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
         };
         self.revocations.fetch_add(1, Ordering::Relaxed);
         lock(&self.held).forget(|topic, partition| partition_listed(partitions, topic, partition));
-        if let Err(e) = self.flush_stage() {
+        if let Err(e) = self.drain_and_commit(consumer, "the revoke") {
             tracing::error!("{e:#}");
-        }
-        if let Err(e) = self.producer.flush(Timeout::After(DRAIN_TIMEOUT)) {
-            tracing::warn!("outputs not all acknowledged before revoke: {e}");
-        }
-        self.tracker.book_ready();
-        if let Err(e) = self.tracker.store_acknowledged(consumer) {
-            tracing::error!("{e:#}");
-        }
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!("commit before revoke failed: {e}"),
         }
         tracing::info!(
             "{} partition(s) revoked after draining and committing",
@@ -315,6 +328,9 @@ impl<S: Stage> ConsumerContext for StageContext<S> {
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(p) = rebalance {
+            if self.closing.load(Ordering::Relaxed) {
+                return;
+            }
             tracing::info!("{} partition(s) assigned", p.count());
             if let Some(changelog) = &self.changelog
                 && let Err(e) = self.restore_assigned(consumer, changelog, p)
@@ -589,6 +605,7 @@ pub async fn run_stage<S: Stage + 'static>(
             limit,
             oversized: AtomicU64::new(0),
             oversized_outputs: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
         })
         .context("cannot create the Kafka consumer: check --brokers and every -X setting")?;
     let ctx = consumer.context();
@@ -827,12 +844,7 @@ pub async fn run_stage<S: Stage + 'static>(
             "{held} record(s) held behind decision requests made under another deployment are left uncommitted: they are read again at the next start"
         );
     }
-    ctx.flush_stage()?;
-    if let Err(e) = producer.flush(Timeout::After(DRAIN_TIMEOUT)) {
-        tracing::warn!("not every output was acknowledged within {DRAIN_TIMEOUT:?}: {e}");
-    }
-    tracker.book_ready();
-    tracker.store_acknowledged(&consumer)?;
+    ctx.drain_and_commit(&consumer, "stopping")?;
     if let Some(log) = latency_log.as_mut() {
         log.write_interval(
             SystemTime::now(),
@@ -840,12 +852,9 @@ pub async fn run_stage<S: Stage + 'static>(
         )
         .context("cannot append to --latency-log")?;
     }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::warn!("final commit failed: {e}"),
-    }
     let revocations = ctx.revocations.load(Ordering::Relaxed);
     let oversized_outputs = ctx.oversized_outputs.load(Ordering::Relaxed);
+    hand_back_partitions(&consumer).await;
     drop(group_watch);
     drop(broadcast);
     drop(consumer);
@@ -870,6 +879,43 @@ pub async fn run_stage<S: Stage + 'static>(
             revocations,
         },
     ))
+}
+
+/// Longest a stopping stage waits for the group to take its partitions back.
+const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the consumer must stay quiet, with nothing assigned, to count as
+/// handed back.
+const HAND_BACK_QUIET: Duration = Duration::from_millis(300);
+
+/// Leaves the group through the stage's own poll loop, before the consumer
+/// is dropped.
+///
+/// Why: a rebalance event still queued when librdkafka (2.12) closes a
+/// consumer is served by the close, and an assign call it makes after the
+/// group handle has terminated is dropped without a reply, so the drop waits
+/// forever (seen in CI: `rd_kafka_assign` in `BaseConsumer::drop`, every
+/// librdkafka thread idle). Unsubscribed here, with the group handle alive,
+/// every such event is served now and the close has nothing left to revoke.
+/// A record read meanwhile is neither processed nor stored: whoever takes its
+/// partition reads it again.
+async fn hand_back_partitions<S: Stage + 'static>(consumer: &StreamConsumer<StageContext<S>>) {
+    consumer.context().closing.store(true, Ordering::Relaxed);
+    consumer.unsubscribe();
+    let deadline = Instant::now() + HAND_BACK_TIMEOUT;
+    loop {
+        let quiet = tokio::time::timeout(HAND_BACK_QUIET, consumer.recv())
+            .await
+            .is_err();
+        if quiet && consumer.assignment().is_ok_and(|a| a.count() == 0) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                "the group did not take the partitions back within {HAND_BACK_TIMEOUT:?}; closing the consumer anyway"
+            );
+            return;
+        }
+    }
 }
 
 /// Longest wait between two attempts to reach the brokers at start.
