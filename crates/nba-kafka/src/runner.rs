@@ -710,151 +710,158 @@ pub async fn run_stage<S: Stage + 'static>(
     let mut last_flush = Instant::now();
     let mut last_scrape = Instant::now();
     let mut last_log = Instant::now();
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            _ = tick.tick() => {
-                if flush_interval.is_some_and(|every| last_flush.elapsed() >= every) {
-                    last_flush = Instant::now();
-                    ctx.flush_stage()?;
-                }
-                tracker.store_acknowledged(&consumer)?;
-                if ops.metrics_addr.is_some() && last_scrape.elapsed() >= SCRAPE_EVERY {
-                    last_scrape = Instant::now();
-                    // Errors that stopped a while ago no longer stall the stage.
-                    board.set_stalled(consumer_errors.stalled(Instant::now()));
-                    board.publish(readings(&consumer_errors).render());
-                }
-                if let Some(log) = latency_log.as_mut().filter(|_| last_log.elapsed() >= log_every) {
-                    last_log = Instant::now();
-                    let r = readings(&consumer_errors);
-                    log.write_interval(SystemTime::now(), r.tagged_histograms())
-                        .context("cannot append to --latency-log")?;
-                }
-                if last_report.elapsed() >= Duration::from_secs(10) {
-                    last_report = Instant::now();
-                    let c = ctx.counters(&lock(&stage));
-                    tracing::info!(
-                        "{name}: {} in, {} out, {} dead-lettered, {} duplicates, {} awaiting ack",
-                        c.records_in, c.records_out, c.dead_lettered, c.duplicates, tracker.len()
-                    );
-                }
-            }
-            () = tracker.next_completion() => {}
-            received = recv_broadcast(broadcast.as_ref()) => {
-                match received {
-                    Ok(msg) => {
-                        if let Some(input) = input_of(&names, &msg) {
-                            ctx.process(&mut lock(&stage), &input, &mut outputs);
-                        }
-                        send_untracked(&producer, &names, &tracker, &mut outputs)?;
+    // Every way out, a failure too, hands the partitions back before the
+    // consumer is dropped (see `hand_back_partitions`).
+    let ran = async {
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                _ = tick.tick() => {
+                    if flush_interval.is_some_and(|every| last_flush.elapsed() >= every) {
+                        last_flush = Instant::now();
+                        ctx.flush_stage()?;
                     }
-                    Err(e) => ctx
-                        .diagnostics
-                        .warn(&format!("broadcast consumer error (retrying): {e}")),
+                    tracker.store_acknowledged(&consumer)?;
+                    if ops.metrics_addr.is_some() && last_scrape.elapsed() >= SCRAPE_EVERY {
+                        last_scrape = Instant::now();
+                        // Errors that stopped a while ago no longer stall the stage.
+                        board.set_stalled(consumer_errors.stalled(Instant::now()));
+                        board.publish(readings(&consumer_errors).render());
+                    }
+                    if let Some(log) = latency_log.as_mut().filter(|_| last_log.elapsed() >= log_every) {
+                        last_log = Instant::now();
+                        let r = readings(&consumer_errors);
+                        log.write_interval(SystemTime::now(), r.tagged_histograms())
+                            .context("cannot append to --latency-log")?;
+                    }
+                    if last_report.elapsed() >= Duration::from_secs(10) {
+                        last_report = Instant::now();
+                        let c = ctx.counters(&lock(&stage));
+                        tracing::info!(
+                            "{name}: {} in, {} out, {} dead-lettered, {} duplicates, {} awaiting ack",
+                            c.records_in, c.records_out, c.dead_lettered, c.duplicates, tracker.len()
+                        );
+                    }
                 }
-            }
-            received = consumer.recv() => {
-                if let Some(e) = lock(&ctx.failure).take() {
-                    return Err(e);
-                }
-                let msg = match received {
-                    Ok(m) => m,
-                    Err(e) => {
-                        ctx.diagnostics.warn(&format!("consumer error (retrying): {e}"));
-                        let now = Instant::now();
-                        consumer_errors.error(now, e.to_string());
-                        if is_about_a_record(&e) && probes.error(now) {
-                            if probe.is_none() {
-                                probe = Some(create_reporting_to(
-                                    &args.client_config(PROBE_DEFAULTS)?,
-                                    "probe consumer",
-                                    &diagnostics,
-                                )?);
+                () = tracker.next_completion() => {}
+                received = recv_broadcast(broadcast.as_ref()) => {
+                    match received {
+                        Ok(msg) => {
+                            if let Some(input) = input_of(&names, &msg) {
+                                ctx.process(&mut lock(&stage), &input, &mut outputs);
                             }
-                            if let Some(p) = &probe {
-                                settle_unreadable(
-                                    &consumer,
-                                    p,
-                                    name,
-                                    ops.skip_unreadable,
-                                    &mut consumer_errors,
-                                )?;
-                            }
+                            send_untracked(&producer, &names, &tracker, &mut outputs)?;
                         }
-                        board.set_stalled(consumer_errors.stalled(now));
+                        Err(e) => ctx
+                            .diagnostics
+                            .warn(&format!("broadcast consumer error (retrying): {e}")),
+                    }
+                }
+                received = consumer.recv() => {
+                    if let Some(e) = lock(&ctx.failure).take() {
+                        return Err(e);
+                    }
+                    let msg = match received {
+                        Ok(m) => m,
+                        Err(e) => {
+                            ctx.diagnostics.warn(&format!("consumer error (retrying): {e}"));
+                            let now = Instant::now();
+                            consumer_errors.error(now, e.to_string());
+                            if is_about_a_record(&e) && probes.error(now) {
+                                if probe.is_none() {
+                                    probe = Some(create_reporting_to(
+                                        &args.client_config(PROBE_DEFAULTS)?,
+                                        "probe consumer",
+                                        &diagnostics,
+                                    )?);
+                                }
+                                if let Some(p) = &probe {
+                                    settle_unreadable(
+                                        &consumer,
+                                        p,
+                                        name,
+                                        ops.skip_unreadable,
+                                        &mut consumer_errors,
+                                    )?;
+                                }
+                            }
+                            board.set_stalled(consumer_errors.stalled(now));
+                            continue;
+                        }
+                    };
+                    if consumer_errors.record_at(msg.topic(), msg.partition(), msg.offset()) {
+                        board.set_stalled(consumer_errors.stalled(Instant::now()));
+                    }
+                    let Some(input) = input_of(&names, &msg) else {
                         continue;
-                    }
-                };
-                if consumer_errors.record_at(msg.topic(), msg.partition(), msg.offset()) {
-                    board.set_stalled(consumer_errors.stalled(Instant::now()));
-                }
-                let Some(input) = input_of(&names, &msg) else {
-                    continue;
-                };
-                let arrived = Instant::now();
-                let (held, fit) = {
-                    let mut s = lock(&stage);
-                    ctx.process(&mut s, &input, &mut outputs);
-                    (s.holds_unflushed(), s.take_fit())
-                };
-                let read = Held {
-                    pending: Pending {
-                        topic: msg.topic().to_owned(),
-                        partition: msg.partition(),
-                        offset: msg.offset(),
-                        held,
-                        arrived,
-                    },
-                    outputs: std::mem::take(&mut outputs),
-                };
-                drop(msg);
-                let next = lock(&ctx.held).take(read, fit, name);
-                match next {
-                    Next::Wait => {}
-                    Next::Stop(why) => anyhow::bail!(why),
-                    Next::Send { earlier, this } => {
-                        for read in earlier.into_iter().chain(this) {
-                            track(&producer, &names, &tracker, read)?;
+                    };
+                    let arrived = Instant::now();
+                    let (held, fit) = {
+                        let mut s = lock(&stage);
+                        ctx.process(&mut s, &input, &mut outputs);
+                        (s.holds_unflushed(), s.take_fit())
+                    };
+                    let read = Held {
+                        pending: Pending {
+                            topic: msg.topic().to_owned(),
+                            partition: msg.partition(),
+                            offset: msg.offset(),
+                            held,
+                            arrived,
+                        },
+                        outputs: std::mem::take(&mut outputs),
+                    };
+                    drop(msg);
+                    let next = lock(&ctx.held).take(read, fit, name);
+                    match next {
+                        Next::Wait => {}
+                        Next::Stop(why) => anyhow::bail!(why),
+                        Next::Send { earlier, this } => {
+                            for read in earlier.into_iter().chain(this) {
+                                track(&producer, &names, &tracker, read)?;
+                            }
                         }
                     }
-                }
-                tracker.store_acknowledged(&consumer)?;
-                if tracker.len() >= MAX_IN_FLIGHT {
-                    // Full: what is held waits for a flush, so flush now rather
-                    // than at the next tick (which cannot come while we wait).
-                    last_flush = Instant::now();
-                    ctx.flush_stage()?;
-                    while tracker.len() >= MAX_IN_FLIGHT {
-                        tracker.next_completion().await;
-                        tracker.store_acknowledged(&consumer)?;
+                    tracker.store_acknowledged(&consumer)?;
+                    if tracker.len() >= MAX_IN_FLIGHT {
+                        // Full: what is held waits for a flush, so flush now rather
+                        // than at the next tick (which cannot come while we wait).
+                        last_flush = Instant::now();
+                        ctx.flush_stage()?;
+                        while tracker.len() >= MAX_IN_FLIGHT {
+                            tracker.next_completion().await;
+                            tracker.store_acknowledged(&consumer)?;
+                        }
                     }
                 }
             }
         }
-    }
 
-    // Graceful stop: publish what is only in memory, wait for every
-    // acknowledgement, store, commit.
-    board.set_ready(false);
-    let held = lock(&ctx.held).len();
-    if held > 0 {
-        tracing::warn!(
-            "{held} record(s) held behind decision requests made under another deployment are left uncommitted: they are read again at the next start"
-        );
+        // Graceful stop: publish what is only in memory, wait for every
+        // acknowledgement, store, commit.
+        board.set_ready(false);
+        let held = lock(&ctx.held).len();
+        if held > 0 {
+            tracing::warn!(
+                "{held} record(s) held behind decision requests made under another deployment are left uncommitted: they are read again at the next start"
+            );
+        }
+        ctx.drain_and_commit(&consumer, "stopping")?;
+        if let Some(log) = latency_log.as_mut() {
+            log.write_interval(
+                SystemTime::now(),
+                readings(&consumer_errors).tagged_histograms(),
+            )
+            .context("cannot append to --latency-log")?;
+        }
+        anyhow::Ok(())
     }
-    ctx.drain_and_commit(&consumer, "stopping")?;
-    if let Some(log) = latency_log.as_mut() {
-        log.write_interval(
-            SystemTime::now(),
-            readings(&consumer_errors).tagged_histograms(),
-        )
-        .context("cannot append to --latency-log")?;
-    }
+    .await;
     let revocations = ctx.revocations.load(Ordering::Relaxed);
     let oversized_outputs = ctx.oversized_outputs.load(Ordering::Relaxed);
     hand_back_partitions(&consumer).await;
+    ran?;
     drop(group_watch);
     drop(broadcast);
     drop(consumer);
