@@ -381,6 +381,12 @@ fn print_summary(r: &DemoReport) {
         "  decision latency: p50 {} µs, p99 {} µs",
         r.decision_latency_p50_us, r.decision_latency_p99_us
     );
+    for arm in &r.experiment {
+        println!(
+            "  arm {}  expected response rate {:.4}",
+            arm.result, arm.expected_response
+        );
+    }
 }
 
 /// Where `nba simulate` puts its records.
@@ -508,10 +514,14 @@ fn run_audit(a: &AuditArgs, sources: &CliSources) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let vocabulary = &deployment.settings.declared.vocabulary;
     let deadline = Instant::now() + Duration::from_secs(a.wait_secs);
     let report = loop {
-        match audit(&a.kafka, vocabulary, a.expect_raw, a.expect_dead_letters) {
+        match audit(
+            &a.kafka,
+            &deployment.settings,
+            a.expect_raw,
+            a.expect_dead_letters,
+        ) {
             Ok(r) if r.problems.is_empty() || Instant::now() >= deadline => break r,
             Ok(_) => std::thread::sleep(Duration::from_secs(1)),
             Err(e) if Instant::now() >= deadline => {
@@ -534,6 +544,9 @@ fn run_audit(a: &AuditArgs, sources: &CliSources) -> ExitCode {
         report.rewards,
         report.dead_letters_total()
     );
+    for arm in &report.experiment {
+        println!("  arm {arm}");
+    }
     for p in &report.problems {
         println!("PROBLEM: {p}");
     }

@@ -515,6 +515,7 @@ fn write_recording(
             group: String::new(),
             treatment: String::new(),
             payload: Default::default(),
+            experiment_arm: String::new(),
         };
         put(
             2,

@@ -19,7 +19,9 @@ use nba_kafka::{
     CliSources, DeploymentArgs, KafkaArgs, OverrideFlag, SchemaRegistryArgs, StartAt, ValueKind,
     record, replay, use_schema_registry,
 };
-use nba_metrics::{escape, html_page, line_chart_svg, percentile_plot_svg};
+use nba_metrics::{
+    ForestRow, escape, forest_plot_svg, html_page, line_chart_svg, percentile_plot_svg,
+};
 use nba_pipeline::{
     BacktestConfig, BacktestObserver, BacktestRun, CandidateLearning, CandidatePolicy, Evaluation,
     GivenProbabilities, RawRecord, Topic, TopicNames, backtest, evaluate_candidates,
@@ -242,16 +244,87 @@ fn html_report(run: &BacktestRun, evaluation: Option<&Evaluation>) -> String {
         run.decision_latency_p99_us
     );
     body.push_str("<h2>Cumulative decisions and rewards over event time</h2>");
-    body.push_str(&line_chart_svg(
-        "event time, hours from the first record",
-        "count",
-        &curves,
-    ));
+    if run.timeline.is_empty() {
+        body.push_str("<p>No decision and no reward in this run: nothing to plot.</p>");
+    } else {
+        body.push_str(&line_chart_svg(
+            "event time, hours from the first record",
+            "count",
+            &curves,
+        ));
+    }
     body.push_str("<h2>Decision latency (request in, next-best-action encoded)</h2>");
-    body.push_str(&percentile_plot_svg(&[(
-        "decision".to_owned(),
-        &run.decision_latency,
-    )]));
+    if run.decision_latency.count() == 0 {
+        body.push_str("<p>No decision was made: no latency to show.</p>");
+    } else {
+        body.push_str(&percentile_plot_svg(&[(
+            "decision".to_owned(),
+            &run.decision_latency,
+        )]));
+    }
+    if !run.experiment.is_empty() {
+        body.push_str("<h2>Experiment arms (as this backtest decided)</h2><table><tr><th>arm</th><th>decisions</th><th>rewards joined</th><th>mean reward</th><th>95% interval</th><th>mean value</th><th>vs champion</th><th>95% interval</th></tr>");
+        let pair = |v: Option<[f64; 3]>| {
+            v.map_or(("-".to_owned(), "-".to_owned()), |[m, low, high]| {
+                (format!("{m:.5}"), format!("[{low:.5}, {high:.5}]"))
+            })
+        };
+        for a in &run.experiment {
+            let (mean, interval) = pair(a.mean_reward);
+            let (difference, difference_interval) = pair(a.difference);
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{mean}</td><td>{interval}</td><td>{}</td><td>{difference}</td><td>{difference_interval}</td></tr>",
+                escape(&a.arm),
+                a.figures.decisions,
+                a.figures.rewards_joined,
+                a.mean_value.map_or("-".to_owned(), |v| format!("{v:.3}")),
+            ));
+        }
+        body.push_str("</table><p>Intervals take every decision as independent; a customer stays in one arm, so with few customers deciding often they are too narrow.</p>");
+        let rows: Vec<ForestRow> = run
+            .experiment
+            .iter()
+            .filter(|a| a.figures.rewards_joined > 0)
+            .filter_map(|a| {
+                a.mean_reward
+                    .map(|[m, low, high]| (a.arm.clone(), m, [low, high]))
+            })
+            .collect();
+        if rows.is_empty() {
+            body.push_str("<p>No arm has a joined outcome yet: nothing to plot.</p>");
+        } else {
+            body.push_str(&forest_plot_svg(
+                "mean reward per closed decision",
+                &rows,
+                None,
+            ));
+        }
+    }
+    body.push_str("<h2>Candidate policies, evaluated off-policy</h2>");
+    match evaluation {
+        None => body.push_str("<p>The recording holds no logged decisions, so no candidate was evaluated: record nba.decision-requests, nba.next-best-actions and nba.rewards with the raw topic (nba record does) to compare policies.</p>"),
+        Some(e) if e.candidates.is_empty() => body.push_str("<p>No candidate policy was given.</p>"),
+        Some(e) => {
+            let rows: Vec<ForestRow> = e
+                .candidates
+                .iter()
+                .flat_map(|c| {
+                    c.estimates.iter().map(|x| {
+                        (
+                            format!("{} {}", c.name, x.estimator.name()),
+                            x.value,
+                            [x.ci_low, x.ci_high],
+                        )
+                    })
+                })
+                .collect();
+            body.push_str(&forest_plot_svg(
+                "estimated reward per decision (95% interval)",
+                &rows,
+                Some(("logged policy", e.logged_value)),
+            ));
+        }
+    }
     if let Some(e) = evaluation {
         body.push_str(&format!(
             "<h2>Candidates against {} logged decisions</h2><p>Logged policy's mean reward: {:.5}</p><table><tr><th>candidate</th><th>estimator</th><th>value</th><th>95% interval</th><th>effective sample size</th><th>warning</th></tr>",
@@ -698,6 +771,9 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
         run.elapsed_s,
         run.events_per_s
     );
+    for arm in &run.experiment {
+        println!("  arm {arm}");
+    }
     if let Some(reason) = &run.first_rejection {
         eprintln!(
             "warning: {} of {} records were refused (dead letters in a live run); the first: {reason}",

@@ -407,15 +407,23 @@ fn obd_reports_logged_values_and_candidate_estimates() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let page = std::env::temp_dir().join(format!("nba-obd-{}.html", std::process::id()));
     let b = last_json_line(
         &nba()
             .arg("backtest")
             .arg(&rec)
             .args(["--json", "--candidate", "random"])
             .args(["--candidate", "linucb:alpha=1.0,model=hybrid"])
+            .arg("--report")
+            .arg(&page)
             .output()
             .expect("nba runs"),
     );
+    // The report plots every candidate's estimates with their intervals
+    // against the logged policy's value.
+    let html = std::fs::read_to_string(&page).expect("report written");
+    assert!(html.contains(">random ips</text>") && html.contains(">logged policy</text>"));
+    let _ = std::fs::remove_file(&page);
     // --seed reaches the candidates: Thompson sampling's probabilities (and
     // so its estimates) follow it.
     let thompson_ips = |seed: &str| {
@@ -670,4 +678,83 @@ fn commands_give_up_on_a_broker_they_cannot_reach_and_say_why() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+/// A deployment with a champion/challenger experiment: `nba backtest` says
+/// how each arm did, with intervals, in words and in `--json`, and every
+/// decision names its arm.
+#[test]
+fn a_backtest_reports_each_experiment_arm() {
+    let dir = std::env::temp_dir().join(format!("nba-cli-experiment-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let retail = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/examples/retail/deployment.toml"),
+    )
+    .expect("the retail example");
+    let file = dir.join("trial.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{retail}\n[experiment]\nname = \"greedy-trial\"\n\n[[experiment.challenger]]\nname = \"greedy\"\nshare = 0.3\npolicy = {{ name = \"epsilon-greedy\", epsilon = 0.05 }}\n"
+        ),
+    )
+    .expect("written");
+    let rec = dir.join("sim.avro");
+    let out = nba()
+        .args(["simulate", "--events", "5000", "--output"])
+        .arg(&rec)
+        .output()
+        .expect("nba runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decisions = dir.join("decisions.jsonl");
+    let backtest = || {
+        let mut c = nba();
+        c.arg("backtest")
+            .arg(&rec)
+            .arg("--deployment")
+            .arg(&file)
+            .arg("--decisions")
+            .arg(&decisions);
+        c
+    };
+    let out = backtest().output().expect("nba runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("arm champion"), "{text}");
+    assert!(text.contains("arm greedy"), "{text}");
+    let r = last_json_line(&backtest().arg("--json").output().expect("nba runs"));
+    let arms = r["experiment"].as_array().expect("arms in --json");
+    assert_eq!(arms.len(), 2, "{r}");
+    assert_eq!(
+        (arms[0]["arm"].as_str(), arms[1]["arm"].as_str()),
+        (Some("champion"), Some("greedy"))
+    );
+    assert!(
+        arms[1]["difference"]
+            .as_array()
+            .is_some_and(|d| d.len() == 3),
+        "{r}"
+    );
+    let shown = std::fs::read_to_string(&decisions).expect("decisions");
+    let mut per_arm = [0u64; 2];
+    for line in shown.lines() {
+        let d: serde_json::Value = serde_json::from_str(line).expect("a decision");
+        if d["action_id"].as_str().is_some_and(|a| !a.is_empty()) {
+            per_arm[usize::from(d["experiment_arm"] == "greedy")] += 1;
+        }
+    }
+    for (i, arm) in arms.iter().enumerate() {
+        assert_eq!(arm["decisions"].as_u64(), Some(per_arm[i]), "{r}");
+    }
+    assert!(per_arm[1] > 0 && per_arm[0] > per_arm[1], "{per_arm:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -224,8 +224,9 @@ impl BadPropensities {
     }
 }
 
-/// z of a two-sided 95% normal interval.
-const Z95: f64 = 1.959_963_984_540_054;
+/// The 97.5% quantile of the standard normal: ± this many standard errors
+/// is a 95% interval.
+pub const Z95: f64 = 1.959_963_984_540_054;
 
 /// Mean and standard error of the mean of `xs`.
 fn mean_and_se(xs: &[f64]) -> (f64, f64) {

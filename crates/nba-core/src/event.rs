@@ -144,6 +144,10 @@ pub struct NextBestAction {
     /// What the template needs, carried from the catalog.
     #[serde(default)]
     pub payload: BTreeMap<String, String>,
+    /// The arm of the deployment's experiment that decided (empty without
+    /// an experiment).
+    #[serde(default)]
+    pub experiment_arm: String,
 }
 
 /// A customer to forget (`schemas/customer_erasure.avsc`): the feature-aggregator

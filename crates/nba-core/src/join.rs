@@ -46,6 +46,9 @@ pub struct PendingDecision {
     /// and counted, but not learned from.
     #[serde(default)]
     pub mandatory: bool,
+    /// The experiment arm that decided (empty without an experiment).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub arm: String,
 }
 
 /// Decisions waiting for an outcome, each with a deadline in event time.
@@ -183,6 +186,7 @@ mod tests {
             context: vec![1.0],
             decided_at: at,
             mandatory: false,
+            arm: String::new(),
         }
     }
 

@@ -25,6 +25,7 @@ mod contact;
 mod declarations;
 pub mod estimators;
 mod event;
+mod experiment;
 mod features;
 mod intake;
 mod join;
@@ -58,6 +59,9 @@ pub use declarations::Declarations;
 pub use event::{
     ActionRecord, CatalogVersion, CustomerErasure, DecisionRequest, EventTime, Interaction,
     LINK_EVENT, NextBestAction, Reward, TreatmentRecord,
+};
+pub use experiment::{
+    ArmFigures, ArmResult, ChallengerConfig, ExperimentConfig, arm_results, experiment_position,
 };
 pub use features::{
     ActionContextSpec, ActionFeature, ContextFeature, ContextSpec, Counted, CustomerSnapshot,

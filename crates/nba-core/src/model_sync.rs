@@ -34,6 +34,10 @@ pub struct ModelDelta {
     /// before it was stated. Only equal models share statistics.
     #[serde(default)]
     pub model: String,
+    /// The experiment arm whose model this is (empty without an experiment):
+    /// each arm's model is shared only with the same arm elsewhere.
+    #[serde(default)]
+    pub arm: String,
     /// Σ x xᵀ and Σ r x per action and period.
     pub entries: Vec<DeltaEntry>,
     /// The publisher's contacts of budgeted actions since its last

@@ -28,6 +28,8 @@ pub struct PublishedAnswer {
     pub mandatory: bool,
     /// Event time of the request.
     pub decided_at: EventTime,
+    /// The experiment arm that decided (empty without an experiment).
+    pub arm: String,
 }
 
 /// Published answers by decision id.
@@ -77,6 +79,7 @@ mod tests {
             action_id: action.into(),
             mandatory: false,
             decided_at: at,
+            arm: String::new(),
         }
     }
 

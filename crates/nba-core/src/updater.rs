@@ -5,12 +5,14 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::contact::GuardSnapshot;
+use crate::experiment::{ArmFigures, experiment_position};
 use crate::versioned::FormatTag;
 use crate::{
     ActionCatalog, ActionKind, AttributionJoin, BanditConfig, Candidates, CatalogTimeline,
     CatalogVersion, ContactGuard, ContactPolicyConfig, CustomerErasure, DecisionRequest,
-    Declarations, DeltaEntry, EventTime, JoinConfig, LinearBandit, ModelDelta, NextBestAction,
-    Objective, PendingDecision, PublishedAnswer, PublishedAnswers, Rejection, Reward, SeenDeltas,
+    Declarations, DeltaEntry, EventTime, ExperimentConfig, JoinConfig, LinearBandit, ModelDelta,
+    NextBestAction, Objective, PendingDecision, PublishedAnswer, PublishedAnswers, Rejection,
+    Reward, SeenDeltas,
 };
 
 /// Settings of [`ModelUpdater`].
@@ -35,6 +37,9 @@ pub struct UpdaterConfig {
     pub declared: Declarations,
     /// The deployment's own catalog (version 0): kinds, treatments, validity.
     pub catalog: ActionCatalog,
+    /// A champion/challenger split: `bandit` is the champion, and each
+    /// challenger decides for its own share of the customers.
+    pub experiment: Option<ExperimentConfig>,
 }
 
 impl UpdaterConfig {
@@ -56,6 +61,7 @@ impl UpdaterConfig {
             contacts: ContactPolicyConfig::default(),
             declared,
             catalog,
+            experiment: None,
         }
     }
 
@@ -64,6 +70,9 @@ impl UpdaterConfig {
     fn sharing_if_named(mut self) -> Self {
         if self.instance_id.is_some() {
             self.bandit.track_deltas = true;
+            for c in self.experiment.iter_mut().flat_map(|e| &mut e.challengers) {
+                c.bandit.track_deltas = true;
+            }
         }
         self
     }
@@ -169,6 +178,43 @@ struct Checkpoint {
     exchange: Option<Exchange>,
     #[serde(default)]
     contacts: GuardSnapshot,
+    /// With an experiment: every arm's figures, and the models of the arms
+    /// after the first (whose model is `bandit`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    arms: Vec<ArmCheckpoint>,
+}
+
+/// One arm of an experiment in a [`Checkpoint`].
+#[derive(Debug, Serialize, Deserialize)]
+struct ArmCheckpoint {
+    name: String,
+    figures: ArmFigures,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bandit: Option<serde_json::Value>,
+}
+
+/// One policy of the updater with the customers it decides for: the only one
+/// without an experiment, else the champion (first) or a challenger.
+#[derive(Debug)]
+struct Arm {
+    /// Empty without an experiment.
+    name: String,
+    /// It decides for the customers whose [`experiment_position`] is below
+    /// this (and at or above the previous arm's).
+    until: f64,
+    bandit: LinearBandit,
+    figures: ArmFigures,
+}
+
+impl Arm {
+    fn new(name: String, until: f64, bandit: BanditConfig) -> Self {
+        Self {
+            name,
+            until,
+            bandit: LinearBandit::new(bandit),
+            figures: ArmFigures::default(),
+        }
+    }
 }
 
 /// The `policy` of a next-best-action with no action (empty `action_id`): the
@@ -187,7 +233,10 @@ pub const MANDATORY_POLICY: &str = "mandatory";
 /// Decides with the bandit, joins outcomes to decisions and learns from each.
 #[derive(Debug)]
 pub struct ModelUpdater {
-    bandit: LinearBandit,
+    /// Never empty; the first is the champion.
+    arms: Vec<Arm>,
+    /// The experiment's name, with more than one arm.
+    experiment: Option<String>,
     join: AttributionJoin,
     allowed_lateness_ms: i64,
     newest: EventTime,
@@ -211,9 +260,27 @@ impl ModelUpdater {
         if cfg.instance_id.is_some() {
             contacts = contacts.sharing_budgets();
         }
+        let (experiment, arms) = match cfg.experiment {
+            None => (None, vec![Arm::new(String::new(), 1.0, cfg.bandit)]),
+            Some(e) => {
+                e.validate(&cfg.bandit)?;
+                let mut until = e.champion_share();
+                let mut arms = vec![Arm::new(e.champion.clone(), until, cfg.bandit)];
+                for c in e.challengers {
+                    until += c.share;
+                    arms.push(Arm::new(c.name, until, c.bandit));
+                }
+                // Rounding may leave the last bound a hair under 1.
+                if let Some(last) = arms.last_mut() {
+                    last.until = 1.0;
+                }
+                (Some(e.name), arms)
+            }
+        };
         Ok(Self {
             exchange: cfg.instance_id.map(Exchange::new),
-            bandit: LinearBandit::new(cfg.bandit),
+            arms,
+            experiment,
             join: AttributionJoin::new(JoinConfig {
                 window_ms,
                 ..cfg.join
@@ -243,6 +310,7 @@ impl ModelUpdater {
                 action_id: nba.action_id.clone(),
                 mandatory: nba.policy == MANDATORY_POLICY,
                 decided_at: nba.timestamp,
+                arm: nba.experiment_arm.clone(),
             },
         )
     }
@@ -280,9 +348,39 @@ impl ModelUpdater {
         self.catalogs.at(t)
     }
 
-    /// The bandit.
+    /// The bandit (with an experiment: the champion's).
     pub fn bandit(&self) -> &LinearBandit {
-        &self.bandit
+        &self.arms[0].bandit
+    }
+
+    /// With an experiment, each arm's name, bandit and figures, the
+    /// champion's first; without, nothing.
+    pub fn experiment_arms(&self) -> impl Iterator<Item = (&str, &LinearBandit, ArmFigures)> {
+        self.arms
+            .iter()
+            .filter(|_| self.experiment.is_some())
+            .map(|a| (a.name.as_str(), &a.bandit, a.figures))
+    }
+
+    /// The arm that decides for `customer_id`.
+    fn arm_of(&self, customer_id: &str) -> usize {
+        let Some(name) = &self.experiment else {
+            return 0;
+        };
+        let at = experiment_position(name, customer_id);
+        self.arms
+            .iter()
+            .position(|a| at < a.until)
+            .unwrap_or(self.arms.len() - 1)
+    }
+
+    /// The arm named `name`, or, if no arm has that name (a decision made
+    /// under another experiment), the arm that decides for `customer_id` now.
+    fn arm_named(&self, name: &str, customer_id: &str) -> usize {
+        self.arms
+            .iter()
+            .position(|a| a.name == name)
+            .unwrap_or_else(|| self.arm_of(customer_id))
     }
 
     /// Counters so far.
@@ -335,7 +433,7 @@ impl ModelUpdater {
     pub fn checkpoint(&self) -> Vec<u8> {
         let c = Checkpoint {
             tag: checkpoint_format(),
-            bandit: serde_json::from_slice(&self.bandit.snapshot()).unwrap_or_default(),
+            bandit: serde_json::from_slice(&self.arms[0].bandit.snapshot()).unwrap_or_default(),
             open_decisions: self
                 .join
                 .open_decisions()
@@ -346,6 +444,16 @@ impl ModelUpdater {
             stats: self.stats,
             exchange: self.exchange.clone(),
             contacts: self.contacts.snapshot(),
+            arms: self
+                .experiment_arms()
+                .enumerate()
+                .map(|(i, (name, bandit, figures))| ArmCheckpoint {
+                    name: name.to_owned(),
+                    figures,
+                    bandit: (i > 0)
+                        .then(|| serde_json::from_slice(&bandit.snapshot()).unwrap_or_default()),
+                })
+                .collect(),
         };
         // Only finite floats are ever kept, so this cannot fail.
         serde_json::to_vec(&c).unwrap_or_default()
@@ -355,6 +463,10 @@ impl ModelUpdater {
     /// settings `cfg` (same dimension; policy and other settings may change). A
     /// checkpoint of an instance that shared its model keeps that instance's id,
     /// so its own earlier deltas on the model topic are recognised as its own.
+    /// The champion's model carries on whatever its arm is called; a
+    /// challenger's, and every arm's figures, by the arm's name (an arm the
+    /// checkpoint does not hold starts afresh; one the settings no longer
+    /// declare is dropped).
     pub fn restore(cfg: UpdaterConfig, bytes: &[u8]) -> Result<Self, Rejection> {
         let c: Checkpoint = serde_json::from_slice(bytes)
             .map_err(|e| Rejection::new(format!("not a model-updater checkpoint: {e}")))?;
@@ -362,11 +474,21 @@ impl ModelUpdater {
             .expect(&checkpoint_format())
             .map_err(|e| Rejection::new(format!("not a model-updater checkpoint: {e}")))?;
         let cfg = cfg.sharing_if_named();
-        let bandit_bytes = serde_json::to_vec(&c.bandit).unwrap_or_default();
-        let bandit = LinearBandit::restore(cfg.bandit.clone(), &bandit_bytes)?;
         let instance_id = cfg.instance_id.clone();
         let mut fresh = Self::new(cfg).map_err(Rejection::new)?;
-        fresh.bandit = bandit;
+        for (i, arm) in fresh.arms.iter_mut().enumerate() {
+            let saved = c.arms.iter().find(|a| a.name == arm.name);
+            let snapshot = if i == 0 {
+                Some(&c.bandit)
+            } else {
+                saved.and_then(|a| a.bandit.as_ref())
+            };
+            if let Some(snapshot) = snapshot {
+                let bytes = serde_json::to_vec(snapshot).unwrap_or_default();
+                arm.bandit = LinearBandit::restore(arm.bandit.config().clone(), &bytes)?;
+            }
+            arm.figures = saved.map(|a| a.figures).unwrap_or_default();
+        }
         for (id, p) in c.open_decisions {
             fresh.join.open(&id, p);
         }
@@ -397,34 +519,38 @@ impl ModelUpdater {
         let Some(exchange) = self.exchange.as_mut() else {
             return Vec::new();
         };
-        let entries = self.bandit.take_delta();
         let mut budget_spent = self.contacts.take_spent();
-        let d = self.bandit.config().dim;
-        let model = self.bandit.config().model;
-        let p = model.action_features();
-        let (own, crossed) = model.own_sums(d);
-        let entry_floats = (own * own + own + own * crossed).max(p * p + p);
-        let per_record = (MAX_DELTA_BYTES / (8 * entry_floats).max(1)).max(1);
-        let forgetting = self.bandit.config().forgetting_label();
-        let mut chunks: Vec<&[DeltaEntry]> = entries.chunks(per_record).collect();
-        if chunks.is_empty() && !budget_spent.is_empty() {
-            chunks.push(&[]);
-        }
         let mut out = Vec::new();
-        for chunk in chunks {
-            exchange.sequence += 1;
-            self.stats.deltas_published += 1;
-            out.push(ModelDelta {
-                instance_id: exchange.instance_id.clone(),
-                sequence: exchange.sequence,
-                timestamp: self.newest.max(0),
-                forgetting: forgetting.clone(),
-                dim: i32::try_from(d).unwrap_or(i32::MAX),
-                model: model.label(),
-                entries: chunk.to_vec(),
-                // Spending rides in the first record.
-                budget_spent: std::mem::take(&mut budget_spent),
-            });
+        for arm in &mut self.arms {
+            let entries = arm.bandit.take_delta();
+            let cfg = arm.bandit.config();
+            let d = cfg.dim;
+            let model = cfg.model;
+            let p = model.action_features();
+            let (own, crossed) = model.own_sums(d);
+            let entry_floats = (own * own + own + own * crossed).max(p * p + p);
+            let per_record = (MAX_DELTA_BYTES / (8 * entry_floats).max(1)).max(1);
+            let forgetting = cfg.forgetting_label();
+            let mut chunks: Vec<&[DeltaEntry]> = entries.chunks(per_record).collect();
+            if chunks.is_empty() && !budget_spent.is_empty() {
+                chunks.push(&[]);
+            }
+            for chunk in chunks {
+                exchange.sequence += 1;
+                self.stats.deltas_published += 1;
+                out.push(ModelDelta {
+                    instance_id: exchange.instance_id.clone(),
+                    sequence: exchange.sequence,
+                    timestamp: self.newest.max(0),
+                    forgetting: forgetting.clone(),
+                    dim: i32::try_from(d).unwrap_or(i32::MAX),
+                    model: model.label(),
+                    arm: arm.name.clone(),
+                    entries: chunk.to_vec(),
+                    // Spending rides in the first record.
+                    budget_spent: std::mem::take(&mut budget_spent),
+                });
+            }
         }
         out
     }
@@ -433,7 +559,8 @@ impl ModelUpdater {
     /// [`ModelUpdater::take_model_deltas`].
     pub fn holds_unpublished(&self) -> bool {
         self.exchange.is_some()
-            && (self.bandit.has_delta() || self.contacts.has_unpublished_spending())
+            && (self.arms.iter().any(|a| a.bandit.has_delta())
+                || self.contacts.has_unpublished_spending())
     }
 
     /// Adds another instance's delta to this model. Ok(false) for this
@@ -448,7 +575,13 @@ impl ModelUpdater {
         if delta.instance_id == exchange.instance_id {
             return Ok(false);
         }
-        let cfg = self.bandit.config();
+        let Some(arm) = self.arms.iter_mut().find(|a| a.name == delta.arm) else {
+            return Err(Rejection::new(format!(
+                "model delta of instance {} is for the experiment arm {:?}, which this deployment does not declare: run every model-updater with the same deployment",
+                delta.instance_id, delta.arm
+            )));
+        };
+        let cfg = arm.bandit.config();
         let forgetting = cfg.forgetting_label();
         let d = cfg.dim;
         if delta.forgetting != forgetting || usize::try_from(delta.dim) != Ok(d) {
@@ -491,7 +624,7 @@ impl ModelUpdater {
         if !exchange.seen.first_time(&delta.instance_id, delta.sequence) {
             return Ok(false);
         }
-        self.bandit.merge_delta(&delta.entries);
+        arm.bandit.merge_delta(&delta.entries);
         self.contacts.add_spent(&delta.budget_spent);
         self.stats.deltas_merged += 1;
         Ok(true)
@@ -511,28 +644,49 @@ impl ModelUpdater {
         let watermark = t.saturating_sub(self.allowed_lateness_ms);
         let closed = self.join.expire(watermark);
         self.learn_defaults(closed);
-        self.bandit.advance_to(watermark);
+        for arm in &mut self.arms {
+            arm.bandit.advance_to(watermark);
+        }
     }
 
     fn learn_defaults(&mut self, closed: Vec<(String, PendingDecision)>) {
         let window = self.join.config().window_ms;
         let reward = self.join.config().default_reward;
         for (_, p) in closed {
-            if !p.mandatory {
-                self.bandit.update(
-                    &p.action_id,
-                    &p.context,
-                    &p.action_context,
-                    reward,
-                    p.decided_at + window,
-                );
-            }
+            self.close(&p, reward, p.decided_at + window, false);
             self.stats.rewards_defaulted += 1;
         }
     }
 
+    /// Learns `reward`, observed at `at`, for the decision `p` in the arm that
+    /// made it (a mandatory action's is counted, not learned), and adds it to
+    /// the arm's figures.
+    fn close(&mut self, p: &PendingDecision, reward: f64, at: EventTime, joined: bool) {
+        let i = self.arm_named(&p.arm, &p.customer_id);
+        let value = self
+            .catalogs
+            .at(p.decided_at)
+            .get(&p.action_id)
+            .map_or(0.0, |a| a.value);
+        let arm = &mut self.arms[i];
+        if !p.mandatory {
+            arm.bandit
+                .update(&p.action_id, &p.context, &p.action_context, reward, at);
+        }
+        let f = &mut arm.figures;
+        if joined {
+            f.rewards_joined += 1;
+        } else {
+            f.rewards_defaulted += 1;
+        }
+        f.reward_sum += reward;
+        f.reward_sq_sum += reward * reward;
+        f.value_sum += reward * value;
+    }
+
     fn decide(&mut self, r: &DecisionRequest) -> Result<Option<NextBestAction>, Rejection> {
-        let dim = self.bandit.config().dim;
+        let arm = self.arm_of(&r.customer_id);
+        let dim = self.arms[arm].bandit.config().dim;
         if r.context.len() != dim {
             return Err(Rejection::misfit(format!(
                 "context has {} entries; this model expects {dim}: run the feature-aggregator and the model-updater with the same deployment (its context sets the length)",
@@ -557,7 +711,7 @@ impl ModelUpdater {
                 r.candidates.len()
             )));
         }
-        let features = self.bandit.config().model.action_features();
+        let features = self.arms[arm].bandit.config().model.action_features();
         if features > 0 && !r.candidates.is_empty() {
             if let Some(row) = r
                 .action_context
@@ -603,7 +757,7 @@ impl ModelUpdater {
         }
         if candidates.is_empty() {
             self.stats.without_action += 1;
-            return Ok(Some(self.no_action(r)));
+            return Ok(Some(self.no_action(r, arm)));
         }
         let mandatory = catalog
             .has_mandatory()
@@ -629,7 +783,8 @@ impl ModelUpdater {
                 } else {
                     Vec::new()
                 };
-                let values: Vec<f64> = if self.bandit.config().objective == Objective::Value {
+                let bandit = &mut self.arms[arm].bandit;
+                let values: Vec<f64> = if bandit.config().objective == Objective::Value {
                     candidates
                         .iter()
                         .map(|a| catalog.get(a).map_or(0.0, |a| a.value * a.weight))
@@ -637,7 +792,7 @@ impl ModelUpdater {
                 } else {
                     Vec::new()
                 };
-                let choice = self.bandit.decide(
+                let choice = bandit.decide(
                     &r.decision_id,
                     &r.context,
                     &Candidates::new(&candidates)
@@ -651,7 +806,7 @@ impl ModelUpdater {
                     choice.propensity,
                     choice.score,
                     choice.scores,
-                    self.bandit.policy_name().to_owned(),
+                    bandit.policy_name().to_owned(),
                     candidates.len(),
                 )
             }
@@ -674,13 +829,14 @@ impl ModelUpdater {
             propensity,
             score,
             policy,
-            model_version: i64::try_from(self.bandit.version()).unwrap_or(i64::MAX),
+            model_version: i64::try_from(self.arms[arm].bandit.version()).unwrap_or(i64::MAX),
             candidates: i32::try_from(count).unwrap_or(i32::MAX),
             scores,
             channel: Some(r.channel.clone()),
             group: action.map(|a| a.group.clone()).unwrap_or_default(),
             treatment: treatment.map(|t| t.template.clone()).unwrap_or_default(),
             payload: treatment.map(|t| t.payload.clone()).unwrap_or_default(),
+            experiment_arm: self.arms[arm].name.clone(),
         };
         self.join.open(
             &r.decision_id,
@@ -691,8 +847,10 @@ impl ModelUpdater {
                 action_context: chosen_features,
                 decided_at: r.timestamp,
                 mandatory: kind == ActionKind::Mandatory,
+                arm: self.arms[arm].name.clone(),
             },
         );
+        self.arms[arm].figures.decisions += 1;
         self.contacts
             .contacted(&r.customer_id, &action_id, kind, &r.channel, r.timestamp);
         if kind == ActionKind::Mandatory {
@@ -716,7 +874,8 @@ impl ModelUpdater {
         if answer.action_id.is_empty() {
             return true;
         }
-        let features = self.bandit.config().model.action_features();
+        let arm = self.arm_named(&answer.arm, &r.customer_id);
+        let features = self.arms[arm].bandit.config().model.action_features();
         let action_context = if features > 0 {
             kept_rows(
                 &r.candidates,
@@ -747,6 +906,7 @@ impl ModelUpdater {
                 action_context,
                 decided_at: r.timestamp,
                 mandatory: answer.mandatory,
+                arm: self.arms[arm].name.clone(),
             },
         );
         true
@@ -754,7 +914,7 @@ impl ModelUpdater {
 
     /// The answer to a request the contact policy left with no candidate:
     /// nothing to show (every request gets exactly one answer).
-    fn no_action(&self, r: &DecisionRequest) -> NextBestAction {
+    fn no_action(&self, r: &DecisionRequest, arm: usize) -> NextBestAction {
         NextBestAction {
             decision_id: r.decision_id.clone(),
             customer_id: r.customer_id.clone(),
@@ -763,13 +923,14 @@ impl ModelUpdater {
             propensity: 1.0,
             score: 0.0,
             policy: NO_ACTION_POLICY.to_owned(),
-            model_version: i64::try_from(self.bandit.version()).unwrap_or(i64::MAX),
+            model_version: i64::try_from(self.arms[arm].bandit.version()).unwrap_or(i64::MAX),
             candidates: 0,
             scores: Vec::new(),
             channel: Some(r.channel.clone()),
             group: String::new(),
             treatment: String::new(),
             payload: Default::default(),
+            experiment_arm: self.arms[arm].name.clone(),
         }
     }
 
@@ -798,15 +959,7 @@ impl ModelUpdater {
                 self.join.open(&r.decision_id, p);
                 return Err(Rejection::new(msg));
             }
-            if !p.mandatory {
-                self.bandit.update(
-                    &p.action_id,
-                    &p.context,
-                    &p.action_context,
-                    r.value,
-                    r.timestamp,
-                );
-            }
+            self.close(&p, r.value, r.timestamp, true);
             self.stats.rewards_joined += 1;
         } else {
             self.stats.rewards_unmatched += 1;

@@ -42,6 +42,10 @@ pub struct DeploymentFile {
     /// The model-updater's decision policy and model.
     #[serde(default)]
     pub policy: PolicySection,
+    /// A champion/challenger split: `[policy]` is the champion, and each
+    /// challenger decides for its own share of the customers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentSection>,
     /// Frequency caps, cool-down, segments (and, for contact-policy files of
     /// earlier versions, eligibility and budgets by action id).
     #[serde(default)]
@@ -486,6 +490,37 @@ impl Default for PolicySection {
     }
 }
 
+/// `[experiment]`: the champion (`[policy]`) and its challengers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSection {
+    /// The experiment's name: with the customer id it places each customer
+    /// in an arm, the same on every instance and after every restart.
+    /// Renaming it shuffles every customer anew.
+    pub name: String,
+    /// The champion's arm name, on the next-best-actions it decides.
+    #[serde(default = "defaults::champion")]
+    pub champion: String,
+    /// The challengers; the champion takes the share they leave.
+    #[serde(default, rename = "challenger")]
+    pub challengers: Vec<ChallengerSection>,
+}
+
+/// `[[experiment.challenger]]`: one policy that takes a share of the customers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengerSection {
+    /// Its arm name, on the next-best-actions it decides.
+    pub name: String,
+    /// Its share of the customers, in (0, 1).
+    pub share: f64,
+    /// What its policy changes of `[policy]` (any of its keys but the reward
+    /// join's: attribution_window, default_reward, allowed_lateness, which
+    /// every arm shares).
+    #[serde(default)]
+    pub policy: toml::Table,
+}
+
 /// `[contact]`: a contact policy, inline or from another file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -756,6 +791,9 @@ pub(crate) mod defaults {
     }
     pub(crate) fn max_ahead_of_record() -> String {
         duration(IntakeConfig::default().max_ahead_of_record_ms)
+    }
+    pub(crate) fn champion() -> String {
+        "champion".into()
     }
     pub(crate) fn policy_name() -> PolicyName {
         match BanditConfig::default().policy {

@@ -134,6 +134,24 @@ impl Deployment {
                 format!(" ({})", unset.join("; "))
             }
         );
+        if let Some(e) = &s.experiment {
+            let arms: Vec<String> = std::iter::once(format!(
+                "{} {:.0}% ({})",
+                e.champion,
+                100.0 * e.champion_share(),
+                nba_core::LinearBandit::new(s.bandit.clone()).policy_name()
+            ))
+            .chain(e.challengers.iter().map(|c| {
+                format!(
+                    "{} {:.0}% ({})",
+                    c.name,
+                    100.0 * c.share,
+                    nba_core::LinearBandit::new(c.bandit.clone()).policy_name()
+                )
+            }))
+            .collect();
+            let _ = writeln!(out, "# experiment {:?}: {}", e.name, arms.join("; "));
+        }
         if let Ok(l) = layout {
             let _ = writeln!(
                 out,

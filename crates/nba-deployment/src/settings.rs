@@ -5,16 +5,16 @@ use std::path::Path;
 
 use nba_core::{
     ActionCatalog, ActionRecord, AggregatorConfig, AttributeSpec, BanditConfig, CatalogVersion,
-    ConsentEvents, ContactGuard, ContactPolicyConfig, Declarations, Eligibility, Exploration,
-    FeatureConfig, FeatureLayout, FieldKind, Forgetting, Intake, IntakeConfig, JoinConfig,
-    MetricSpec, Model, Names, Objective, Outcome, OutcomeReward, Policy, ProfileField, ProfileSpec,
-    RequestSpec, Residual, TreatmentRecord, Undeclared, UpdaterConfig, Vocabulary,
-    parse_duration_ms,
+    ChallengerConfig, ConsentEvents, ContactGuard, ContactPolicyConfig, Declarations, Eligibility,
+    ExperimentConfig, Exploration, FeatureConfig, FeatureLayout, FieldKind, Forgetting, Intake,
+    IntakeConfig, JoinConfig, MetricSpec, Model, Names, Objective, Outcome, OutcomeReward, Policy,
+    ProfileField, ProfileSpec, RequestSpec, Residual, TreatmentRecord, Undeclared, UpdaterConfig,
+    Vocabulary, parse_duration_ms,
 };
 
 use crate::file::{
-    ContactSection, DeploymentFile, FieldType, ForgettingName, KindName, ModelName, ObjectiveName,
-    PolicyName, ResidualName, UndeclaredName,
+    ContactSection, DeploymentFile, ExperimentSection, FieldType, ForgettingName, KindName,
+    ModelName, ObjectiveName, PolicyName, PolicySection, ResidualName, UndeclaredName,
 };
 use crate::problems::{Collector, Problem};
 use crate::simulation::SimulationSpec;
@@ -37,8 +37,11 @@ pub struct Settings {
     pub features: FeatureConfig,
     /// Caps, cool-down and segments.
     pub contact: ContactPolicyConfig,
-    /// The model (its dimension is the context's length).
+    /// The model (its dimension is the context's length); with an
+    /// experiment, the champion's.
     pub bandit: BanditConfig,
+    /// A champion/challenger split, if declared.
+    pub experiment: Option<ExperimentConfig>,
     /// The reward join.
     pub join: JoinConfig,
     /// The model-updater's allowed lateness, ms.
@@ -70,6 +73,7 @@ impl Settings {
             contacts: self.contact.clone(),
             declared: self.declared.clone(),
             catalog: self.catalog.clone(),
+            experiment: self.experiment.clone(),
         }
     }
 
@@ -217,7 +221,19 @@ pub(crate) fn build(
     }
     let action_dim = layout.as_ref().map_or(0, |l| l.action_context().dim());
     let actions = catalog.as_ref().map_or(0, |c| c.actions().len());
-    let (bandit, join, updater_lateness) = policy(file, dim.unwrap_or(1), action_dim, actions, c);
+    let (bandit, join, updater_lateness) = policy(
+        &file.policy,
+        "policy",
+        dim.unwrap_or(1),
+        action_dim,
+        actions,
+        c,
+    );
+    let experiment = bandit.as_ref().and_then(|champion| {
+        file.experiment
+            .as_ref()
+            .and_then(|e| experiment(file, e, champion, action_dim, actions, c))
+    });
     let intake = duration(c, "intake.dedup_window", &file.intake.dedup_window).zip(duration(
         c,
         "intake.max_ahead_of_record",
@@ -243,6 +259,7 @@ pub(crate) fn build(
         features: features?,
         contact: contact?.0,
         bandit: bandit?,
+        experiment,
         join: join?,
         updater_allowed_lateness_ms: updater_lateness?,
         simulation,
@@ -670,14 +687,16 @@ fn catalog(
 
 type PolicyParts = (Option<BanditConfig>, Option<JoinConfig>, Option<i64>);
 
+/// The bandit and join of the policy section `p`, found at `at` in the file
+/// (`policy`, or a challenger's).
 fn policy(
-    file: &DeploymentFile,
+    p: &PolicySection,
+    at: &str,
     dim: usize,
     action_dim: usize,
     actions: usize,
     c: &mut Collector<'_>,
 ) -> PolicyParts {
-    let p = &file.policy;
     let rule = match p.name {
         PolicyName::Linucb => Policy::LinUcb {
             alpha: p.alpha,
@@ -696,12 +715,12 @@ fn policy(
     };
     let mut ok = true;
     if let Err(e) = rule.validate() {
-        c.problem("policy", e);
+        c.problem(at, e);
         ok = false;
     }
     for (field, v) in [
-        ("policy.lambda", p.lambda),
-        ("policy.residual_lambda", p.residual_lambda),
+        (format!("{at}.lambda"), p.lambda),
+        (format!("{at}.residual_lambda"), p.residual_lambda),
     ] {
         if !(v.is_finite() && v > 0.0) {
             c.problem(field, format!("{v} must be a finite number > 0"));
@@ -709,23 +728,28 @@ fn policy(
         }
     }
     if !(p.gamma > 0.0 && p.gamma <= 1.0) {
-        c.problem("policy.gamma", format!("{} must be in (0, 1]", p.gamma));
+        c.problem(
+            format!("{at}.gamma"),
+            format!("{} must be in (0, 1]", p.gamma),
+        );
         ok = false;
     }
     if p.buckets == 0 {
-        c.problem("policy.buckets", "the window needs at least one bucket");
+        c.problem(
+            format!("{at}.buckets"),
+            "the window needs at least one bucket",
+        );
         ok = false;
     }
     if !(0.0..=1.0).contains(&p.default_reward) {
         c.problem(
-            "policy.default_reward",
+            format!("{at}.default_reward"),
             format!("{} must be in [0, 1]", p.default_reward),
         );
         ok = false;
     }
     if !(0.0..=1.0).contains(&p.exploration_floor) {
-        c.problem(
-            "policy.exploration_floor",
+        c.problem(format!("{at}.exploration_floor"),
             format!(
                 "{} must be in [0, 1] (the share of uniform choices that never fades; 0.01 by default)",
                 p.exploration_floor
@@ -737,8 +761,7 @@ fn policy(
         Some(ModelName::Disjoint) => Model::Disjoint,
         Some(ModelName::Hybrid) => Model::Hybrid { action_features: 1 },
         Some(ModelName::ActionAware) if action_dim == 0 => {
-            c.problem(
-                "policy.model",
+            c.problem(format!("{at}.model"),
                 "the action-aware model reads each candidate's action context: declare features.action_context (e.g. [\"bias\", \"affinity:category\"]) or choose model = \"disjoint\"",
             );
             ok = false;
@@ -757,9 +780,13 @@ fn policy(
         },
         _ => Model::Disjoint,
     };
-    let period = duration(c, "policy.bucket", &p.bucket);
-    let window = duration(c, "policy.attribution_window", &p.attribution_window);
-    let lateness = duration(c, "policy.allowed_lateness", &p.allowed_lateness);
+    let period = duration(c, &format!("{at}.bucket"), &p.bucket);
+    let window = duration(
+        c,
+        &format!("{at}.attribution_window"),
+        &p.attribution_window,
+    );
+    let lateness = duration(c, &format!("{at}.allowed_lateness"), &p.allowed_lateness);
     let bandit = period.filter(|_| ok).map(|period_ms| BanditConfig {
         dim,
         lambda: p.lambda,
@@ -794,4 +821,85 @@ fn policy(
         default_reward: p.default_reward,
     });
     (bandit, join, lateness)
+}
+
+/// The policy keys every arm of an experiment shares: one reward join
+/// closes every decision, whichever arm made it.
+const SHARED_POLICY_KEYS: [&str; 4] = [
+    "attribution_window",
+    "default_reward",
+    "allowed_lateness",
+    "dim",
+];
+
+/// The experiment `e`: each challenger's policy is `[policy]` with the keys
+/// it changes.
+fn experiment(
+    file: &DeploymentFile,
+    e: &ExperimentSection,
+    champion: &BanditConfig,
+    action_dim: usize,
+    actions: usize,
+    c: &mut Collector<'_>,
+) -> Option<ExperimentConfig> {
+    let problems_before = c.problems.len();
+    if e.challengers.is_empty() {
+        c.problem(
+            "experiment",
+            "declare at least one [[experiment.challenger]] (name, share, and the [policy] keys it changes), or remove [experiment]",
+        );
+    }
+    let mut challengers = Vec::new();
+    for (i, ch) in e.challengers.iter().enumerate() {
+        let at = format!("experiment.challenger[{i}].policy");
+        if let Some(key) = ch
+            .policy
+            .keys()
+            .find(|k| SHARED_POLICY_KEYS.contains(&k.as_str()))
+        {
+            c.problem(
+                format!("{at}.{key}"),
+                format!(
+                    "every arm shares the reward join: set {key} in [policy], not per challenger"
+                ),
+            );
+            continue;
+        }
+        let mut merged = match toml::Value::try_from(&file.policy) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => toml::Table::new(),
+        };
+        merged.extend(ch.policy.clone());
+        let section: PolicySection = match toml::Value::Table(merged).try_into() {
+            Ok(s) => s,
+            Err(err) => {
+                c.problem(
+                    at,
+                    format!("{err}: a challenger's policy takes the keys of [policy]"),
+                );
+                continue;
+            }
+        };
+        let (bandit, _, _) = policy(&section, &at, champion.dim, action_dim, actions, c);
+        if let Some(bandit) = bandit {
+            challengers.push(ChallengerConfig {
+                name: ch.name.trim().to_owned(),
+                share: ch.share,
+                bandit,
+            });
+        }
+    }
+    let experiment = ExperimentConfig {
+        name: e.name.trim().to_owned(),
+        champion: e.champion.trim().to_owned(),
+        challengers,
+    };
+    if c.problems.len() > problems_before {
+        return None;
+    }
+    if let Err(err) = experiment.validate(champion) {
+        c.problem("experiment", err);
+        return None;
+    }
+    Some(experiment)
 }

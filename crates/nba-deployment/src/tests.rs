@@ -439,3 +439,64 @@ fn the_residual_follows_the_catalogs_size_unless_declared() {
     );
     assert_eq!(residual(&declared), Residual::Context);
 }
+
+/// `[experiment]` with one challenger whose `policy` table changes `changes`.
+fn with_experiment(share: &str, changes: &str) -> String {
+    edited(
+        "attribution_window = \"30m\"\n",
+        &format!(
+            "attribution_window = \"30m\"\n\n[experiment]\nname = \"q4-trial\"\n\n[[experiment.challenger]]\nname = \"thompson\"\nshare = {share}\npolicy = {{ {changes} }}\n"
+        ),
+    )
+}
+
+#[test]
+fn a_challenger_is_the_policy_with_the_keys_it_changes() {
+    let d = check(&with_experiment(
+        "0.25",
+        "name = \"thompson\", thompson_scale = 0.1",
+    ))
+    .expect("checks");
+    let champion = &d.settings.bandit;
+    let e = d.settings.experiment.as_ref().expect("an experiment");
+    assert_eq!(
+        (e.name.as_str(), e.champion.as_str()),
+        ("q4-trial", "champion")
+    );
+    let c = &e.challengers[0];
+    assert_eq!((c.name.as_str(), c.share), ("thompson", 0.25));
+    assert_eq!(c.bandit.policy, nba_core::Policy::Thompson { scale: 0.1 });
+    // Everything it does not change is the champion's.
+    assert_eq!(c.bandit.forgetting, champion.forgetting);
+    assert_eq!(c.bandit.model, champion.model);
+    assert_eq!(c.bandit.dim, champion.dim);
+    assert_eq!(d.settings.updater(None).experiment.as_ref(), Some(e));
+
+    for (text, setting, says) in [
+        (
+            with_experiment("0.25", "attribution_window = \"1h\""),
+            "experiment.challenger[0].policy.attribution_window",
+            "every arm shares the reward join",
+        ),
+        (
+            with_experiment("0.25", "alpa = 0.3"),
+            "experiment.challenger[0].policy",
+            "unknown field `alpa`",
+        ),
+        (
+            with_experiment("0.25", "epsilon = 2.0"),
+            "experiment.challenger[0].policy",
+            "epsilon in [0, 1]",
+        ),
+        (
+            with_experiment("1.0", ""),
+            "experiment",
+            "a share is in (0, 1)",
+        ),
+    ] {
+        let problems = check(&text).expect_err(says);
+        let found = &problems.0[0];
+        assert_eq!(found.setting, setting, "{problems}");
+        assert!(found.message.contains(says), "{problems}");
+    }
+}

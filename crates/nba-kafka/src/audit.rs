@@ -2,7 +2,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use nba_core::{DecisionRequest, Interaction, NextBestAction, Reward, Vocabulary};
+use nba_core::{
+    ArmFigures, ArmResult, DecisionRequest, Interaction, NextBestAction, Reward, arm_results,
+};
+use nba_deployment::Settings;
 use nba_pipeline::{ORIGIN_HEADER, Topic, dlq_headers};
 use nba_schema::{SchemaKind, decode, schema_id};
 use rdkafka::message::Message;
@@ -40,6 +43,12 @@ pub struct AuditReport {
     pub dead_letters: HashMap<String, u64>,
     /// Every broken invariant, in words; empty when the pipeline lost nothing.
     pub problems: Vec<String>,
+    /// Per experiment arm named on the next-best-actions (the deployment's
+    /// arms first, champion first): its decisions with an action, the
+    /// rewards on the topic joined to them by decision id, and the default
+    /// reward for the others (those whose window is still open included).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub experiment: Vec<ArmResult>,
 }
 
 impl AuditReport {
@@ -54,15 +63,16 @@ impl AuditReport {
 /// trigger became exactly one decision request; every decision request got exactly
 /// one next-best-action and no next-best-action lacks a request; every outcome
 /// became a reward; every dead letter says why and where from. Triggers and
-/// outcomes are those of the deployment's `vocabulary`. With
+/// outcomes are those of the deployment's vocabulary. With
 /// `expect_raw`/`expect_dead_letters`, the counts must also match.
 pub fn audit(
     args: &KafkaArgs,
-    vocabulary: &Vocabulary,
+    settings: &Settings,
     expect_raw: Option<u64>,
     expect_dead_letters: Option<u64>,
 ) -> anyhow::Result<AuditReport> {
     crate::registry::connect(args)?;
+    let vocabulary = &settings.declared.vocabulary;
     let names = args.topics.names();
     let consumer: Reader = create(
         &args.client_config(&[
@@ -133,8 +143,9 @@ pub fn audit(
             }
         },
     )?;
-    // Per decision: copies, the first action, whether another copy differs.
-    let mut answers = HashMap::<String, (u32, String, bool)>::new();
+    // Per decision: copies, the first action, whether another copy differs,
+    // the first copy's experiment arm.
+    let mut answers = HashMap::<String, (u32, String, bool, String)>::new();
     read_topic(
         &consumer,
         names.name(Topic::NextBestActions),
@@ -146,12 +157,13 @@ pub fn audit(
             if let Some(Ok(a)) = m.payload().map(decode::<NextBestAction>) {
                 let seen = answers
                     .entry(a.decision_id)
-                    .or_insert_with(|| (0, a.action_id.clone(), false));
+                    .or_insert_with(|| (0, a.action_id.clone(), false, a.experiment_arm));
                 seen.0 += 1;
                 seen.2 |= seen.1 != a.action_id;
             }
         },
     )?;
+    let mut rewards = HashMap::<String, f64>::new();
     read_topic(
         &consumer,
         names.name(Topic::Rewards),
@@ -159,8 +171,9 @@ pub fn audit(
         None,
         args.timeout(),
         |m| {
-            if let Some(Ok(_)) = m.payload().map(decode::<Reward>) {
+            if let Some(Ok(reward)) = m.payload().map(decode::<Reward>) {
                 r.rewards += 1;
+                rewards.entry(reward.decision_id).or_insert(reward.value);
             }
         },
     )?;
@@ -195,6 +208,7 @@ pub fn audit(
         },
     )?;
 
+    r.experiment = experiment_results(settings, &answers, &rewards);
     let dead_letters = r.dead_letters_total();
     let p = &mut r.problems;
     let accounted = r.interactions + consumer_dead_letters_of_raw + r.raw_duplicates;
@@ -260,4 +274,61 @@ pub fn audit(
         p.push(format!("expected {n} dead letters, found {dead_letters}"));
     }
     Ok(r)
+}
+
+/// Each experiment arm's result from the answers (decision id → copies,
+/// action, differs, arm) and the first reward of each decision.
+fn experiment_results(
+    settings: &Settings,
+    answers: &HashMap<String, (u32, String, bool, String)>,
+    rewards: &HashMap<String, f64>,
+) -> Vec<ArmResult> {
+    let mut arms: Vec<(String, ArmFigures)> = settings
+        .experiment
+        .iter()
+        .flat_map(|e| {
+            std::iter::once(e.champion.clone()).chain(e.challengers.iter().map(|c| c.name.clone()))
+        })
+        .map(|name| (name, ArmFigures::default()))
+        .collect();
+    let mut found: Vec<&str> = answers
+        .values()
+        .map(|a| a.3.as_str())
+        .filter(|arm| !arm.is_empty() && !arms.iter().any(|(n, _)| n == arm))
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    arms.extend(
+        found
+            .into_iter()
+            .map(|n| (n.to_owned(), ArmFigures::default())),
+    );
+    if !answers.values().any(|a| !a.3.is_empty()) {
+        return Vec::new();
+    }
+    let default_reward = settings.join.default_reward;
+    for (id, (_, action, _, arm)) in answers {
+        let Some((_, f)) = arms.iter_mut().find(|(n, _)| n == arm) else {
+            continue;
+        };
+        if action.is_empty() {
+            continue;
+        }
+        f.decisions += 1;
+        let reward = match rewards.get(id) {
+            Some(v) => {
+                f.rewards_joined += 1;
+                *v
+            }
+            None => {
+                f.rewards_defaulted += 1;
+                default_reward
+            }
+        };
+        let value = settings.catalog.get(action).map_or(0.0, |a| a.value);
+        f.reward_sum += reward;
+        f.reward_sq_sum += reward * reward;
+        f.value_sum += reward * value;
+    }
+    arm_results(&arms)
 }

@@ -20,12 +20,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use nba_metrics::{Exposition, IntervalLogWriter, LatencyHistogram, StageLatencies};
+use nba_metrics::{Exposition, IntervalLogWriter, Labels, LatencyHistogram, StageLatencies};
 use nba_pipeline::StageCounters;
 
 use crate::progress::GroupReading;
 use crate::tracker::AckLatencies;
-use nba_core::parse_duration_ms;
+use nba_core::{ArmFigures, parse_duration_ms};
 
 /// How a stage logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -219,6 +219,8 @@ pub(crate) struct Readings {
     pub(crate) latencies: StageLatencies,
     pub(crate) counters: StageCounters,
     pub(crate) extra: Vec<(&'static str, &'static str, u64)>,
+    /// Each experiment arm's figures (model-updater).
+    pub(crate) arms: Vec<(String, ArmFigures)>,
     pub(crate) acks: AckLatencies,
     pub(crate) revocations: u64,
     /// Consumer lag per (topic, partition), from librdkafka's statistics.
@@ -315,6 +317,9 @@ impl Readings {
         for (name, help, v) in &self.extra {
             e.counters(name, help, &[(l, *v)]);
         }
+        if !self.arms.is_empty() {
+            experiment_families(&mut e, stage, &self.arms);
+        }
         partition_gauges(
             &mut e,
             stage,
@@ -338,6 +343,53 @@ impl Readings {
         }
         e.finish()
     }
+}
+
+/// The figures to compare an experiment's arms by, one series per arm.
+fn experiment_families(e: &mut Exposition, stage: &str, arms: &[(String, ArmFigures)]) {
+    let labels: Vec<[(&str, &str); 2]> = arms
+        .iter()
+        .map(|(arm, _)| [("stage", stage), ("arm", arm.as_str())])
+        .collect();
+    let counters = |f: fn(&ArmFigures) -> u64| -> Vec<(Labels<'_>, u64)> {
+        labels
+            .iter()
+            .zip(arms)
+            .map(|(l, (_, figures))| (&l[..], f(figures)))
+            .collect()
+    };
+    e.counters(
+        "nba_experiment_decisions_total",
+        "Requests each arm of the experiment answered with an action.",
+        &counters(|f| f.decisions),
+    );
+    e.counters(
+        "nba_experiment_rewards_joined_total",
+        "Outcomes joined to each arm's decisions in time.",
+        &counters(|f| f.rewards_joined),
+    );
+    e.counters(
+        "nba_experiment_rewards_defaulted_total",
+        "Each arm's decisions closed with the default reward.",
+        &counters(|f| f.rewards_defaulted),
+    );
+    let sums = |f: fn(&ArmFigures) -> f64| -> Vec<(Labels<'_>, f64)> {
+        labels
+            .iter()
+            .zip(arms)
+            .map(|(l, (_, figures))| (&l[..], f(figures)))
+            .collect()
+    };
+    e.gauges(
+        "nba_experiment_reward_sum",
+        "Sum of the rewards of each arm's closed decisions (joined or default): divided by joined + defaulted, the arm's mean reward.",
+        &sums(|f| f.reward_sum),
+    );
+    e.gauges(
+        "nba_experiment_value_sum",
+        "Sum over each arm's closed decisions of the reward times the shown action's value.",
+        &sums(|f| f.value_sum),
+    );
 }
 
 /// One gauge per (topic, partition).
@@ -395,6 +447,41 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         ops: OpsArgs,
+    }
+
+    #[test]
+    fn every_experiment_arm_is_a_series_of_its_own() {
+        let figures = |decisions, joined, reward_sum| ArmFigures {
+            decisions,
+            rewards_joined: joined,
+            rewards_defaulted: decisions - joined,
+            reward_sum,
+            value_sum: reward_sum * 2.0,
+            reward_sq_sum: reward_sum,
+        };
+        let mut e = Exposition::new();
+        experiment_families(
+            &mut e,
+            "model-updater",
+            &[
+                ("champion".into(), figures(70, 7, 7.0)),
+                ("thompson".into(), figures(30, 6, 6.0)),
+            ],
+        );
+        let text = e.finish();
+        for line in [
+            "nba_experiment_decisions_total{stage=\"model-updater\",arm=\"champion\"} 70",
+            "nba_experiment_decisions_total{stage=\"model-updater\",arm=\"thompson\"} 30",
+            "nba_experiment_rewards_joined_total{stage=\"model-updater\",arm=\"thompson\"} 6",
+            "nba_experiment_rewards_defaulted_total{stage=\"model-updater\",arm=\"champion\"} 63",
+            "nba_experiment_reward_sum{stage=\"model-updater\",arm=\"champion\"} 7",
+            "nba_experiment_value_sum{stage=\"model-updater\",arm=\"thompson\"} 12",
+        ] {
+            assert!(
+                text.contains(&format!("{line}\n")),
+                "{line} missing from\n{text}"
+            );
+        }
     }
 
     fn stall_after(args: &[&str]) -> Result<Option<Duration>, clap::Error> {

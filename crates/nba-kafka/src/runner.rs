@@ -698,6 +698,7 @@ pub async fn run_stage<S: Stage + 'static>(
             latencies: s.latencies().clone(),
             counters: ctx.counters(&s),
             extra,
+            arms: s.experiment_arms(),
             acks: tracker.latencies(),
             revocations: ctx.revocations.load(Ordering::Relaxed),
             lag: ctx.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),

@@ -133,9 +133,9 @@ async fn audit_until(
 ) -> AuditReport {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (a, vocabulary) = (args.clone(), settings.declared.vocabulary.clone());
+        let (a, settings) = (args.clone(), settings.clone());
         let report = tokio::task::spawn_blocking(move || {
-            audit(&a, &vocabulary, expect.map(|e| e.0), expect.map(|e| e.1))
+            audit(&a, &settings, expect.map(|e| e.0), expect.map(|e| e.1))
         })
         .await
         .expect("audit task")
@@ -444,7 +444,8 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 }
 
 /// A deployment unlike the defaults: Thompson sampling with a discounted
-/// model, other feature windows, a context with the hour, the day and a
+/// model, challenged on 40% of the customers by LinUCB with a sliding
+/// window, other feature windows, a context with the hour, the day and a
 /// ratio, an action context, caps, and four actions of which one is retired
 /// and one added by a catalog version at `CHANGE_AT`.
 const NON_DEFAULT: &str = r#"
@@ -478,6 +479,13 @@ residual_lambda = 7.5
 objective = "value"
 exploration_floor = 0.02
 exploration_fade = 50
+[experiment]
+name = "window-trial"
+champion = "thompson"
+[[experiment.challenger]]
+name = "linucb-window"
+share = 0.4
+policy = { name = "linucb", alpha = 0.8, forgetting = "window", buckets = 6 }
 [contact]
 cooldown_after_negative = "2d"
 [[contact.cap]]
@@ -714,6 +722,30 @@ fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
             decisions, live,
             "the backtest decides exactly as the live run did"
         );
+        // Both arms decided, each under its own policy, and the backtest
+        // counts each arm's decisions as the live run made them.
+        let arms = ["thompson", "linucb-window"];
+        assert_eq!(
+            run.experiment
+                .iter()
+                .map(|a| a.arm.as_str())
+                .collect::<Vec<_>>(),
+            arms
+        );
+        for (arm, result) in arms.iter().zip(&run.experiment) {
+            let shown: Vec<_> = live
+                .iter()
+                .filter(|d| d.experiment_arm == *arm && !d.action_id.is_empty())
+                .collect();
+            assert!(shown.len() > 50, "{arm}: {}", shown.len());
+            assert_eq!(result.figures.decisions, shown.len() as u64);
+            let policies: std::collections::BTreeSet<_> = shown
+                .iter()
+                .map(|d| d.policy.split(['(', ',']).next().unwrap_or_default())
+                .filter(|p| *p != "mandatory")
+                .collect();
+            assert_eq!(policies.len(), 1, "{arm}: {policies:?}");
+        }
 
         // Replay the raw part to another topic and record it back: unchanged.
         let mut w = nba_schema::RecordingWriter::new(Vec::new()).expect("starts");

@@ -21,8 +21,8 @@ mod step;
 pub use interval_log::{IntervalLogWriter, LoggedInterval, read_interval_log};
 pub use prometheus::{Exposition, Labels};
 pub use report::{
-    Percentiles, TagSummary, escape, html_page, line_chart_svg, percentile_plot_html,
-    percentile_plot_svg, percentile_table, summarise,
+    ForestRow, Percentiles, TagSummary, escape, forest_plot_svg, html_page, line_chart_svg,
+    percentile_plot_html, percentile_plot_svg, percentile_table, summarise,
 };
 pub use step::{StageLatencies, Step};
 

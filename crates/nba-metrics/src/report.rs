@@ -183,6 +183,113 @@ pub fn line_chart_svg(
     svg
 }
 
+/// One row of a [`forest_plot_svg`]: a label, an estimate and its interval.
+pub type ForestRow = (String, f64, [f64; 2]);
+
+/// Estimates with their intervals, one row each (a dot on a line from the
+/// low to the high end), on a shared linear axis with ticks, and an optional
+/// dashed vertical line at `reference` (what the estimates compare with).
+/// Rows whose numbers are not finite are listed with "no estimate".
+pub fn forest_plot_svg(
+    x_label: &str,
+    rows: &[ForestRow],
+    reference: Option<(&str, f64)>,
+) -> String {
+    let (w, left, right, row_h, top) = (900.0, 320.0, 30.0, 22.0, 20.0);
+    let h = top + row_h * rows.len() as f64 + 50.0;
+    let finite = |r: &&ForestRow| r.1.is_finite() && r.2.iter().all(|v| v.is_finite());
+    let ends = rows
+        .iter()
+        .filter(finite)
+        .flat_map(|r| [r.2[0], r.2[1], r.1])
+        .chain(reference.map(|r| r.1));
+    let (mut x0, mut x1) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in ends {
+        x0 = x0.min(v);
+        x1 = x1.max(v);
+    }
+    if !x0.is_finite() {
+        (x0, x1) = (0.0, 1.0);
+    }
+    if x1 - x0 < 1e-12 {
+        (x0, x1) = (x0 - 0.5, x1 + 0.5);
+    }
+    let pad = (x1 - x0) * 0.05;
+    let (x0, x1) = (x0 - pad, x1 + pad);
+    let xs = |x: f64| left + (x - x0) / (x1 - x0) * (w - left - right);
+    let axis_y = top + row_h * rows.len() as f64 + 4.0;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#999"/>"##,
+        w - right
+    );
+    for i in 0..=5 {
+        let v = x0 + (x1 - x0) * f64::from(i) / 5.0;
+        let x = xs(v);
+        let _ = write!(
+            svg,
+            r##"<line x1="{x}" y1="{top}" x2="{x}" y2="{}" stroke="#eee"/><text x="{x}" y="{}" text-anchor="middle">{}</text>"##,
+            axis_y + 4.0,
+            axis_y + 18.0,
+            fmt_tick(v, x1 - x0)
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        (w + left) / 2.0,
+        axis_y + 38.0,
+        escape(x_label)
+    );
+    if let Some((name, v)) = reference {
+        let x = xs(v);
+        let _ = write!(
+            svg,
+            r##"<line x1="{x}" y1="{top}" x2="{x}" y2="{axis_y}" stroke="#555" stroke-dasharray="4 3"/><text x="{x}" y="{}" text-anchor="middle" fill="#555">{}</text>"##,
+            top - 6.0,
+            escape(name)
+        );
+    }
+    for (i, row) in rows.iter().enumerate() {
+        let y = top + row_h * (i as f64 + 0.5);
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            left - 8.0,
+            y + 4.0,
+            escape(&row.0)
+        );
+        if !finite(&row) {
+            let _ = write!(
+                svg,
+                r##"<text x="{}" y="{}" fill="#999">no estimate</text>"##,
+                left + 6.0,
+                y + 4.0
+            );
+            continue;
+        }
+        let colour = COLOURS[i % COLOURS.len()];
+        let _ = write!(
+            svg,
+            r#"<line x1="{:.1}" y1="{y}" x2="{:.1}" y2="{y}" stroke="{colour}" stroke-width="2"/><circle cx="{:.1}" cy="{y}" r="4" fill="{colour}"/>"#,
+            xs(row.2[0]),
+            xs(row.2[1]),
+            xs(row.1)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A tick label with as many decimals as a span of `span` needs.
+fn fmt_tick(v: f64, span: f64) -> String {
+    let decimals = (2.0 - span.log10().floor()).clamp(0.0, 8.0) as usize;
+    format!("{v:.decimals$}")
+}
+
 fn fmt_num(v: f64) -> String {
     if v.abs() >= 100.0 || v == 0.0 {
         format!("{v:.0}")
@@ -282,4 +389,44 @@ pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The x coordinate of the `n`th circle in `svg`.
+    fn circle_x(svg: &str, n: usize) -> f64 {
+        let at = svg
+            .match_indices("<circle cx=\"")
+            .nth(n)
+            .expect("a circle")
+            .0;
+        let rest = &svg[at + 12..];
+        rest[..rest.find('"').expect("closed")]
+            .parse()
+            .expect("a number")
+    }
+
+    #[test]
+    fn a_forest_plot_places_each_estimate_on_one_axis() {
+        let rows = vec![
+            ("ips".to_owned(), 0.004, [0.003, 0.005]),
+            ("dm".to_owned(), 0.006, [0.0055, 0.0065]),
+            ("empty".to_owned(), f64::NAN, [f64::NAN, f64::NAN]),
+        ];
+        let svg = forest_plot_svg("reward per decision", &rows, Some(("logged", 0.0038)));
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(circle_x(&svg, 0) < circle_x(&svg, 1));
+        assert!(svg.contains("no estimate") && svg.contains(">logged</text>"));
+        // Six ticks, with the decimals the span needs.
+        assert_eq!(
+            svg.matches("text-anchor=\"middle\">0.00").count(),
+            6,
+            "{svg}"
+        );
+        // Nothing finite at all still draws an axis.
+        let none = forest_plot_svg("x", &rows[2..], None);
+        assert!(none.contains("no estimate") && none.contains("<line"));
+    }
 }

@@ -5,9 +5,9 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::time::Instant;
 
 use nba_core::{
-    AggregatorConfig, AggregatorOutput, CatalogVersion, EventFingerprint, EventTime,
-    FeatureAggregator, Intake, IntakeChecks, IntakeConfig, IntakeOutcome, Interaction,
-    ModelUpdater, NextBestAction, UpdaterConfig, UpdaterInput,
+    AggregatorConfig, AggregatorOutput, ArmFigures, ArmResult, CatalogVersion, EventFingerprint,
+    EventTime, FeatureAggregator, Intake, IntakeChecks, IntakeConfig, IntakeOutcome, Interaction,
+    ModelUpdater, NextBestAction, UpdaterConfig, UpdaterInput, arm_results,
 };
 use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
@@ -74,6 +74,10 @@ pub struct BacktestRun {
     pub decision_latency_p50_us: u64,
     /// 99th percentile of the same, µs.
     pub decision_latency_p99_us: u64,
+    /// With an experiment in the deployment: each arm's result, the
+    /// champion's first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub experiment: Vec<ArmResult>,
     /// (event time, decisions so far, rewards so far) after each decision or
     /// reward, thinned to at most about 2,000 points, for plots.
     #[serde(skip)]
@@ -403,6 +407,10 @@ fn run_engines(
         decoded.give_back(batch);
     }
     updater.finish();
+    let arms: Vec<(String, ArmFigures)> = updater
+        .experiment_arms()
+        .map(|(name, _, figures)| (name.to_owned(), figures))
+        .collect();
     let elapsed_s = started.elapsed().as_secs_f64();
     let step = timeline.len() / 2_000 + 1;
     let last = timeline.last().copied();
@@ -424,6 +432,7 @@ fn run_engines(
         },
         decision_latency_p50_us: decision_latency.quantile_micros(0.5),
         decision_latency_p99_us: decision_latency.quantile_micros(0.99),
+        experiment: arm_results(&arms),
         timeline,
         decision_latency,
     }

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use nba_core::{DecisionRequest, MANDATORY_POLICY, NO_ACTION_POLICY, NextBestAction};
+use nba_core::{
+    ArmResult, DecisionRequest, MANDATORY_POLICY, NO_ACTION_POLICY, NextBestAction, arm_results,
+};
 use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
 use nba_schema::{decode, encode};
@@ -73,6 +75,21 @@ pub struct DemoReport {
     pub decision_latency_p50_us: u64,
     /// 99th percentile time to decide on one request, µs.
     pub decision_latency_p99_us: u64,
+    /// With an experiment in the deployment: each arm, the champion's first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub experiment: Vec<DemoArm>,
+}
+
+/// One experiment arm in a demo: what it earned, observed and true.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DemoArm {
+    /// Its figures and observed mean reward, as `/metrics` and `nba
+    /// backtest` show them.
+    #[serde(flatten)]
+    pub result: ArmResult,
+    /// Mean true click probability of the actions it chose (the model's
+    /// choices only, as `policy_mean_reward`).
+    pub expected_response: f64,
 }
 
 /// Every latency histogram of the demo's stages so far, tagged
@@ -118,6 +135,15 @@ pub fn run_demo_observed(
     let mut sim = Simulator::new(settings, &sim_cfg, true)?;
     let mut seeded = settings.clone();
     seeded.bandit.seed = cfg.seed;
+    for c in seeded
+        .experiment
+        .iter_mut()
+        .flat_map(|e| &mut e.challengers)
+    {
+        c.bandit.seed = cfg.seed;
+    }
+    // Per arm name: the true click probabilities of its choices.
+    let mut chosen_by_arm: HashMap<String, Vec<f64>> = HashMap::new();
     let mut pipeline = LocalPipeline::from_settings(&seeded)?;
     let mut by_group: BTreeMap<String, u64> = BTreeMap::new();
 
@@ -171,6 +197,10 @@ pub fn run_demo_observed(
                     best_sum += truth.iter().copied().fold(0.0, f64::max);
                     if let Some(p) = sim.respond(&nba) {
                         chosen_p.push(p);
+                        chosen_by_arm
+                            .entry(nba.experiment_arm.clone())
+                            .or_default()
+                            .push(p);
                     }
                 }
                 _ => {}
@@ -236,5 +266,24 @@ pub fn run_demo_observed(
         },
         decision_latency_p50_us: latency.quantile_micros(0.5),
         decision_latency_p99_us: latency.quantile_micros(0.99),
+        experiment: {
+            let arms: Vec<_> = pipeline
+                .updater
+                .updater()
+                .experiment_arms()
+                .map(|(name, _, figures)| (name.to_owned(), figures))
+                .collect();
+            arm_results(&arms)
+                .into_iter()
+                .map(|result| DemoArm {
+                    expected_response: mean(
+                        chosen_by_arm
+                            .get(&result.arm)
+                            .map_or(&[][..], Vec::as_slice),
+                    ),
+                    result,
+                })
+                .collect()
+        },
     })
 }

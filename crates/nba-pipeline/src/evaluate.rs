@@ -299,6 +299,7 @@ mod tests {
                 group: String::new(),
                 treatment: String::new(),
                 payload: Default::default(),
+                experiment_arm: String::new(),
             });
             if action == "good" {
                 rewards.push(Reward {

@@ -19,7 +19,7 @@ mod topic;
 
 pub use backtest::{BacktestConfig, BacktestObserver, BacktestRun, RawRecord, backtest};
 pub use dead_letter::{DeadLetter, RecordLimit, headers as dlq_headers};
-pub use demo::{DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
+pub use demo::{DemoArm, DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
 pub use evaluate::{
     CandidateEstimates, CandidateLearning, CandidatePolicy, Evaluation, evaluate_candidates,
 };

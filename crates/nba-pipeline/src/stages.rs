@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use nba_core::{
-    AggregatorConfig, CatalogVersion, CustomerErasure, CustomerSnapshot, DecisionRequest,
-    EventTime, FeatureAggregator, Forgetting, InputPosition, Intake, IntakeChecks, IntakeOutcome,
-    Interaction, ModelDelta, ModelUpdater, NextBestAction, Reward, UpdaterConfig, UpdaterInput,
-    UpdaterStats,
+    AggregatorConfig, ArmFigures, CatalogVersion, CustomerErasure, CustomerSnapshot,
+    DecisionRequest, EventTime, FeatureAggregator, Forgetting, InputPosition, Intake, IntakeChecks,
+    IntakeOutcome, Interaction, ModelDelta, ModelUpdater, NextBestAction, Reward, UpdaterConfig,
+    UpdaterInput, UpdaterStats,
 };
 use nba_metrics::{LatencyHistogram, StageLatencies, Step};
 use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode, schema_id};
@@ -167,6 +167,12 @@ pub trait Stage: Send {
     /// Counters particular to this stage (name ending in `_total`, help, value),
     /// for `/metrics`.
     fn extra_counters(&self) -> Vec<(&'static str, &'static str, u64)> {
+        Vec::new()
+    }
+
+    /// Each arm of the deployment's experiment with its figures, for
+    /// `/metrics` (labelled by arm); empty without one.
+    fn experiment_arms(&self) -> Vec<(String, ArmFigures)> {
         Vec::new()
     }
 
@@ -835,6 +841,13 @@ impl Stage for UpdaterStage {
             *through = (*through).max(offset);
         }
         Ok(())
+    }
+
+    fn experiment_arms(&self) -> Vec<(String, ArmFigures)> {
+        self.updater
+            .experiment_arms()
+            .map(|(name, _, figures)| (name.to_owned(), figures))
+            .collect()
     }
 
     fn extra_counters(&self) -> Vec<(&'static str, &'static str, u64)> {

@@ -91,3 +91,55 @@ fn a_declared_bank_runs_and_learns() {
         r.random_mean_reward
     );
 }
+
+/// The retail example with a uniformly random challenger on 30% of the
+/// customers: each arm's figures add up to the run's, and the champion (the
+/// default policy) earns more than the random arm, observed and true.
+#[test]
+fn a_random_challenger_shows_what_the_champion_earns() {
+    let retail = nba_deployment::EXAMPLES[0].1;
+    let text = format!(
+        "{retail}\n[experiment]\nname = \"against-random\"\n\n[[experiment.challenger]]\nname = \"random\"\nshare = 0.3\npolicy = {{ name = \"epsilon-greedy\", epsilon = 1.0, exploration_fade = 0, exploration_floor = 1.0 }}\n"
+    );
+    let settings = Deployment::from_text(&text, None, std::path::Path::new("."), &[])
+        .expect("checks")
+        .settings;
+    let r = run_demo(
+        &settings,
+        &DemoConfig {
+            events: 60_000,
+            seed: 1,
+            customers: None,
+        },
+    )
+    .expect("runs");
+    let [champion, random] = &r.experiment[..] else {
+        panic!("two arms: {r:?}");
+    };
+    assert_eq!(
+        (champion.result.arm.as_str(), random.result.arm.as_str()),
+        ("champion", "random")
+    );
+    let decided: u64 = r
+        .experiment
+        .iter()
+        .map(|a| a.result.figures.decisions)
+        .sum();
+    let closed: u64 = r.experiment.iter().map(|a| a.result.figures.closed()).sum();
+    assert_eq!(closed, r.rewards_joined + r.rewards_defaulted);
+    assert_eq!(decided, closed, "every decision of each arm closes once");
+    let share = random.result.figures.decisions as f64 / decided as f64;
+    assert!((share - 0.3).abs() < 0.1, "random arm's share {share}");
+    assert!(
+        champion.expected_response > 1.3 * random.expected_response,
+        "true: champion {} vs random {}",
+        champion.expected_response,
+        random.expected_response
+    );
+    let [difference, _, high] = random.result.difference.expect("compared");
+    assert!(
+        difference < 0.0 && high < 0.0,
+        "observed: the random arm earns clearly less: {:?}",
+        random.result
+    );
+}

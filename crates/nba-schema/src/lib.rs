@@ -161,11 +161,13 @@ impl SchemaKind {
                 include_str!("../../../schemas/history/interaction.1.avsc"),
             ],
             SchemaKind::NextBestAction => &[
+                include_str!("../../../schemas/history/next_best_action.4.avsc"),
                 include_str!("../../../schemas/history/next_best_action.3.avsc"),
                 include_str!("../../../schemas/history/next_best_action.2.avsc"),
                 include_str!("../../../schemas/history/next_best_action.1.avsc"),
             ],
             SchemaKind::ModelDelta => &[
+                include_str!("../../../schemas/history/model_delta.3.avsc"),
                 include_str!("../../../schemas/history/model_delta.2.avsc"),
                 include_str!("../../../schemas/history/model_delta.1.avsc"),
             ],

@@ -52,6 +52,7 @@ fn nba() -> NextBestAction {
         group: "retention/cards".into(),
         treatment: "banner-cc".into(),
         payload: BTreeMap::from([("headline".to_owned(), "0% for a year".to_owned())]),
+        experiment_arm: "challenger".into(),
     }
 }
 
@@ -75,6 +76,7 @@ fn model_delta() -> ModelDelta {
         forgetting: "window=24x3600000ms".into(),
         dim: 2,
         model: "action-aware(features=1,residual=context)".into(),
+        arm: "challenger".into(),
         entries: vec![DeltaEntry {
             action_id: "a".into(),
             period: 490_896,
@@ -388,22 +390,26 @@ fn data_written_under_an_earlier_version_decodes() {
     decodes_as_written_by(SchemaKind::Interaction.history()[2], before);
 
     let mut shown = nba();
+    shown.experiment_arm.clear();
+    decodes_as_written_by(SchemaKind::NextBestAction.history()[0], shown.clone());
     shown.channel = None;
     shown.group.clear();
     shown.treatment.clear();
     shown.payload.clear();
-    decodes_as_written_by(SchemaKind::NextBestAction.history()[1], shown);
+    decodes_as_written_by(SchemaKind::NextBestAction.history()[2], shown);
 
     let mut state = customer_state();
     state.counters.pop();
     decodes_as_written_by(SchemaKind::CustomerState.history()[0], state);
 
     let mut delta = model_delta();
+    delta.arm.clear();
+    decodes_as_written_by(SchemaKind::ModelDelta.history()[0], delta.clone());
     delta.model.clear();
     delta.entries[0].cross.clear();
-    decodes_as_written_by(SchemaKind::ModelDelta.history()[0], delta.clone());
+    decodes_as_written_by(SchemaKind::ModelDelta.history()[1], delta.clone());
     delta.budget_spent = Vec::new();
-    decodes_as_written_by(SchemaKind::ModelDelta.history()[1], delta);
+    decodes_as_written_by(SchemaKind::ModelDelta.history()[2], delta);
 }
 
 /// Channels were an Avro enum (WEB, APP, STORE, CALL_CENTRE, EMAIL) before
@@ -427,5 +433,6 @@ fn data_written_with_channel_enums_decodes() {
     shown.group.clear();
     shown.treatment.clear();
     shown.payload.clear();
-    decodes_as_written_by(SchemaKind::NextBestAction.history()[0], shown);
+    shown.experiment_arm.clear();
+    decodes_as_written_by(SchemaKind::NextBestAction.history()[1], shown);
 }

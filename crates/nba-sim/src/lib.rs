@@ -560,6 +560,7 @@ mod tests {
                     group: String::new(),
                     treatment: String::new(),
                     payload: BTreeMap::new(),
+                    experiment_arm: String::new(),
                 };
                 assert!(sim.respond(&nba).is_some());
                 assert!(sim.respond(&nba).is_none(), "one response per decision");

@@ -1,0 +1,457 @@
+//! Champion/challenger experiments: several policies, each deciding for its
+//! own stable share of the customers, with figures per arm.
+//!
+//! A customer's arm is a function of the experiment's name and their id
+//! alone ([`experiment_position`]), so every model-updater instance, every
+//! restart and a backtest put them in the same arm without sharing anything.
+//! Each arm has its own model and learns only from its own decisions, which
+//! is what it would have learned had it decided for those customers alone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::estimators::Z95;
+use crate::{BanditConfig, stable_hash};
+
+/// A policy that takes a share of the customers from the champion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChallengerConfig {
+    /// The arm's name, on every next-best-action it decides.
+    pub name: String,
+    /// Its share of the customers, in (0, 1).
+    pub share: f64,
+    /// Its whole bandit (the same context dimension as the champion's).
+    pub bandit: BanditConfig,
+}
+
+/// A champion/challenger split of the model-updater's decisions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentConfig {
+    /// The experiment's name: with the customer id, it places the customer.
+    /// Renaming the experiment shuffles every customer anew.
+    pub name: String,
+    /// The champion's arm name (the champion is the updater's own bandit and
+    /// takes what the challengers leave).
+    pub champion: String,
+    /// The challengers, in the order their shares are laid out after the
+    /// champion's.
+    pub challengers: Vec<ChallengerConfig>,
+}
+
+impl ExperimentConfig {
+    /// Refuses an experiment whose arms cannot be told apart or whose shares
+    /// do not leave the champion some, saying how to fix it.
+    pub fn validate(&self, champion: &BanditConfig) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("give the experiment a name (it places every customer in an arm)".into());
+        }
+        let mut names = vec![self.champion.as_str()];
+        let mut total = 0.0;
+        for c in &self.challengers {
+            if c.name.trim().is_empty() || names.contains(&c.name.as_str()) {
+                return Err(format!(
+                    "arm name {:?} is empty or used twice: give every arm its own name",
+                    c.name
+                ));
+            }
+            names.push(&c.name);
+            if !(c.share > 0.0 && c.share < 1.0) {
+                return Err(format!(
+                    "challenger {} has share {}: a share is in (0, 1)",
+                    c.name, c.share
+                ));
+            }
+            if c.bandit.dim != champion.dim {
+                return Err(format!(
+                    "challenger {} has a context of {} entries, the champion {}: every arm reads the same context",
+                    c.name, c.bandit.dim, champion.dim
+                ));
+            }
+            total += c.share;
+        }
+        if total >= 1.0 {
+            return Err(format!(
+                "the challengers' shares add up to {total}: leave the champion a share (their sum must be below 1)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The champion's share: what the challengers leave.
+    pub fn champion_share(&self) -> f64 {
+        1.0 - self.challengers.iter().map(|c| c.share).sum::<f64>()
+    }
+}
+
+/// Where `customer_id` falls in [0, 1) for the experiment `name`: the same on
+/// every machine and build. Arms take consecutive intervals of it, the
+/// champion's first.
+pub fn experiment_position(name: &str, customer_id: &str) -> f64 {
+    let mut h = stable_hash(name) ^ stable_hash(customer_id).rotate_left(29);
+    // splitmix64's finaliser: FNV-1a alone leaves the high bits of similar
+    // ids close together.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// What one arm of an experiment has done: the figures to compare arms by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArmFigures {
+    /// Requests it answered with an action (mandatory ones included: they are
+    /// what its customers were shown).
+    pub decisions: u64,
+    /// Outcomes joined to its decisions in time.
+    pub rewards_joined: u64,
+    /// Its decisions closed with the default reward.
+    pub rewards_defaulted: u64,
+    /// Every reward of its closed decisions, joined or default.
+    pub reward_sum: f64,
+    /// Every reward times the shown action's value in the catalog.
+    pub value_sum: f64,
+    /// Every reward squared (for the interval of the mean).
+    #[serde(default)]
+    pub reward_sq_sum: f64,
+}
+
+impl ArmFigures {
+    /// Decisions closed, with their outcome or the default reward.
+    pub fn closed(&self) -> u64 {
+        self.rewards_joined + self.rewards_defaulted
+    }
+}
+
+/// An arm's figures read as an estimate: the mean reward of its closed
+/// decisions with a 95% interval and, for a challenger, its difference from
+/// the champion's.
+///
+/// The intervals are normal approximations that take every decision as
+/// independent. Decisions for one customer are not (a customer stays in one
+/// arm), so with few customers deciding many times they are too narrow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArmResult {
+    /// The arm.
+    pub arm: String,
+    /// What it did.
+    #[serde(flatten)]
+    pub figures: ArmFigures,
+    /// Mean reward per closed decision and its 95% interval; `None` before
+    /// two decisions closed.
+    pub mean_reward: Option<[f64; 3]>,
+    /// Mean value (reward × the action's value) per closed decision.
+    pub mean_value: Option<f64>,
+    /// A challenger's mean reward minus the champion's, with its 95%
+    /// interval; `None` for the champion or without enough decisions.
+    pub difference: Option<[f64; 3]>,
+}
+
+impl std::fmt::Display for ArmResult {
+    /// `greedy   300 decisions  mean reward 0.21000 [0.16, 0.26]  vs champion +0.03000 [-0.02, 0.08]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<15} {:>8} decisions",
+            self.arm, self.figures.decisions
+        )?;
+        match self.mean_reward {
+            _ if self.figures.rewards_joined == 0 => {
+                return write!(f, "  no outcome joined yet: nothing to compare");
+            }
+            Some([m, low, high]) => write!(f, "  mean reward {m:.5} [{low:.5}, {high:.5}]")?,
+            None => write!(f, "  mean reward - (fewer than 2 closed decisions)")?,
+        }
+        if let Some(v) = self.mean_value {
+            write!(f, "  mean value {v:.3}")?;
+        }
+        if let Some([d, low, high]) = self.difference {
+            write!(f, "  vs champion {d:+.5} [{low:+.5}, {high:+.5}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// Each arm's result; `arms` has the champion first.
+pub fn arm_results(arms: &[(String, ArmFigures)]) -> Vec<ArmResult> {
+    let mean_and_se = |f: &ArmFigures| {
+        let n = f.closed() as f64;
+        (f.closed() >= 2).then(|| {
+            let mean = f.reward_sum / n;
+            let var = ((f.reward_sq_sum - n * mean * mean) / (n - 1.0)).max(0.0);
+            (mean, (var / n).sqrt())
+        })
+    };
+    let champion = arms.first().and_then(|(_, f)| mean_and_se(f));
+    arms.iter()
+        .enumerate()
+        .map(|(i, (arm, f))| {
+            let own = mean_and_se(f);
+            ArmResult {
+                arm: arm.clone(),
+                figures: *f,
+                mean_reward: own.map(|(m, se)| [m, m - Z95 * se, m + Z95 * se]),
+                mean_value: (f.closed() > 0).then(|| f.value_sum / f.closed() as f64),
+                difference: own
+                    .zip(champion)
+                    .filter(|_| i > 0)
+                    .map(|((m, se), (c, cse))| {
+                        let d = m - c;
+                        let se = se.hypot(cse);
+                        [d, d - Z95 * se, d + Z95 * se]
+                    }),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        DecisionRequest, EventTime, ModelUpdater, NextBestAction, Policy, Reward, UpdaterConfig,
+        UpdaterInput, testing,
+    };
+
+    const DIM: usize = 4;
+
+    /// The default champion against a purely greedy challenger on 30%.
+    fn config(instance: Option<&str>) -> UpdaterConfig {
+        let cfg = testing::updater_config(DIM);
+        let greedy = BanditConfig {
+            policy: Policy::EpsilonGreedy { epsilon: 0.0 },
+            ..cfg.bandit.clone()
+        };
+        UpdaterConfig {
+            instance_id: instance.map(str::to_owned),
+            experiment: Some(ExperimentConfig {
+                name: "greedy-trial".into(),
+                champion: "default".into(),
+                challengers: vec![ChallengerConfig {
+                    name: "greedy".into(),
+                    share: 0.3,
+                    bandit: greedy,
+                }],
+            }),
+            ..cfg
+        }
+    }
+
+    /// Three requests of each of `customers` customers (ids from `first`),
+    /// a click whenever promo is shown.
+    fn traffic(u: &mut ModelUpdater, first: usize, customers: usize) -> Vec<NextBestAction> {
+        let mut out = Vec::new();
+        for round in 0..3_i64 {
+            for c in first..first + customers {
+                let t: EventTime = round * 1_000_000 + c as i64 * 100;
+                let request = DecisionRequest {
+                    decision_id: format!("d{round}-{c}"),
+                    customer_id: format!("customer-{c}"),
+                    timestamp: t,
+                    channel: "web".into(),
+                    context: vec![1.0, (c % 3) as f64, 0.0, 0.5],
+                    candidates: vec!["promo".into(), "ship".into()],
+                    action_context: Vec::new(),
+                };
+                let nba = u
+                    .apply(&UpdaterInput::Request(request))
+                    .expect("valid")
+                    .expect("answered");
+                if nba.action_id == "promo" {
+                    let reward = Reward {
+                        reward_id: format!("r-{}", nba.decision_id),
+                        decision_id: nba.decision_id.clone(),
+                        customer_id: nba.customer_id.clone(),
+                        timestamp: t + 10,
+                        action_id: nba.action_id.clone(),
+                        value: 1.0,
+                        event_type: "click".into(),
+                    };
+                    u.apply(&UpdaterInput::Reward(reward)).expect("valid");
+                }
+                out.push(nba);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn each_arm_decides_for_its_own_customers_and_learns_only_from_them() {
+        let mut u = ModelUpdater::new(config(None)).expect("valid");
+        let nbas = traffic(&mut u, 0, 400);
+        u.finish();
+        let arms: Vec<_> = u.experiment_arms().collect();
+        assert_eq!(arms.len(), 2);
+        let mut challenger_customers = std::collections::BTreeSet::new();
+        for nba in &nbas {
+            let at = experiment_position("greedy-trial", &nba.customer_id);
+            let (arm, bandit) = if at < 0.7 {
+                ("default", arms[0].1)
+            } else {
+                challenger_customers.insert(nba.customer_id.clone());
+                ("greedy", arms[1].1)
+            };
+            assert_eq!(nba.experiment_arm, arm, "{}", nba.customer_id);
+            assert_eq!(nba.policy, bandit.policy_name());
+        }
+        let share = challenger_customers.len() as f64 / 400.0;
+        assert!((share - 0.3).abs() < 0.08, "challenger share {share}");
+        assert_ne!(arms[0].1.policy_name(), arms[1].1.policy_name());
+        let mut decisions = 0;
+        for (name, bandit, f) in &arms {
+            let shown = nbas.iter().filter(|n| n.experiment_arm == *name);
+            let clicks = shown.clone().filter(|n| n.action_id == "promo").count() as u64;
+            assert_eq!(f.decisions, shown.count() as u64);
+            assert_eq!(f.rewards_joined, clicks);
+            // Each arm learned exactly its own decisions' outcomes.
+            assert_eq!(bandit.version(), f.rewards_joined + f.rewards_defaulted);
+            assert_eq!(f.rewards_joined + f.rewards_defaulted, f.decisions);
+            assert!((f.reward_sum - clicks as f64).abs() < 1e-9);
+            decisions += f.decisions;
+        }
+        assert_eq!(decisions, u.stats().decisions);
+    }
+
+    #[test]
+    fn arm_results_compare_each_challenger_with_the_champion() {
+        // Rewards 0/1: champion 100 of 1,000, challenger 150 of 1,000.
+        let figures = |n: u64, ones: u64| ArmFigures {
+            decisions: n,
+            rewards_joined: ones,
+            rewards_defaulted: n - ones,
+            reward_sum: ones as f64,
+            reward_sq_sum: ones as f64,
+            value_sum: 2.0 * ones as f64,
+        };
+        let results = arm_results(&[
+            ("champion".into(), figures(1_000, 100)),
+            ("challenger".into(), figures(1_000, 150)),
+            ("new".into(), figures(1, 1)),
+        ]);
+        let [m, low, high] = results[0].mean_reward.expect("enough");
+        let se = (0.1f64 * 0.9 / 999.0).sqrt();
+        assert!((m - 0.1).abs() < 1e-12 && (high - m - Z95 * se).abs() < 1e-12);
+        assert!((low - (m - Z95 * se)).abs() < 1e-12);
+        assert_eq!(results[0].difference, None);
+        assert_eq!(results[0].mean_value, Some(0.2));
+        let [d, low, high] = results[1].difference.expect("compared");
+        let se = (0.1f64 * 0.9 / 999.0 + 0.15 * 0.85 / 999.0).sqrt();
+        assert!((d - 0.05).abs() < 1e-12 && (high - d - Z95 * se).abs() < 1e-12);
+        assert!(low > 0.0, "a difference of 5 points on 1,000 each is clear");
+        assert_eq!(
+            (results[2].mean_reward, results[2].difference),
+            (None, None)
+        );
+        assert!(results[2].to_string().contains("fewer than 2"));
+        let unjoined = arm_results(&[("champion".into(), figures(10, 0))]);
+        assert!(unjoined[0].to_string().contains("no outcome joined"));
+    }
+
+    #[test]
+    fn a_checkpoint_carries_every_arm_on() {
+        let mut u = ModelUpdater::new(config(None)).expect("valid");
+        traffic(&mut u, 0, 200);
+        let mut restored = ModelUpdater::restore(config(None), &u.checkpoint()).expect("restores");
+        assert_eq!(
+            restored.experiment_arms().map(|a| a.2).collect::<Vec<_>>(),
+            u.experiment_arms().map(|a| a.2).collect::<Vec<_>>()
+        );
+        assert_eq!(traffic(&mut restored, 200, 200), traffic(&mut u, 200, 200));
+        // A deployment without the experiment keeps the champion's model.
+        let plain =
+            ModelUpdater::restore(testing::updater_config(DIM), &u.checkpoint()).expect("restores");
+        assert_eq!(plain.bandit().version(), u.bandit().version());
+        assert_eq!(plain.experiment_arms().count(), 0);
+    }
+
+    #[test]
+    fn instances_share_each_arms_model_with_the_same_arm_only() {
+        let (mut a, mut b) = (
+            ModelUpdater::new(config(Some("a"))).expect("valid"),
+            ModelUpdater::new(config(Some("b"))).expect("valid"),
+        );
+        traffic(&mut a, 0, 150);
+        traffic(&mut b, 150, 150);
+        let (da, db) = (a.take_model_deltas(), b.take_model_deltas());
+        assert!(da.iter().any(|d| d.arm == "greedy") && da.iter().any(|d| d.arm == "default"));
+        for d in &db {
+            assert_eq!(a.merge_model_delta(d), Ok(true));
+        }
+        for d in &da {
+            assert_eq!(b.merge_model_delta(d), Ok(true));
+        }
+        for ((_, x, _), (_, y, _)) in a.experiment_arms().zip(b.experiment_arms()) {
+            assert_eq!(x.version(), y.version());
+            for action in x.actions() {
+                assert_eq!(x.sums(action), y.sums(action));
+            }
+        }
+        // An instance without the experiment refuses the challenger's model.
+        let mut plain = ModelUpdater::new(UpdaterConfig {
+            instance_id: Some("c".into()),
+            ..testing::updater_config(DIM)
+        })
+        .expect("valid");
+        let greedy = da.iter().find(|d| d.arm == "greedy").expect("published");
+        let refused = plain.merge_model_delta(greedy).expect_err("refused");
+        assert!(refused.to_string().contains("same deployment"), "{refused}");
+    }
+
+    const PINNED: f64 = 0.856_514_501_592_381_3;
+
+    #[test]
+    fn positions_are_stable_and_spread_evenly() {
+        // Pinned: a change here moves customers between arms of running
+        // experiments.
+        assert_eq!(experiment_position("q4", "customer-1"), PINNED);
+        let n = 20_000;
+        let below: usize = (0..n)
+            .filter(|i| experiment_position("q4", &format!("c{i}")) < 0.2)
+            .count();
+        let share = below as f64 / f64::from(n);
+        assert!((share - 0.2).abs() < 0.015, "share {share}");
+        // Another experiment places the same customers independently.
+        let both: usize = (0..n)
+            .filter(|i| {
+                experiment_position("q4", &format!("c{i}")) < 0.5
+                    && experiment_position("q1", &format!("c{i}")) < 0.5
+            })
+            .count();
+        let joint = both as f64 / f64::from(n);
+        assert!((joint - 0.25).abs() < 0.015, "joint {joint}");
+    }
+
+    #[test]
+    fn refuses_arms_that_cannot_be_told_apart_or_leave_no_champion() {
+        let bandit = BanditConfig::default();
+        let challenger = |name: &str, share| ChallengerConfig {
+            name: name.into(),
+            share,
+            bandit: bandit.clone(),
+        };
+        let mut e = ExperimentConfig {
+            name: "q4".into(),
+            champion: "champion".into(),
+            challengers: vec![challenger("thompson", 0.3), challenger("greedy", 0.2)],
+        };
+        assert!(e.validate(&bandit).is_ok());
+        assert!((e.champion_share() - 0.5).abs() < 1e-12);
+        e.challengers[1].name = "champion".into();
+        assert!(
+            e.validate(&bandit)
+                .expect_err("refused")
+                .contains("used twice")
+        );
+        e.challengers[1].name = "greedy".into();
+        e.challengers[1].share = 0.7;
+        assert!(
+            e.validate(&bandit)
+                .expect_err("refused")
+                .contains("leave the champion")
+        );
+        e.challengers[1].share = 0.0;
+        assert!(
+            e.validate(&bandit)
+                .expect_err("refused")
+                .contains("in (0, 1)")
+        );
+    }
+}
