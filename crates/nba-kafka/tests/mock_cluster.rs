@@ -723,22 +723,23 @@ fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
             "the backtest decides exactly as the live run did"
         );
         // Both arms decided, each under its own policy, and the backtest
-        // counts each arm's decisions as the live run made them.
+        // and the audit of the topics count each arm's decisions as the live
+        // run made them.
         let arms = ["thompson", "linucb-window"];
-        assert_eq!(
-            run.experiment
-                .iter()
-                .map(|a| a.arm.as_str())
-                .collect::<Vec<_>>(),
-            arms
-        );
-        for (arm, result) in arms.iter().zip(&run.experiment) {
+        for results in [&run.experiment, &report.experiment] {
+            assert_eq!(
+                results.iter().map(|a| a.arm.as_str()).collect::<Vec<_>>(),
+                arms
+            );
+        }
+        for (i, (arm, result)) in arms.iter().zip(&run.experiment).enumerate() {
             let shown: Vec<_> = live
                 .iter()
                 .filter(|d| d.experiment_arm == *arm && !d.action_id.is_empty())
                 .collect();
             assert!(shown.len() > 50, "{arm}: {}", shown.len());
             assert_eq!(result.figures.decisions, shown.len() as u64);
+            assert_eq!(report.experiment[i].figures.decisions, shown.len() as u64);
             let policies: std::collections::BTreeSet<_> = shown
                 .iter()
                 .map(|d| d.policy.split(['(', ',']).next().unwrap_or_default())
