@@ -1,5 +1,6 @@
 //! `nba config check FILE`: a deployment validated, printed with where each
-//! setting came from, or every problem with its file, line and fix.
+//! setting came from, or every problem with its file, line and fix; `nba
+//! config arm FILE CUSTOMER...`: which experiment arm decides for whom.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,11 @@ enum ConfigCommand {
     /// bytes per customer) and exits 0; or prints every problem found, each
     /// with its file, line, setting and how to fix it, and exits 2.
     Check(CheckArgs),
+    /// Prints the arm of the deployment's [experiment] that decides for each
+    /// customer (the same on every instance, after every restart and in a
+    /// backtest): to check a customer's treatment before or during an
+    /// experiment.
+    Arm(ArmArgs),
     /// Prints a compiled-in example deployment (retail, bank), to start from.
     Example {
         /// Its name.
@@ -35,8 +41,51 @@ struct CheckArgs {
     file: PathBuf,
 }
 
+#[derive(Debug, Args)]
+struct ArmArgs {
+    /// The deployment file (TOML), with an [experiment] section.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Customer ids, as on their records.
+    #[arg(value_name = "CUSTOMER_ID", required = true)]
+    customers: Vec<String>,
+}
+
 pub(crate) fn run(a: &ConfigArgs) -> ExitCode {
     match &a.command {
+        ConfigCommand::Arm(c) => {
+            let deployment = match Deployment::load(&c.file, &[]) {
+                Ok(d) => d,
+                Err(problems) => {
+                    eprintln!(
+                        "{problems}\nerror: {} does not check: nba config check {} explains",
+                        c.file.display(),
+                        c.file.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            if deployment.settings.experiment.is_none() {
+                eprintln!(
+                    "error: {} declares no [experiment]: every customer is decided for by [policy]",
+                    c.file.display()
+                );
+                return ExitCode::from(2);
+            }
+            let updater = match nba_core::ModelUpdater::new(deployment.settings.updater(None)) {
+                Ok(u) => u,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let lines: String = c
+                .customers
+                .iter()
+                .map(|id| format!("{id}\t{}\n", updater.arm_name_of(id)))
+                .collect();
+            print(&lines, ExitCode::SUCCESS)
+        }
         ConfigCommand::Check(c) => match Deployment::load(&c.file, &[]) {
             Ok(d) => print(
                 &format!("{}# OK: {} checks\n", d.report(), c.file.display()),

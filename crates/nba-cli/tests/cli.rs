@@ -756,5 +756,49 @@ fn a_backtest_reports_each_experiment_arm() {
         assert_eq!(arm["decisions"].as_u64(), Some(per_arm[i]), "{r}");
     }
     assert!(per_arm[1] > 0 && per_arm[0] > per_arm[1], "{per_arm:?}");
+    // `nba config arm` names the arm each customer's decisions carry.
+    let first: Vec<serde_json::Value> = shown
+        .lines()
+        .take(40)
+        .map(|l| serde_json::from_str(l).expect("a decision"))
+        .collect();
+    let out = nba()
+        .args(["config", "arm"])
+        .arg(&file)
+        .args(
+            first
+                .iter()
+                .map(|d| d["customer_id"].as_str().expect("an id")),
+        )
+        .output()
+        .expect("nba runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    for (line, d) in listed.lines().zip(&first) {
+        assert_eq!(
+            line,
+            format!(
+                "{}\t{}",
+                d["customer_id"].as_str().unwrap_or_default(),
+                d["experiment_arm"].as_str().unwrap_or_default()
+            )
+        );
+    }
+    assert_eq!(listed.lines().count(), first.len());
+    // Without an experiment, it says so.
+    let plain = dir.join("plain.toml");
+    std::fs::write(&plain, &retail).expect("written");
+    let out = nba()
+        .args(["config", "arm"])
+        .arg(&plain)
+        .arg("c1")
+        .output()
+        .expect("nba runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("declares no [experiment]"));
     let _ = std::fs::remove_dir_all(&dir);
 }

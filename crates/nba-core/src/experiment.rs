@@ -419,6 +419,38 @@ mod tests {
         assert!((joint - 0.25).abs() < 0.015, "joint {joint}");
     }
 
+    /// The arm each of 5,000 customers is in, under `cfg`.
+    fn arms_of(cfg: UpdaterConfig) -> Vec<String> {
+        let u = ModelUpdater::new(cfg).expect("valid");
+        (0..5_000)
+            .map(|c| u.arm_name_of(&format!("customer-{c}")).to_owned())
+            .collect()
+    }
+
+    /// Raising the last challenger's share only moves champion customers to
+    /// it: no customer leaves a challenger while an experiment ramps up.
+    #[test]
+    fn ramping_up_the_last_challenger_keeps_its_customers() {
+        let with_share = |share| {
+            let mut cfg = config(None);
+            if let Some(e) = cfg.experiment.as_mut() {
+                e.challengers[0].share = share;
+            }
+            cfg
+        };
+        let (before, after) = (arms_of(with_share(0.1)), arms_of(with_share(0.3)));
+        let mut moved = 0;
+        for (b, a) in before.iter().zip(&after) {
+            if b == "greedy" {
+                assert_eq!(a, "greedy", "a challenger customer stays");
+            } else if a != b {
+                moved += 1;
+            }
+        }
+        let share = f64::from(moved) / 5_000.0;
+        assert!((share - 0.2).abs() < 0.03, "moved {share}");
+    }
+
     #[test]
     fn refuses_arms_that_cannot_be_told_apart_or_leave_no_champion() {
         let bandit = BanditConfig::default();

@@ -362,6 +362,12 @@ impl ModelUpdater {
             .map(|a| (a.name.as_str(), &a.bandit, a.figures))
     }
 
+    /// The name of the experiment arm that decides for `customer_id` (empty
+    /// without an experiment).
+    pub fn arm_name_of(&self, customer_id: &str) -> &str {
+        &self.arms[self.arm_of(customer_id)].name
+    }
+
     /// The arm that decides for `customer_id`.
     fn arm_of(&self, customer_id: &str) -> usize {
         let Some(name) = &self.experiment else {

@@ -288,9 +288,17 @@ impl BacktestConfig {
         }
     }
 
-    /// The same with the bandit seeded by `seed`.
+    /// The same with every bandit (each experiment arm's too) seeded by `seed`.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.updater.bandit.seed = seed;
+        for c in self
+            .updater
+            .experiment
+            .iter_mut()
+            .flat_map(|e| &mut e.challengers)
+        {
+            c.bandit.seed = seed;
+        }
         self
     }
 }
