@@ -387,6 +387,9 @@ fn print_summary(r: &DemoReport) {
             arm.result, arm.expected_response
         );
     }
+    for shadow in &r.shadows {
+        println!("  shadow {shadow}");
+    }
 }
 
 /// Where `nba simulate` puts its records.

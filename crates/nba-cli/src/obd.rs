@@ -516,6 +516,7 @@ fn write_recording(
             treatment: String::new(),
             payload: Default::default(),
             experiment_arm: String::new(),
+            shadows: Vec::new(),
         };
         put(
             2,

@@ -774,6 +774,9 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
     for arm in &run.experiment {
         println!("  arm {arm}");
     }
+    for shadow in &run.shadows {
+        println!("  shadow {shadow}");
+    }
     if let Some(reason) = &run.first_rejection {
         eprintln!(
             "warning: {} of {} records were refused (dead letters in a live run); the first: {reason}",

@@ -696,7 +696,7 @@ fn a_backtest_reports_each_experiment_arm() {
     std::fs::write(
         &file,
         format!(
-            "{retail}\n[experiment]\nname = \"greedy-trial\"\n\n[[experiment.challenger]]\nname = \"greedy\"\nshare = 0.3\npolicy = {{ name = \"epsilon-greedy\", epsilon = 0.05 }}\n"
+            "{retail}\n[experiment]\nname = \"greedy-trial\"\n\n[[experiment.challenger]]\nname = \"greedy\"\nshare = 0.3\npolicy = {{ name = \"epsilon-greedy\", epsilon = 0.05 }}\n\n[[experiment.shadow]]\nname = \"softmax\"\npolicy = {{ name = \"softmax\", temperature = 0.1 }}\n"
         ),
     )
     .expect("written");
@@ -731,6 +731,7 @@ fn a_backtest_reports_each_experiment_arm() {
     );
     assert!(text.contains("arm champion"), "{text}");
     assert!(text.contains("arm greedy"), "{text}");
+    assert!(text.contains("shadow softmax"), "{text}");
     let r = last_json_line(&backtest().arg("--json").output().expect("nba runs"));
     let arms = r["experiment"].as_array().expect("arms in --json");
     assert_eq!(arms.len(), 2, "{r}");
@@ -744,18 +745,28 @@ fn a_backtest_reports_each_experiment_arm() {
             .is_some_and(|d| d.len() == 3),
         "{r}"
     );
+    // The shadow scored every model decision, and each carries its view.
+    let scored = r["shadows"][0]["scored"]
+        .as_u64()
+        .expect("the shadow in --json");
     let shown = std::fs::read_to_string(&decisions).expect("decisions");
     let mut per_arm = [0u64; 2];
+    let mut viewed = 0u64;
     for line in shown.lines() {
         let d: serde_json::Value = serde_json::from_str(line).expect("a decision");
         if d["action_id"].as_str().is_some_and(|a| !a.is_empty()) {
             per_arm[usize::from(d["experiment_arm"] == "greedy")] += 1;
+        }
+        if d["shadows"][0]["name"] == "softmax" {
+            viewed += 1;
         }
     }
     for (i, arm) in arms.iter().enumerate() {
         assert_eq!(arm["decisions"].as_u64(), Some(per_arm[i]), "{r}");
     }
     assert!(per_arm[1] > 0 && per_arm[0] > per_arm[1], "{per_arm:?}");
+    assert_eq!(viewed, scored);
+    assert!(scored > 100, "{scored}");
     // `nba config arm` names the arm each customer's decisions carry.
     let first: Vec<serde_json::Value> = shown
         .lines()

@@ -148,6 +148,21 @@ pub struct NextBestAction {
     /// an experiment).
     #[serde(default)]
     pub experiment_arm: String,
+    /// What each shadow policy of the experiment made of this decision.
+    #[serde(default)]
+    pub shadows: Vec<ShadowChoice>,
+}
+
+/// A shadow policy's view of one decision: what it would have sent, and how
+/// likely it was to send what was sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowChoice {
+    /// The shadow.
+    pub name: String,
+    /// The action it would have chosen.
+    pub action_id: String,
+    /// Its probability of the action that was sent.
+    pub probability: f64,
 }
 
 /// A customer to forget (`schemas/customer_erasure.avsc`): the feature-aggregator

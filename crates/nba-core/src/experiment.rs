@@ -23,6 +23,31 @@ pub struct ChallengerConfig {
     pub bandit: BanditConfig,
 }
 
+/// What a shadow policy learns from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShadowLearning {
+    /// Only the outcomes of the decisions where it would have sent the
+    /// action that was sent (replay): what it would have learned deployed.
+    #[default]
+    Observed,
+    /// Every outcome of every decision it scored (more than it would have
+    /// seen deployed).
+    All,
+}
+
+/// A policy that scores every decision the model makes without acting: its
+/// choice and its probability of the action sent are logged, and its value
+/// is estimated off-policy as the traffic flows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowConfig {
+    /// Its name, on every next-best-action it scored.
+    pub name: String,
+    /// Its whole bandit (the champion's context and action context).
+    pub bandit: BanditConfig,
+    /// What it learns from.
+    pub learning: ShadowLearning,
+}
+
 /// A champion/challenger split of the model-updater's decisions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExperimentConfig {
@@ -35,6 +60,8 @@ pub struct ExperimentConfig {
     /// The challengers, in the order their shares are laid out after the
     /// champion's.
     pub challengers: Vec<ChallengerConfig>,
+    /// Shadow policies, scoring every decision of every arm.
+    pub shadows: Vec<ShadowConfig>,
 }
 
 impl ExperimentConfig {
@@ -45,6 +72,27 @@ impl ExperimentConfig {
             return Err("give the experiment a name (it places every customer in an arm)".into());
         }
         let mut names = vec![self.champion.as_str()];
+        for s in &self.shadows {
+            if s.name.trim().is_empty() || names.contains(&s.name.as_str()) {
+                return Err(format!(
+                    "shadow name {:?} is empty or used twice: give every arm and shadow its own name",
+                    s.name
+                ));
+            }
+            names.push(&s.name);
+            if s.bandit.dim != champion.dim
+                || s.bandit.model.action_features() != champion.model.action_features()
+            {
+                return Err(format!(
+                    "shadow {} reads a context of {} entries and {} action features, the champion {} and {}: a shadow scores the champion's requests, so give it a model of the same kind",
+                    s.name,
+                    s.bandit.dim,
+                    s.bandit.model.action_features(),
+                    champion.dim,
+                    champion.model.action_features()
+                ));
+            }
+        }
         let mut total = 0.0;
         for c in &self.challengers {
             if c.name.trim().is_empty() || names.contains(&c.name.as_str()) {
@@ -203,6 +251,83 @@ pub fn arm_results(arms: &[(String, ArmFigures)]) -> Vec<ArmResult> {
         .collect()
 }
 
+/// What a shadow policy has done: the sums of its running off-policy
+/// estimate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShadowFigures {
+    /// Decisions it scored (every model decision of every arm).
+    pub scored: u64,
+    /// Of those, the ones where it would have sent the action sent.
+    pub agreed: u64,
+    /// Scored decisions closed (outcome joined or default reward).
+    pub closed: u64,
+    /// Σ w·r over the closed ones, w = its probability of the action sent
+    /// over the logged propensity.
+    pub weighted_reward_sum: f64,
+    /// Σ (w·r)².
+    pub weighted_reward_sq_sum: f64,
+    /// Σ w.
+    pub weight_sum: f64,
+    /// Outcomes it learned from.
+    pub learned: u64,
+}
+
+/// A shadow's running estimate of what it would earn deployed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowResult {
+    /// The shadow.
+    pub shadow: String,
+    /// Its sums.
+    #[serde(flatten)]
+    pub figures: ShadowFigures,
+    /// IPS estimate of its mean reward per decision with a 95% interval;
+    /// `None` before two scored decisions closed.
+    pub ips: Option<[f64; 3]>,
+    /// Self-normalised IPS (Σ w·r / Σ w).
+    pub snips: Option<f64>,
+}
+
+impl ShadowResult {
+    /// The estimate from `figures`.
+    pub fn new(shadow: &str, figures: ShadowFigures) -> Self {
+        let n = figures.closed as f64;
+        let ips = (figures.closed >= 2).then(|| {
+            let mean = figures.weighted_reward_sum / n;
+            let var = ((figures.weighted_reward_sq_sum - n * mean * mean) / (n - 1.0)).max(0.0);
+            let se = (var / n).sqrt();
+            [mean, mean - Z95 * se, mean + Z95 * se]
+        });
+        Self {
+            shadow: shadow.to_owned(),
+            figures,
+            ips,
+            snips: (figures.weight_sum > 0.0)
+                .then(|| figures.weighted_reward_sum / figures.weight_sum),
+        }
+    }
+}
+
+impl std::fmt::Display for ShadowResult {
+    /// `greedy   31000 scored (agreed 12000)  IPS 0.31000 [0.29, 0.33]  SNIPS 0.30500`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fig = &self.figures;
+        write!(
+            f,
+            "{:<15} {:>8} scored (agreed {}, learned from {})",
+            self.shadow, fig.scored, fig.agreed, fig.learned
+        )?;
+        match (self.ips, self.snips) {
+            (Some([m, low, high]), Some(s)) if fig.weighted_reward_sum > 0.0 => {
+                write!(f, "  IPS {m:.5} [{low:.5}, {high:.5}]  SNIPS {s:.5}")
+            }
+            _ => write!(
+                f,
+                "  no rewarded decision it would have sent yet: no estimate"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,11 +338,16 @@ mod tests {
 
     const DIM: usize = 4;
 
-    /// The default champion against a purely greedy challenger on 30%.
+    /// The default champion against a purely greedy challenger on 30%,
+    /// with a softmax policy in the shadows.
     fn config(instance: Option<&str>) -> UpdaterConfig {
         let cfg = testing::updater_config(DIM);
         let greedy = BanditConfig {
             policy: Policy::EpsilonGreedy { epsilon: 0.0 },
+            ..cfg.bandit.clone()
+        };
+        let softmax = BanditConfig {
+            policy: Policy::Softmax { temperature: 0.2 },
             ..cfg.bandit.clone()
         };
         UpdaterConfig {
@@ -230,9 +360,44 @@ mod tests {
                     share: 0.3,
                     bandit: greedy,
                 }],
+                shadows: vec![ShadowConfig {
+                    name: "softmax".into(),
+                    bandit: softmax,
+                    learning: ShadowLearning::Observed,
+                }],
             }),
             ..cfg
         }
+    }
+
+    #[test]
+    fn a_shadow_scores_every_decision_learns_what_it_would_have_seen_and_estimates_its_value() {
+        let mut u = ModelUpdater::new(config(None)).expect("valid");
+        let nbas = traffic(&mut u, 0, 400);
+        u.finish();
+        let (name, bandit, f) = u.shadows().next().expect("a shadow");
+        assert_eq!(name, "softmax");
+        let (mut agreed, mut weighted) = (0, Vec::new());
+        for nba in &nbas {
+            let [s] = &nba.shadows[..] else {
+                panic!("one shadow's view on {nba:?}");
+            };
+            assert_eq!(s.name, "softmax");
+            assert!(s.probability > 0.0 && s.probability <= 1.0, "{s:?}");
+            agreed += u64::from(s.action_id == nba.action_id);
+            let reward = if nba.action_id == "promo" { 1.0 } else { 0.0 };
+            weighted.push(s.probability / nba.propensity * reward);
+        }
+        assert_eq!((f.scored, f.closed), (nbas.len() as u64, nbas.len() as u64));
+        assert_eq!(f.agreed, agreed);
+        assert!(agreed > 0 && agreed < f.scored, "{agreed} of {}", f.scored);
+        // Replay: it learned exactly the outcomes of the decisions it agreed with.
+        assert_eq!((f.learned, bandit.version()), (agreed, agreed));
+        let result = ShadowResult::new(name, f);
+        let [ips, low, high] = result.ips.expect("an estimate");
+        let mean = weighted.iter().sum::<f64>() / weighted.len() as f64;
+        assert!((ips - mean).abs() < 1e-9 && low < ips && ips < high);
+        assert!(result.to_string().contains("IPS"), "{result}");
     }
 
     /// Three requests of each of `customers` customers (ids from `first`),
@@ -378,7 +543,17 @@ mod tests {
         for d in &da {
             assert_eq!(b.merge_model_delta(d), Ok(true));
         }
-        for ((_, x, _), (_, y, _)) in a.experiment_arms().zip(b.experiment_arms()) {
+        assert!(
+            da.iter().any(|d| d.arm == "softmax"),
+            "the shadow's model too"
+        );
+        let models = |u: &ModelUpdater| -> Vec<(String, crate::LinearBandit)> {
+            u.experiment_arms()
+                .map(|(n, b, _)| (n.to_owned(), b.clone()))
+                .chain(u.shadows().map(|(n, b, _)| (n.to_owned(), b.clone())))
+                .collect()
+        };
+        for ((_, x), (_, y)) in models(&a).iter().zip(&models(&b)) {
             assert_eq!(x.version(), y.version());
             for action in x.actions() {
                 assert_eq!(x.sums(action), y.sums(action));
@@ -463,6 +638,7 @@ mod tests {
             name: "q4".into(),
             champion: "champion".into(),
             challengers: vec![challenger("thompson", 0.3), challenger("greedy", 0.2)],
+            shadows: Vec::new(),
         };
         assert!(e.validate(&bandit).is_ok());
         assert!((e.champion_share() - 0.5).abs() < 1e-12);

@@ -49,6 +49,20 @@ pub struct PendingDecision {
     /// The experiment arm that decided (empty without an experiment).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub arm: String,
+    /// What each shadow policy made of it, for its estimate and learning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadows: Vec<ShadowScore>,
+}
+
+/// One shadow policy's part in an open decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowScore {
+    /// The shadow.
+    pub name: String,
+    /// Its probability of the action sent over the logged propensity.
+    pub weight: f64,
+    /// It would have sent the same action.
+    pub agreed: bool,
 }
 
 /// Decisions waiting for an outcome, each with a deadline in event time.
@@ -187,6 +201,7 @@ mod tests {
             decided_at: at,
             mandatory: false,
             arm: String::new(),
+            shadows: Vec::new(),
         }
     }
 

@@ -58,10 +58,11 @@ pub use contact::{
 pub use declarations::Declarations;
 pub use event::{
     ActionRecord, CatalogVersion, CustomerErasure, DecisionRequest, EventTime, Interaction,
-    LINK_EVENT, NextBestAction, Reward, TreatmentRecord,
+    LINK_EVENT, NextBestAction, Reward, ShadowChoice, TreatmentRecord,
 };
 pub use experiment::{
-    ArmFigures, ArmResult, ChallengerConfig, ExperimentConfig, arm_results, experiment_position,
+    ArmFigures, ArmResult, ChallengerConfig, ExperimentConfig, ShadowConfig, ShadowFigures,
+    ShadowLearning, ShadowResult, arm_results, experiment_position,
 };
 pub use features::{
     ActionContextSpec, ActionFeature, ContextFeature, ContextSpec, Counted, CustomerSnapshot,
@@ -71,7 +72,7 @@ pub use features::{
 pub use intake::{
     EventFingerprint, Intake, IntakeChecks, IntakeConfig, IntakeOutcome, MAX_INTERACTION_BYTES,
 };
-pub use join::{AttributionJoin, JoinConfig, PendingDecision};
+pub use join::{AttributionJoin, JoinConfig, PendingDecision, ShadowScore};
 pub use linalg::ridge_solve;
 pub use model_sync::{ModelDelta, SeenDeltas};
 pub use profile::{AttributeSpec, FieldKind, MetricSpec, ProfileField, ProfileSpec, RequestSpec};

@@ -5,14 +5,14 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::contact::GuardSnapshot;
-use crate::experiment::{ArmFigures, experiment_position};
+use crate::experiment::{ArmFigures, ShadowFigures, ShadowLearning, experiment_position};
 use crate::versioned::FormatTag;
 use crate::{
     ActionCatalog, ActionKind, AttributionJoin, BanditConfig, Candidates, CatalogTimeline,
     CatalogVersion, ContactGuard, ContactPolicyConfig, CustomerErasure, DecisionRequest,
     Declarations, DeltaEntry, EventTime, ExperimentConfig, JoinConfig, LinearBandit, ModelDelta,
     NextBestAction, Objective, PendingDecision, PublishedAnswer, PublishedAnswers, Rejection,
-    Reward, SeenDeltas,
+    Reward, SeenDeltas, ShadowChoice, ShadowScore,
 };
 
 /// Settings of [`ModelUpdater`].
@@ -70,8 +70,13 @@ impl UpdaterConfig {
     fn sharing_if_named(mut self) -> Self {
         if self.instance_id.is_some() {
             self.bandit.track_deltas = true;
-            for c in self.experiment.iter_mut().flat_map(|e| &mut e.challengers) {
-                c.bandit.track_deltas = true;
+            if let Some(e) = &mut self.experiment {
+                for c in &mut e.challengers {
+                    c.bandit.track_deltas = true;
+                }
+                for s in &mut e.shadows {
+                    s.bandit.track_deltas = true;
+                }
             }
         }
         self
@@ -182,6 +187,26 @@ struct Checkpoint {
     /// after the first (whose model is `bandit`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     arms: Vec<ArmCheckpoint>,
+    /// Every shadow policy's model and figures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    shadows: Vec<ShadowCheckpoint>,
+}
+
+/// One shadow policy in a [`Checkpoint`].
+#[derive(Debug, Serialize, Deserialize)]
+struct ShadowCheckpoint {
+    name: String,
+    figures: ShadowFigures,
+    bandit: serde_json::Value,
+}
+
+/// A policy that scores every model decision without acting.
+#[derive(Debug)]
+struct Shadow {
+    name: String,
+    bandit: LinearBandit,
+    learning: ShadowLearning,
+    figures: ShadowFigures,
 }
 
 /// One arm of an experiment in a [`Checkpoint`].
@@ -237,6 +262,8 @@ pub struct ModelUpdater {
     arms: Vec<Arm>,
     /// The experiment's name, with more than one arm.
     experiment: Option<String>,
+    /// The experiment's shadow policies.
+    shadows: Vec<Shadow>,
     join: AttributionJoin,
     allowed_lateness_ms: i64,
     newest: EventTime,
@@ -260,10 +287,23 @@ impl ModelUpdater {
         if cfg.instance_id.is_some() {
             contacts = contacts.sharing_budgets();
         }
-        let (experiment, arms) = match cfg.experiment {
-            None => (None, vec![Arm::new(String::new(), 1.0, cfg.bandit)]),
-            Some(e) => {
+        let (experiment, arms, shadows) = match cfg.experiment {
+            None => (
+                None,
+                vec![Arm::new(String::new(), 1.0, cfg.bandit)],
+                Vec::new(),
+            ),
+            Some(mut e) => {
                 e.validate(&cfg.bandit)?;
+                let shadows = std::mem::take(&mut e.shadows)
+                    .into_iter()
+                    .map(|s| Shadow {
+                        name: s.name,
+                        bandit: LinearBandit::new(s.bandit),
+                        learning: s.learning,
+                        figures: ShadowFigures::default(),
+                    })
+                    .collect();
                 let mut until = e.champion_share();
                 let mut arms = vec![Arm::new(e.champion.clone(), until, cfg.bandit)];
                 for c in e.challengers {
@@ -274,13 +314,14 @@ impl ModelUpdater {
                 if let Some(last) = arms.last_mut() {
                     last.until = 1.0;
                 }
-                (Some(e.name), arms)
+                (Some(e.name), arms, shadows)
             }
         };
         Ok(Self {
             exchange: cfg.instance_id.map(Exchange::new),
             arms,
             experiment,
+            shadows,
             join: AttributionJoin::new(JoinConfig {
                 window_ms,
                 ..cfg.join
@@ -366,6 +407,13 @@ impl ModelUpdater {
     /// without an experiment).
     pub fn arm_name_of(&self, customer_id: &str) -> &str {
         &self.arms[self.arm_of(customer_id)].name
+    }
+
+    /// Each shadow policy's name, bandit and figures.
+    pub fn shadows(&self) -> impl Iterator<Item = (&str, &LinearBandit, ShadowFigures)> {
+        self.shadows
+            .iter()
+            .map(|s| (s.name.as_str(), &s.bandit, s.figures))
     }
 
     /// The arm that decides for `customer_id`.
@@ -460,6 +508,15 @@ impl ModelUpdater {
                         .then(|| serde_json::from_slice(&bandit.snapshot()).unwrap_or_default()),
                 })
                 .collect(),
+            shadows: self
+                .shadows
+                .iter()
+                .map(|s| ShadowCheckpoint {
+                    name: s.name.clone(),
+                    figures: s.figures,
+                    bandit: serde_json::from_slice(&s.bandit.snapshot()).unwrap_or_default(),
+                })
+                .collect(),
         };
         // Only finite floats are ever kept, so this cannot fail.
         serde_json::to_vec(&c).unwrap_or_default()
@@ -495,6 +552,13 @@ impl ModelUpdater {
             }
             arm.figures = saved.map(|a| a.figures).unwrap_or_default();
         }
+        for shadow in &mut fresh.shadows {
+            if let Some(saved) = c.shadows.iter().find(|s| s.name == shadow.name) {
+                let bytes = serde_json::to_vec(&saved.bandit).unwrap_or_default();
+                shadow.bandit = LinearBandit::restore(shadow.bandit.config().clone(), &bytes)?;
+                shadow.figures = saved.figures;
+            }
+        }
         for (id, p) in c.open_decisions {
             fresh.join.open(&id, p);
         }
@@ -527,9 +591,14 @@ impl ModelUpdater {
         };
         let mut budget_spent = self.contacts.take_spent();
         let mut out = Vec::new();
-        for arm in &mut self.arms {
-            let entries = arm.bandit.take_delta();
-            let cfg = arm.bandit.config();
+        let models = self
+            .arms
+            .iter_mut()
+            .map(|a| (&a.name, &mut a.bandit))
+            .chain(self.shadows.iter_mut().map(|s| (&s.name, &mut s.bandit)));
+        for (name, bandit) in models {
+            let entries = bandit.take_delta();
+            let cfg = bandit.config();
             let d = cfg.dim;
             let model = cfg.model;
             let p = model.action_features();
@@ -551,7 +620,7 @@ impl ModelUpdater {
                     forgetting: forgetting.clone(),
                     dim: i32::try_from(d).unwrap_or(i32::MAX),
                     model: model.label(),
-                    arm: arm.name.clone(),
+                    arm: name.clone(),
                     entries: chunk.to_vec(),
                     // Spending rides in the first record.
                     budget_spent: std::mem::take(&mut budget_spent),
@@ -566,6 +635,7 @@ impl ModelUpdater {
     pub fn holds_unpublished(&self) -> bool {
         self.exchange.is_some()
             && (self.arms.iter().any(|a| a.bandit.has_delta())
+                || self.shadows.iter().any(|s| s.bandit.has_delta())
                 || self.contacts.has_unpublished_spending())
     }
 
@@ -581,13 +651,13 @@ impl ModelUpdater {
         if delta.instance_id == exchange.instance_id {
             return Ok(false);
         }
-        let Some(arm) = self.arms.iter_mut().find(|a| a.name == delta.arm) else {
+        let Some(bandit) = model_named(&mut self.arms, &mut self.shadows, &delta.arm) else {
             return Err(Rejection::new(format!(
                 "model delta of instance {} is for the experiment arm {:?}, which this deployment does not declare: run every model-updater with the same deployment",
                 delta.instance_id, delta.arm
             )));
         };
-        let cfg = arm.bandit.config();
+        let cfg = bandit.config();
         let forgetting = cfg.forgetting_label();
         let d = cfg.dim;
         if delta.forgetting != forgetting || usize::try_from(delta.dim) != Ok(d) {
@@ -630,7 +700,7 @@ impl ModelUpdater {
         if !exchange.seen.first_time(&delta.instance_id, delta.sequence) {
             return Ok(false);
         }
-        arm.bandit.merge_delta(&delta.entries);
+        bandit.merge_delta(&delta.entries);
         self.contacts.add_spent(&delta.budget_spent);
         self.stats.deltas_merged += 1;
         Ok(true)
@@ -652,6 +722,9 @@ impl ModelUpdater {
         self.learn_defaults(closed);
         for arm in &mut self.arms {
             arm.bandit.advance_to(watermark);
+        }
+        for shadow in &mut self.shadows {
+            shadow.bandit.advance_to(watermark);
         }
     }
 
@@ -688,6 +761,23 @@ impl ModelUpdater {
         f.reward_sum += reward;
         f.reward_sq_sum += reward * reward;
         f.value_sum += reward * value;
+        for score in &p.shadows {
+            let Some(shadow) = self.shadows.iter_mut().find(|s| s.name == score.name) else {
+                continue;
+            };
+            let f = &mut shadow.figures;
+            let term = score.weight * reward;
+            f.closed += 1;
+            f.weighted_reward_sum += term;
+            f.weighted_reward_sq_sum += term * term;
+            f.weight_sum += score.weight;
+            if !p.mandatory && (score.agreed || shadow.learning == ShadowLearning::All) {
+                shadow
+                    .bandit
+                    .update(&p.action_id, &p.context, &p.action_context, reward, at);
+                f.learned += 1;
+            }
+        }
     }
 
     fn decide(&mut self, r: &DecisionRequest) -> Result<Option<NextBestAction>, Rejection> {
@@ -781,6 +871,7 @@ impl ModelUpdater {
             })
             .flatten();
         let mut chosen_features = Vec::new();
+        let (mut shadow_choices, mut shadow_scores) = (Vec::new(), Vec::new());
         let (action_id, propensity, score, scores, policy, count) = match mandatory {
             Some(id) => (id, 1.0, 0.0, Vec::new(), MANDATORY_POLICY.to_owned(), 1),
             None => {
@@ -789,15 +880,18 @@ impl ModelUpdater {
                 } else {
                     Vec::new()
                 };
-                let bandit = &mut self.arms[arm].bandit;
-                let values: Vec<f64> = if bandit.config().objective == Objective::Value {
-                    candidates
-                        .iter()
-                        .map(|a| catalog.get(a).map_or(0.0, |a| a.value * a.weight))
-                        .collect()
-                } else {
-                    Vec::new()
+                let values_for = |objective| -> Vec<f64> {
+                    if objective == Objective::Value {
+                        candidates
+                            .iter()
+                            .map(|a| catalog.get(a).map_or(0.0, |a| a.value * a.weight))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    }
                 };
+                let bandit = &mut self.arms[arm].bandit;
+                let values = values_for(bandit.config().objective);
                 let choice = bandit.decide(
                     &r.decision_id,
                     &r.context,
@@ -805,14 +899,41 @@ impl ModelUpdater {
                         .with_features(&rows)
                         .with_values(&values),
                 );
+                let policy = bandit.policy_name().to_owned();
                 chosen_features =
                     rows[choice.index * features..(choice.index + 1) * features].to_vec();
+                for s in &mut self.shadows {
+                    // A shadow reads the champion's action context: an arm
+                    // whose model reads another is not scored.
+                    if s.bandit.config().model.action_features() != features {
+                        continue;
+                    }
+                    let values = values_for(s.bandit.config().objective);
+                    let offered = Candidates::new(&candidates)
+                        .with_features(&rows)
+                        .with_values(&values);
+                    let probability = s.bandit.probabilities(&r.context, &offered)[choice.index];
+                    let own = s.bandit.decide(&r.decision_id, &r.context, &offered);
+                    let agreed = own.index == choice.index;
+                    s.figures.scored += 1;
+                    s.figures.agreed += u64::from(agreed);
+                    shadow_choices.push(ShadowChoice {
+                        name: s.name.clone(),
+                        action_id: candidates[own.index].clone(),
+                        probability,
+                    });
+                    shadow_scores.push(ShadowScore {
+                        name: s.name.clone(),
+                        weight: probability / choice.propensity,
+                        agreed,
+                    });
+                }
                 (
                     candidates[choice.index].clone(),
                     choice.propensity,
                     choice.score,
                     choice.scores,
-                    bandit.policy_name().to_owned(),
+                    policy,
                     candidates.len(),
                 )
             }
@@ -843,6 +964,7 @@ impl ModelUpdater {
             treatment: treatment.map(|t| t.template.clone()).unwrap_or_default(),
             payload: treatment.map(|t| t.payload.clone()).unwrap_or_default(),
             experiment_arm: self.arms[arm].name.clone(),
+            shadows: shadow_choices,
         };
         self.join.open(
             &r.decision_id,
@@ -854,6 +976,7 @@ impl ModelUpdater {
                 decided_at: r.timestamp,
                 mandatory: kind == ActionKind::Mandatory,
                 arm: self.arms[arm].name.clone(),
+                shadows: shadow_scores,
             },
         );
         self.arms[arm].figures.decisions += 1;
@@ -913,6 +1036,9 @@ impl ModelUpdater {
                 decided_at: r.timestamp,
                 mandatory: answer.mandatory,
                 arm: self.arms[arm].name.clone(),
+                // Its shadows' view was not kept: a decision recalled after
+                // a restart is not scored.
+                shadows: Vec::new(),
             },
         );
         true
@@ -937,6 +1063,7 @@ impl ModelUpdater {
             treatment: String::new(),
             payload: Default::default(),
             experiment_arm: self.arms[arm].name.clone(),
+            shadows: Vec::new(),
         }
     }
 
@@ -973,6 +1100,19 @@ impl ModelUpdater {
         self.advance(r.timestamp);
         Ok(())
     }
+}
+
+/// The bandit of the arm or shadow called `name`.
+fn model_named<'a>(
+    arms: &'a mut [Arm],
+    shadows: &'a mut [Shadow],
+    name: &str,
+) -> Option<&'a mut LinearBandit> {
+    arms.iter_mut()
+        .map(|a| (&a.name, &mut a.bandit))
+        .chain(shadows.iter_mut().map(|s| (&s.name, &mut s.bandit)))
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| b)
 }
 
 /// The action-context rows of the candidates `kept` (in the request's order,

@@ -504,6 +504,37 @@ pub struct ExperimentSection {
     /// The challengers; the champion takes the share they leave.
     #[serde(default, rename = "challenger")]
     pub challengers: Vec<ChallengerSection>,
+    /// Shadow policies: they score every decision without acting.
+    #[serde(default, rename = "shadow")]
+    pub shadows: Vec<ShadowSection>,
+}
+
+/// `[[experiment.shadow]]`: a policy that scores every decision the model
+/// makes without acting, its value estimated off-policy as traffic flows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowSection {
+    /// Its name, on the next-best-actions it scores.
+    pub name: String,
+    /// What its policy changes of `[policy]` (as a challenger's).
+    #[serde(default)]
+    pub policy: toml::Table,
+    /// What it learns from: the outcomes of the decisions where it would
+    /// have sent the action sent (observed, the default: what it would have
+    /// learned deployed), or every outcome it scored (all).
+    #[serde(default)]
+    pub learning: ShadowLearningName,
+}
+
+/// What a shadow policy learns from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShadowLearningName {
+    /// The outcomes it would have observed.
+    #[default]
+    Observed,
+    /// Every outcome.
+    All,
 }
 
 /// `[[experiment.challenger]]`: one policy that takes a share of the customers.

@@ -8,13 +8,14 @@ use nba_core::{
     ChallengerConfig, ConsentEvents, ContactGuard, ContactPolicyConfig, Declarations, Eligibility,
     ExperimentConfig, Exploration, FeatureConfig, FeatureLayout, FieldKind, Forgetting, Intake,
     IntakeConfig, JoinConfig, MetricSpec, Model, Names, Objective, Outcome, OutcomeReward, Policy,
-    ProfileField, ProfileSpec, RequestSpec, Residual, TreatmentRecord, Undeclared, UpdaterConfig,
-    Vocabulary, parse_duration_ms,
+    ProfileField, ProfileSpec, RequestSpec, Residual, ShadowConfig, ShadowLearning,
+    TreatmentRecord, Undeclared, UpdaterConfig, Vocabulary, parse_duration_ms,
 };
 
 use crate::file::{
     ContactSection, DeploymentFile, ExperimentSection, FieldType, ForgettingName, KindName,
-    ModelName, ObjectiveName, PolicyName, PolicySection, ResidualName, UndeclaredName,
+    ModelName, ObjectiveName, PolicyName, PolicySection, ResidualName, ShadowLearningName,
+    UndeclaredName,
 };
 use crate::problems::{Collector, Problem};
 use crate::simulation::SimulationSpec;
@@ -832,8 +833,8 @@ const SHARED_POLICY_KEYS: [&str; 4] = [
     "dim",
 ];
 
-/// The experiment `e`: each challenger's policy is `[policy]` with the keys
-/// it changes.
+/// The experiment `e`: each challenger's and shadow's policy is `[policy]`
+/// with the keys it changes.
 fn experiment(
     file: &DeploymentFile,
     e: &ExperimentSection,
@@ -843,45 +844,44 @@ fn experiment(
     c: &mut Collector<'_>,
 ) -> Option<ExperimentConfig> {
     let problems_before = c.problems.len();
-    if e.challengers.is_empty() {
+    if e.challengers.is_empty() && e.shadows.is_empty() {
         c.problem(
             "experiment",
-            "declare at least one [[experiment.challenger]] (name, share, and the [policy] keys it changes), or remove [experiment]",
+            "declare at least one [[experiment.challenger]] (name, share, and the [policy] keys it changes) or [[experiment.shadow]] (name and policy), or remove [experiment]",
         );
     }
-    let mut challengers = Vec::new();
-    for (i, ch) in e.challengers.iter().enumerate() {
-        let at = format!("experiment.challenger[{i}].policy");
-        if let Some(key) = ch
-            .policy
+    let bandit_of = |at: String, changes: &toml::Table, c: &mut Collector<'_>| {
+        if let Some(key) = changes
             .keys()
             .find(|k| SHARED_POLICY_KEYS.contains(&k.as_str()))
         {
             c.problem(
                 format!("{at}.{key}"),
-                format!(
-                    "every arm shares the reward join: set {key} in [policy], not per challenger"
-                ),
+                format!("every arm shares the reward join: set {key} in [policy], not here"),
             );
-            continue;
+            return None;
         }
         let mut merged = match toml::Value::try_from(&file.policy) {
             Ok(toml::Value::Table(t)) => t,
             _ => toml::Table::new(),
         };
-        merged.extend(ch.policy.clone());
+        merged.extend(changes.clone());
         let section: PolicySection = match toml::Value::Table(merged).try_into() {
             Ok(s) => s,
             Err(err) => {
                 c.problem(
                     at,
-                    format!("{err}: a challenger's policy takes the keys of [policy]"),
+                    format!("{err}: an experiment's policy takes the keys of [policy]"),
                 );
-                continue;
+                return None;
             }
         };
-        let (bandit, _, _) = policy(&section, &at, champion.dim, action_dim, actions, c);
-        if let Some(bandit) = bandit {
+        policy(&section, &at, champion.dim, action_dim, actions, c).0
+    };
+    let mut challengers = Vec::new();
+    for (i, ch) in e.challengers.iter().enumerate() {
+        let at = format!("experiment.challenger[{i}].policy");
+        if let Some(bandit) = bandit_of(at, &ch.policy, c) {
             challengers.push(ChallengerConfig {
                 name: ch.name.trim().to_owned(),
                 share: ch.share,
@@ -889,10 +889,25 @@ fn experiment(
             });
         }
     }
+    let mut shadows = Vec::new();
+    for (i, sh) in e.shadows.iter().enumerate() {
+        let at = format!("experiment.shadow[{i}].policy");
+        if let Some(bandit) = bandit_of(at, &sh.policy, c) {
+            shadows.push(ShadowConfig {
+                name: sh.name.trim().to_owned(),
+                bandit,
+                learning: match sh.learning {
+                    ShadowLearningName::Observed => ShadowLearning::Observed,
+                    ShadowLearningName::All => ShadowLearning::All,
+                },
+            });
+        }
+    }
     let experiment = ExperimentConfig {
         name: e.name.trim().to_owned(),
         champion: e.champion.trim().to_owned(),
         challengers,
+        shadows,
     };
     if c.problems.len() > problems_before {
         return None;

@@ -472,6 +472,26 @@ fn a_challenger_is_the_policy_with_the_keys_it_changes() {
     assert_eq!(c.bandit.dim, champion.dim);
     assert_eq!(d.settings.updater(None).experiment.as_ref(), Some(e));
 
+    // A shadow alone is an experiment too, and learns from what it is told.
+    let text = edited(
+        "attribution_window = \"30m\"\n",
+        "attribution_window = \"30m\"\n\n[experiment]\nname = \"shadowing\"\n\n[[experiment.shadow]]\nname = \"greedy\"\nlearning = \"all\"\npolicy = { name = \"epsilon-greedy\", epsilon = 0.0 }\n",
+    );
+    let d = check(&text).expect("checks");
+    let e = d.settings.experiment.as_ref().expect("an experiment");
+    assert!(e.challengers.is_empty());
+    assert_eq!(e.shadows[0].learning, nba_core::ShadowLearning::All);
+    assert_eq!(
+        e.shadows[0].bandit.policy,
+        nba_core::Policy::EpsilonGreedy { epsilon: 0.0 }
+    );
+    let problems =
+        check(&text.replace("learning = \"all\"", "learning = \"some\"")).expect_err("refused");
+    assert!(
+        problems.to_string().contains("unknown variant"),
+        "{problems}"
+    );
+
     for (text, setting, says) in [
         (
             with_experiment("0.25", "attribution_window = \"1h\""),

@@ -25,7 +25,7 @@ use nba_pipeline::StageCounters;
 
 use crate::progress::GroupReading;
 use crate::tracker::AckLatencies;
-use nba_core::{ArmFigures, parse_duration_ms};
+use nba_core::{ArmFigures, ShadowResult, parse_duration_ms};
 
 /// How a stage logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -221,6 +221,8 @@ pub(crate) struct Readings {
     pub(crate) extra: Vec<(&'static str, &'static str, u64)>,
     /// Each experiment arm's figures (model-updater).
     pub(crate) arms: Vec<(String, ArmFigures)>,
+    /// Each shadow policy's running estimate (model-updater).
+    pub(crate) shadows: Vec<ShadowResult>,
     pub(crate) acks: AckLatencies,
     pub(crate) revocations: u64,
     /// Consumer lag per (topic, partition), from librdkafka's statistics.
@@ -320,6 +322,9 @@ impl Readings {
         if !self.arms.is_empty() {
             experiment_families(&mut e, stage, &self.arms);
         }
+        if !self.shadows.is_empty() {
+            shadow_families(&mut e, stage, &self.shadows);
+        }
         partition_gauges(
             &mut e,
             stage,
@@ -389,6 +394,59 @@ fn experiment_families(e: &mut Exposition, stage: &str, arms: &[(String, ArmFigu
         "nba_experiment_value_sum",
         "Sum over each arm's closed decisions of the reward times the shown action's value.",
         &sums(|f| f.value_sum),
+    );
+}
+
+/// Each shadow policy's running off-policy estimate, one series per shadow.
+fn shadow_families(e: &mut Exposition, stage: &str, shadows: &[ShadowResult]) {
+    let labels: Vec<[(&str, &str); 2]> = shadows
+        .iter()
+        .map(|s| [("stage", stage), ("shadow", s.shadow.as_str())])
+        .collect();
+    let series = |f: &dyn Fn(&ShadowResult) -> f64| -> Vec<(Labels<'_>, f64)> {
+        labels
+            .iter()
+            .zip(shadows)
+            .map(|(l, s)| (&l[..], f(s)))
+            .collect()
+    };
+    let counters = |f: fn(&ShadowResult) -> u64| -> Vec<(Labels<'_>, u64)> {
+        labels
+            .iter()
+            .zip(shadows)
+            .map(|(l, s)| (&l[..], f(s)))
+            .collect()
+    };
+    e.counters(
+        "nba_shadow_scored_total",
+        "Decisions each shadow policy scored without acting.",
+        &counters(|s| s.figures.scored),
+    );
+    e.counters(
+        "nba_shadow_agreed_total",
+        "Scored decisions where the shadow would have sent the action sent.",
+        &counters(|s| s.figures.agreed),
+    );
+    e.counters(
+        "nba_shadow_closed_total",
+        "Scored decisions closed (outcome joined or default reward): the estimate's sample.",
+        &counters(|s| s.figures.closed),
+    );
+    let ips = |i: usize| move |s: &ShadowResult| s.ips.map_or(f64::NAN, |v| v[i]);
+    e.gauges(
+        "nba_shadow_ips_estimate",
+        "Each shadow's IPS estimate of its mean reward per decision had it been deployed (NaN before two closed).",
+        &series(&ips(0)),
+    );
+    e.gauges(
+        "nba_shadow_ips_low",
+        "Lower end of the estimate's 95% interval.",
+        &series(&ips(1)),
+    );
+    e.gauges(
+        "nba_shadow_ips_high",
+        "Upper end of the estimate's 95% interval.",
+        &series(&ips(2)),
     );
 }
 
@@ -476,6 +534,32 @@ mod tests {
             "nba_experiment_rewards_defaulted_total{stage=\"model-updater\",arm=\"champion\"} 63",
             "nba_experiment_reward_sum{stage=\"model-updater\",arm=\"champion\"} 7",
             "nba_experiment_value_sum{stage=\"model-updater\",arm=\"thompson\"} 12",
+        ] {
+            assert!(
+                text.contains(&format!("{line}\n")),
+                "{line} missing from\n{text}"
+            );
+        }
+        let mut e = Exposition::new();
+        let shadow = nba_core::ShadowFigures {
+            scored: 10,
+            agreed: 4,
+            closed: 10,
+            weighted_reward_sum: 2.0,
+            weighted_reward_sq_sum: 1.0,
+            weight_sum: 9.0,
+            learned: 4,
+        };
+        shadow_families(
+            &mut e,
+            "model-updater",
+            &[ShadowResult::new("softmax", shadow)],
+        );
+        let text = e.finish();
+        for line in [
+            "nba_shadow_scored_total{stage=\"model-updater\",shadow=\"softmax\"} 10",
+            "nba_shadow_agreed_total{stage=\"model-updater\",shadow=\"softmax\"} 4",
+            "nba_shadow_ips_estimate{stage=\"model-updater\",shadow=\"softmax\"} 0.2",
         ] {
             assert!(
                 text.contains(&format!("{line}\n")),

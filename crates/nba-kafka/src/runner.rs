@@ -699,6 +699,7 @@ pub async fn run_stage<S: Stage + 'static>(
             counters: ctx.counters(&s),
             extra,
             arms: s.experiment_arms(),
+            shadows: s.shadows(),
             acks: tracker.latencies(),
             revocations: ctx.revocations.load(Ordering::Relaxed),
             lag: ctx.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),

@@ -486,6 +486,9 @@ champion = "thompson"
 name = "linucb-window"
 share = 0.4
 policy = { name = "linucb", alpha = 0.8, forgetting = "window", buckets = 6 }
+[[experiment.shadow]]
+name = "greedy-shadow"
+policy = { name = "epsilon-greedy", epsilon = 0.1 }
 [contact]
 cooldown_after_negative = "2d"
 [[contact.cap]]
@@ -746,7 +749,16 @@ fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
                 .filter(|p| *p != "mandatory")
                 .collect();
             assert_eq!(policies.len(), 1, "{arm}: {policies:?}");
+            assert!(
+                shown
+                    .iter()
+                    .filter(|d| d.policy != "mandatory")
+                    .all(|d| d.shadows.len() == 1 && d.shadows[0].name == "greedy-shadow"),
+                "every model decision carries the shadow's view"
+            );
         }
+        assert_eq!(run.shadows.len(), 1);
+        assert!(run.shadows[0].figures.scored > 100, "{:?}", run.shadows);
 
         // Replay the raw part to another topic and record it back: unchanged.
         let mut w = nba_schema::RecordingWriter::new(Vec::new()).expect("starts");

@@ -7,7 +7,7 @@ use std::time::Instant;
 use nba_core::{
     AggregatorConfig, AggregatorOutput, ArmFigures, ArmResult, CatalogVersion, EventFingerprint,
     EventTime, FeatureAggregator, Intake, IntakeChecks, IntakeConfig, IntakeOutcome, Interaction,
-    ModelUpdater, NextBestAction, UpdaterConfig, UpdaterInput, arm_results,
+    ModelUpdater, NextBestAction, ShadowResult, UpdaterConfig, UpdaterInput, arm_results,
 };
 use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
@@ -78,6 +78,9 @@ pub struct BacktestRun {
     /// champion's first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub experiment: Vec<ArmResult>,
+    /// Each shadow policy's estimate, as its live run would show it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadows: Vec<ShadowResult>,
     /// (event time, decisions so far, rewards so far) after each decision or
     /// reward, thinned to at most about 2,000 points, for plots.
     #[serde(skip)]
@@ -288,16 +291,17 @@ impl BacktestConfig {
         }
     }
 
-    /// The same with every bandit (each experiment arm's too) seeded by `seed`.
+    /// The same with every bandit (each experiment arm's and shadow's too)
+    /// seeded by `seed`.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.updater.bandit.seed = seed;
-        for c in self
-            .updater
-            .experiment
-            .iter_mut()
-            .flat_map(|e| &mut e.challengers)
-        {
-            c.bandit.seed = seed;
+        if let Some(e) = &mut self.updater.experiment {
+            for c in &mut e.challengers {
+                c.bandit.seed = seed;
+            }
+            for s in &mut e.shadows {
+                s.bandit.seed = seed;
+            }
         }
         self
     }
@@ -441,6 +445,10 @@ fn run_engines(
         decision_latency_p50_us: decision_latency.quantile_micros(0.5),
         decision_latency_p99_us: decision_latency.quantile_micros(0.99),
         experiment: arm_results(&arms),
+        shadows: updater
+            .shadows()
+            .map(|(name, _, figures)| ShadowResult::new(name, figures))
+            .collect(),
         timeline,
         decision_latency,
     }

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use nba_core::{
-    ArmResult, DecisionRequest, MANDATORY_POLICY, NO_ACTION_POLICY, NextBestAction, arm_results,
+    ArmResult, DecisionRequest, MANDATORY_POLICY, NO_ACTION_POLICY, NextBestAction, ShadowResult,
+    arm_results,
 };
 use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
@@ -78,6 +79,9 @@ pub struct DemoReport {
     /// With an experiment in the deployment: each arm, the champion's first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub experiment: Vec<DemoArm>,
+    /// Each shadow policy's off-policy estimate of what it would earn.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadows: Vec<ShadowResult>,
 }
 
 /// One experiment arm in a demo: what it earned, observed and true.
@@ -135,12 +139,13 @@ pub fn run_demo_observed(
     let mut sim = Simulator::new(settings, &sim_cfg, true)?;
     let mut seeded = settings.clone();
     seeded.bandit.seed = cfg.seed;
-    for c in seeded
-        .experiment
-        .iter_mut()
-        .flat_map(|e| &mut e.challengers)
-    {
-        c.bandit.seed = cfg.seed;
+    if let Some(e) = &mut seeded.experiment {
+        for c in &mut e.challengers {
+            c.bandit.seed = cfg.seed;
+        }
+        for s in &mut e.shadows {
+            s.bandit.seed = cfg.seed;
+        }
     }
     // Per arm name: the true click probabilities of its choices.
     let mut chosen_by_arm: HashMap<String, Vec<f64>> = HashMap::new();
@@ -285,5 +290,11 @@ pub fn run_demo_observed(
                 })
                 .collect()
         },
+        shadows: pipeline
+            .updater
+            .updater()
+            .shadows()
+            .map(|(name, _, figures)| ShadowResult::new(name, figures))
+            .collect(),
     })
 }

@@ -300,6 +300,7 @@ mod tests {
                 treatment: String::new(),
                 payload: Default::default(),
                 experiment_arm: String::new(),
+                shadows: Vec::new(),
             });
             if action == "good" {
                 rewards.push(Reward {

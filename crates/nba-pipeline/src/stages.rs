@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use nba_core::{
     AggregatorConfig, ArmFigures, CatalogVersion, CustomerErasure, CustomerSnapshot,
     DecisionRequest, EventTime, FeatureAggregator, Forgetting, InputPosition, Intake, IntakeChecks,
-    IntakeOutcome, Interaction, ModelDelta, ModelUpdater, NextBestAction, Reward, UpdaterConfig,
-    UpdaterInput, UpdaterStats,
+    IntakeOutcome, Interaction, ModelDelta, ModelUpdater, NextBestAction, Reward, ShadowResult,
+    UpdaterConfig, UpdaterInput, UpdaterStats,
 };
 use nba_metrics::{LatencyHistogram, StageLatencies, Step};
 use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode, schema_id};
@@ -173,6 +173,11 @@ pub trait Stage: Send {
     /// Each arm of the deployment's experiment with its figures, for
     /// `/metrics` (labelled by arm); empty without one.
     fn experiment_arms(&self) -> Vec<(String, ArmFigures)> {
+        Vec::new()
+    }
+
+    /// Each shadow policy's running off-policy estimate, for `/metrics`.
+    fn shadows(&self) -> Vec<ShadowResult> {
         Vec::new()
     }
 
@@ -847,6 +852,13 @@ impl Stage for UpdaterStage {
         self.updater
             .experiment_arms()
             .map(|(name, _, figures)| (name.to_owned(), figures))
+            .collect()
+    }
+
+    fn shadows(&self) -> Vec<ShadowResult> {
+        self.updater
+            .shadows()
+            .map(|(name, _, figures)| ShadowResult::new(name, figures))
             .collect()
     }
 

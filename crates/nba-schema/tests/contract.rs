@@ -53,6 +53,11 @@ fn nba() -> NextBestAction {
         treatment: "banner-cc".into(),
         payload: BTreeMap::from([("headline".to_owned(), "0% for a year".to_owned())]),
         experiment_arm: "challenger".into(),
+        shadows: vec![nba_core::ShadowChoice {
+            name: "softmax".into(),
+            action_id: "b".into(),
+            probability: 0.25,
+        }],
     }
 }
 
@@ -391,6 +396,7 @@ fn data_written_under_an_earlier_version_decodes() {
 
     let mut shown = nba();
     shown.experiment_arm.clear();
+    shown.shadows.clear();
     decodes_as_written_by(SchemaKind::NextBestAction.history()[0], shown.clone());
     shown.channel = None;
     shown.group.clear();
@@ -434,5 +440,6 @@ fn data_written_with_channel_enums_decodes() {
     shown.treatment.clear();
     shown.payload.clear();
     shown.experiment_arm.clear();
+    shown.shadows.clear();
     decodes_as_written_by(SchemaKind::NextBestAction.history()[1], shown);
 }

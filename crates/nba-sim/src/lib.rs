@@ -561,6 +561,7 @@ mod tests {
                     treatment: String::new(),
                     payload: BTreeMap::new(),
                     experiment_arm: String::new(),
+                    shadows: Vec::new(),
                 };
                 assert!(sim.respond(&nba).is_some());
                 assert!(sim.respond(&nba).is_none(), "one response per decision");
