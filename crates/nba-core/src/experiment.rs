@@ -220,35 +220,40 @@ impl std::fmt::Display for ArmResult {
 
 /// Each arm's result; `arms` has the champion first.
 pub fn arm_results(arms: &[(String, ArmFigures)]) -> Vec<ArmResult> {
-    let mean_and_se = |f: &ArmFigures| {
-        let n = f.closed() as f64;
-        (f.closed() >= 2).then(|| {
-            let mean = f.reward_sum / n;
-            let var = ((f.reward_sq_sum - n * mean * mean) / (n - 1.0)).max(0.0);
-            (mean, (var / n).sqrt())
-        })
-    };
-    let champion = arms.first().and_then(|(_, f)| mean_and_se(f));
+    let reward = |f: &ArmFigures| mean_and_se(f.reward_sum, f.reward_sq_sum, f.closed());
+    let champion = arms.first().and_then(|(_, f)| reward(f));
     arms.iter()
         .enumerate()
         .map(|(i, (arm, f))| {
-            let own = mean_and_se(f);
+            let own = reward(f);
             ArmResult {
                 arm: arm.clone(),
                 figures: *f,
-                mean_reward: own.map(|(m, se)| [m, m - Z95 * se, m + Z95 * se]),
+                mean_reward: own.map(|(m, se)| interval95(m, se)),
                 mean_value: (f.closed() > 0).then(|| f.value_sum / f.closed() as f64),
                 difference: own
                     .zip(champion)
                     .filter(|_| i > 0)
-                    .map(|((m, se), (c, cse))| {
-                        let d = m - c;
-                        let se = se.hypot(cse);
-                        [d, d - Z95 * se, d + Z95 * se]
-                    }),
+                    .map(|((m, se), (c, cse))| interval95(m - c, se.hypot(cse))),
             }
         })
         .collect()
+}
+
+/// Mean and standard error of the mean of `n` values given their sum and
+/// sum of squares; `None` below two values.
+fn mean_and_se(sum: f64, sq_sum: f64, n: u64) -> Option<(f64, f64)> {
+    (n >= 2).then(|| {
+        let n = n as f64;
+        let mean = sum / n;
+        let var = ((sq_sum - n * mean * mean) / (n - 1.0)).max(0.0);
+        (mean, (var / n).sqrt())
+    })
+}
+
+/// `[estimate, low, high]`: a 95% normal interval.
+fn interval95(estimate: f64, se: f64) -> [f64; 3] {
+    [estimate, estimate - Z95 * se, estimate + Z95 * se]
 }
 
 /// What a shadow policy has done: the sums of its running off-policy
@@ -290,13 +295,12 @@ pub struct ShadowResult {
 impl ShadowResult {
     /// The estimate from `figures`.
     pub fn new(shadow: &str, figures: ShadowFigures) -> Self {
-        let n = figures.closed as f64;
-        let ips = (figures.closed >= 2).then(|| {
-            let mean = figures.weighted_reward_sum / n;
-            let var = ((figures.weighted_reward_sq_sum - n * mean * mean) / (n - 1.0)).max(0.0);
-            let se = (var / n).sqrt();
-            [mean, mean - Z95 * se, mean + Z95 * se]
-        });
+        let ips = mean_and_se(
+            figures.weighted_reward_sum,
+            figures.weighted_reward_sq_sum,
+            figures.closed,
+        )
+        .map(|(m, se)| interval95(m, se));
         Self {
             shadow: shadow.to_owned(),
             figures,

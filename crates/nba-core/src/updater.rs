@@ -912,8 +912,10 @@ impl ModelUpdater {
                     let offered = Candidates::new(&candidates)
                         .with_features(&rows)
                         .with_values(&values);
-                    let probability = s.bandit.probabilities(&r.context, &offered)[choice.index];
-                    let own = s.bandit.decide(&r.decision_id, &r.context, &offered);
+                    let (own, probabilities) =
+                        s.bandit
+                            .decide_with_probabilities(&r.decision_id, &r.context, &offered);
+                    let probability = probabilities[choice.index];
                     let agreed = own.index == choice.index;
                     s.figures.scored += 1;
                     s.figures.agreed += u64::from(agreed);

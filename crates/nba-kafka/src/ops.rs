@@ -356,44 +356,31 @@ fn experiment_families(e: &mut Exposition, stage: &str, arms: &[(String, ArmFigu
         .iter()
         .map(|(arm, _)| [("stage", stage), ("arm", arm.as_str())])
         .collect();
-    let counters = |f: fn(&ArmFigures) -> u64| -> Vec<(Labels<'_>, u64)> {
-        labels
-            .iter()
-            .zip(arms)
-            .map(|(l, (_, figures))| (&l[..], f(figures)))
-            .collect()
-    };
+    let of = |f: fn(&ArmFigures) -> u64| per_series(&labels, arms, |(_, a)| f(a));
     e.counters(
         "nba_experiment_decisions_total",
         "Requests each arm of the experiment answered with an action.",
-        &counters(|f| f.decisions),
+        &of(|f| f.decisions),
     );
     e.counters(
         "nba_experiment_rewards_joined_total",
         "Outcomes joined to each arm's decisions in time.",
-        &counters(|f| f.rewards_joined),
+        &of(|f| f.rewards_joined),
     );
     e.counters(
         "nba_experiment_rewards_defaulted_total",
         "Each arm's decisions closed with the default reward.",
-        &counters(|f| f.rewards_defaulted),
+        &of(|f| f.rewards_defaulted),
     );
-    let sums = |f: fn(&ArmFigures) -> f64| -> Vec<(Labels<'_>, f64)> {
-        labels
-            .iter()
-            .zip(arms)
-            .map(|(l, (_, figures))| (&l[..], f(figures)))
-            .collect()
-    };
     e.gauges(
         "nba_experiment_reward_sum",
         "Sum of the rewards of each arm's closed decisions (joined or default): divided by joined + defaulted, the arm's mean reward.",
-        &sums(|f| f.reward_sum),
+        &per_series(&labels, arms, |(_, f)| f.reward_sum),
     );
     e.gauges(
         "nba_experiment_value_sum",
         "Sum over each arm's closed decisions of the reward times the shown action's value.",
-        &sums(|f| f.value_sum),
+        &per_series(&labels, arms, |(_, f)| f.value_sum),
     );
 }
 
@@ -403,51 +390,50 @@ fn shadow_families(e: &mut Exposition, stage: &str, shadows: &[ShadowResult]) {
         .iter()
         .map(|s| [("stage", stage), ("shadow", s.shadow.as_str())])
         .collect();
-    let series = |f: &dyn Fn(&ShadowResult) -> f64| -> Vec<(Labels<'_>, f64)> {
-        labels
-            .iter()
-            .zip(shadows)
-            .map(|(l, s)| (&l[..], f(s)))
-            .collect()
-    };
-    let counters = |f: fn(&ShadowResult) -> u64| -> Vec<(Labels<'_>, u64)> {
-        labels
-            .iter()
-            .zip(shadows)
-            .map(|(l, s)| (&l[..], f(s)))
-            .collect()
-    };
     e.counters(
         "nba_shadow_scored_total",
         "Decisions each shadow policy scored without acting.",
-        &counters(|s| s.figures.scored),
+        &per_series(&labels, shadows, |s| s.figures.scored),
     );
     e.counters(
         "nba_shadow_agreed_total",
         "Scored decisions where the shadow would have sent the action sent.",
-        &counters(|s| s.figures.agreed),
+        &per_series(&labels, shadows, |s| s.figures.agreed),
     );
     e.counters(
         "nba_shadow_closed_total",
         "Scored decisions closed (outcome joined or default reward): the estimate's sample.",
-        &counters(|s| s.figures.closed),
+        &per_series(&labels, shadows, |s| s.figures.closed),
     );
-    let ips = |i: usize| move |s: &ShadowResult| s.ips.map_or(f64::NAN, |v| v[i]);
+    let ips = |i: usize| per_series(&labels, shadows, |s| s.ips.map_or(f64::NAN, |v| v[i]));
     e.gauges(
         "nba_shadow_ips_estimate",
         "Each shadow's IPS estimate of its mean reward per decision had it been deployed (NaN before two closed).",
-        &series(&ips(0)),
+        &ips(0),
     );
     e.gauges(
         "nba_shadow_ips_low",
         "Lower end of the estimate's 95% interval.",
-        &series(&ips(1)),
+        &ips(1),
     );
     e.gauges(
         "nba_shadow_ips_high",
         "Upper end of the estimate's 95% interval.",
-        &series(&ips(2)),
+        &ips(2),
     );
+}
+
+/// One series per item: its labels and `value` of it.
+fn per_series<'a, T, V>(
+    labels: &'a [[(&'a str, &'a str); 2]],
+    items: &[T],
+    value: impl Fn(&T) -> V,
+) -> Vec<(Labels<'a>, V)> {
+    labels
+        .iter()
+        .zip(items)
+        .map(|(l, item)| (&l[..], value(item)))
+        .collect()
 }
 
 /// One gauge per (topic, partition).

@@ -1216,11 +1216,33 @@ impl LinearBandit {
     /// the same live and in a replay whatever order decisions arrive in.
     pub fn decide(&mut self, decision_id: &str, x: &[f64], candidates: &Candidates<'_>) -> Choice {
         let (means, vars) = self.estimates(x, candidates);
+        self.choose(decision_id, &means, &vars)
+    }
+
+    /// [`LinearBandit::decide`] and [`LinearBandit::probabilities`] at once,
+    /// from one estimate of the candidates (a shadow policy needs both).
+    pub fn decide_with_probabilities(
+        &mut self,
+        decision_id: &str,
+        x: &[f64],
+        candidates: &Candidates<'_>,
+    ) -> (Choice, Vec<f64>) {
+        let (means, vars) = self.estimates(x, candidates);
+        let probabilities = self
+            .cfg
+            .policy
+            .probabilities(&means, &vars, self.evidence());
+        (self.choose(decision_id, &means, &vars), probabilities)
+    }
+
+    /// The choice among candidates estimated at `means` and `vars`, with
+    /// the random stream of `decision_id`.
+    fn choose(&self, decision_id: &str, means: &[f64], vars: &[f64]) -> Choice {
         let mut rng = DecisionRng::new(self.cfg.seed, decision_id);
         let (index, propensity, scores) =
             self.cfg
                 .policy
-                .choose(&means, &vars, self.evidence(), &mut rng);
+                .choose(means, vars, self.evidence(), &mut rng);
         Choice {
             index,
             propensity,
