@@ -206,7 +206,7 @@ impl SimRows {
             candidates.push(i);
             truth.push(
                 self.sim
-                    .click_probability(&r.customer_id, world, &r.channel)
+                    .click_probability(&r.customer_id, world, &r.channel, r.timestamp)
                     .unwrap_or(0.0),
             );
         }

@@ -24,7 +24,8 @@ enum ConfigCommand {
     /// Prints the arm of the deployment's [experiment] that decides for each
     /// customer (the same on every instance, after every restart and in a
     /// backtest): to check a customer's treatment before or during an
-    /// experiment.
+    /// experiment. One line per customer, `ID<TAB>ARM`; with a baseline,
+    /// `ID<TAB>ARM WHILE ON TRIAL<TAB>ARM ONCE THE BANDIT HAS TAKEN OVER`.
     Arm(ArmArgs),
     /// Prints a compiled-in example deployment (retail, bank), to start from.
     Example {
@@ -79,10 +80,26 @@ pub(crate) fn run(a: &ConfigArgs) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let experiment = deployment.settings.experiment.as_ref();
+            let guardrail = experiment.and_then(|e| Some((e, e.guardrail.as_ref()?)));
             let lines: String = c
                 .customers
                 .iter()
-                .map(|id| format!("{id}\t{}\n", updater.arm_name_of(id)))
+                .map(|id| match guardrail {
+                    // The arm depends on whether the bandit has taken over.
+                    Some((e, g)) => {
+                        let at = nba_core::experiment_position(&e.name, id);
+                        let arm = |taken_over| {
+                            if at < g.bandit_share(taken_over) {
+                                e.champion.as_str()
+                            } else {
+                                g.baseline_arm.as_str()
+                            }
+                        };
+                        format!("{id}\t{}\t{}\n", arm(false), arm(true))
+                    }
+                    None => format!("{id}\t{}\n", updater.arm_name_of(id)),
+                })
                 .collect();
             print(&lines, ExitCode::SUCCESS)
         }

@@ -390,6 +390,20 @@ fn print_summary(r: &DemoReport) {
     for shadow in &r.shadows {
         println!("  shadow {shadow}");
     }
+    if let Some(guardrail) = &r.guardrail {
+        print_guardrail(guardrail);
+    }
+}
+
+/// The guardrail's state and each switch with its event time.
+fn print_guardrail(g: &nba_core::GuardrailReport) {
+    println!("  {g}");
+    for switch in &g.switches {
+        println!(
+            "    at {}: {switch}",
+            nba_deployment::format_event_time(switch.at)
+        );
+    }
 }
 
 /// Where `nba simulate` puts its records.

@@ -777,6 +777,9 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
     for shadow in &run.shadows {
         println!("  shadow {shadow}");
     }
+    if let Some(guardrail) = &run.guardrail {
+        crate::print_guardrail(guardrail);
+    }
     if let Some(reason) = &run.first_rejection {
         eprintln!(
             "warning: {} of {} records were refused (dead letters in a live run); the first: {reason}",

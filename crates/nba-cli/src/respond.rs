@@ -155,7 +155,10 @@ impl Loop<'_> {
             .catalog
             .eligible(c, nba.timestamp)
             .iter()
-            .filter_map(|a| self.sim.click_probability(&nba.customer_id, a, channel))
+            .filter_map(|a| {
+                self.sim
+                    .click_probability(&nba.customer_id, a, channel, nba.timestamp)
+            })
             .collect();
         (
             RewardRate::mean(&ps),

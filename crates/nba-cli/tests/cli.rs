@@ -811,5 +811,62 @@ fn a_backtest_reports_each_experiment_arm() {
         .expect("nba runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("declares no [experiment]"));
+
+    // Apprentice mode: the baseline's decisions are its rule's, sent for
+    // sure, and each customer is in one of the two arms `nba config arm`
+    // names for them (on trial, after a takeover).
+    let guarded = dir.join("guarded.toml");
+    std::fs::write(
+        &guarded,
+        format!(
+            "{retail}\n[experiment]\nname = \"apprentice\"\n\n[experiment.baseline]\nrule = \"order\"\norder = [\"discount_10\"]\ntrial_share = 0.3\nwindow = 200\nmin_outcomes = 40\n"
+        ),
+    )
+    .expect("written");
+    let out = nba()
+        .arg("backtest")
+        .arg(&rec)
+        .arg("--deployment")
+        .arg(&guarded)
+        .arg("--decisions")
+        .arg(&decisions)
+        .arg("--json")
+        .output()
+        .expect("nba runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("guardrail: the bandit decides for"), "{text}");
+    let r = last_json_line(&out);
+    assert!(r["guardrail"]["bandit_share"].as_f64().is_some(), "{r}");
+    let shown: Vec<serde_json::Value> = std::fs::read_to_string(&decisions)
+        .expect("decisions")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a decision"))
+        .filter(|d: &serde_json::Value| d["action_id"].as_str().is_some_and(|a| !a.is_empty()))
+        .collect();
+    let customers: Vec<&str> = shown
+        .iter()
+        .map(|d| d["customer_id"].as_str().expect("an id"))
+        .collect();
+    let out = nba()
+        .args(["config", "arm"])
+        .arg(&guarded)
+        .args(&customers)
+        .output()
+        .expect("nba runs");
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut baseline = 0;
+    for (line, d) in listed.lines().zip(&shown) {
+        let arm = d["experiment_arm"].as_str().expect("an arm");
+        let columns: Vec<&str> = line.split('\t').collect();
+        assert_eq!(columns.len(), 3, "{line}");
+        assert!(columns[1..].contains(&arm), "{line} vs {d}");
+        if arm == "baseline" {
+            baseline += 1;
+            assert_eq!(d["policy"], "baseline:order", "{d}");
+            assert_eq!(d["propensity"], 1.0, "{d}");
+        }
+    }
+    assert_eq!(listed.lines().count(), shown.len());
+    assert!(baseline > 0, "the baseline decided for someone");
     let _ = std::fs::remove_dir_all(&dir);
 }

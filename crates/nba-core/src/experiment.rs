@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::estimators::Z95;
-use crate::{BanditConfig, stable_hash};
+use crate::{BanditConfig, BaselineRule, GuardrailConfig, stable_hash};
 
 /// A policy that takes a share of the customers from the champion.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +62,9 @@ pub struct ExperimentConfig {
     pub challengers: Vec<ChallengerConfig>,
     /// Shadow policies, scoring every decision of every arm.
     pub shadows: Vec<ShadowConfig>,
+    /// Apprentice mode: a rules baseline decides for the customers the
+    /// champion's bandit has not earned (no challengers then).
+    pub guardrail: Option<GuardrailConfig>,
 }
 
 impl ExperimentConfig {
@@ -91,6 +94,25 @@ impl ExperimentConfig {
                     champion.dim,
                     champion.model.action_features()
                 ));
+            }
+        }
+        if let Some(g) = &self.guardrail {
+            g.validate()?;
+            if !self.challengers.is_empty() {
+                return Err("a guardrail compares the champion's bandit with the baseline alone: remove the [[experiment.challenger]]s or the baseline".into());
+            }
+            if g.baseline_arm.trim().is_empty() || names.contains(&g.baseline_arm.as_str()) {
+                return Err(format!(
+                    "baseline arm name {:?} is empty or used twice: give every arm and shadow its own name",
+                    g.baseline_arm
+                ));
+            }
+            if let BaselineRule::ActionContext { column, feature } = &g.baseline {
+                if *column >= champion.model.action_features() {
+                    return Err(format!(
+                        "the baseline chooses by the action-context feature {feature}, which the champion's model does not read: declare it in features.action_context and use the action-aware model"
+                    ));
+                }
             }
         }
         let mut total = 0.0;
@@ -126,6 +148,9 @@ impl ExperimentConfig {
 
     /// The champion's share: what the challengers leave.
     pub fn champion_share(&self) -> f64 {
+        if let Some(g) = &self.guardrail {
+            return g.trial_share;
+        }
         1.0 - self.challengers.iter().map(|c| c.share).sum::<f64>()
     }
 }
@@ -336,7 +361,7 @@ impl std::fmt::Display for ShadowResult {
 mod tests {
     use super::*;
     use crate::{
-        DecisionRequest, EventTime, ModelUpdater, NextBestAction, Policy, Reward, UpdaterConfig,
+        DecisionRequest, EventTime, ModelUpdater, NextBestAction, Policy, UpdaterConfig,
         UpdaterInput, testing,
     };
 
@@ -369,6 +394,7 @@ mod tests {
                     bandit: softmax,
                     learning: ShadowLearning::Observed,
                 }],
+                guardrail: None,
             }),
             ..cfg
         }
@@ -425,16 +451,7 @@ mod tests {
                     .expect("valid")
                     .expect("answered");
                 if nba.action_id == "promo" {
-                    let reward = Reward {
-                        reward_id: format!("r-{}", nba.decision_id),
-                        decision_id: nba.decision_id.clone(),
-                        customer_id: nba.customer_id.clone(),
-                        timestamp: t + 10,
-                        action_id: nba.action_id.clone(),
-                        value: 1.0,
-                        event_type: "click".into(),
-                    };
-                    u.apply(&UpdaterInput::Reward(reward)).expect("valid");
+                    u.apply(&testing::click(&nba, t + 10)).expect("valid");
                 }
                 out.push(nba);
             }
@@ -643,6 +660,7 @@ mod tests {
             champion: "champion".into(),
             challengers: vec![challenger("thompson", 0.3), challenger("greedy", 0.2)],
             shadows: Vec::new(),
+            guardrail: None,
         };
         assert!(e.validate(&bandit).is_ok());
         assert!((e.champion_share() - 0.5).abs() < 1e-12);

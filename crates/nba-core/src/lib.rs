@@ -27,6 +27,7 @@ pub mod estimators;
 mod event;
 mod experiment;
 mod features;
+mod guardrail;
 mod intake;
 mod join;
 mod linalg;
@@ -68,6 +69,9 @@ pub use features::{
     ActionContextSpec, ActionFeature, ContextFeature, ContextSpec, Counted, CustomerSnapshot,
     CustomerState, CustomerStore, DEFAULT_CONTEXT, FeatureConfig, FeatureLayout, NumberScale,
     format_duration_ms, parse_duration_ms,
+};
+pub use guardrail::{
+    BaselineRule, GuardrailConfig, GuardrailReport, GuardrailStatus, GuardrailSwitch,
 };
 pub use intake::{
     EventFingerprint, Intake, IntakeChecks, IntakeConfig, IntakeOutcome, MAX_INTERACTION_BYTES,

@@ -8,6 +8,7 @@ use crate::{
     Declarations, FeatureConfig, FieldKind, MetricSpec, Names, Outcome, OutcomeReward,
     ProfileField, ProfileSpec, RequestSpec, Undeclared, UpdaterConfig, Vocabulary,
 };
+use crate::{EventTime, NextBestAction, Reward, UpdaterInput};
 
 pub(crate) const CHANNELS: [&str; 5] = ["web", "app", "store", "call", "email"];
 pub(crate) const CATEGORIES: [&str; 4] = ["books", "music", "garden", "toys"];
@@ -132,6 +133,19 @@ pub(crate) fn aggregator_config() -> AggregatorConfig {
         catalog: catalog(),
         policy: ContactPolicyConfig::default(),
     }
+}
+
+/// A click worth 1 on the action `nba` sent, at `at`.
+pub(crate) fn click(nba: &NextBestAction, at: EventTime) -> UpdaterInput {
+    UpdaterInput::Reward(Reward {
+        reward_id: format!("r-{}", nba.decision_id),
+        decision_id: nba.decision_id.clone(),
+        customer_id: nba.customer_id.clone(),
+        timestamp: at,
+        action_id: nba.action_id.clone(),
+        value: 1.0,
+        event_type: "click".into(),
+    })
 }
 
 pub(crate) fn updater_config(dim: usize) -> UpdaterConfig {

@@ -6,13 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::contact::GuardSnapshot;
 use crate::experiment::{ArmFigures, ShadowFigures, ShadowLearning, experiment_position};
+use crate::guardrail::{Guardrail, GuardrailState};
 use crate::versioned::FormatTag;
 use crate::{
-    ActionCatalog, ActionKind, AttributionJoin, BanditConfig, Candidates, CatalogTimeline,
-    CatalogVersion, ContactGuard, ContactPolicyConfig, CustomerErasure, DecisionRequest,
-    Declarations, DeltaEntry, EventTime, ExperimentConfig, JoinConfig, LinearBandit, ModelDelta,
-    NextBestAction, Objective, PendingDecision, PublishedAnswer, PublishedAnswers, Rejection,
-    Reward, SeenDeltas, ShadowChoice, ShadowScore,
+    ActionCatalog, ActionKind, AttributionJoin, BanditConfig, BaselineRule, Candidates,
+    CatalogTimeline, CatalogVersion, ContactGuard, ContactPolicyConfig, CustomerErasure,
+    DecisionRequest, Declarations, DeltaEntry, EventTime, ExperimentConfig, GuardrailReport,
+    GuardrailStatus, GuardrailSwitch, JoinConfig, LinearBandit, ModelDelta, NextBestAction,
+    Objective, PendingDecision, PublishedAnswer, PublishedAnswers, Rejection, Reward, SeenDeltas,
+    ShadowChoice, ShadowScore,
 };
 
 /// Settings of [`ModelUpdater`].
@@ -190,6 +192,9 @@ struct Checkpoint {
     /// Every shadow policy's model and figures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     shadows: Vec<ShadowCheckpoint>,
+    /// The guardrail's windows and who is in charge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    guardrail: Option<GuardrailState>,
 }
 
 /// One shadow policy in a [`Checkpoint`].
@@ -227,8 +232,12 @@ struct Arm {
     /// It decides for the customers whose [`experiment_position`] is below
     /// this (and at or above the previous arm's).
     until: f64,
+    /// Its model; a baseline arm's is never trained (its outcomes teach
+    /// the champion's).
     bandit: LinearBandit,
     figures: ArmFigures,
+    /// Set for a rules baseline, which decides by it instead of the model.
+    rule: Option<BaselineRule>,
 }
 
 impl Arm {
@@ -238,6 +247,7 @@ impl Arm {
             until,
             bandit: LinearBandit::new(bandit),
             figures: ArmFigures::default(),
+            rule: None,
         }
     }
 }
@@ -264,6 +274,9 @@ pub struct ModelUpdater {
     experiment: Option<String>,
     /// The experiment's shadow policies.
     shadows: Vec<Shadow>,
+    /// Apprentice mode: arms are the champion's bandit (first) and the
+    /// baseline, and this moves customers between them.
+    guardrail: Option<Guardrail>,
     join: AttributionJoin,
     allowed_lateness_ms: i64,
     newest: EventTime,
@@ -287,11 +300,12 @@ impl ModelUpdater {
         if cfg.instance_id.is_some() {
             contacts = contacts.sharing_budgets();
         }
-        let (experiment, arms, shadows) = match cfg.experiment {
+        let (experiment, arms, shadows, guardrail) = match cfg.experiment {
             None => (
                 None,
                 vec![Arm::new(String::new(), 1.0, cfg.bandit)],
                 Vec::new(),
+                None,
             ),
             Some(mut e) => {
                 e.validate(&cfg.bandit)?;
@@ -305,16 +319,21 @@ impl ModelUpdater {
                     })
                     .collect();
                 let mut until = e.champion_share();
-                let mut arms = vec![Arm::new(e.champion.clone(), until, cfg.bandit)];
+                let mut arms = vec![Arm::new(e.champion.clone(), until, cfg.bandit.clone())];
                 for c in e.challengers {
                     until += c.share;
                     arms.push(Arm::new(c.name, until, c.bandit));
+                }
+                if let Some(g) = &e.guardrail {
+                    let mut baseline = Arm::new(g.baseline_arm.clone(), 1.0, cfg.bandit);
+                    baseline.rule = Some(g.baseline.clone());
+                    arms.push(baseline);
                 }
                 // Rounding may leave the last bound a hair under 1.
                 if let Some(last) = arms.last_mut() {
                     last.until = 1.0;
                 }
-                (Some(e.name), arms, shadows)
+                (Some(e.name), arms, shadows, e.guardrail.map(Guardrail::new))
             }
         };
         Ok(Self {
@@ -322,6 +341,7 @@ impl ModelUpdater {
             arms,
             experiment,
             shadows,
+            guardrail,
             join: AttributionJoin::new(JoinConfig {
                 window_ms,
                 ..cfg.join
@@ -416,6 +436,29 @@ impl ModelUpdater {
             .map(|s| (s.name.as_str(), &s.bandit, s.figures))
     }
 
+    /// Where the guardrail stands (with a baseline).
+    pub fn guardrail_status(&self) -> Option<GuardrailStatus> {
+        self.guardrail.as_ref().map(Guardrail::status)
+    }
+
+    /// The switches between baseline and bandit since last taken, oldest
+    /// first: for the log.
+    pub fn take_guardrail_switches(&mut self) -> Vec<GuardrailSwitch> {
+        self.guardrail
+            .as_mut()
+            .map(Guardrail::take_unlogged)
+            .unwrap_or_default()
+    }
+
+    /// Where the guardrail stands and every switch this updater made (since
+    /// it was created or restored), oldest first.
+    pub fn guardrail_report(&self) -> Option<GuardrailReport> {
+        self.guardrail.as_ref().map(|g| GuardrailReport {
+            status: g.status(),
+            switches: g.switches.clone(),
+        })
+    }
+
     /// The arm that decides for `customer_id`.
     fn arm_of(&self, customer_id: &str) -> usize {
         let Some(name) = &self.experiment else {
@@ -499,13 +542,16 @@ impl ModelUpdater {
             exchange: self.exchange.clone(),
             contacts: self.contacts.snapshot(),
             arms: self
-                .experiment_arms()
+                .arms
+                .iter()
+                .filter(|_| self.experiment.is_some())
                 .enumerate()
-                .map(|(i, (name, bandit, figures))| ArmCheckpoint {
-                    name: name.to_owned(),
-                    figures,
-                    bandit: (i > 0)
-                        .then(|| serde_json::from_slice(&bandit.snapshot()).unwrap_or_default()),
+                .map(|(i, arm)| ArmCheckpoint {
+                    name: arm.name.clone(),
+                    figures: arm.figures,
+                    bandit: (i > 0 && arm.rule.is_none()).then(|| {
+                        serde_json::from_slice(&arm.bandit.snapshot()).unwrap_or_default()
+                    }),
                 })
                 .collect(),
             shadows: self
@@ -517,6 +563,7 @@ impl ModelUpdater {
                     bandit: serde_json::from_slice(&s.bandit.snapshot()).unwrap_or_default(),
                 })
                 .collect(),
+            guardrail: self.guardrail.as_ref().map(|g| g.state.clone()),
         };
         // Only finite floats are ever kept, so this cannot fail.
         serde_json::to_vec(&c).unwrap_or_default()
@@ -567,6 +614,10 @@ impl ModelUpdater {
             (Some(id), None) => Some(Exchange::new(id)),
             (None, _) => None,
         };
+        if let (Some(g), Some(state)) = (&mut fresh.guardrail, c.guardrail) {
+            g.state = state;
+            fresh.arms[0].until = g.bandit_share();
+        }
         fresh.contacts.restore(c.contacts);
         fresh.newest = c.newest;
         fresh.stats = c.stats;
@@ -747,12 +798,23 @@ impl ModelUpdater {
             .at(p.decided_at)
             .get(&p.action_id)
             .map_or(0.0, |a| a.value);
-        let arm = &mut self.arms[i];
+        // An apprentice learns from the baseline's decisions too.
+        let learner = if self.arms[i].rule.is_some() { 0 } else { i };
         if !p.mandatory {
-            arm.bandit
-                .update(&p.action_id, &p.context, &p.action_context, reward, at);
+            self.arms[learner].bandit.update(
+                &p.action_id,
+                &p.context,
+                &p.action_context,
+                reward,
+                at,
+            );
+            if let Some(g) = &mut self.guardrail {
+                if g.observe(i == 0, reward, at) {
+                    self.arms[0].until = g.bandit_share();
+                }
+            }
         }
-        let f = &mut arm.figures;
+        let f = &mut self.arms[i].figures;
         if joined {
             f.rewards_joined += 1;
         } else {
@@ -890,54 +952,71 @@ impl ModelUpdater {
                         Vec::new()
                     }
                 };
-                let bandit = &mut self.arms[arm].bandit;
-                let values = values_for(bandit.config().objective);
-                let choice = bandit.decide(
-                    &r.decision_id,
-                    &r.context,
-                    &Candidates::new(&candidates)
-                        .with_features(&rows)
-                        .with_values(&values),
-                );
-                let policy = bandit.policy_name().to_owned();
-                chosen_features =
-                    rows[choice.index * features..(choice.index + 1) * features].to_vec();
-                for s in &mut self.shadows {
-                    // A shadow reads the champion's action context: an arm
-                    // whose model reads another is not scored.
-                    if s.bandit.config().model.action_features() != features {
-                        continue;
+                if let Some(rule) = &self.arms[arm].rule {
+                    let values = values_for(Objective::Value);
+                    let index = rule.choose(&candidates, &values, &rows, features);
+                    chosen_features = rows[index * features..(index + 1) * features].to_vec();
+                    // Deterministic: the baseline sends it with probability 1.
+                    (
+                        candidates[index].clone(),
+                        1.0,
+                        0.0,
+                        Vec::new(),
+                        rule.policy_name(),
+                        candidates.len(),
+                    )
+                } else {
+                    let bandit = &mut self.arms[arm].bandit;
+                    let values = values_for(bandit.config().objective);
+                    let choice = bandit.decide(
+                        &r.decision_id,
+                        &r.context,
+                        &Candidates::new(&candidates)
+                            .with_features(&rows)
+                            .with_values(&values),
+                    );
+                    let policy = bandit.policy_name().to_owned();
+                    chosen_features =
+                        rows[choice.index * features..(choice.index + 1) * features].to_vec();
+                    for s in &mut self.shadows {
+                        // A shadow reads the champion's action context: an arm
+                        // whose model reads another is not scored.
+                        if s.bandit.config().model.action_features() != features {
+                            continue;
+                        }
+                        let values = values_for(s.bandit.config().objective);
+                        let offered = Candidates::new(&candidates)
+                            .with_features(&rows)
+                            .with_values(&values);
+                        let (own, probabilities) = s.bandit.decide_with_probabilities(
+                            &r.decision_id,
+                            &r.context,
+                            &offered,
+                        );
+                        let probability = probabilities[choice.index];
+                        let agreed = own.index == choice.index;
+                        s.figures.scored += 1;
+                        s.figures.agreed += u64::from(agreed);
+                        shadow_choices.push(ShadowChoice {
+                            name: s.name.clone(),
+                            action_id: candidates[own.index].clone(),
+                            probability,
+                        });
+                        shadow_scores.push(ShadowScore {
+                            name: s.name.clone(),
+                            weight: probability / choice.propensity,
+                            agreed,
+                        });
                     }
-                    let values = values_for(s.bandit.config().objective);
-                    let offered = Candidates::new(&candidates)
-                        .with_features(&rows)
-                        .with_values(&values);
-                    let (own, probabilities) =
-                        s.bandit
-                            .decide_with_probabilities(&r.decision_id, &r.context, &offered);
-                    let probability = probabilities[choice.index];
-                    let agreed = own.index == choice.index;
-                    s.figures.scored += 1;
-                    s.figures.agreed += u64::from(agreed);
-                    shadow_choices.push(ShadowChoice {
-                        name: s.name.clone(),
-                        action_id: candidates[own.index].clone(),
-                        probability,
-                    });
-                    shadow_scores.push(ShadowScore {
-                        name: s.name.clone(),
-                        weight: probability / choice.propensity,
-                        agreed,
-                    });
+                    (
+                        candidates[choice.index].clone(),
+                        choice.propensity,
+                        choice.score,
+                        choice.scores,
+                        policy,
+                        candidates.len(),
+                    )
                 }
-                (
-                    candidates[choice.index].clone(),
-                    choice.propensity,
-                    choice.score,
-                    choice.scores,
-                    policy,
-                    candidates.len(),
-                )
             }
         };
         let catalog = self.catalogs.at(r.timestamp);

@@ -507,6 +507,45 @@ pub struct ExperimentSection {
     /// Shadow policies: they score every decision without acting.
     #[serde(default, rename = "shadow")]
     pub shadows: Vec<ShadowSection>,
+    /// Apprentice mode: a rules baseline decides for the customers the
+    /// champion's bandit has not yet shown it earns more for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineSection>,
+}
+
+/// `[experiment.baseline]`: the rules the champion's bandit must beat before
+/// it takes over. Every setting left out takes the default documented in
+/// deploy/README.md ("Apprentice mode").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineSection {
+    /// The baseline's arm name (default "baseline").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// How it chooses: "order" (the first candidate in `order`), "ranking"
+    /// (the highest value × lever weight), or a one-value feature of
+    /// features.action_context, such as "affinity:category" (the customer's
+    /// most frequent category).
+    pub rule: String,
+    /// With rule = "order": the actions it prefers, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order: Vec<String>,
+    /// The bandit's share of the customers while on trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_share: Option<f64>,
+    /// Its share once it has taken over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takeover_share: Option<f64>,
+    /// How many of each arm's latest closed decisions are compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+    /// Closed decisions each arm needs before a switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_outcomes: Option<usize>,
+    /// How long the bandit's mean may stay below the baseline's before it
+    /// falls back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_after: Option<String>,
 }
 
 /// `[[experiment.shadow]]`: a policy that scores every decision the model
@@ -749,6 +788,13 @@ pub struct ResponseSection {
     /// What raises (or lowers) it, for whom.
     #[serde(default)]
     pub lift: Vec<LiftSection>,
+    /// The rule holds from this event time (default: always): with `until`,
+    /// a world that changes abruptly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<EventTimeField>,
+    /// The rule holds until this event time (excluded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<EventTimeField>,
 }
 
 /// One lift of a response rule.

@@ -149,6 +149,16 @@ impl Deployment {
                     nba_core::LinearBandit::new(c.bandit.clone()).policy_name()
                 )
             }))
+            .chain(e.guardrail.iter().map(|g| {
+                format!(
+                    "{} {:.0}% ({}) until the bandit earns more, then {:.0}%",
+                    g.baseline_arm,
+                    100.0 * (1.0 - g.trial_share),
+                    g.baseline.policy_name(),
+                    100.0 * (1.0 - g.takeover_share)
+                )
+            }))
+            .chain(e.shadows.iter().map(|s| format!("shadow {}", s.name)))
             .collect();
             let _ = writeln!(out, "# experiment {:?}: {}", e.name, arms.join("; "));
         }

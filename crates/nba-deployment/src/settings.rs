@@ -4,18 +4,19 @@
 use std::path::Path;
 
 use nba_core::{
-    ActionCatalog, ActionRecord, AggregatorConfig, AttributeSpec, BanditConfig, CatalogVersion,
-    ChallengerConfig, ConsentEvents, ContactGuard, ContactPolicyConfig, Declarations, Eligibility,
-    ExperimentConfig, Exploration, FeatureConfig, FeatureLayout, FieldKind, Forgetting, Intake,
-    IntakeConfig, JoinConfig, MetricSpec, Model, Names, Objective, Outcome, OutcomeReward, Policy,
-    ProfileField, ProfileSpec, RequestSpec, Residual, ShadowConfig, ShadowLearning,
-    TreatmentRecord, Undeclared, UpdaterConfig, Vocabulary, parse_duration_ms,
+    ActionCatalog, ActionRecord, AggregatorConfig, AttributeSpec, BanditConfig, BaselineRule,
+    CatalogVersion, ChallengerConfig, ConsentEvents, ContactGuard, ContactPolicyConfig,
+    Declarations, Eligibility, ExperimentConfig, Exploration, FeatureConfig, FeatureLayout,
+    FieldKind, Forgetting, GuardrailConfig, Intake, IntakeConfig, JoinConfig, MetricSpec, Model,
+    Names, Objective, Outcome, OutcomeReward, Policy, ProfileField, ProfileSpec, RequestSpec,
+    Residual, ShadowConfig, ShadowLearning, TreatmentRecord, Undeclared, UpdaterConfig, Vocabulary,
+    parse_duration_ms,
 };
 
 use crate::file::{
-    ContactSection, DeploymentFile, ExperimentSection, FieldType, ForgettingName, KindName,
-    ModelName, ObjectiveName, PolicyName, PolicySection, ResidualName, ShadowLearningName,
-    UndeclaredName,
+    BaselineSection, ContactSection, DeploymentFile, ExperimentSection, FieldType, ForgettingName,
+    KindName, ModelName, ObjectiveName, PolicyName, PolicySection, ResidualName,
+    ShadowLearningName, UndeclaredName,
 };
 use crate::problems::{Collector, Problem};
 use crate::simulation::SimulationSpec;
@@ -233,7 +234,7 @@ pub(crate) fn build(
     let experiment = bandit.as_ref().and_then(|champion| {
         file.experiment
             .as_ref()
-            .and_then(|e| experiment(file, e, champion, action_dim, actions, c))
+            .and_then(|e| experiment(file, e, champion, layout.as_ref(), catalog.as_ref(), c))
     });
     let intake = duration(c, "intake.dedup_window", &file.intake.dedup_window).zip(duration(
         c,
@@ -824,6 +825,71 @@ fn policy(
     (bandit, join, lateness)
 }
 
+/// The guardrail `[experiment.baseline]` declares: the defaults are
+/// [`GuardrailConfig::new`]'s.
+fn guardrail(
+    b: &BaselineSection,
+    layout: Option<&FeatureLayout>,
+    catalog: Option<&ActionCatalog>,
+    c: &mut Collector<'_>,
+) -> Option<GuardrailConfig> {
+    let rule = match b.rule.trim() {
+        "order" => {
+            if let Some(unknown) = b
+                .order
+                .iter()
+                .find(|a| catalog.is_some_and(|cat| cat.get(a).is_none()))
+            {
+                c.problem(
+                    "experiment.baseline.order",
+                    format!("{unknown:?} is not an action of the catalog: list catalog actions"),
+                );
+                return None;
+            }
+            BaselineRule::Order(b.order.clone())
+        }
+        "ranking" => BaselineRule::Ranking,
+        feature => match layout.and_then(|l| l.action_context().column(feature)) {
+            Some((column, 1)) => BaselineRule::ActionContext {
+                column,
+                feature: feature.to_owned(),
+            },
+            Some((_, width)) => {
+                c.problem(
+                    "experiment.baseline.rule",
+                    format!("{feature} is {width} values per candidate: the baseline ranks by a feature of one value, such as affinity:TAG"),
+                );
+                return None;
+            }
+            None => {
+                c.problem(
+                    "experiment.baseline.rule",
+                    format!("{feature:?} is not a rule: use \"order\" (with order = [...]), \"ranking\" (value × lever weight), or a feature of features.action_context such as \"affinity:category\""),
+                );
+                return None;
+            }
+        },
+    };
+    if !b.order.is_empty() && !matches!(rule, BaselineRule::Order(_)) {
+        c.problem(
+            "experiment.baseline.order",
+            "order is read only with rule = \"order\": remove it or set the rule",
+        );
+    }
+    let mut g = GuardrailConfig::new(rule);
+    if let Some(name) = &b.name {
+        g.baseline_arm = name.trim().to_owned();
+    }
+    g.trial_share = b.trial_share.unwrap_or(g.trial_share);
+    g.takeover_share = b.takeover_share.unwrap_or(g.takeover_share);
+    g.window = b.window.unwrap_or(g.window);
+    g.min_outcomes = b.min_outcomes.unwrap_or(g.min_outcomes);
+    if let Some(text) = &b.fallback_after {
+        g.fallback_after_ms = duration(c, "experiment.baseline.fallback_after", text)?;
+    }
+    Some(g)
+}
+
 /// The policy keys every arm of an experiment shares: one reward join
 /// closes every decision, whichever arm made it.
 const SHARED_POLICY_KEYS: [&str; 4] = [
@@ -839,15 +905,17 @@ fn experiment(
     file: &DeploymentFile,
     e: &ExperimentSection,
     champion: &BanditConfig,
-    action_dim: usize,
-    actions: usize,
+    layout: Option<&FeatureLayout>,
+    catalog: Option<&ActionCatalog>,
     c: &mut Collector<'_>,
 ) -> Option<ExperimentConfig> {
+    let action_dim = layout.map_or(0, |l| l.action_context().dim());
+    let actions = catalog.map_or(0, |c| c.actions().len());
     let problems_before = c.problems.len();
-    if e.challengers.is_empty() && e.shadows.is_empty() {
+    if e.challengers.is_empty() && e.shadows.is_empty() && e.baseline.is_none() {
         c.problem(
             "experiment",
-            "declare at least one [[experiment.challenger]] (name, share, and the [policy] keys it changes) or [[experiment.shadow]] (name and policy), or remove [experiment]",
+            "declare at least one [[experiment.challenger]] (name, share, and the [policy] keys it changes), [[experiment.shadow]] (name and policy) or [experiment.baseline] (rule), or remove [experiment]",
         );
     }
     let bandit_of = |at: String, changes: &toml::Table, c: &mut Collector<'_>| {
@@ -908,6 +976,10 @@ fn experiment(
         champion: e.champion.trim().to_owned(),
         challengers,
         shadows,
+        guardrail: e
+            .baseline
+            .as_ref()
+            .and_then(|b| guardrail(b, layout, catalog, c)),
     };
     if c.problems.len() > problems_before {
         return None;

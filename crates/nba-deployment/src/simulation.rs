@@ -64,16 +64,19 @@ pub struct ResponseSpec {
     pub base: f64,
     /// (when, by how much).
     pub lifts: Vec<(SimCondition, f64)>,
+    /// The event times it holds in: [from, until).
+    pub during: (i64, i64),
 }
 
 impl ResponseSpec {
-    /// True if the rule is for `action` (of `catalog`).
-    pub fn covers(&self, action: &str, catalog: &ActionCatalog) -> bool {
-        self.actions.iter().any(|a| a == action)
+    /// True if the rule is for `action` (of `catalog`) at event time `at`.
+    pub fn covers(&self, action: &str, catalog: &ActionCatalog, at: i64) -> bool {
+        let named = self.actions.iter().any(|a| a == action)
             || self
                 .tagged
                 .as_ref()
-                .is_some_and(|t| catalog.get(action).is_some_and(|a| a.tags.contains_key(t)))
+                .is_some_and(|t| catalog.get(action).is_some_and(|a| a.tags.contains_key(t)));
+        named && (self.during.0..self.during.1).contains(&at)
     }
 }
 
@@ -339,11 +342,22 @@ pub(crate) fn compile(
                 Err(e) => c.problem(format!("{setting}.lift[{j}].when"), e),
             }
         }
+        let during = (
+            r.from.as_ref().map_or(i64::MIN, |t| t.0),
+            r.until.as_ref().map_or(i64::MAX, |t| t.0),
+        );
+        if during.0 >= during.1 {
+            c.problem(
+                format!("{setting}.until"),
+                "the rule ends before it starts: until comes after from",
+            );
+        }
         responses.push(ResponseSpec {
             actions: r.actions.clone(),
             tagged: r.tagged.clone(),
             base: r.base,
             lifts,
+            during,
         });
     }
     (c.problems.len() == before).then(|| SimulationSpec {

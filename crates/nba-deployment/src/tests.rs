@@ -520,3 +520,122 @@ fn a_challenger_is_the_policy_with_the_keys_it_changes() {
         assert!(found.message.contains(says), "{problems}");
     }
 }
+
+/// `[experiment]` with `[experiment.baseline]` holding `baseline`.
+fn with_baseline(baseline: &str) -> String {
+    edited(
+        "attribution_window = \"30m\"\n",
+        &format!(
+            "attribution_window = \"30m\"\n\n[experiment]\nname = \"apprentice\"\n\n[experiment.baseline]\n{baseline}\n"
+        ),
+    )
+}
+
+#[test]
+fn a_baseline_guards_the_champion_with_its_rule_and_the_documented_defaults() {
+    let d = check(&with_baseline("rule = \"affinity:category\"")).expect("checks");
+    let e = d.settings.experiment.as_ref().expect("an experiment");
+    let g = e.guardrail.as_ref().expect("a guardrail");
+    // bias is column 0, so the customer's category affinity is column 1.
+    let defaults = nba_core::GuardrailConfig::new(nba_core::BaselineRule::ActionContext {
+        column: 1,
+        feature: "affinity:category".into(),
+    });
+    assert_eq!(g, &defaults);
+    assert_eq!(e.champion_share(), defaults.trial_share);
+
+    let d = check(&with_baseline(
+        "name = \"rules\"\nrule = \"order\"\norder = [\"fee_waiver\", \"savings_nudge\"]\ntrial_share = 0.05\ntakeover_share = 0.5\nwindow = 500\nmin_outcomes = 50\nfallback_after = \"2h\"",
+    ))
+    .expect("checks");
+    let g = d
+        .settings
+        .experiment
+        .as_ref()
+        .and_then(|e| e.guardrail.as_ref());
+    let g = g.expect("a guardrail");
+    assert_eq!(
+        g.baseline,
+        nba_core::BaselineRule::Order(vec!["fee_waiver".into(), "savings_nudge".into()])
+    );
+    assert_eq!(g.baseline_arm, "rules");
+    assert_eq!((g.trial_share, g.takeover_share), (0.05, 0.5));
+    assert_eq!((g.window, g.min_outcomes), (500, 50));
+    assert_eq!(g.fallback_after_ms, 7_200_000);
+
+    for (baseline, setting, says) in [
+        (
+            "rule = \"most-popular\"",
+            "experiment.baseline.rule",
+            "is not a rule",
+        ),
+        (
+            "rule = \"tag:product\"",
+            "experiment.baseline.rule",
+            "a feature of one value",
+        ),
+        (
+            "rule = \"order\"\norder = [\"free_lunch\"]",
+            "experiment.baseline.order",
+            "not an action of the catalog",
+        ),
+        (
+            "rule = \"ranking\"\norder = [\"fee_waiver\"]",
+            "experiment.baseline.order",
+            "only with rule = \"order\"",
+        ),
+        (
+            "rule = \"ranking\"\ntrial_share = 0.5\ntakeover_share = 0.2",
+            "experiment",
+            "not fewer",
+        ),
+        (
+            "rule = \"ranking\"\nfallback_after = \"soon\"",
+            "experiment.baseline.fallback_after",
+            "",
+        ),
+    ] {
+        let problems = check(&with_baseline(baseline)).expect_err(says);
+        let found = &problems.0[0];
+        assert_eq!(found.setting, setting, "{problems}");
+        assert!(found.message.contains(says), "{problems}");
+    }
+    let text = with_experiment("0.25", "").replace(
+        "[[experiment.challenger]]",
+        "[experiment.baseline]\nrule = \"ranking\"\n\n[[experiment.challenger]]",
+    );
+    let problems = check(&text).expect_err("a baseline and a challenger");
+    assert!(
+        problems
+            .to_string()
+            .contains("remove the [[experiment.challenger]]s"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn a_response_rule_holds_between_its_times() {
+    let d = check(&edited(
+        "[[simulation.response_rule]]\n",
+        "[[simulation.response_rule]]\nfrom = \"2026-01-02T00:00:00Z\"\nuntil = \"2026-01-03T00:00:00Z\"\n",
+    ))
+    .expect("checks");
+    let sim = d.settings.simulation.as_ref().expect("a simulation");
+    let rule = &sim.responses[0];
+    let catalog = &d.settings.catalog;
+    let action = rule.actions.first().expect("names an action");
+    let day = 86_400_000;
+    let jan2 = 1_767_225_600_000 + day;
+    assert!(!rule.covers(action, catalog, jan2 - 1));
+    assert!(rule.covers(action, catalog, jan2));
+    assert!(!rule.covers(action, catalog, jan2 + day));
+    let problems = check(&edited(
+        "[[simulation.response_rule]]\n",
+        "[[simulation.response_rule]]\nfrom = \"2026-01-03T00:00:00Z\"\nuntil = \"2026-01-02T00:00:00Z\"\n",
+    ))
+    .expect_err("ends before it starts");
+    assert!(
+        problems.to_string().contains("until comes after from"),
+        "{problems}"
+    );
+}

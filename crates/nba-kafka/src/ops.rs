@@ -25,7 +25,7 @@ use nba_pipeline::StageCounters;
 
 use crate::progress::GroupReading;
 use crate::tracker::AckLatencies;
-use nba_core::{ArmFigures, ShadowResult, parse_duration_ms};
+use nba_core::{ArmFigures, GuardrailStatus, ShadowResult, parse_duration_ms};
 
 /// How a stage logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -223,6 +223,8 @@ pub(crate) struct Readings {
     pub(crate) arms: Vec<(String, ArmFigures)>,
     /// Each shadow policy's running estimate (model-updater).
     pub(crate) shadows: Vec<ShadowResult>,
+    /// Where the guardrail stands (model-updater with a baseline).
+    pub(crate) guardrail: Option<GuardrailStatus>,
     pub(crate) acks: AckLatencies,
     pub(crate) revocations: u64,
     /// Consumer lag per (topic, partition), from librdkafka's statistics.
@@ -325,6 +327,9 @@ impl Readings {
         if !self.shadows.is_empty() {
             shadow_families(&mut e, stage, &self.shadows);
         }
+        if let Some(g) = &self.guardrail {
+            guardrail_families(&mut e, stage, g);
+        }
         partition_gauges(
             &mut e,
             stage,
@@ -381,6 +386,38 @@ fn experiment_families(e: &mut Exposition, stage: &str, arms: &[(String, ArmFigu
         "nba_experiment_value_sum",
         "Sum over each arm's closed decisions of the reward times the shown action's value.",
         &per_series(&labels, arms, |(_, f)| f.value_sum),
+    );
+}
+
+/// Where the guardrail stands: who is in charge, its switches, and the
+/// difference it decides by.
+fn guardrail_families(e: &mut Exposition, stage: &str, g: &GuardrailStatus) {
+    let l: &[(&str, &str)] = &[("stage", stage)];
+    e.gauges(
+        "nba_guardrail_bandit_share",
+        "The bandit's share of the customers now: its trial share, or its takeover share once it has shown it earns more than the baseline.",
+        &[(l, g.bandit_share)],
+    );
+    e.counters(
+        "nba_guardrail_takeovers_total",
+        "Times the bandit took over from the baseline.",
+        &[(l, g.takeovers)],
+    );
+    e.counters(
+        "nba_guardrail_fallbacks_total",
+        "Times the baseline took the bandit's customers back.",
+        &[(l, g.fallbacks)],
+    );
+    let difference = |i: usize| g.difference.map_or(f64::NAN, |d| d[i]);
+    e.gauges(
+        "nba_guardrail_difference",
+        "Bandit minus baseline mean reward over each arm's latest closed decisions (NaN before each arm has min_outcomes).",
+        &[(l, difference(0))],
+    );
+    e.gauges(
+        "nba_guardrail_difference_low",
+        "Lower end of the difference's 95% interval: the bandit takes over when it is above 0 (and falls back once the difference itself has stayed below 0 for fallback_after).",
+        &[(l, difference(1))],
     );
 }
 
@@ -546,6 +583,30 @@ mod tests {
             "nba_shadow_scored_total{stage=\"model-updater\",shadow=\"softmax\"} 10",
             "nba_shadow_agreed_total{stage=\"model-updater\",shadow=\"softmax\"} 4",
             "nba_shadow_ips_estimate{stage=\"model-updater\",shadow=\"softmax\"} 0.2",
+        ] {
+            assert!(
+                text.contains(&format!("{line}\n")),
+                "{line} missing from\n{text}"
+            );
+        }
+        let mut e = Exposition::new();
+        guardrail_families(
+            &mut e,
+            "model-updater",
+            &GuardrailStatus {
+                taken_over: true,
+                bandit_share: 0.9,
+                takeovers: 2,
+                fallbacks: 1,
+                difference: Some([0.25, 0.125, 0.375]),
+            },
+        );
+        let text = e.finish();
+        for line in [
+            "nba_guardrail_bandit_share{stage=\"model-updater\"} 0.9",
+            "nba_guardrail_takeovers_total{stage=\"model-updater\"} 2",
+            "nba_guardrail_fallbacks_total{stage=\"model-updater\"} 1",
+            "nba_guardrail_difference_low{stage=\"model-updater\"} 0.125",
         ] {
             assert!(
                 text.contains(&format!("{line}\n")),

@@ -700,6 +700,7 @@ pub async fn run_stage<S: Stage + 'static>(
             extra,
             arms: s.experiment_arms(),
             shadows: s.shadows(),
+            guardrail: s.guardrail(),
             acks: tracker.latencies(),
             revocations: ctx.revocations.load(Ordering::Relaxed),
             lag: ctx.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),

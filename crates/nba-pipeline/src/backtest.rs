@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use nba_core::{
     AggregatorConfig, AggregatorOutput, ArmFigures, ArmResult, CatalogVersion, EventFingerprint,
-    EventTime, FeatureAggregator, Intake, IntakeChecks, IntakeConfig, IntakeOutcome, Interaction,
-    ModelUpdater, NextBestAction, ShadowResult, UpdaterConfig, UpdaterInput, arm_results,
+    EventTime, FeatureAggregator, GuardrailReport, Intake, IntakeChecks, IntakeConfig,
+    IntakeOutcome, Interaction, ModelUpdater, NextBestAction, ShadowResult, UpdaterConfig,
+    UpdaterInput, arm_results,
 };
 use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
@@ -81,6 +82,10 @@ pub struct BacktestRun {
     /// Each shadow policy's estimate, as its live run would show it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shadows: Vec<ShadowResult>,
+    /// With a baseline in the deployment: where the guardrail stands and
+    /// every switch it made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail: Option<GuardrailReport>,
     /// (event time, decisions so far, rewards so far) after each decision or
     /// reward, thinned to at most about 2,000 points, for plots.
     #[serde(skip)]
@@ -449,6 +454,7 @@ fn run_engines(
             .shadows()
             .map(|(name, _, figures)| ShadowResult::new(name, figures))
             .collect(),
+        guardrail: updater.guardrail_report(),
         timeline,
         decision_latency,
     }
@@ -472,8 +478,7 @@ mod tests {
     }
 
     /// The byte-level stages the binaries run, with the same settings.
-    fn byte_level_stages(seed: u64) -> LocalPipeline {
-        let mut settings = retail();
+    fn byte_level_stages(mut settings: Settings, seed: u64) -> LocalPipeline {
         settings.bandit.seed = seed;
         LocalPipeline::from_settings(&settings).expect("valid")
     }
@@ -499,12 +504,36 @@ mod tests {
     /// the binaries run, record for record, including bad records.
     #[test]
     fn the_backtest_decides_as_the_byte_level_stages() {
-        let mut sim = simulator(20_000, 5, true);
+        decides_as_the_byte_level_stages(retail());
+    }
+
+    /// The same with a guardrail of non-default settings: the baseline, its
+    /// switches and the bandit's share at every moment agree.
+    #[test]
+    fn a_backtest_of_a_guarded_deployment_switches_as_the_stages() {
+        let text = format!(
+            "{}\n[experiment]\nname = \"apprentice\"\n\n[experiment.baseline]\nname = \"rules\"\nrule = \"ranking\"\ntrial_share = 0.3\ntakeover_share = 0.7\nwindow = 300\nmin_outcomes = 60\nfallback_after = \"20m\"\n",
+            nba_deployment::EXAMPLES[0].1
+        );
+        let settings = Deployment::from_text(&text, None, std::path::Path::new("."), &[])
+            .expect("checks")
+            .settings;
+        let (run, mut pipeline) = decides_as_the_byte_level_stages(settings);
+        // The backtest closes what is open at its end.
+        pipeline.updater.finish();
+        let report = run.guardrail.expect("a guardrail");
+        assert!(report.status.takeovers > 0, "{report:?}");
+        assert_eq!(Some(report), pipeline.updater.updater().guardrail_report());
+    }
+
+    fn decides_as_the_byte_level_stages(settings: Settings) -> (BacktestRun, LocalPipeline) {
+        let mut sim = Simulator::new(&settings, &SimConfig::for_run(20_000, 5, None), true)
+            .expect("simulates");
         let mut raw: Vec<RawRecord> = Vec::new();
-        let mut pipeline = byte_level_stages(9);
+        let mut pipeline = byte_level_stages(settings.clone(), 9);
         let mut through_bytes = Vec::new();
         let mut tap = Vec::new();
-        let bad = malformed_records(7, &retail());
+        let bad = malformed_records(7, &settings);
         for n in 0..20_000 {
             let e = sim.next_event();
             let value = encode(&e).expect("encodes");
@@ -526,11 +555,13 @@ mod tests {
             }
         }
         let mut decisions = Vec::new();
-        let run = backtest(raw, config(9), &mut decisions).expect("valid");
+        let cfg = BacktestConfig::from_settings(&settings).with_seed(9);
+        let run = backtest(raw, cfg, &mut decisions).expect("valid");
         assert!(run.rewards > 0, "the log has rewards");
         assert_eq!(run.dead_lettered, pipeline.dead_lettered());
         assert_eq!(run.decision_count, decisions.len() as u64);
         assert_eq!(decisions, through_bytes);
+        (run, pipeline)
     }
 
     /// Every record reaches the engines once, in order, whatever its place in
@@ -553,7 +584,7 @@ mod tests {
             })
             .collect();
         let one_thread = |raw: &[RawRecord]| {
-            let mut pipeline = byte_level_stages(3);
+            let mut pipeline = byte_level_stages(retail(), 3);
             let mut decisions = Vec::new();
             let mut tap = Vec::new();
             for r in raw {

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use nba_core::{
-    ArmResult, DecisionRequest, MANDATORY_POLICY, NO_ACTION_POLICY, NextBestAction, ShadowResult,
-    arm_results,
+    ArmResult, DecisionRequest, GuardrailReport, MANDATORY_POLICY, NO_ACTION_POLICY,
+    NextBestAction, ShadowResult, arm_results,
 };
 use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
@@ -82,6 +82,10 @@ pub struct DemoReport {
     /// Each shadow policy's off-policy estimate of what it would earn.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shadows: Vec<ShadowResult>,
+    /// With a baseline in the deployment: where the guardrail stands and
+    /// every switch it made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail: Option<GuardrailReport>,
 }
 
 /// One experiment arm in a demo: what it earned, observed and true.
@@ -196,7 +200,9 @@ pub fn run_demo_observed(
                     let truth: Vec<f64> = req
                         .candidates
                         .iter()
-                        .filter_map(|a| sim.click_probability(&req.customer_id, a, &req.channel))
+                        .filter_map(|a| {
+                            sim.click_probability(&req.customer_id, a, &req.channel, req.timestamp)
+                        })
                         .collect();
                     random_sum += truth.iter().sum::<f64>() / truth.len().max(1) as f64;
                     best_sum += truth.iter().copied().fold(0.0, f64::max);
@@ -296,5 +302,6 @@ pub fn run_demo_observed(
             .shadows()
             .map(|(name, _, figures)| ShadowResult::new(name, figures))
             .collect(),
+        guardrail: pipeline.updater.updater().guardrail_report(),
     })
 }

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use nba_core::{
     AggregatorConfig, ArmFigures, CatalogVersion, CustomerErasure, CustomerSnapshot,
-    DecisionRequest, EventTime, FeatureAggregator, Forgetting, InputPosition, Intake, IntakeChecks,
-    IntakeOutcome, Interaction, ModelDelta, ModelUpdater, NextBestAction, Reward, ShadowResult,
-    UpdaterConfig, UpdaterInput, UpdaterStats,
+    DecisionRequest, EventTime, FeatureAggregator, Forgetting, GuardrailStatus, InputPosition,
+    Intake, IntakeChecks, IntakeOutcome, Interaction, ModelDelta, ModelUpdater, NextBestAction,
+    Reward, ShadowResult, UpdaterConfig, UpdaterInput, UpdaterStats,
 };
 use nba_metrics::{LatencyHistogram, StageLatencies, Step};
 use nba_schema::{AvroRecord, CodecError, SchemaKind, decode, encode, schema_id};
@@ -179,6 +179,11 @@ pub trait Stage: Send {
     /// Each shadow policy's running off-policy estimate, for `/metrics`.
     fn shadows(&self) -> Vec<ShadowResult> {
         Vec::new()
+    }
+
+    /// Where the deployment's guardrail stands, for `/metrics`.
+    fn guardrail(&self) -> Option<GuardrailStatus> {
+        None
     }
 
     /// Time per step of [`Stage::process`] (and of the whole call, [`Step::Process`]).
@@ -862,6 +867,10 @@ impl Stage for UpdaterStage {
             .collect()
     }
 
+    fn guardrail(&self) -> Option<GuardrailStatus> {
+        self.updater.guardrail_status()
+    }
+
     fn extra_counters(&self) -> Vec<(&'static str, &'static str, u64)> {
         let s = self.updater.stats();
         let g = self.updater.contacts().stats();
@@ -1048,6 +1057,13 @@ impl Stage for UpdaterStage {
             if self.recalled_through.is_empty() {
                 self.updater.forget_recalled();
             }
+        }
+        for switch in self.updater.take_guardrail_switches() {
+            tracing::info!(
+                "{}: guardrail at {}: {switch}",
+                Self::NAME,
+                nba_deployment::format_event_time(switch.at)
+            );
         }
         self.books.end(started);
     }

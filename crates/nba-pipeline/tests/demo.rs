@@ -92,27 +92,33 @@ fn a_declared_bank_runs_and_learns() {
     );
 }
 
+/// The demo of the retail example with `extra` appended to its deployment.
+fn retail_with(extra: &str, events: u64, seed: u64) -> DemoReport {
+    let text = format!("{}\n{extra}", nba_deployment::EXAMPLES[0].1);
+    let settings = Deployment::from_text(&text, None, std::path::Path::new("."), &[])
+        .expect("checks")
+        .settings;
+    run_demo(
+        &settings,
+        &DemoConfig {
+            events,
+            seed,
+            customers: None,
+        },
+    )
+    .expect("runs")
+}
+
 /// The retail example with a uniformly random challenger on 30% of the
 /// customers: each arm's figures add up to the run's, and the champion (the
 /// default policy) earns more than the random arm, observed and true.
 #[test]
 fn a_random_challenger_shows_what_the_champion_earns() {
-    let retail = nba_deployment::EXAMPLES[0].1;
-    let text = format!(
-        "{retail}\n[experiment]\nname = \"against-random\"\n\n[[experiment.challenger]]\nname = \"random\"\nshare = 0.3\npolicy = {{ name = \"epsilon-greedy\", epsilon = 1.0, exploration_fade = 0, exploration_floor = 1.0 }}\n"
+    let r = retail_with(
+        "[experiment]\nname = \"against-random\"\n\n[[experiment.challenger]]\nname = \"random\"\nshare = 0.3\npolicy = { name = \"epsilon-greedy\", epsilon = 1.0, exploration_fade = 0, exploration_floor = 1.0 }\n",
+        60_000,
+        1,
     );
-    let settings = Deployment::from_text(&text, None, std::path::Path::new("."), &[])
-        .expect("checks")
-        .settings;
-    let r = run_demo(
-        &settings,
-        &DemoConfig {
-            events: 60_000,
-            seed: 1,
-            customers: None,
-        },
-    )
-    .expect("runs");
     let [champion, random] = &r.experiment[..] else {
         panic!("two arms: {r:?}");
     };
@@ -142,4 +148,87 @@ fn a_random_challenger_shows_what_the_champion_earns() {
         "observed: the random arm earns clearly less: {:?}",
         random.result
     );
+}
+
+/// Apprentice mode on the retail example: a baseline that always offers the
+/// discount decides for 90% of the customers while the default bandit learns
+/// on 10%; once its lower bound clears the baseline's it takes 90%, and the
+/// baseline keeps the rest.
+#[test]
+fn the_bandit_takes_over_from_a_rules_baseline_once_it_has_learned() {
+    let r = retail_with(
+        "[experiment]\nname = \"apprentice\"\n\n[experiment.baseline]\nrule = \"order\"\norder = [\"discount_10\"]\n",
+        100_000,
+        3,
+    );
+    let g = r.guardrail.as_ref().expect("a guardrail");
+    let [took_over] = &g.switches[..] else {
+        panic!("one takeover and no fallback: {g:?}");
+    };
+    assert!(took_over.took_over && took_over.difference[1] > 0.0);
+    assert!(g.status.taken_over && g.status.bandit_share == 0.9);
+    let [bandit, baseline] = &r.experiment[..] else {
+        panic!("two arms: {r:?}");
+    };
+    assert_eq!(
+        (bandit.result.arm.as_str(), baseline.result.arm.as_str()),
+        ("champion", "baseline")
+    );
+    // Most decisions came after the takeover, so the bandit made most.
+    assert!(
+        bandit.result.figures.decisions > 2 * baseline.result.figures.decisions,
+        "{:?}",
+        r.experiment
+    );
+    assert!(
+        bandit.expected_response > 1.5 * baseline.expected_response,
+        "true: bandit {} vs baseline {}",
+        bandit.expected_response,
+        baseline.expected_response
+    );
+}
+
+/// The same baseline in a world that changes abruptly: from the second day
+/// the discount is what nearly everyone answers and the recommendations
+/// stop working. The bandit, in charge since the first day, lags (its
+/// evidence says otherwise), its mean falls below the baseline's, and after
+/// `fallback_after` the baseline takes its customers back.
+#[test]
+fn the_bandit_falls_back_when_the_world_changes_and_it_lags() {
+    let change = "2026-01-02T00:00:00Z";
+    let change_ms = nba_deployment::parse_event_time(change).expect("a time");
+    let retail = nba_deployment::EXAMPLES[0].1.replace(
+        "[[simulation.response_rule]]",
+        &format!("[[simulation.response_rule]]\nuntil = \"{change}\""),
+    );
+    let text = format!(
+        "{retail}\n[[simulation.response_rule]]\nfrom = \"{change}\"\nactions = [\"discount_10\"]\nbase = 0.6\n\n[[simulation.response_rule]]\nfrom = \"{change}\"\ntagged = \"category\"\nbase = 0.01\n\n[experiment]\nname = \"apprentice\"\n\n[experiment.baseline]\nrule = \"order\"\norder = [\"discount_10\"]\nfallback_after = \"30m\"\n"
+    );
+    let settings = Deployment::from_text(&text, None, std::path::Path::new("."), &[])
+        .expect("checks")
+        .settings;
+    let r = run_demo(
+        &settings,
+        &DemoConfig {
+            events: 200_000,
+            seed: 3,
+            customers: None,
+        },
+    )
+    .expect("runs");
+    let g = r.guardrail.as_ref().expect("a guardrail");
+    let [took_over, fell_back, ..] = &g.switches[..] else {
+        panic!("a takeover, then a fallback: {g:?}");
+    };
+    assert!(
+        took_over.took_over && took_over.at < change_ms,
+        "{took_over:?}"
+    );
+    assert!(!fell_back.took_over, "{fell_back:?}");
+    assert!(
+        fell_back.at >= change_ms + 30 * 60_000,
+        "not before fallback_after: {fell_back:?}"
+    );
+    assert!(fell_back.difference[0] < 0.0, "{fell_back:?}");
+    assert_eq!(g.status.fallbacks, 1, "{g:?}");
 }

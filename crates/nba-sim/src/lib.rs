@@ -424,19 +424,21 @@ impl Simulator {
     }
 
     /// The true probability that customer `customer_id` responds to
-    /// `action_id` shown on `channel`; `None` for an unknown customer.
+    /// `action_id` shown on `channel` at event time `at`; `None` for an
+    /// unknown customer.
     pub fn click_probability(
         &self,
         customer_id: &str,
         action_id: &str,
         channel: &str,
+        at: EventTime,
     ) -> Option<f64> {
         let c = &self.customers[*self.by_id.get(customer_id)?];
         let rule = self
             .spec
             .responses
             .iter()
-            .find(|r| r.covers(action_id, &self.settings.catalog));
+            .find(|r| r.covers(action_id, &self.settings.catalog, at));
         let p = match rule {
             None => self.spec.base_response,
             Some(r) => r
@@ -463,7 +465,8 @@ impl Simulator {
         if nba.action_id.is_empty() {
             return Some(0.0);
         }
-        let p = self.click_probability(&nba.customer_id, &nba.action_id, &channel)?;
+        let p =
+            self.click_probability(&nba.customer_id, &nba.action_id, &channel, nba.timestamp)?;
         if self.rng.random_bool(p) {
             let t = nba.timestamp + self.rng.random_range(5_000..120_000);
             let response = self.spec.response.clone();
@@ -597,7 +600,7 @@ mod tests {
         let movers: Vec<String> = (0..200)
             .map(|i| format!("c{i:07}"))
             .filter(|c| {
-                sim.click_probability(c, "mortgage_consultation", "app")
+                sim.click_probability(c, "mortgage_consultation", "app", 0)
                     .is_some_and(|p| p > 0.4)
             })
             .collect();

@@ -602,6 +602,19 @@ impl ActionContextSpec {
         self.features.iter().map(|(_, _, w)| w).sum()
     }
 
+    /// The first column of the feature written `item` (as in the list) and
+    /// its width; `None` if the list does not hold it.
+    pub fn column(&self, item: &str) -> Option<(usize, usize)> {
+        let mut at = 0;
+        for (written, _, width) in &self.features {
+            if written == item {
+                return Some((at, *width));
+            }
+            at += width;
+        }
+        None
+    }
+
     /// True if no action feature is declared.
     pub fn is_empty(&self) -> bool {
         self.features.is_empty()
