@@ -5,10 +5,13 @@
 //! next topic, or a [`DeadLetter`] for input it cannot accept. The Kafka shell
 //! (`nba-kafka`) runs each stage against a broker; [`LocalPipeline`] wires all three
 //! in one process for `nba demo` and backtests. Both run the same code on the same
-//! bytes, so they make the same decisions.
+//! bytes, so they make the same decisions. The demo (simulated customers) is
+//! behind the `demo` feature: the stage binaries leave it, and the simulator,
+//! out.
 
 mod backtest;
 mod dead_letter;
+#[cfg(feature = "demo")]
 mod demo;
 mod evaluate;
 mod given;
@@ -19,6 +22,7 @@ mod topic;
 
 pub use backtest::{BacktestConfig, BacktestObserver, BacktestRun, RawRecord, backtest};
 pub use dead_letter::{DeadLetter, RecordLimit, headers as dlq_headers};
+#[cfg(feature = "demo")]
 pub use demo::{DemoArm, DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
 pub use evaluate::{
     CandidateEstimates, CandidateLearning, CandidatePolicy, Evaluation, evaluate_candidates,
