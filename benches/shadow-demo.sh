@@ -8,17 +8,21 @@
 #   seed  shadow_ips  low  high  deployed_mean  inside(0/1)
 # and the share of seeds whose interval holds the deployed value.
 #
-#   bash benches/shadow-demo.sh [EVENTS] [SEEDS]      (defaults 60000, 20)
+#   bash benches/shadow-demo.sh [EVENTS] [SEEDS] [LEARNING]
+#
+# (defaults 60000, 20, observed; LEARNING is the shadow's `learning`,
+# observed or all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-60000}
 seeds=${2:-20}
+learning=${3:-observed}
 policy='{ name = "linucb", alpha = 1.0 }'
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cargo build --release --quiet -p nba-cli
 retail=deploy/examples/retail/deployment.toml
-{ cat "$retail"; printf '\n[experiment]\nname = "shadowing"\n\n[[experiment.shadow]]\nname = "candidate"\npolicy = %s\n' "$policy"; } > "$dir/a.toml"
+{ cat "$retail"; printf '\n[experiment]\nname = "shadowing"\n\n[[experiment.shadow]]\nname = "candidate"\nlearning = "%s"\npolicy = %s\n' "$learning" "$policy"; } > "$dir/a.toml"
 # B: the same policy as [policy] (retail declares none), and a shadow of the
 # default so that the champion's arm figures are reported.
 { cat "$retail"; printf '\n[policy]\nname = "linucb"\nalpha = 1.0\n\n[experiment]\nname = "deployed"\n\n[[experiment.shadow]]\nname = "default"\npolicy = { alpha = 0.5 }\n'; } > "$dir/b.toml"
