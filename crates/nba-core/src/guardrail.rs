@@ -9,6 +9,9 @@
 //! the outcomes of both arms' decisions (an apprentice watches the baseline),
 //! while each arm's figures count only its own.
 //!
+//! What is compared is what the champion maximises: the reward, or with
+//! `Objective::Value` the reward times the shown action's value.
+//!
 //! The comparison is over the last `window` closed decisions of each arm, so
 //! it follows a world that changes: the bandit takes over when the lower end
 //! of the 95% interval of (its mean reward − the baseline's) is above 0, and
@@ -45,13 +48,17 @@ pub enum BaselineRule {
 }
 
 impl BaselineRule {
+    /// How the `policy` of every next-best-action a baseline decides begins.
+    pub const POLICY_PREFIX: &'static str = "baseline:";
+
     /// The `policy` of the next-best-actions the baseline decides.
     pub fn policy_name(&self) -> String {
-        match self {
-            Self::Order(_) => "baseline:order".into(),
-            Self::Ranking => "baseline:ranking".into(),
-            Self::ActionContext { feature, .. } => format!("baseline:{feature}"),
-        }
+        let rule = match self {
+            Self::Order(_) => "order",
+            Self::Ranking => "ranking",
+            Self::ActionContext { feature, .. } => feature,
+        };
+        format!("{}{rule}", Self::POLICY_PREFIX)
     }
 
     /// The index of the chosen candidate. `values` holds value × weight per
@@ -535,6 +542,35 @@ mod tests {
         assert_eq!(fell_back.bandit_share, 0.2);
         let status = u.guardrail_status().expect("a guardrail");
         assert_eq!(status.fallbacks, 1, "{status:?}");
+    }
+
+    /// With the value objective the guardrail compares value: a bandit
+    /// that sends the valuable promo (clicked 10% of the time, worth 10)
+    /// takes over from a baseline that sends a book recommendation (60%,
+    /// worth 1), though its response rate is far lower.
+    #[test]
+    fn with_the_value_objective_the_guardrail_compares_value() {
+        let mut cfg = guarded();
+        cfg.bandit.objective = crate::Objective::Value;
+        let mut actions = cfg.catalog.actions().to_vec();
+        for a in &mut actions {
+            a.value = if a.id == "promo" { 10.0 } else { 1.0 };
+        }
+        cfg.catalog = crate::ActionCatalog::new(actions).expect("distinct ids");
+        if let Some(g) = cfg.experiment.as_mut().and_then(|e| e.guardrail.as_mut()) {
+            g.baseline = BaselineRule::Order(vec!["rec_books".into()]);
+        }
+        let mut u = ModelUpdater::new(cfg).expect("valid");
+        world(&mut u, 0, 14_400, i64::MAX);
+        let switches = u.take_guardrail_switches();
+        let Some(took_over) = switches.first() else {
+            panic!("the bandit earns more value and should have taken over");
+        };
+        // In value: about 1.0 against 0.6 (in response it is 0.1 against 0.6).
+        assert!(
+            took_over.took_over && took_over.difference[0] > 0.0,
+            "{took_over:?}"
+        );
     }
 
     #[test]

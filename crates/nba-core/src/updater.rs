@@ -808,8 +808,13 @@ impl ModelUpdater {
                 reward,
                 at,
             );
+            // The guardrail compares what the champion maximises.
+            let earned = match self.arms[0].bandit.config().objective {
+                Objective::Reward => reward,
+                Objective::Value => reward * value,
+            };
             if let Some(g) = &mut self.guardrail {
-                if g.observe(i == 0, reward, at) {
+                if g.observe(i == 0, earned, at) {
                     self.arms[0].until = g.bandit_share();
                 }
             }

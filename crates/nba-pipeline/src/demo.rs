@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use nba_core::{
-    ArmResult, DecisionRequest, GuardrailReport, MANDATORY_POLICY, NO_ACTION_POLICY,
+    ArmResult, BaselineRule, DecisionRequest, GuardrailReport, MANDATORY_POLICY, NO_ACTION_POLICY,
     NextBestAction, ShadowResult, arm_results,
 };
 use nba_deployment::Settings;
@@ -45,8 +45,8 @@ pub struct DemoReport {
     /// Next-best-actions published.
     pub decisions: u64,
     /// Of those, the ones the model chose (not a mandatory action, not "no
-    /// action" because the contact policy left nothing): what the reward
-    /// figures compare.
+    /// action" because the contact policy left nothing, not a rules
+    /// baseline's): what the reward figures compare.
     pub model_decisions: u64,
     /// Reward records produced (clicks on shown actions).
     pub rewards: u64,
@@ -197,17 +197,28 @@ pub fn run_demo_observed(
                         sim.respond(&nba);
                         continue;
                     }
-                    let truth: Vec<f64> = req
-                        .candidates
-                        .iter()
-                        .filter_map(|a| {
-                            sim.click_probability(&req.customer_id, a, &req.channel, req.timestamp)
-                        })
-                        .collect();
-                    random_sum += truth.iter().sum::<f64>() / truth.len().max(1) as f64;
-                    best_sum += truth.iter().copied().fold(0.0, f64::max);
+                    // A rules baseline's choice is its arm's, not the model's.
+                    let by_model = !nba.policy.starts_with(BaselineRule::POLICY_PREFIX);
+                    if by_model {
+                        let truth: Vec<f64> = req
+                            .candidates
+                            .iter()
+                            .filter_map(|a| {
+                                sim.click_probability(
+                                    &req.customer_id,
+                                    a,
+                                    &req.channel,
+                                    req.timestamp,
+                                )
+                            })
+                            .collect();
+                        random_sum += truth.iter().sum::<f64>() / truth.len().max(1) as f64;
+                        best_sum += truth.iter().copied().fold(0.0, f64::max);
+                    }
                     if let Some(p) = sim.respond(&nba) {
-                        chosen_p.push(p);
+                        if by_model {
+                            chosen_p.push(p);
+                        }
                         chosen_by_arm
                             .entry(nba.experiment_arm.clone())
                             .or_default()
