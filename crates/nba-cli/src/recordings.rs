@@ -2,7 +2,7 @@
 //! running them through the pipeline in one process.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,22 +11,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use clap::Args;
 use nba_core::estimators;
-use nba_core::{
-    BanditConfig, CatalogVersion, DecisionRequest, Exploration, Interaction, Model, NextBestAction,
-    Objective, Policy, Residual, Reward,
-};
+use nba_core::{BanditConfig, NextBestAction};
 use nba_kafka::{
     CliSources, DeploymentArgs, KafkaArgs, OverrideFlag, SchemaRegistryArgs, StartAt, ValueKind,
     record, replay, use_schema_registry,
 };
-use nba_metrics::{
-    ForestRow, escape, forest_plot_svg, html_page, line_chart_svg, percentile_plot_svg,
+use nba_offline::{
+    CandidateLearning, CandidatePolicy, CandidateSpec, Evaluation, GivenProbabilities, InputFormat,
+    LoggedDecisions, backtest_report_html, evaluate_candidates, raw_records,
 };
-use nba_pipeline::{
-    BacktestConfig, BacktestObserver, BacktestRun, CandidateLearning, CandidatePolicy, Evaluation,
-    GivenProbabilities, RawRecord, Topic, TopicNames, backtest, evaluate_candidates,
-};
-use nba_schema::{decode, read_recording};
+use nba_pipeline::{BacktestConfig, BacktestObserver, BacktestRun, Topic, TopicNames, backtest};
 
 #[derive(Debug, Args)]
 pub(crate) struct RecordArgs {
@@ -162,8 +156,8 @@ pub(crate) struct BacktestArgs {
     /// linucb:alpha=1.0,epsilon=0.1`. An action-aware candidate reads the
     /// recorded requests' action context. Repeat to compare several
     /// [default: each policy with the engine's defaults].
-    #[arg(long = "candidate", value_name = "SPEC", value_parser = parse_candidate)]
-    candidates: Vec<Candidate>,
+    #[arg(long = "candidate", value_name = "SPEC", value_parser = CandidateSpec::parse)]
+    candidates: Vec<CandidateSpec>,
     /// A policy run elsewhere, evaluated next to the candidates: JSON Lines,
     /// one object per logged decision, `{"decision_id": "…",
     /// "probabilities": {"ACTION": P, …}}` (actions left out: 0; each line
@@ -212,154 +206,6 @@ enum Learning {
     All,
 }
 
-/// The HTML report of a backtest.
-fn html_report(run: &BacktestRun, evaluation: Option<&Evaluation>) -> String {
-    let t0 = run.timeline.first().map_or(0, |p| p.0);
-    let hours = |t: i64| (t - t0) as f64 / 3_600_000.0;
-    let curves = vec![
-        (
-            "decisions".to_owned(),
-            run.timeline
-                .iter()
-                .map(|p| (hours(p.0), p.1 as f64))
-                .collect(),
-        ),
-        (
-            "rewards".to_owned(),
-            run.timeline
-                .iter()
-                .map(|p| (hours(p.0), p.2 as f64))
-                .collect(),
-        ),
-    ];
-    let mut body = format!(
-        "<p>{} raw records, {} decisions, {} rewards, {} dead letters in {:.2} s ({:.0} events/s); decision latency p50 {} µs, p99 {} µs.</p>",
-        run.events,
-        run.decision_count,
-        run.rewards,
-        run.dead_lettered,
-        run.elapsed_s,
-        run.events_per_s,
-        run.decision_latency_p50_us,
-        run.decision_latency_p99_us
-    );
-    body.push_str("<h2>Cumulative decisions and rewards over event time</h2>");
-    if run.timeline.is_empty() {
-        body.push_str("<p>No decision and no reward in this run: nothing to plot.</p>");
-    } else {
-        body.push_str(&line_chart_svg(
-            "event time, hours from the first record",
-            "count",
-            &curves,
-        ));
-    }
-    body.push_str("<h2>Decision latency (request in, next-best-action encoded)</h2>");
-    if run.decision_latency.count() == 0 {
-        body.push_str("<p>No decision was made: no latency to show.</p>");
-    } else {
-        body.push_str(&percentile_plot_svg(&[(
-            "decision".to_owned(),
-            &run.decision_latency,
-        )]));
-    }
-    if !run.experiment.is_empty() {
-        body.push_str("<h2>Experiment arms (as this backtest decided)</h2><table><tr><th>arm</th><th>decisions</th><th>rewards joined</th><th>mean reward</th><th>95% interval</th><th>mean value</th><th>vs champion</th><th>95% interval</th></tr>");
-        let pair = |v: Option<[f64; 3]>| {
-            v.map_or(("-".to_owned(), "-".to_owned()), |[m, low, high]| {
-                (format!("{m:.5}"), format!("[{low:.5}, {high:.5}]"))
-            })
-        };
-        for a in &run.experiment {
-            let (mean, interval) = pair(a.mean_reward);
-            let (difference, difference_interval) = pair(a.difference);
-            body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{mean}</td><td>{interval}</td><td>{}</td><td>{difference}</td><td>{difference_interval}</td></tr>",
-                escape(&a.arm),
-                a.figures.decisions,
-                a.figures.rewards_joined,
-                a.mean_value.map_or("-".to_owned(), |v| format!("{v:.3}")),
-            ));
-        }
-        body.push_str("</table><p>Intervals take every decision as independent; a customer stays in one arm, so with few customers deciding often they are too narrow.</p>");
-        let rows: Vec<ForestRow> = run
-            .experiment
-            .iter()
-            .filter(|a| a.figures.rewards_joined > 0)
-            .filter_map(|a| {
-                a.mean_reward
-                    .map(|[m, low, high]| (a.arm.clone(), m, [low, high]))
-            })
-            .collect();
-        if rows.is_empty() {
-            body.push_str("<p>No arm has a joined outcome yet: nothing to plot.</p>");
-        } else {
-            body.push_str(&forest_plot_svg(
-                "mean reward per closed decision",
-                &rows,
-                None,
-            ));
-        }
-    }
-    body.push_str("<h2>Candidate policies, evaluated off-policy</h2>");
-    match evaluation {
-        None => body.push_str("<p>The recording holds no logged decisions, so no candidate was evaluated: record nba.decision-requests, nba.next-best-actions and nba.rewards with the raw topic (nba record does) to compare policies.</p>"),
-        Some(e) if e.candidates.is_empty() => body.push_str("<p>No candidate policy was given.</p>"),
-        Some(e) => {
-            let rows: Vec<ForestRow> = e
-                .candidates
-                .iter()
-                .flat_map(|c| {
-                    c.estimates.iter().map(|x| {
-                        (
-                            format!("{} {}", c.name, x.estimator.name()),
-                            x.value,
-                            [x.ci_low, x.ci_high],
-                        )
-                    })
-                })
-                .collect();
-            body.push_str(&forest_plot_svg(
-                "estimated reward per decision (95% interval)",
-                &rows,
-                Some(("logged policy", e.logged_value)),
-            ));
-        }
-    }
-    if let Some(e) = evaluation {
-        body.push_str(&format!(
-            "<h2>Candidates against {} logged decisions</h2><p>Logged policy's mean reward: {:.5}</p><table><tr><th>candidate</th><th>estimator</th><th>value</th><th>95% interval</th><th>effective sample size</th><th>warning</th></tr>",
-            e.decisions, e.logged_value
-        ));
-        for c in &e.candidates {
-            for x in &c.estimates {
-                body.push_str(&format!(
-                    "<tr><td>{}</td><td>{}</td><td>{:.5}</td><td>[{:.5}, {:.5}]</td><td>{}</td><td>{}</td></tr>",
-                    escape(&c.name),
-                    x.estimator.name(),
-                    x.value,
-                    x.ci_low,
-                    x.ci_high,
-                    if x.effective_sample_size.is_nan() {
-                        "-".to_owned()
-                    } else {
-                        format!("{:.1}", x.effective_sample_size)
-                    },
-                    x.caveat.map_or("", |c| c.explain())
-                ));
-            }
-        }
-        body.push_str("</table>");
-    }
-    html_page("nba backtest", &body)
-}
-
-/// A candidate policy: its label (the spec as given) and settings.
-#[derive(Debug, Clone)]
-struct Candidate {
-    label: String,
-    config: BanditConfig,
-}
-
 /// The deployment settings `nba backtest`'s flags override (as the stage
 /// binaries' flags of the same names do).
 const OVERRIDES: &[OverrideFlag] = &[
@@ -368,144 +214,6 @@ const OVERRIDES: &[OverrideFlag] = &[
     OverrideFlag::new("context", "features.context", ValueKind::Text),
     OverrideFlag::new("action_context", "features.action_context", ValueKind::Text),
 ];
-
-/// The policies `--candidate` knows, with the model-updater's defaults.
-const DEFAULT_CANDIDATES: [&str; 6] = [
-    "linucb",
-    "thompson",
-    "epsilon-greedy",
-    "softmax",
-    "squarecb",
-    "random",
-];
-
-/// Parses `POLICY[:KEY=VALUE,...]`.
-fn parse_candidate(spec: &str) -> Result<Candidate, String> {
-    let (name, settings) = spec.split_once(':').unwrap_or((spec, ""));
-    let mut kv = std::collections::HashMap::new();
-    for pair in settings.split(',').filter(|p| !p.is_empty()) {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("`{pair}` is not KEY=VALUE"))?;
-        kv.insert(k.trim().to_owned(), v.trim().to_owned());
-    }
-    // The settings that are words, then the numbers.
-    let (model_key, residual_key, objective_key) = (
-        kv.remove("model"),
-        kv.remove("residual"),
-        kv.remove("objective"),
-    );
-    let mut num = |key: &str, default: f64| -> Result<f64, String> {
-        match kv.remove(key) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("{key}={v} is not a number")),
-        }
-    };
-    // The model-updater's defaults: the engine's, the one place they live.
-    let policy = match (name, Policy::with_defaults(name)) {
-        (_, Some(Policy::LinUcb { alpha, epsilon })) => Policy::LinUcb {
-            alpha: num("alpha", alpha)?,
-            epsilon: num("epsilon", epsilon)?,
-        },
-        (_, Some(Policy::Thompson { scale })) => Policy::Thompson {
-            scale: num("ts-scale", scale)?,
-        },
-        (_, Some(Policy::EpsilonGreedy { epsilon })) => Policy::EpsilonGreedy {
-            epsilon: num("epsilon", epsilon)?,
-        },
-        (_, Some(Policy::Softmax { temperature })) => Policy::Softmax {
-            temperature: num("temperature", temperature)?,
-        },
-        (_, Some(Policy::SquareCb { gamma })) => Policy::SquareCb {
-            gamma: num("squarecb-gamma", gamma)?,
-        },
-        ("random", None) => Policy::EpsilonGreedy { epsilon: 1.0 },
-        (other, None) => {
-            return Err(format!(
-                "unknown policy `{other}`; one of {}",
-                DEFAULT_CANDIDATES.join(", ")
-            ));
-        }
-    };
-    policy.validate()?;
-    let defaults = BanditConfig::default();
-    let lambda = num("lambda", defaults.lambda)?;
-    let residual_lambda = num("residual_lambda", defaults.residual_lambda)?;
-    for (key, v) in [("lambda", lambda), ("residual_lambda", residual_lambda)] {
-        if !(v.is_finite() && v > 0.0) {
-            return Err(format!("{key}={v} must be > 0"));
-        }
-    }
-    let residual = match residual_key.as_deref() {
-        None => Residual::default(),
-        Some(name) => Residual::from_name(name)
-            .ok_or_else(|| format!("residual={name}: none, intercept or context"))?,
-    };
-    let model = match model_key.as_deref() {
-        None | Some("disjoint") => Model::Disjoint,
-        Some("hybrid") => Model::Hybrid { action_features: 1 },
-        // Its feature count is the recording's action context's.
-        Some("action-aware") => Model::ActionAware {
-            features: 0,
-            residual,
-        },
-        Some(other) => {
-            return Err(format!("model={other}: disjoint, hybrid or action-aware"));
-        }
-    };
-    let objective = match objective_key.as_deref() {
-        None => Objective::default(),
-        Some(name) => Objective::from_name(name)
-            .ok_or_else(|| format!("objective={name}: reward or value"))?,
-    };
-    let exploration = if name == "random" {
-        // Uniform for ever: no fading.
-        Exploration {
-            fade: 0,
-            floor: 1.0,
-        }
-    } else {
-        let defaults = Exploration::default();
-        let floor = num("floor", defaults.floor)?;
-        if !(0.0..=1.0).contains(&floor) {
-            return Err(format!("floor={floor} must be in [0, 1]"));
-        }
-        let fade = num("fade", defaults.fade as f64)?;
-        if !(fade >= 0.0 && fade.fract() == 0.0) {
-            return Err(format!("fade={fade} must be a whole number of outcomes"));
-        }
-        Exploration {
-            floor,
-            fade: fade as u64,
-        }
-    };
-    if let Some(k) = kv.keys().next() {
-        return Err(format!("`{k}` is not a setting of {name}"));
-    }
-    Ok(Candidate {
-        label: spec.to_owned(),
-        config: BanditConfig {
-            policy,
-            lambda,
-            residual_lambda,
-            model,
-            exploration,
-            objective,
-            ..defaults
-        },
-    })
-}
-
-/// What a recording holds besides raw interactions: the logged decisions
-/// (and the catalog versions found after the first interaction, which come
-/// too late to take).
-#[derive(Debug, Default)]
-struct Logged {
-    late_catalog_versions: u64,
-    requests: Vec<DecisionRequest>,
-    nbas: Vec<NextBestAction>,
-    rewards: Vec<Reward>,
-}
 
 /// A reader that counts the bytes read through it, for progress.
 struct Counted<R> {
@@ -519,109 +227,6 @@ impl<R: Read> Read for Counted<R> {
         self.read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
-}
-
-/// The catalog versions at the start of a recording (`nba record` writes the
-/// catalog topic first), and the records after them.
-type Recorded = std::iter::Peekable<Box<dyn Iterator<Item = nba_schema::RecordedRecord> + Send>>;
-
-/// The raw records of the input, streamed (a recording of a day need not fit
-/// in memory), after the catalog versions it starts with (returned); the
-/// logged decisions it holds go to `logged`, the first error to `failure`
-/// (which ends the stream).
-fn raw_records<'a>(
-    a: &'a BacktestArgs,
-    catalog_topic: &'a str,
-    input: Counted<BufReader<File>>,
-    logged: &'a mut Logged,
-    failure: &'a mut Option<anyhow::Error>,
-) -> (
-    Vec<CatalogVersion>,
-    Box<dyn Iterator<Item = RawRecord> + Send + 'a>,
-) {
-    if let Some(path) = &a.jsonl {
-        let lines = BufReader::new(input).lines().enumerate();
-        let lines: Box<dyn Iterator<Item = RawRecord> + Send + 'a> = Box::new(
-            lines
-                .map_while(move |(i, line)| {
-                    let at = || format!("{} line {}", path.display(), i + 1);
-                    let parsed = line
-                        .with_context(|| {
-                            format!(
-                                "{}: not UTF-8 text (a recording is read without --jsonl)",
-                                at()
-                            )
-                        })
-                        .and_then(|l| {
-                            if l.trim().is_empty() {
-                                return Ok(None);
-                            }
-                            let e: Interaction = serde_json::from_str(&l)
-                                .with_context(|| format!("{}: not an interaction in JSON", at()))?;
-                            let value = nba_schema::encode(&e).with_context(at)?;
-                            Ok(Some(RawRecord::new(
-                                Some(e.customer_id.into_bytes()),
-                                value,
-                            )))
-                        });
-                    match parsed {
-                        Ok(r) => Some(r),
-                        Err(e) => {
-                            failure.get_or_insert(e);
-                            None
-                        }
-                    }
-                })
-                .flatten(),
-        );
-        return (Vec::new(), lines);
-    }
-    let records = match read_recording(input) {
-        Ok(r) => r,
-        Err(e) => {
-            failure.get_or_insert(anyhow::Error::msg(e));
-            return (Vec::new(), Box::new(std::iter::empty()));
-        }
-    };
-    let (errors_tx, errors) = std::sync::mpsc::channel();
-    let records: Box<dyn Iterator<Item = nba_schema::RecordedRecord> + Send> =
-        Box::new(records.map_while(move |r| match r {
-            Ok(r) => Some(r),
-            Err(e) => {
-                let _ = errors_tx.send(e);
-                None
-            }
-        }));
-    let mut records: Recorded = records.peekable();
-    let mut versions = Vec::new();
-    while let Some(r) = records.next_if(|r| r.topic == catalog_topic) {
-        if let Some(Ok(v)) = r.value.as_deref().map(decode::<CatalogVersion>) {
-            versions.push(v);
-        }
-    }
-    let raw = records
-        .filter_map(move |r| {
-            if r.topic == a.topic {
-                return Some(RawRecord::from(r));
-            }
-            let value = r.value.unwrap_or_default();
-            match r.topic.as_str() {
-                "nba.decision-requests" => logged.requests.extend(decode(&value).ok()),
-                "nba.next-best-actions" => logged.nbas.extend(decode(&value).ok()),
-                "nba.rewards" => logged.rewards.extend(decode(&value).ok()),
-                t if t == catalog_topic => logged.late_catalog_versions += 1,
-                _ => {}
-            }
-            None
-        })
-        .chain(std::iter::from_fn(move || {
-            // Ends the stream, keeping the first read error.
-            if let Ok(e) = errors.try_recv() {
-                failure.get_or_insert(anyhow::Error::msg(e));
-            }
-            None
-        }));
-    (versions, Box::new(raw))
 }
 
 /// What `nba backtest` does while the engines run: a progress line on a
@@ -725,11 +330,18 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
         decisions,
         failure: None,
     };
-    let mut logged = Logged::default();
+    let mut logged = LoggedDecisions::default();
     let mut failure = None;
     let mut cfg = BacktestConfig::from_settings(&deployment.settings);
     let catalog_topic = nba_pipeline::Topic::Catalog.default_name();
-    let (versions, raw) = raw_records(a, catalog_topic, input, &mut logged, &mut failure);
+    let format = match &a.jsonl {
+        Some(name) => InputFormat::Jsonl { name },
+        None => InputFormat::Recording {
+            raw_topic: &a.topic,
+            catalog_topic,
+        },
+    };
+    let (versions, raw) = raw_records(input, format, &mut logged, &mut failure);
     cfg.catalog_versions = versions;
     let run = match backtest(raw, cfg, &mut observer) {
         Ok(run) => run,
@@ -792,11 +404,8 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let candidates: Vec<Candidate> = if a.candidates.is_empty() {
-        DEFAULT_CANDIDATES
-            .iter()
-            .filter_map(|n| parse_candidate(n).ok())
-            .collect()
+    let candidates: Vec<CandidateSpec> = if a.candidates.is_empty() {
+        CandidateSpec::defaults()
     } else {
         a.candidates.clone()
     };
@@ -873,7 +482,7 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
         Some(e)
     };
     if let Some(path) = &a.report {
-        if let Err(e) = std::fs::write(path, html_report(&run, evaluation.as_ref())) {
+        if let Err(e) = std::fs::write(path, backtest_report_html(&run, evaluation.as_ref())) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }

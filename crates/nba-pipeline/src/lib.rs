@@ -13,8 +13,6 @@ mod backtest;
 mod dead_letter;
 #[cfg(feature = "demo")]
 mod demo;
-mod evaluate;
-mod given;
 mod local;
 mod origin;
 mod stages;
@@ -24,10 +22,6 @@ pub use backtest::{BacktestConfig, BacktestObserver, BacktestRun, RawRecord, bac
 pub use dead_letter::{DeadLetter, RecordLimit, headers as dlq_headers};
 #[cfg(feature = "demo")]
 pub use demo::{DemoArm, DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
-pub use evaluate::{
-    CandidateEstimates, CandidateLearning, CandidatePolicy, Evaluation, evaluate_candidates,
-};
-pub use given::GivenProbabilities;
 pub use local::LocalPipeline;
 pub use origin::ORIGIN_HEADER;
 pub use stages::{
