@@ -751,11 +751,14 @@ fn a_backtest_reports_each_experiment_arm() {
         .expect("the shadow in --json");
     let shown = std::fs::read_to_string(&decisions).expect("decisions");
     let mut per_arm = [0u64; 2];
+    let mut customers: [std::collections::HashSet<String>; 2] = Default::default();
     let mut viewed = 0u64;
     for line in shown.lines() {
         let d: serde_json::Value = serde_json::from_str(line).expect("a decision");
         if d["action_id"].as_str().is_some_and(|a| !a.is_empty()) {
-            per_arm[usize::from(d["experiment_arm"] == "greedy")] += 1;
+            let arm = usize::from(d["experiment_arm"] == "greedy");
+            per_arm[arm] += 1;
+            customers[arm].insert(d["customer_id"].as_str().unwrap_or_default().to_owned());
         }
         if d["shadows"][0]["name"] == "softmax" {
             viewed += 1;
@@ -763,6 +766,12 @@ fn a_backtest_reports_each_experiment_arm() {
     }
     for (i, arm) in arms.iter().enumerate() {
         assert_eq!(arm["decisions"].as_u64(), Some(per_arm[i]), "{r}");
+        // Its intervals take its customers as the unit.
+        assert_eq!(
+            arm["customers"].as_u64(),
+            Some(customers[i].len() as u64),
+            "{r}"
+        );
     }
     assert!(per_arm[1] > 0 && per_arm[0] > per_arm[1], "{per_arm:?}");
     assert_eq!(viewed, scored);

@@ -7,6 +7,8 @@
 //! Each arm has its own model and learns only from its own decisions, which
 //! is what it would have learned had it decided for those customers alone.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::estimators::Z95;
@@ -216,6 +218,12 @@ pub struct ArmResult {
     /// A challenger's mean reward minus the champion's, with its 95%
     /// interval; `None` for the champion or without enough decisions.
     pub difference: Option<[f64; 3]>,
+    /// With intervals that take the customer as the unit: the customers
+    /// whose decisions closed. `None`: the intervals take every decision as
+    /// independent (the live engine keeps only sums), too narrow when few
+    /// customers decide often.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customers: Option<u64>,
 }
 
 impl std::fmt::Display for ArmResult {
@@ -239,19 +247,86 @@ impl std::fmt::Display for ArmResult {
         if let Some([d, low, high]) = self.difference {
             write!(f, "  vs champion {d:+.5} [{low:+.5}, {high:+.5}]")?;
         }
+        if let Some(n) = self.customers {
+            write!(f, "  (intervals over {n} customers)")?;
+        }
         Ok(())
     }
 }
 
-/// Each arm's result; `arms` has the champion first.
-pub fn arm_results(arms: &[(String, ArmFigures)]) -> Vec<ArmResult> {
-    let reward = |f: &ArmFigures| mean_and_se(f.reward_sum, f.reward_sq_sum, f.closed());
-    let champion = arms.first().and_then(|(_, f)| reward(f));
+/// One arm's closed decisions summed per customer, for intervals that take
+/// the customer as the unit. A customer is what an arm is assigned by, and
+/// one customer's decisions are not independent of each other: with few
+/// customers deciding often, an interval over decisions is too narrow.
+/// Backtests, the demo and `nba audit` keep these; the live engine keeps
+/// only sums.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerSums {
+    /// Customer → (closed decisions, reward sum).
+    per_customer: HashMap<String, (u64, f64)>,
+}
+
+impl CustomerSums {
+    /// Adds a closed decision of `customer` with its reward.
+    pub fn add(&mut self, customer: &str, reward: f64) {
+        match self.per_customer.get_mut(customer) {
+            Some((n, sum)) => {
+                *n += 1;
+                *sum += reward;
+            }
+            None => {
+                self.per_customer.insert(customer.to_owned(), (1, reward));
+            }
+        }
+    }
+
+    /// The customers with a closed decision.
+    pub fn customers(&self) -> u64 {
+        self.per_customer.len() as u64
+    }
+
+    /// The mean reward per closed decision and its standard error with the
+    /// customer as the unit (the ratio estimator's linearisation, with the
+    /// G/(G − 1) small-sample factor: with one decision per customer it is
+    /// the usual standard error of the mean); `None` below two customers.
+    fn mean_and_se(&self) -> Option<(f64, f64)> {
+        let g = self.per_customer.len() as f64;
+        let (n, sum) = self
+            .per_customer
+            .values()
+            .fold((0.0, 0.0), |(n, s), (ni, si)| (n + *ni as f64, s + si));
+        (g >= 2.0).then(|| {
+            let mean = sum / n;
+            let ss = self
+                .per_customer
+                .values()
+                .map(|(ni, si)| (si - mean * *ni as f64).powi(2))
+                .sum::<f64>();
+            (mean, (g / (g - 1.0) * ss).sqrt() / n)
+        })
+    }
+}
+
+/// Each arm's result; `arms` has the champion first. With `by_customer`
+/// (one per arm, in the same order) the intervals take the customer as the
+/// unit; otherwise every decision as independent.
+pub fn arm_results(
+    arms: &[(String, ArmFigures)],
+    by_customer: Option<&[CustomerSums]>,
+) -> Vec<ArmResult> {
+    let reward = |i: usize, f: &ArmFigures| match by_customer.and_then(|c| c.get(i)) {
+        Some(sums) => sums.mean_and_se(),
+        None => mean_and_se(f.reward_sum, f.reward_sq_sum, f.closed()),
+    };
+    let champion = arms.first().and_then(|(_, f)| reward(0, f));
     arms.iter()
         .enumerate()
         .map(|(i, (arm, f))| {
-            let own = reward(f);
+            let own = reward(i, f);
             ArmResult {
+                customers: by_customer
+                    .and_then(|c| c.get(i))
+                    .map(CustomerSums::customers),
                 arm: arm.clone(),
                 figures: *f,
                 mean_reward: own.map(|(m, se)| interval95(m, se)),
@@ -507,11 +582,14 @@ mod tests {
             reward_sq_sum: ones as f64,
             value_sum: 2.0 * ones as f64,
         };
-        let results = arm_results(&[
-            ("champion".into(), figures(1_000, 100)),
-            ("challenger".into(), figures(1_000, 150)),
-            ("new".into(), figures(1, 1)),
-        ]);
+        let results = arm_results(
+            &[
+                ("champion".into(), figures(1_000, 100)),
+                ("challenger".into(), figures(1_000, 150)),
+                ("new".into(), figures(1, 1)),
+            ],
+            None,
+        );
         let [m, low, high] = results[0].mean_reward.expect("enough");
         let se = (0.1f64 * 0.9 / 999.0).sqrt();
         assert!((m - 0.1).abs() < 1e-12 && (high - m - Z95 * se).abs() < 1e-12);
@@ -527,8 +605,54 @@ mod tests {
             (None, None)
         );
         assert!(results[2].to_string().contains("fewer than 2"));
-        let unjoined = arm_results(&[("champion".into(), figures(10, 0))]);
+        let unjoined = arm_results(&[("champion".into(), figures(10, 0))], None);
         assert!(unjoined[0].to_string().contains("no outcome joined"));
+    }
+
+    /// With one decision per customer the interval by customer is the one
+    /// over decisions; with two customers deciding 100 times each, one
+    /// always rewarded and one never, it is as wide as two customers say.
+    #[test]
+    fn intervals_by_customer_widen_only_when_customers_decide_often() {
+        let (mut single, mut figures) = (CustomerSums::default(), ArmFigures::default());
+        for i in 0..1_000 {
+            let reward = f64::from(u8::from(i % 10 == 0));
+            single.add(&format!("c{i}"), reward);
+            figures.decisions += 1;
+            figures.rewards_joined += 1;
+            figures.reward_sum += reward;
+            figures.reward_sq_sum += reward * reward;
+        }
+        let arms = [("champion".to_owned(), figures)];
+        let by_decision = arm_results(&arms, None);
+        let by_customer = arm_results(&arms, Some(&[single]));
+        let ([m, low, _], [mc, lowc, _]) = (
+            by_decision[0].mean_reward.expect("enough"),
+            by_customer[0].mean_reward.expect("enough"),
+        );
+        assert!(
+            (m - mc).abs() < 1e-12 && (low - lowc).abs() < 1e-12,
+            "{low} {lowc}"
+        );
+        assert_eq!(
+            (by_decision[0].customers, by_customer[0].customers),
+            (None, Some(1_000))
+        );
+
+        let mut two = CustomerSums::default();
+        for _ in 0..100 {
+            two.add("loyal", 1.0);
+            two.add("never", 0.0);
+        }
+        let [m, low, high] = arm_results(&arms, Some(&[two]))[0]
+            .mean_reward
+            .expect("two customers");
+        // Residuals ±50 over 200 decisions, G/(G − 1) = 2: se = 0.5.
+        assert!((m - 0.5).abs() < 1e-12 && (high - low - 2.0 * Z95 * 0.5).abs() < 1e-12);
+        let mut one = CustomerSums::default();
+        one.add("alone", 1.0);
+        one.add("alone", 0.0);
+        assert_eq!(arm_results(&arms, Some(&[one]))[0].mean_reward, None);
     }
 
     #[test]

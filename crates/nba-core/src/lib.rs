@@ -62,8 +62,8 @@ pub use event::{
     LINK_EVENT, NextBestAction, Reward, ShadowChoice, TreatmentRecord,
 };
 pub use experiment::{
-    ArmFigures, ArmResult, ChallengerConfig, ExperimentConfig, ShadowConfig, ShadowFigures,
-    ShadowLearning, ShadowResult, arm_results, experiment_position,
+    ArmFigures, ArmResult, ChallengerConfig, CustomerSums, ExperimentConfig, ShadowConfig,
+    ShadowFigures, ShadowLearning, ShadowResult, arm_results, experiment_position,
 };
 pub use features::{
     ActionContextSpec, ActionFeature, ContextFeature, ContextSpec, Counted, CustomerSnapshot,

@@ -5,7 +5,10 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::contact::GuardSnapshot;
-use crate::experiment::{ArmFigures, ShadowFigures, ShadowLearning, experiment_position};
+use crate::experiment::{
+    ArmFigures, ArmResult, CustomerSums, ShadowFigures, ShadowLearning, arm_results,
+    experiment_position,
+};
 use crate::guardrail::{Guardrail, GuardrailState};
 use crate::versioned::FormatTag;
 use crate::{
@@ -238,6 +241,9 @@ struct Arm {
     figures: ArmFigures,
     /// Set for a rules baseline, which decides by it instead of the model.
     rule: Option<BaselineRule>,
+    /// Its closed decisions per customer, when kept
+    /// ([`ModelUpdater::keep_customer_sums`]).
+    customer_sums: Option<CustomerSums>,
 }
 
 impl Arm {
@@ -248,6 +254,7 @@ impl Arm {
             bandit: LinearBandit::new(bandit),
             figures: ArmFigures::default(),
             rule: None,
+            customer_sums: None,
         }
     }
 }
@@ -421,6 +428,32 @@ impl ModelUpdater {
             .iter()
             .filter(|_| self.experiment.is_some())
             .map(|a| (a.name.as_str(), &a.bandit, a.figures))
+    }
+
+    /// Keeps each arm's closed decisions per customer from now on, so that
+    /// [`ModelUpdater::arm_results`] takes the customer as the unit of its
+    /// intervals. For backtests and the demo: a live updater keeps only
+    /// sums, whatever the number of customers.
+    pub fn keep_customer_sums(&mut self) {
+        for arm in &mut self.arms {
+            arm.customer_sums.get_or_insert_with(CustomerSums::default);
+        }
+    }
+
+    /// Each experiment arm's result (none without an experiment), with
+    /// intervals by customer if they were kept from the start.
+    pub fn arm_results(&self) -> Vec<ArmResult> {
+        if self.experiment.is_none() {
+            return Vec::new();
+        }
+        let arms: Vec<(String, ArmFigures)> = self
+            .arms
+            .iter()
+            .map(|a| (a.name.clone(), a.figures))
+            .collect();
+        let sums: Option<Vec<CustomerSums>> =
+            self.arms.iter().map(|a| a.customer_sums.clone()).collect();
+        arm_results(&arms, sums.as_deref())
     }
 
     /// The name of the experiment arm that decides for `customer_id` (empty
@@ -828,6 +861,9 @@ impl ModelUpdater {
         f.reward_sum += reward;
         f.reward_sq_sum += reward * reward;
         f.value_sum += reward * value;
+        if let Some(sums) = &mut self.arms[i].customer_sums {
+            sums.add(&p.customer_id, reward);
+        }
         for score in &p.shadows {
             let Some(shadow) = self.shadows.iter_mut().find(|s| s.name == score.name) else {
                 continue;

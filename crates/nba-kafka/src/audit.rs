@@ -3,7 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use nba_core::{
-    ArmFigures, ArmResult, DecisionRequest, Interaction, NextBestAction, Reward, arm_results,
+    ArmFigures, ArmResult, CustomerSums, DecisionRequest, Interaction, NextBestAction, Reward,
+    arm_results,
 };
 use nba_deployment::Settings;
 use nba_pipeline::{ORIGIN_HEADER, Topic, dlq_headers};
@@ -143,9 +144,7 @@ pub fn audit(
             }
         },
     )?;
-    // Per decision: copies, the first action, whether another copy differs,
-    // the first copy's experiment arm.
-    let mut answers = HashMap::<String, (u32, String, bool, String)>::new();
+    let mut answers = HashMap::<String, Answer>::new();
     read_topic(
         &consumer,
         names.name(Topic::NextBestActions),
@@ -155,11 +154,15 @@ pub fn audit(
         |m| {
             r.next_best_actions += 1;
             if let Some(Ok(a)) = m.payload().map(decode::<NextBestAction>) {
-                let seen = answers
-                    .entry(a.decision_id)
-                    .or_insert_with(|| (0, a.action_id.clone(), false, a.experiment_arm));
-                seen.0 += 1;
-                seen.2 |= seen.1 != a.action_id;
+                let seen = answers.entry(a.decision_id).or_insert_with(|| Answer {
+                    copies: 0,
+                    action: a.action_id.clone(),
+                    differs: false,
+                    arm: a.experiment_arm,
+                    customer: a.customer_id,
+                });
+                seen.copies += 1;
+                seen.differs |= seen.action != a.action_id;
             }
         },
     )?;
@@ -239,9 +242,9 @@ pub fn audit(
             "{unanswered} decision requests have no next-best-action"
         ));
     }
-    let doubled = answers.values().filter(|a| a.0 > 1).count();
+    let doubled = answers.values().filter(|a| a.copies > 1).count();
     if doubled > 0 {
-        let differing = answers.values().filter(|a| a.2).count();
+        let differing = answers.values().filter(|a| a.differs).count();
         p.push(format!(
             "{doubled} decision requests have more than one next-best-action ({differing} of them with different actions)"
         ));
@@ -276,44 +279,60 @@ pub fn audit(
     Ok(r)
 }
 
-/// Each experiment arm's result from the answers (decision id → copies,
-/// action, differs, arm) and the first reward of each decision.
+/// The answers to one decision request, as the audit reads them.
+#[derive(Debug)]
+struct Answer {
+    /// Next-best-actions published for it.
+    copies: u32,
+    /// The first copy's action.
+    action: String,
+    /// Whether another copy has another action.
+    differs: bool,
+    /// The first copy's experiment arm.
+    arm: String,
+    /// Its customer.
+    customer: String,
+}
+
+/// Each experiment arm's result from the answers (by decision id) and the
+/// first reward of each decision, with intervals by customer.
 fn experiment_results(
     settings: &Settings,
-    answers: &HashMap<String, (u32, String, bool, String)>,
+    answers: &HashMap<String, Answer>,
     rewards: &HashMap<String, f64>,
 ) -> Vec<ArmResult> {
-    let mut arms: Vec<(String, ArmFigures)> = settings
+    let mut names: Vec<String> = settings
         .experiment
         .iter()
         .flat_map(|e| {
             std::iter::once(e.champion.clone()).chain(e.challengers.iter().map(|c| c.name.clone()))
         })
-        .map(|name| (name, ArmFigures::default()))
         .collect();
     let mut found: Vec<&str> = answers
         .values()
-        .map(|a| a.3.as_str())
-        .filter(|arm| !arm.is_empty() && !arms.iter().any(|(n, _)| n == arm))
+        .map(|a| a.arm.as_str())
+        .filter(|arm| !arm.is_empty() && !names.iter().any(|n| n == arm))
         .collect();
     found.sort_unstable();
     found.dedup();
-    arms.extend(
-        found
-            .into_iter()
-            .map(|n| (n.to_owned(), ArmFigures::default())),
-    );
-    if !answers.values().any(|a| !a.3.is_empty()) {
+    names.extend(found.into_iter().map(str::to_owned));
+    if !answers.values().any(|a| !a.arm.is_empty()) {
         return Vec::new();
     }
+    let mut arms: Vec<(String, ArmFigures)> = names
+        .into_iter()
+        .map(|name| (name, ArmFigures::default()))
+        .collect();
+    let mut by_customer = vec![CustomerSums::default(); arms.len()];
     let default_reward = settings.join.default_reward;
-    for (id, (_, action, _, arm)) in answers {
-        let Some((_, f)) = arms.iter_mut().find(|(n, _)| n == arm) else {
+    for (id, answer) in answers {
+        let Some(i) = arms.iter().position(|(n, _)| *n == answer.arm) else {
             continue;
         };
-        if action.is_empty() {
+        if answer.action.is_empty() {
             continue;
         }
+        let f = &mut arms[i].1;
         f.decisions += 1;
         let reward = match rewards.get(id) {
             Some(v) => {
@@ -325,10 +344,72 @@ fn experiment_results(
                 default_reward
             }
         };
-        let value = settings.catalog.get(action).map_or(0.0, |a| a.value);
+        let value = settings
+            .catalog
+            .get(&answer.action)
+            .map_or(0.0, |a| a.value);
         f.reward_sum += reward;
         f.reward_sq_sum += reward * reward;
         f.value_sum += reward * value;
+        by_customer[i].add(&answer.customer, reward);
     }
-    arm_results(&arms)
+    arm_results(&arms, Some(&by_customer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two arms as the next-best-actions name them: each arm's figures count
+    /// its own answered decisions (rewards joined, the rest at the default),
+    /// and its intervals take its customers as the unit.
+    #[test]
+    fn each_arm_is_read_from_the_answers_with_its_customers() {
+        let settings = nba_deployment::Deployment::example("retail", &[])
+            .expect("retail")
+            .settings;
+        let answer = |arm: &str, customer: &str, action: &str| Answer {
+            copies: 1,
+            action: action.to_owned(),
+            differs: false,
+            arm: arm.to_owned(),
+            customer: customer.to_owned(),
+        };
+        let mut answers = HashMap::new();
+        let mut rewards = HashMap::new();
+        for i in 0..40 {
+            let (arm, customer) = if i % 4 == 0 {
+                ("greedy", format!("g{}", i % 3))
+            } else {
+                ("champion", format!("c{}", i % 5))
+            };
+            answers.insert(format!("d{i}"), answer(arm, &customer, "discount_10"));
+            if i % 2 == 0 {
+                rewards.insert(format!("d{i}"), 1.0);
+            }
+        }
+        answers.insert("none".into(), answer("champion", "c9", ""));
+        let results = experiment_results(&settings, &answers, &rewards);
+        let [champion, greedy] = &results[..] else {
+            panic!("two arms: {results:?}");
+        };
+        assert_eq!(
+            (champion.arm.as_str(), greedy.arm.as_str()),
+            ("champion", "greedy")
+        );
+        assert_eq!(
+            (champion.figures.decisions, champion.figures.rewards_joined),
+            (30, 10),
+            "no action, no decision"
+        );
+        assert_eq!(
+            (greedy.figures.decisions, greedy.figures.rewards_joined),
+            (10, 10)
+        );
+        assert_eq!((champion.customers, greedy.customers), (Some(5), Some(3)));
+        assert!(champion.mean_reward.is_some() && greedy.difference.is_some());
+        let plain: HashMap<String, Answer> =
+            [("d".to_owned(), answer("", "c", "discount_10"))].into();
+        assert!(experiment_results(&settings, &plain, &rewards).is_empty());
+    }
 }

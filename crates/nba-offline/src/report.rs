@@ -80,7 +80,11 @@ pub fn backtest_report_html(run: &BacktestRun, evaluation: Option<&Evaluation>) 
                 a.mean_value.map_or("-".to_owned(), |v| format!("{v:.3}")),
             ));
         }
-        body.push_str("</table><p>Intervals take every decision as independent; a customer stays in one arm, so with few customers deciding often they are too narrow.</p>");
+        body.push_str("</table>");
+        body.push_str(match run.experiment.first().and_then(|a| a.customers) {
+            Some(_) => "<p>Intervals take the customer as the unit: a customer stays in one arm, and one customer's decisions are not independent of each other.</p>",
+            None => "<p>Intervals take every decision as independent; a customer stays in one arm, so with few customers deciding often they are too narrow.</p>",
+        });
         let rows: Vec<ForestRow> = run
             .experiment
             .iter()

@@ -87,7 +87,11 @@ fn a_bad_propensity_refuses_the_load_unless_allowed_and_is_then_left_out() {
 fn a_policy_that_shows_what_each_user_likes_is_estimated_above_uniform_random() {
     let logs = ObdLogs::load(&dataset("evaluate", None), "all", false).expect("loads");
     let report = evaluate_obd(&logs, 42, Options::default()).expect("evaluates");
-    assert_eq!((report.items, report.context_dim), (3, 6), "a bias and five values");
+    assert_eq!(
+        (report.items, report.context_dim),
+        (3, 6),
+        "a bias and five values"
+    );
     assert_eq!(report.evaluation_impressions, 600);
     let ips = |policy: &str| {
         report

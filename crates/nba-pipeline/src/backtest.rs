@@ -5,10 +5,9 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::time::Instant;
 
 use nba_core::{
-    AggregatorConfig, AggregatorOutput, ArmFigures, ArmResult, CatalogVersion, EventFingerprint,
-    EventTime, FeatureAggregator, GuardrailReport, Intake, IntakeChecks, IntakeConfig,
-    IntakeOutcome, Interaction, ModelUpdater, NextBestAction, ShadowResult, UpdaterConfig,
-    UpdaterInput, arm_results,
+    AggregatorConfig, AggregatorOutput, ArmResult, CatalogVersion, EventFingerprint, EventTime,
+    FeatureAggregator, GuardrailReport, Intake, IntakeChecks, IntakeConfig, IntakeOutcome,
+    Interaction, ModelUpdater, NextBestAction, ShadowResult, UpdaterConfig, UpdaterInput,
 };
 use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
@@ -128,6 +127,8 @@ where
     let checks = intake.checks().clone();
     let mut aggregator = FeatureAggregator::new(cfg.aggregator)?;
     let mut updater = ModelUpdater::new(cfg.updater)?;
+    // Offline, the arms' intervals can take the customer as the unit.
+    updater.keep_customer_sums();
     let mut versions = CatalogCounts::default();
     for v in &cfg.catalog_versions {
         let taken = aggregator.add_catalog_version(v).and_then(|_| {
@@ -424,10 +425,6 @@ fn run_engines(
         decoded.give_back(batch);
     }
     updater.finish();
-    let arms: Vec<(String, ArmFigures)> = updater
-        .experiment_arms()
-        .map(|(name, _, figures)| (name.to_owned(), figures))
-        .collect();
     let elapsed_s = started.elapsed().as_secs_f64();
     let step = timeline.len() / 2_000 + 1;
     let last = timeline.last().copied();
@@ -449,7 +446,7 @@ fn run_engines(
         },
         decision_latency_p50_us: decision_latency.quantile_micros(0.5),
         decision_latency_p99_us: decision_latency.quantile_micros(0.99),
-        experiment: arm_results(&arms),
+        experiment: updater.arm_results(),
         shadows: updater
             .shadows()
             .map(|(name, _, figures)| ShadowResult::new(name, figures))

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use nba_core::{
     ArmResult, BaselineRule, DecisionRequest, GuardrailReport, MANDATORY_POLICY, NO_ACTION_POLICY,
-    NextBestAction, ShadowResult, arm_results,
+    NextBestAction, ShadowResult,
 };
 use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
@@ -154,6 +154,8 @@ pub fn run_demo_observed(
     // Per arm name: the true click probabilities of its choices.
     let mut chosen_by_arm: HashMap<String, Vec<f64>> = HashMap::new();
     let mut pipeline = LocalPipeline::from_settings(&seeded)?;
+    // Offline, the arms' intervals can take the customer as the unit.
+    pipeline.updater.keep_customer_sums();
     let mut by_group: BTreeMap<String, u64> = BTreeMap::new();
 
     let mut requests: HashMap<String, DecisionRequest> = HashMap::new();
@@ -289,13 +291,10 @@ pub fn run_demo_observed(
         decision_latency_p50_us: latency.quantile_micros(0.5),
         decision_latency_p99_us: latency.quantile_micros(0.99),
         experiment: {
-            let arms: Vec<_> = pipeline
+            pipeline
                 .updater
                 .updater()
-                .experiment_arms()
-                .map(|(name, _, figures)| (name.to_owned(), figures))
-                .collect();
-            arm_results(&arms)
+                .arm_results()
                 .into_iter()
                 .map(|result| DemoArm {
                     expected_response: mean(

@@ -751,6 +751,12 @@ impl UpdaterStage {
         self
     }
 
+    /// Keeps each experiment arm's closed decisions per customer, so its
+    /// intervals take the customer as the unit (backtests and the demo).
+    pub fn keep_customer_sums(&mut self) {
+        self.updater.keep_customer_sums();
+    }
+
     /// The engine inside.
     pub fn updater(&self) -> &ModelUpdater {
         &self.updater

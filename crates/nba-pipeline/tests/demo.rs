@@ -148,6 +148,23 @@ fn a_random_challenger_shows_what_the_champion_earns() {
         "observed: the random arm earns clearly less: {:?}",
         random.result
     );
+    // The intervals take the customer as the unit, never much narrower
+    // than over decisions taken one by one (wider where a customer's
+    // decisions go together).
+    for arm in &r.experiment {
+        let customers = arm.result.customers.expect("by customer");
+        assert!(customers > 100 && customers < arm.result.figures.decisions);
+        let by_decision =
+            nba_core::arm_results(&[(arm.result.arm.clone(), arm.result.figures)], None);
+        let width = |m: Option<[f64; 3]>| m.map_or(0.0, |[_, low, high]| high - low);
+        let ratio = width(arm.result.mean_reward) / width(by_decision[0].mean_reward);
+        assert!(
+            ratio > 0.95,
+            "{:?} against {:?}",
+            arm.result,
+            by_decision[0]
+        );
+    }
 }
 
 /// Apprentice mode on the retail example: a baseline that always offers the
