@@ -566,165 +566,200 @@ fn catalog_change(settings: &Settings) -> nba_core::CatalogVersion {
     v
 }
 
-/// A live run through the broker of a deployment file with non-default
-/// settings, a catalog change and events sent further before their event
-/// time than its intake allows, recorded, then backtested in one process
-/// from the same file: the same refusals and next-best-actions, bit for bit (action,
-/// propensity, scores, model version). One partition per topic, so the live
-/// stages see one total order of records, as the backtest does. The retired
-/// action is never chosen after the change, the added one is. The recording
-/// also replays to another topic unchanged.
+/// What [`live_then_backtest`] saw: the live run's audit and decisions, its
+/// recorded raw records, the backtest's run, and the broker's address.
+struct SameDecisions {
+    report: AuditReport,
+    live: Vec<NextBestAction>,
+    raw_records: Vec<nba_schema::RecordedRecord>,
+    run: nba_pipeline::BacktestRun,
+    args: KafkaArgs,
+    dir: std::path::PathBuf,
+    /// The broker, alive as long as this.
+    _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+}
+
+/// A live run through the broker of `deployment` (a file like
+/// [`NON_DEFAULT`]), with a catalog change and events sent further before
+/// their event time than its intake allows, recorded, then backtested in
+/// one process from the same file: the same refusals and next-best-actions,
+/// bit for bit (action, propensity, scores, model version, arm). One
+/// partition per topic, so the live stages see one total order of records,
+/// as the backtest does. The retired action is never chosen after the
+/// change, the added one is.
+async fn live_then_backtest(name: &str, deployment: &str) -> SameDecisions {
+    let dir = std::env::temp_dir().join(format!("nba-same-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("shop.toml");
+    std::fs::write(&file, deployment).expect("written");
+    let settings = Deployment::load(&file, &[]).expect("checks").settings;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for t in Topic::ALL {
+        cluster.create_topic(t.default_name(), 1, 1).expect("topic");
+    }
+    cluster.create_topic("nba.replayed", 1, 1).expect("topic");
+    let args = args(&cluster.bootstrap_servers());
+    // Published before the stages start, in force from a day into the traffic.
+    publish_catalog(&args, &catalog_change(&settings))
+        .await
+        .expect("published");
+    let mut sim = Simulator::new(
+        &settings,
+        &SimConfig {
+            customers: 100,
+            seed: 3,
+        },
+        false,
+    )
+    .expect("simulates");
+    // One in 600 sent five minutes before its event time: within the default
+    // bound of ten, beyond this deployment's two.
+    let records: Vec<OutputRecord> = (0..6_000)
+        .map(|i| {
+            let e = sim.next_event();
+            let payload = nba_schema::encode(&e).expect("encodes");
+            let sent = e.timestamp - if i % 600 == 599 { 300_000 } else { 0 };
+            raw(e.customer_id, payload, Some(sent))
+        })
+        .collect();
+    produce(&args, records).await.expect("produced");
+
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for stage in 0..3 {
+        let (a, mut rx, settings) = (args.clone(), stopped.clone(), settings.clone());
+        tasks.push(tokio::spawn(async move {
+            let s = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let ops = OpsArgs::default();
+            match stage {
+                0 => run_stage(ConsumerStage::new(settings.intake()), &a, &ops, s)
+                    .await
+                    .map(|_| ()),
+                1 => {
+                    let stage = AggregatorStage::new(settings.aggregator()).expect("valid");
+                    run_stage(stage, &a, &ops, s).await.map(|_| ())
+                }
+                _ => {
+                    let stage = UpdaterStage::new(settings.updater(None)).expect("valid");
+                    run_stage(stage, &a, &ops, s).await.map(|_| ())
+                }
+            }
+        }));
+    }
+    let report = audit_until_settled(&args, &settings, 6_000, 10).await;
+    stop.send(true).expect("stages listen");
+    for t in tasks {
+        t.await.expect("task").expect("stage ran");
+    }
+    assert!(report.problems.is_empty(), "{report:#?}");
+
+    let a = args.clone();
+    let (kept, bytes) = tokio::task::spawn_blocking(move || {
+        let topics = [
+            "nba.interactions.raw".to_owned(),
+            "nba.next-best-actions".to_owned(),
+            "nba.catalog".to_owned(),
+        ];
+        record(&a, &topics, StartAt::Beginning, None, Vec::new())
+    })
+    .await
+    .expect("record task")
+    .expect("recorded");
+    let recorded: Vec<nba_schema::RecordedRecord> = nba_schema::read_recording(bytes.as_slice())
+        .expect("a recording")
+        .collect::<Result<_, _>>()
+        .expect("readable");
+    assert_eq!(kept as usize, recorded.len());
+    assert_eq!(recorded[0].topic, "nba.catalog", "the catalog comes first");
+    let raw_records: Vec<_> = recorded
+        .iter()
+        .filter(|r| r.topic == "nba.interactions.raw")
+        .cloned()
+        .collect();
+    assert_eq!(raw_records.len(), 6_000);
+    let live: Vec<NextBestAction> = recorded
+        .iter()
+        .filter(|r| r.topic == "nba.next-best-actions")
+        .map(|r| nba_schema::decode(r.value.as_deref().expect("a value")).expect("an NBA"))
+        .collect();
+    assert!(live.len() > 300, "{}", live.len());
+    let after: Vec<&NextBestAction> = live.iter().filter(|d| d.timestamp >= CHANGE_AT).collect();
+    let before = live.len() - after.len();
+    assert!(
+        before > 50 && after.len() > 50,
+        "{before} / {}",
+        after.len()
+    );
+    assert!(
+        after.iter().all(|d| d.action_id != "recommend_home"),
+        "a retired action is never chosen again"
+    );
+    assert!(after.iter().any(|d| d.action_id == "recommend_beauty"));
+    assert!(
+        live.iter()
+            .filter(|d| d.timestamp < CHANGE_AT)
+            .all(|d| d.action_id != "recommend_beauty"),
+        "not before it exists"
+    );
+
+    let mut decisions = Vec::new();
+    let mut cfg = nba_pipeline::BacktestConfig::from_settings(&settings);
+    cfg.catalog_versions = recorded
+        .iter()
+        .filter(|r| r.topic == "nba.catalog")
+        .map(|r| nba_schema::decode(r.value.as_deref().expect("a value")).expect("a version"))
+        .collect();
+    let run = backtest(
+        raw_records
+            .iter()
+            .cloned()
+            .map(nba_pipeline::RawRecord::from),
+        cfg,
+        &mut decisions,
+    )
+    .expect("valid settings");
+    assert_eq!(run.catalog_versions, 1);
+    assert_eq!(run.dead_lettered, 10, "the same events refused");
+    assert!(
+        run.first_rejection
+            .as_deref()
+            .is_some_and(|r| r.contains("intake.max_ahead_of_record (2m)")),
+        "{:?}",
+        run.first_rejection
+    );
+    assert_eq!(run.decision_count, live.len() as u64);
+    assert_eq!(
+        decisions, live,
+        "the backtest decides exactly as the live run did"
+    );
+    SameDecisions {
+        report,
+        live,
+        raw_records,
+        run,
+        args,
+        dir,
+        _cluster: cluster,
+    }
+}
+
+/// [`live_then_backtest`] of [`NON_DEFAULT`]: a champion and a challenger
+/// with a shadow, each arm counted alike by the backtest and the audit. The
+/// recording also replays to another topic unchanged.
 #[test]
 fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
     on_runtime(async {
-        let dir = std::env::temp_dir().join(format!("nba-same-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join("shop.toml");
-        std::fs::write(&file, NON_DEFAULT).expect("written");
-        let settings = Deployment::load(&file, &[]).expect("checks").settings;
-        let cluster = MockCluster::new(1).expect("mock cluster");
-        for t in Topic::ALL {
-            cluster.create_topic(t.default_name(), 1, 1).expect("topic");
-        }
-        cluster.create_topic("nba.replayed", 1, 1).expect("topic");
-        let args = args(&cluster.bootstrap_servers());
-        // Published before the stages start, in force from a day into the traffic.
-        publish_catalog(&args, &catalog_change(&settings))
-            .await
-            .expect("published");
-        let mut sim = Simulator::new(
-            &settings,
-            &SimConfig {
-                customers: 100,
-                seed: 3,
-            },
-            false,
-        )
-        .expect("simulates");
-        // One in 600 sent five minutes before its event time: within the default
-        // bound of ten, beyond this deployment's two.
-        let records: Vec<OutputRecord> = (0..6_000)
-            .map(|i| {
-                let e = sim.next_event();
-                let payload = nba_schema::encode(&e).expect("encodes");
-                let sent = e.timestamp - if i % 600 == 599 { 300_000 } else { 0 };
-                raw(e.customer_id, payload, Some(sent))
-            })
-            .collect();
-        produce(&args, records).await.expect("produced");
-
-        let (stop, stopped) = watch::channel(false);
-        let mut tasks = Vec::new();
-        for stage in 0..3 {
-            let (a, mut rx, settings) = (args.clone(), stopped.clone(), settings.clone());
-            tasks.push(tokio::spawn(async move {
-                let s = async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                };
-                let ops = OpsArgs::default();
-                match stage {
-                    0 => run_stage(ConsumerStage::new(settings.intake()), &a, &ops, s)
-                        .await
-                        .map(|_| ()),
-                    1 => {
-                        let stage = AggregatorStage::new(settings.aggregator()).expect("valid");
-                        run_stage(stage, &a, &ops, s).await.map(|_| ())
-                    }
-                    _ => {
-                        let stage = UpdaterStage::new(settings.updater(None)).expect("valid");
-                        run_stage(stage, &a, &ops, s).await.map(|_| ())
-                    }
-                }
-            }));
-        }
-        let report = audit_until_settled(&args, &settings, 6_000, 10).await;
-        stop.send(true).expect("stages listen");
-        for t in tasks {
-            t.await.expect("task").expect("stage ran");
-        }
-        assert!(report.problems.is_empty(), "{report:#?}");
-
-        let a = args.clone();
-        let (kept, bytes) = tokio::task::spawn_blocking(move || {
-            let topics = [
-                "nba.interactions.raw".to_owned(),
-                "nba.next-best-actions".to_owned(),
-                "nba.catalog".to_owned(),
-            ];
-            record(&a, &topics, StartAt::Beginning, None, Vec::new())
-        })
-        .await
-        .expect("record task")
-        .expect("recorded");
-        let recorded: Vec<nba_schema::RecordedRecord> =
-            nba_schema::read_recording(bytes.as_slice())
-                .expect("a recording")
-                .collect::<Result<_, _>>()
-                .expect("readable");
-        assert_eq!(kept as usize, recorded.len());
-        assert_eq!(recorded[0].topic, "nba.catalog", "the catalog comes first");
-        let raw_records: Vec<_> = recorded
-            .iter()
-            .filter(|r| r.topic == "nba.interactions.raw")
-            .cloned()
-            .collect();
-        assert_eq!(raw_records.len(), 6_000);
-        let live: Vec<NextBestAction> = recorded
-            .iter()
-            .filter(|r| r.topic == "nba.next-best-actions")
-            .map(|r| nba_schema::decode(r.value.as_deref().expect("a value")).expect("an NBA"))
-            .collect();
-        assert!(live.len() > 300, "{}", live.len());
-        let after: Vec<&NextBestAction> =
-            live.iter().filter(|d| d.timestamp >= CHANGE_AT).collect();
-        let before = live.len() - after.len();
-        assert!(
-            before > 50 && after.len() > 50,
-            "{before} / {}",
-            after.len()
-        );
-        assert!(
-            after.iter().all(|d| d.action_id != "recommend_home"),
-            "a retired action is never chosen again"
-        );
-        assert!(after.iter().any(|d| d.action_id == "recommend_beauty"));
-        assert!(
-            live.iter()
-                .filter(|d| d.timestamp < CHANGE_AT)
-                .all(|d| d.action_id != "recommend_beauty"),
-            "not before it exists"
-        );
-
-        let mut decisions = Vec::new();
-        let mut cfg = nba_pipeline::BacktestConfig::from_settings(&settings);
-        cfg.catalog_versions = recorded
-            .iter()
-            .filter(|r| r.topic == "nba.catalog")
-            .map(|r| nba_schema::decode(r.value.as_deref().expect("a value")).expect("a version"))
-            .collect();
-        let run = backtest(
-            raw_records
-                .iter()
-                .cloned()
-                .map(nba_pipeline::RawRecord::from),
-            cfg,
-            &mut decisions,
-        )
-        .expect("valid settings");
-        assert_eq!(run.catalog_versions, 1);
-        assert_eq!(run.dead_lettered, 10, "the same events refused");
-        assert!(
-            run.first_rejection
-                .as_deref()
-                .is_some_and(|r| r.contains("intake.max_ahead_of_record (2m)")),
-            "{:?}",
-            run.first_rejection
-        );
-        assert_eq!(run.decision_count, live.len() as u64);
-        assert_eq!(
-            decisions, live,
-            "the backtest decides exactly as the live run did"
-        );
+        let SameDecisions {
+            report,
+            live,
+            raw_records,
+            run,
+            args,
+            dir,
+            _cluster,
+        } = live_then_backtest("challenger", NON_DEFAULT).await;
         // Both arms decided, each under its own policy, and the backtest
         // and the audit of the topics count each arm's decisions as the live
         // run made them.
@@ -795,6 +830,36 @@ fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
             );
         }
         let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+/// [`NON_DEFAULT`] in apprentice mode: a baseline by the customer's most
+/// frequent category decides for half the customers and the bandit for the
+/// rest, and the backtest decides as the live model-updater did, arm and
+/// rule included. The traffic is simulated ahead of the run, so no outcome
+/// answers a decision and the guardrail holds; its switches are compared
+/// with the stages' in-process (nba-pipeline's backtest tests).
+#[test]
+fn a_backtest_of_a_live_recording_decides_as_the_live_baseline_and_bandit_did() {
+    on_runtime(async {
+        let challenger = &NON_DEFAULT[NON_DEFAULT.find("[experiment]").expect("an experiment")
+            ..NON_DEFAULT.find("[contact]").expect("a contact policy")];
+        let apprentice = NON_DEFAULT.replace(
+            challenger,
+            "[experiment]\nname = \"apprentice\"\nchampion = \"thompson\"\n[experiment.baseline]\nrule = \"affinity:category\"\ntrial_share = 0.5\ntakeover_share = 0.8\nwindow = 60\nmin_outcomes = 20\nfallback_after = \"1h\"\n",
+        );
+        let same = live_then_backtest("baseline", &apprentice).await;
+        let guardrail = same.run.guardrail.as_ref().expect("a guardrail");
+        assert_eq!(guardrail.status.bandit_share, 0.5, "{guardrail:?}");
+        for (arm, policy) in [("thompson", "thompson"), ("baseline", "baseline:affinity")] {
+            let decided = same
+                .live
+                .iter()
+                .filter(|d| d.experiment_arm == arm && d.policy.starts_with(policy))
+                .count();
+            assert!(decided > 50, "{arm} decided {decided}");
+        }
+        let _ = std::fs::remove_dir_all(&same.dir);
     });
 }
 
