@@ -566,6 +566,28 @@ fn catalog_change(settings: &Settings) -> nba_core::CatalogVersion {
     v
 }
 
+/// Every record of `topics` from the beginning, through `nba record`'s
+/// code and read back from the recording it writes (checking it kept them
+/// all).
+async fn recorded(args: &KafkaArgs, topics: &[&str]) -> Vec<nba_schema::RecordedRecord> {
+    let (a, topics) = (
+        args.clone(),
+        topics.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>(),
+    );
+    let (kept, bytes) = tokio::task::spawn_blocking(move || {
+        record(&a, &topics, StartAt::Beginning, None, Vec::new())
+    })
+    .await
+    .expect("record task")
+    .expect("recorded");
+    let recorded: Vec<nba_schema::RecordedRecord> = nba_schema::read_recording(bytes.as_slice())
+        .expect("a recording")
+        .collect::<Result<_, _>>()
+        .expect("readable");
+    assert_eq!(kept as usize, recorded.len());
+    recorded
+}
+
 /// What [`live_then_backtest`] saw: the live run's audit and decisions, its
 /// recorded raw records, the backtest's run, and the broker's address.
 struct SameDecisions {
@@ -655,23 +677,15 @@ async fn live_then_backtest(name: &str, deployment: &str) -> SameDecisions {
     }
     assert!(report.problems.is_empty(), "{report:#?}");
 
-    let a = args.clone();
-    let (kept, bytes) = tokio::task::spawn_blocking(move || {
-        let topics = [
-            "nba.interactions.raw".to_owned(),
-            "nba.next-best-actions".to_owned(),
-            "nba.catalog".to_owned(),
-        ];
-        record(&a, &topics, StartAt::Beginning, None, Vec::new())
-    })
-    .await
-    .expect("record task")
-    .expect("recorded");
-    let recorded: Vec<nba_schema::RecordedRecord> = nba_schema::read_recording(bytes.as_slice())
-        .expect("a recording")
-        .collect::<Result<_, _>>()
-        .expect("readable");
-    assert_eq!(kept as usize, recorded.len());
+    let recorded = recorded(
+        &args,
+        &[
+            "nba.interactions.raw",
+            "nba.next-best-actions",
+            "nba.catalog",
+        ],
+    )
+    .await;
     assert_eq!(recorded[0].topic, "nba.catalog", "the catalog comes first");
     let raw_records: Vec<_> = recorded
         .iter()
@@ -805,23 +819,7 @@ fn a_backtest_of_a_live_recording_makes_the_same_decisions() {
             .await
             .expect("replayed");
         assert_eq!(sent, 6_000);
-        let a = args.clone();
-        let (_, back) = tokio::task::spawn_blocking(move || {
-            record(
-                &a,
-                &["nba.replayed".to_owned()],
-                StartAt::Beginning,
-                None,
-                Vec::new(),
-            )
-        })
-        .await
-        .expect("record task")
-        .expect("recorded");
-        let back: Vec<nba_schema::RecordedRecord> = nba_schema::read_recording(back.as_slice())
-            .expect("a recording")
-            .collect::<Result<_, _>>()
-            .expect("readable");
+        let back = recorded(&args, &["nba.replayed"]).await;
         assert_eq!(back.len(), raw_records.len());
         for (b, r) in back.iter().zip(&raw_records) {
             assert_eq!(
@@ -957,22 +955,7 @@ fn every_instance_takes_a_catalog_version_at_its_event_time() {
         }
         assert!(report.problems.is_empty(), "{report:#?}");
 
-        let a = args.clone();
-        let (_, bytes) = tokio::task::spawn_blocking(move || {
-            let topics = [
-                "nba.decision-requests".to_owned(),
-                "nba.next-best-actions".to_owned(),
-            ];
-            record(&a, &topics, StartAt::Beginning, None, Vec::new())
-        })
-        .await
-        .expect("record task")
-        .expect("recorded");
-        let recorded: Vec<nba_schema::RecordedRecord> =
-            nba_schema::read_recording(bytes.as_slice())
-                .expect("a recording")
-                .collect::<Result<_, _>>()
-                .expect("readable");
+        let recorded = recorded(&args, &["nba.decision-requests", "nba.next-best-actions"]).await;
         let mut offered_after = [0u64; 2];
         let mut chosen_after = [0u64; 2];
         for r in &recorded {
