@@ -23,8 +23,8 @@ use nba_kafka::{
     run_main, stage_deployment,
 };
 use nba_metrics::IntervalLogWriter;
-use nba_pipeline::{DemoConfig, DemoReport, OutputRecord, Topic, run_demo_observed};
-use nba_schema::{RecordedRecord, RecordingWriter};
+use nba_offline::RecordingOut;
+use nba_pipeline::{DemoConfig, DemoReport, OutputRecord, Topic, run_demo_recorded};
 use nba_sim::{SimConfig, Simulator, malformed_records};
 
 /// mimalloc instead of the system allocator: a backtest allocates per record
@@ -117,6 +117,13 @@ struct DemoArgs {
     /// one interval per tenth of the events (read it with `nba latency`).
     #[arg(long, value_name = "FILE")]
     latency_log: Option<PathBuf>,
+    /// Also write the run as a recording: the raw interactions (the
+    /// simulated customers' answers included), decision requests,
+    /// next-best-actions and rewards, as `nba record` would have kept them.
+    /// `nba backtest FILE --seed SEED` makes the same decisions again and
+    /// evaluates candidate policies on the logged ones.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -298,15 +305,55 @@ fn demo(a: &DemoArgs, sources: &CliSources) -> ExitCode {
             }
         }
     };
-    let mut log_error = None;
-    let r = run_demo_observed(&deployment.settings, &cfg, &mut |hists| {
-        if let Some(w) = log.as_mut() {
-            let tagged = hists.iter().map(|(t, h)| (t.clone(), h));
-            if let Err(e) = w.write_interval(SystemTime::now(), tagged) {
-                log_error.get_or_insert(e);
+    let mut recording = match &a.record {
+        None => None,
+        Some(path) => {
+            let opened = std::fs::File::create(path)
+                .map_err(|e| e.to_string())
+                .and_then(|f| RecordingOut::new(std::io::BufWriter::new(f)));
+            match opened {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    eprintln!("error: cannot write --record {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
             }
         }
-    });
+    };
+    let (mut log_error, mut record_error) = (None, None);
+    let r = run_demo_recorded(
+        &deployment.settings,
+        &cfg,
+        &mut |hists| {
+            if let Some(w) = log.as_mut() {
+                let tagged = hists.iter().map(|(t, h)| (t.clone(), h));
+                if let Err(e) = w.write_interval(SystemTime::now(), tagged) {
+                    log_error.get_or_insert(e);
+                }
+            }
+        },
+        &mut |r| {
+            let kept = [
+                Topic::InteractionsRaw,
+                Topic::DecisionRequests,
+                Topic::NextBestActions,
+                Topic::Rewards,
+            ];
+            if let (Some(w), Some(value), None) = (&mut recording, &r.payload, &record_error)
+                && kept.contains(&r.topic)
+            {
+                let appended = w.append(
+                    r.topic.default_name(),
+                    Some(r.key.clone()),
+                    value.clone(),
+                    r.timestamp,
+                );
+                if let Err(e) = appended {
+                    record_error = Some(e);
+                }
+            }
+        },
+    );
     let r = match r {
         Ok(r) => r,
         Err(e) => {
@@ -317,6 +364,22 @@ fn demo(a: &DemoArgs, sources: &CliSources) -> ExitCode {
     if let Some(e) = log_error {
         eprintln!("error: cannot write the latency log: {e}");
         return ExitCode::FAILURE;
+    }
+    if let (Some(w), Some(path)) = (recording, &a.record) {
+        let finished = match record_error {
+            Some(e) => Err(e),
+            None => w.finish().and_then(|(out, n)| {
+                out.into_inner().map_err(|e| e.to_string())?;
+                Ok(n)
+            }),
+        };
+        match finished {
+            Ok(n) => eprintln!("wrote {n} records to {}", path.display()),
+            Err(e) => {
+                eprintln!("error: cannot write --record {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
     }
     print_summary(&r);
     if a.json {
@@ -409,7 +472,7 @@ fn print_guardrail(g: &nba_core::GuardrailReport) {
 /// Where `nba simulate` puts its records.
 enum Sink {
     Kafka(Producer),
-    File(RecordingWriter<std::io::BufWriter<std::fs::File>>, i64),
+    File(RecordingOut<std::io::BufWriter<std::fs::File>>),
 }
 
 /// A simulated interaction as a record of the raw topic: keyed by its
@@ -446,32 +509,21 @@ impl Sink {
                 })
                 .await
             }
-            Sink::File(w, offset) => {
-                *offset += 1;
-                w.append(&RecordedRecord {
-                    topic: topic.to_owned(),
-                    partition: 0,
-                    offset: *offset - 1,
-                    timestamp,
-                    key: Some(key.into_bytes()),
-                    value: Some(payload),
-                    headers: Vec::new(),
-                })
-                .map_err(anyhow::Error::msg)
-            }
+            Sink::File(w) => w
+                .append(topic, Some(key.into_bytes()), payload, timestamp)
+                .map_err(anyhow::Error::msg),
         }
     }
 
     async fn finish(self) -> anyhow::Result<u64> {
         match self {
             Sink::Kafka(mut p) => p.flush().await,
-            Sink::File(w, n) => {
-                w.finish()
-                    .map_err(anyhow::Error::msg)?
-                    .into_inner()
+            Sink::File(w) => {
+                let (out, n) = w.finish().map_err(anyhow::Error::msg)?;
+                out.into_inner()
                     .map_err(|e| anyhow::anyhow!("cannot write the recording: {e}"))?
                     .sync_all()?;
-                Ok(n as u64)
+                Ok(n)
             }
         }
     }
@@ -496,8 +548,7 @@ async fn simulate(a: SimulateArgs, deployment: Deployment) -> anyhow::Result<()>
                 .with_context(|| format!("cannot create {}", path.display()))?;
             (
                 Sink::File(
-                    RecordingWriter::new(std::io::BufWriter::new(f)).map_err(anyhow::Error::msg)?,
-                    0,
+                    RecordingOut::new(std::io::BufWriter::new(f)).map_err(anyhow::Error::msg)?,
                 ),
                 path.display().to_string(),
             )

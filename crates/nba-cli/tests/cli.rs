@@ -879,3 +879,63 @@ fn a_backtest_reports_each_experiment_arm() {
     assert!(baseline > 0, "the baseline decided for someone");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `nba demo --record` keeps the run as a recording: `nba backtest` of it
+/// with the demo's seed makes the same decisions (the simulated customers'
+/// answers are in the raw interactions), and evaluates candidates on the
+/// decisions it logged.
+#[test]
+fn a_recorded_demo_backtests_to_the_same_decisions() {
+    let dir = std::env::temp_dir().join(format!("nba-cli-demo-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let rec = dir.join("demo.avro");
+    let out = nba()
+        .args(["demo", "--events", "8000", "--seed", "7", "--record"])
+        .arg(&rec)
+        .output()
+        .expect("nba runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("wrote "),
+        "{stderr}"
+    );
+    let file = std::fs::File::open(&rec).expect("the recording");
+    let recorded: Vec<nba_schema::RecordedRecord> = nba_schema::read_recording(file)
+        .expect("a recording")
+        .collect::<Result<_, _>>()
+        .expect("readable");
+    let logged: Vec<nba_core::NextBestAction> = recorded
+        .iter()
+        .filter(|r| r.topic == "nba.next-best-actions")
+        .map(|r| nba_schema::decode(r.value.as_deref().unwrap_or_default()).expect("an NBA"))
+        .collect();
+    assert!(logged.len() > 500, "{}", logged.len());
+    assert_eq!(
+        recorded
+            .iter()
+            .filter(|r| r.topic == "nba.interactions.raw")
+            .count(),
+        8_000
+    );
+
+    let decisions = dir.join("decisions.jsonl");
+    let out = nba()
+        .arg("backtest")
+        .arg(&rec)
+        .args(["--seed", "7", "--json", "--decisions"])
+        .arg(&decisions)
+        .output()
+        .expect("nba runs");
+    let r = last_json_line(&out);
+    let again: Vec<nba_core::NextBestAction> = std::fs::read_to_string(&decisions)
+        .expect("decisions")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a decision"))
+        .collect();
+    assert_eq!(again, logged, "the backtest decides as the demo did");
+    assert_eq!(
+        r["evaluation"]["decisions"].as_u64(),
+        Some(logged.len() as u64)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -21,5 +21,5 @@ pub use evaluate::{
     CandidateEstimates, CandidateLearning, CandidatePolicy, Evaluation, evaluate_candidates,
 };
 pub use given::GivenProbabilities;
-pub use recording::{InputFormat, LoggedDecisions, raw_records};
+pub use recording::{InputFormat, LoggedDecisions, RecordingOut, raw_records};
 pub use report::backtest_report_html;

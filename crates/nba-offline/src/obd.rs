@@ -20,7 +20,9 @@ use nba_core::{
     NextBestAction, Policy, Reward,
 };
 use nba_pipeline::Topic;
-use nba_schema::{RecordedRecord, RecordingWriter, encode};
+use nba_schema::encode;
+
+use crate::RecordingOut;
 use serde::Serialize;
 
 /// One logged impression.
@@ -442,20 +444,15 @@ pub fn write_recording(
 ) -> Result<u64, String> {
     let file = std::fs::File::create(path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    let mut w = RecordingWriter::new(std::io::BufWriter::new(file))?;
+    let mut w = RecordingOut::new(std::io::BufWriter::new(file))?;
     let candidates: Vec<String> = (0..items).map(|i| i.to_string()).collect();
-    let mut offsets = [0i64; 4];
-    let mut put = |slot: usize, topic: Topic, key: &str, t: i64, value: Vec<u8>| {
-        offsets[slot] += 1;
-        w.append(&RecordedRecord {
-            topic: topic.default_name().to_owned(),
-            partition: 0,
-            offset: offsets[slot] - 1,
-            timestamp: Some(t),
-            key: Some(key.as_bytes().to_vec()),
-            value: Some(value),
-            headers: Vec::new(),
-        })
+    let mut put = |topic: Topic, key: &str, t: i64, value: Vec<u8>| {
+        w.append(
+            topic.default_name(),
+            Some(key.as_bytes().to_vec()),
+            value,
+            Some(t),
+        )
     };
     let enc_err = |e: nba_schema::CodecError| e.to_string();
     for (i, imp) in log.iter().enumerate() {
@@ -474,7 +471,6 @@ pub fn write_recording(
             )
         };
         put(
-            0,
             Topic::InteractionsRaw,
             &customer,
             t,
@@ -490,7 +486,6 @@ pub fn write_recording(
             action_context: Vec::new(),
         };
         put(
-            1,
             Topic::DecisionRequests,
             &customer,
             t,
@@ -515,7 +510,6 @@ pub fn write_recording(
             shadows: Vec::new(),
         };
         put(
-            2,
             Topic::NextBestActions,
             &customer,
             t,
@@ -528,7 +522,6 @@ pub fn write_recording(
                 ..impression
             };
             put(
-                0,
                 Topic::InteractionsRaw,
                 &customer,
                 t,
@@ -544,7 +537,6 @@ pub fn write_recording(
                 event_type: "click".into(),
             };
             put(
-                3,
                 Topic::Rewards,
                 &customer,
                 t,
@@ -552,8 +544,8 @@ pub fn write_recording(
             )?;
         }
     }
-    w.finish()?
-        .into_inner()
+    let (out, written) = w.finish()?;
+    out.into_inner()
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(offsets.iter().sum::<i64>() as u64)
+    Ok(written)
 }

@@ -2,13 +2,63 @@
 //! of topics (`nba record`, `nba obd --record`) whose raw interactions feed
 //! the pipeline while its logged decisions are kept for the candidates.
 
-use std::io::{BufRead, BufReader, Read};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use anyhow::Context;
 use nba_core::{CatalogVersion, DecisionRequest, Interaction, NextBestAction, Reward};
 use nba_pipeline::{RawRecord, Topic};
-use nba_schema::{RecordedRecord, decode, read_recording};
+use nba_schema::{RecordedRecord, RecordingWriter, decode, read_recording};
+
+/// A recording written from records made here rather than read from a
+/// broker (`nba simulate --output`, `nba demo --record`, `nba obd
+/// --record`): each topic on partition 0 with offsets from 0, as `nba
+/// record` keeps a one-partition topic.
+#[derive(Debug)]
+pub struct RecordingOut<W: Write> {
+    writer: RecordingWriter<W>,
+    next_offsets: BTreeMap<String, i64>,
+    written: u64,
+}
+
+impl<W: Write> RecordingOut<W> {
+    /// A recording written to `out`.
+    pub fn new(out: W) -> Result<Self, String> {
+        Ok(Self {
+            writer: RecordingWriter::new(out)?,
+            next_offsets: BTreeMap::new(),
+            written: 0,
+        })
+    }
+
+    /// Appends a record of `topic` at its next offset.
+    pub fn append(
+        &mut self,
+        topic: &str,
+        key: Option<Vec<u8>>,
+        value: Vec<u8>,
+        timestamp: Option<i64>,
+    ) -> Result<(), String> {
+        let offset = self.next_offsets.entry(topic.to_owned()).or_insert(0);
+        *offset += 1;
+        self.written += 1;
+        self.writer.append(&RecordedRecord {
+            topic: topic.to_owned(),
+            partition: 0,
+            offset: *offset - 1,
+            timestamp,
+            key,
+            value: Some(value),
+            headers: Vec::new(),
+        })
+    }
+
+    /// Ends the recording: the output, and how many records it holds.
+    pub fn finish(self) -> Result<(W, u64), String> {
+        Ok((self.writer.finish()?, self.written))
+    }
+}
 
 /// What a recording holds besides raw interactions: the logged decisions,
 /// and how many catalog versions came after the first interaction (too late

@@ -15,7 +15,9 @@ use nba_schema::{decode, encode};
 use nba_sim::{SimConfig, Simulator};
 use serde::Serialize;
 
-use crate::{AggregatorStage, ConsumerStage, LocalPipeline, Stage, Topic, UpdaterStage};
+use crate::{
+    AggregatorStage, ConsumerStage, LocalPipeline, OutputRecord, Stage, Topic, UpdaterStage,
+};
 
 /// Settings of a demo run.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +140,19 @@ pub fn run_demo_observed(
     cfg: &DemoConfig,
     observe: &mut dyn FnMut(Vec<(String, LatencyHistogram)>),
 ) -> Result<DemoReport, String> {
+    run_demo_recorded(settings, cfg, observe, &mut |_| {})
+}
+
+/// Runs the demo as [`run_demo_observed`] does, also handing `record` every
+/// record as the stages see it: each simulated interaction as the raw topic
+/// gets it (keyed by its customer, timestamped with its event time), then
+/// every record the stages write for it, in order.
+pub fn run_demo_recorded(
+    settings: &Settings,
+    cfg: &DemoConfig,
+    observe: &mut dyn FnMut(Vec<(String, LatencyHistogram)>),
+    record: &mut dyn FnMut(&OutputRecord),
+) -> Result<DemoReport, String> {
     let sim_cfg = SimConfig::for_run(cfg.events, cfg.seed, cfg.customers);
     let customers = sim_cfg.customers;
     let mut sim = Simulator::new(settings, &sim_cfg, true)?;
@@ -173,7 +188,17 @@ pub fn run_demo_observed(
             Err(e) => unreachable!("simulated events match the schema: {e}"),
         };
         pipeline.push_raw(Some(event.customer_id.as_bytes()), &payload, &mut tap);
-        for record in tap.drain(..) {
+        record(&OutputRecord {
+            topic: Topic::InteractionsRaw,
+            key: event.customer_id.into_bytes(),
+            payload: Some(payload),
+            partition: None,
+            headers: Vec::new(),
+            timestamp: Some(event.timestamp),
+        });
+        for output in tap.drain(..) {
+            record(&output);
+            let record = output;
             match record.topic {
                 Topic::Rewards => rewards += 1,
                 Topic::DecisionRequests => {

@@ -21,7 +21,9 @@ mod topic;
 pub use backtest::{BacktestConfig, BacktestObserver, BacktestRun, RawRecord, backtest};
 pub use dead_letter::{DeadLetter, RecordLimit, headers as dlq_headers};
 #[cfg(feature = "demo")]
-pub use demo::{DemoArm, DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed};
+pub use demo::{
+    DemoArm, DemoConfig, DemoReport, demo_latencies, run_demo, run_demo_observed, run_demo_recorded,
+};
 pub use local::LocalPipeline;
 pub use origin::ORIGIN_HEADER;
 pub use stages::{
