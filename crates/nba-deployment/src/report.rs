@@ -162,6 +162,7 @@ impl Deployment {
             .collect();
             let _ = writeln!(out, "# experiment {:?}: {}", e.name, arms.join("; "));
         }
+        let _ = writeln!(out, "# {}", logged_propensity_floor(s));
         if let Ok(l) = layout {
             let _ = writeln!(
                 out,
@@ -182,4 +183,29 @@ impl Deployment {
         );
         out
     }
+}
+
+/// Importance weights above this make off-policy estimates noise on logs of
+/// the size a deployment keeps (BENCHMARKS.md, "Normal and bootstrap
+/// intervals").
+const HEAVY_WEIGHT: f64 = 100.0;
+
+/// The lowest propensity the policy logs (its exploration floor spread over
+/// the whole catalog), and what that allows off-policy estimates: shadows'
+/// running estimates and `nba backtest`'s candidates weight each decision by
+/// one over it.
+fn logged_propensity_floor(s: &crate::Settings) -> String {
+    let (floor, actions) = (s.bandit.exploration.floor, s.catalog.actions().len().max(1));
+    if floor <= 0.0 {
+        return "logged propensities: no floor (policy.exploration_floor = 0): an action the policy never explores is logged at 0, and no other policy can be evaluated on those decisions".to_owned();
+    }
+    let lowest = floor / actions as f64;
+    let weight = 1.0 / lowest;
+    let mut line = format!(
+        "logged propensities: at least {lowest:.2e} (policy.exploration_floor {floor} over {actions} actions), so off-policy estimates (shadows, nba backtest's candidates) weigh a decision up to {weight:.0}×"
+    );
+    if weight > HEAVY_WEIGHT {
+        line.push_str(": to compare policies on this log, raise policy.exploration_floor");
+    }
+    line
 }

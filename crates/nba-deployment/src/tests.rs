@@ -639,3 +639,30 @@ fn a_response_rule_holds_between_its_times() {
         "{problems}"
     );
 }
+
+/// `nba config check` says how low a logged propensity can go, what weight
+/// that gives a decision in off-policy estimates, and when that is too
+/// heavy to compare policies on the log.
+#[test]
+fn the_report_says_what_the_exploration_floor_allows_off_policy() {
+    let report = |floor: &str| {
+        check(&edited(
+            "[policy]\nname = \"linucb\"",
+            &format!("[policy]\nname = \"linucb\"\nexploration_floor = {floor}"),
+        ))
+        .expect("checks")
+        .report()
+    };
+    let default = check(bank_text()).expect("checks").report();
+    assert!(
+        default.contains("# logged propensities: at least 4.17e-4 (policy.exploration_floor 0.005 over 12 actions)")
+            && default.contains("up to 2400×: to compare policies on this log, raise policy.exploration_floor"),
+        "{default}"
+    );
+    let high = report("0.6");
+    assert!(
+        high.contains("up to 20×") && !high.contains("raise"),
+        "{high}"
+    );
+    assert!(report("0.0").contains("no floor"));
+}
