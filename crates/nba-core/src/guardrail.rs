@@ -225,6 +225,12 @@ impl RunningSums {
 
 impl RewardWindow {
     fn push(&mut self, reward: f64, capacity: usize) {
+        if self.rewards.len() > capacity {
+            // Restored from a checkpoint written with a longer window: the
+            // oldest go, and the sums are counted again.
+            self.rewards.drain(..self.rewards.len() - capacity);
+            self.sums = None;
+        }
         let mut sums = match self.sums.take() {
             Some(sums) if sums.pushes_since_recount < capacity => sums,
             _ => RunningSums::recount(&self.rewards),
@@ -651,7 +657,8 @@ mod tests {
 
     /// The running sums agree with a recount of the window, on values whose
     /// mean dwarfs their spread (reward × value), across the window's
-    /// turnover, and from a checkpoint written before the sums were kept.
+    /// turnover, from a checkpoint written before the sums were kept, and
+    /// from one written with a longer window.
     #[test]
     fn a_reward_window_keeps_its_mean_and_variance_exactly_enough() {
         let mut rng = crate::rng::DecisionRng::new(7, "window");
@@ -681,5 +688,12 @@ mod tests {
             (m - 1.0 / 3.0).abs() < 1e-15 && (v - 1.0 / 9.0).abs() < 1e-15,
             "{m} {v}"
         );
+        // Restored with a shorter window: cut to it, the oldest first.
+        let mut shorter = restored.clone();
+        shorter.push(1.0, 2);
+        assert_eq!(shorter.rewards, [0.0, 1.0]);
+        shorter.push(1.0, 2);
+        assert_eq!(shorter.rewards, [1.0, 1.0]);
+        assert_eq!(shorter.mean_and_var(), (1.0, 0.0));
     }
 }
