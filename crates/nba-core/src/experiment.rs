@@ -436,8 +436,7 @@ impl std::fmt::Display for ShadowResult {
 mod tests {
     use super::*;
     use crate::{
-        DecisionRequest, EventTime, ModelUpdater, NextBestAction, Policy, UpdaterConfig,
-        UpdaterInput, testing,
+        DecisionRequest, ModelUpdater, NextBestAction, Policy, UpdaterConfig, UpdaterInput, testing,
     };
 
     const DIM: usize = 4;
@@ -505,33 +504,82 @@ mod tests {
         assert!(result.to_string().contains("IPS"), "{result}");
     }
 
+    /// Customer `c`'s request in round `round`.
+    fn request(round: i64, c: usize) -> UpdaterInput {
+        UpdaterInput::Request(DecisionRequest {
+            decision_id: format!("d{round}-{c}"),
+            customer_id: format!("customer-{c}"),
+            timestamp: round * 1_000_000 + c as i64 * 100,
+            channel: "web".into(),
+            context: vec![1.0, (c % 3) as f64, 0.0, 0.5],
+            candidates: vec!["promo".into(), "ship".into()],
+            action_context: Vec::new(),
+        })
+    }
+
     /// Three requests of each of `customers` customers (ids from `first`),
     /// a click whenever promo is shown.
     fn traffic(u: &mut ModelUpdater, first: usize, customers: usize) -> Vec<NextBestAction> {
         let mut out = Vec::new();
         for round in 0..3_i64 {
             for c in first..first + customers {
-                let t: EventTime = round * 1_000_000 + c as i64 * 100;
-                let request = DecisionRequest {
-                    decision_id: format!("d{round}-{c}"),
-                    customer_id: format!("customer-{c}"),
-                    timestamp: t,
-                    channel: "web".into(),
-                    context: vec![1.0, (c % 3) as f64, 0.0, 0.5],
-                    candidates: vec!["promo".into(), "ship".into()],
-                    action_context: Vec::new(),
-                };
                 let nba = u
-                    .apply(&UpdaterInput::Request(request))
+                    .apply(&request(round, c))
                     .expect("valid")
                     .expect("answered");
                 if nba.action_id == "promo" {
-                    u.apply(&testing::click(&nba, t + 10)).expect("valid");
+                    u.apply(&testing::click(&nba, nba.timestamp + 10))
+                        .expect("valid");
                 }
                 out.push(nba);
             }
         }
         out
+    }
+
+    #[test]
+    fn a_decision_recalled_after_a_restart_counts_for_its_shadows_as_it_would_have() {
+        // Decided, then the process dies before any outcome.
+        let mut live = ModelUpdater::new(config(None)).expect("valid");
+        let nbas: Vec<_> = (0..200)
+            .map(|c| {
+                live.apply(&request(0, c))
+                    .expect("valid")
+                    .expect("answered")
+            })
+            .collect();
+        let outcomes = |u: &mut ModelUpdater| {
+            for nba in nbas.iter().filter(|n| n.action_id == "promo") {
+                u.apply(&testing::click(nba, nba.timestamp + 10))
+                    .expect("valid");
+            }
+            u.finish();
+            u.shadows().next().expect("a shadow").2
+        };
+        // The restarted updater recalls the answers, reads the requests
+        // again and takes their outcomes.
+        let mut restarted = ModelUpdater::new(config(None)).expect("valid");
+        for nba in &nbas {
+            assert!(restarted.recall(nba));
+        }
+        for c in 0..200 {
+            assert_eq!(restarted.apply(&request(0, c)).expect("valid"), None);
+        }
+        let (uninterrupted, recalled) = (outcomes(&mut live), outcomes(&mut restarted));
+        assert!(
+            recalled.agreed == 0 && recalled.scored == 0,
+            "scored before the restart"
+        );
+        assert!(uninterrupted.learned > 0 && uninterrupted.learned < 200);
+        assert_eq!(
+            ShadowFigures {
+                scored: uninterrupted.scored,
+                agreed: uninterrupted.agreed,
+                ..recalled
+            },
+            uninterrupted,
+            "closed, weighted sums and replay learning as without the restart"
+        );
     }
 
     #[test]

@@ -16,11 +16,12 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::EventTime;
+use crate::{EventTime, ShadowScore};
 
 /// What a published next-best-action says that its request needs to be joined
-/// again: the action shown, and whether it bypassed the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// again: the action shown, whether it bypassed the model, and what its
+/// shadows made of it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PublishedAnswer {
     /// The action shown; empty if the request was answered with no action.
     pub action_id: String,
@@ -30,6 +31,11 @@ pub struct PublishedAnswer {
     pub decided_at: EventTime,
     /// The experiment arm that decided (empty without an experiment).
     pub arm: String,
+    /// Each shadow's importance weight for the action shown, rebuilt from
+    /// the answer's shadow choices and propensity, so its outcome counts in
+    /// their estimates and replay learning as it would have without the
+    /// restart.
+    pub shadows: Vec<ShadowScore>,
 }
 
 /// Published answers by decision id.
@@ -80,6 +86,7 @@ mod tests {
             mandatory: false,
             decided_at: at,
             arm: String::new(),
+            shadows: Vec::new(),
         }
     }
 

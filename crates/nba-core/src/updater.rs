@@ -379,6 +379,17 @@ impl ModelUpdater {
                 mandatory: nba.policy == MANDATORY_POLICY,
                 decided_at: nba.timestamp,
                 arm: nba.experiment_arm.clone(),
+                shadows: nba
+                    .shadows
+                    .iter()
+                    .filter(|_| nba.propensity > 0.0)
+                    .map(|s| ShadowScore {
+                        name: s.name.clone(),
+                        // As `decide` computed it, from the same two floats.
+                        weight: s.probability / nba.propensity,
+                        agreed: s.action_id == nba.action_id,
+                    })
+                    .collect(),
             },
         )
     }
@@ -1158,9 +1169,7 @@ impl ModelUpdater {
                 decided_at: r.timestamp,
                 mandatory: answer.mandatory,
                 arm: self.arms[arm].name.clone(),
-                // Its shadows' view was not kept: a decision recalled after
-                // a restart is not scored.
-                shadows: Vec::new(),
+                shadows: answer.shadows,
             },
         );
         true
