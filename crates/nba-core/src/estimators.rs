@@ -103,6 +103,11 @@ pub enum Caveat {
     /// The direct method: its interval treats the reward model as known, so
     /// the model's own error is not in it.
     ModelAssumed,
+    /// A shadow's IPS and SNIPS estimates differ by more than IPS's
+    /// interval: its mean importance weight (expected 1) is far from 1, or
+    /// a few large weights dominate, because the log has seldom shown the
+    /// actions this policy would choose.
+    UncoveredChoices,
 }
 
 impl Caveat {
@@ -116,6 +121,9 @@ impl Caveat {
                 "effective sample size under 30: the interval is not to be trusted"
             }
             Caveat::ModelAssumed => "the interval treats the reward model as known",
+            Caveat::UncoveredChoices => {
+                "IPS and SNIPS differ by more than the interval: the log seldom shows what this policy would choose, and neither estimate is to be trusted"
+            }
         }
     }
 }

@@ -647,7 +647,7 @@ impl ModelUpdater {
             if let Some(saved) = c.shadows.iter().find(|s| s.name == shadow.name) {
                 let bytes = serde_json::to_vec(&saved.bandit).unwrap_or_default();
                 shadow.bandit = LinearBandit::restore(shadow.bandit.config().clone(), &bytes)?;
-                shadow.figures = saved.figures;
+                shadow.figures = saved.figures.restored();
             }
         }
         for (id, p) in c.open_decisions {
@@ -880,11 +880,7 @@ impl ModelUpdater {
                 continue;
             };
             let f = &mut shadow.figures;
-            let term = score.weight * reward;
-            f.closed += 1;
-            f.weighted_reward_sum += term;
-            f.weighted_reward_sq_sum += term * term;
-            f.weight_sum += score.weight;
+            f.close(score.weight, reward);
             if !p.mandatory && (score.agreed || shadow.learning == ShadowLearning::All) {
                 shadow
                     .bandit

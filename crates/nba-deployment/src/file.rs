@@ -558,9 +558,9 @@ pub struct ShadowSection {
     /// What its policy changes of `[policy]` (as a challenger's).
     #[serde(default)]
     pub policy: toml::Table,
-    /// What it learns from: the outcomes of the decisions where it would
-    /// have sent the action sent (observed, the default: what it would have
-    /// learned deployed), or every outcome it scored (all).
+    /// What it learns from: every outcome it scored (all, the default), or
+    /// only those of the decisions where it would have sent the action sent
+    /// (observed: replay). `nba_core::ShadowLearning` says why.
     #[serde(default)]
     pub learning: ShadowLearningName,
 }
@@ -570,9 +570,9 @@ pub struct ShadowSection {
 #[serde(rename_all = "kebab-case")]
 pub enum ShadowLearningName {
     /// The outcomes it would have observed.
-    #[default]
     Observed,
-    /// Every outcome.
+    /// Every outcome (`nba_core::ShadowLearning`'s default).
+    #[default]
     All,
 }
 

@@ -485,6 +485,18 @@ fn a_challenger_is_the_policy_with_the_keys_it_changes() {
         e.shadows[0].bandit.policy,
         nba_core::Policy::EpsilonGreedy { epsilon: 0.0 }
     );
+    // Undeclared, it is the engine's default; declared, what is declared.
+    for (declared, learning) in [
+        ("", nba_core::ShadowLearning::default()),
+        (
+            "learning = \"observed\"\n",
+            nba_core::ShadowLearning::Observed,
+        ),
+    ] {
+        let d = check(&text.replace("learning = \"all\"\n", declared)).expect("checks");
+        let e = d.settings.experiment.as_ref().expect("an experiment");
+        assert_eq!(e.shadows[0].learning, learning, "{declared:?}");
+    }
     let problems =
         check(&text.replace("learning = \"all\"", "learning = \"some\"")).expect_err("refused");
     assert!(

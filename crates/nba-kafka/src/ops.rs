@@ -458,6 +458,49 @@ fn shadow_families(e: &mut Exposition, stage: &str, shadows: &[ShadowResult]) {
         "Upper end of the estimate's 95% interval.",
         &ips(2),
     );
+    let snips = |i: usize| per_series(&labels, shadows, |s| s.snips.map_or(f64::NAN, |v| v[i]));
+    e.gauges(
+        "nba_shadow_snips_estimate",
+        "Each shadow's self-normalised IPS estimate (sum of w*r over sum of w; NaN before two closed).",
+        &snips(0),
+    );
+    e.gauges(
+        "nba_shadow_snips_low",
+        "Lower end of the SNIPS estimate's 95% interval.",
+        &snips(1),
+    );
+    e.gauges(
+        "nba_shadow_snips_high",
+        "Upper end of the SNIPS estimate's 95% interval.",
+        &snips(2),
+    );
+    let weight = |i: usize| {
+        per_series(&labels, shadows, |s| {
+            s.mean_weight.map_or(f64::NAN, |v| v[i])
+        })
+    };
+    e.gauges(
+        "nba_shadow_mean_weight",
+        "Mean importance weight (shadow's probability of the action sent over its logged propensity); its expectation is 1, and an interval away from 1 says the log seldom shows what the shadow would choose: its IPS estimate is then not to be trusted.",
+        &weight(0),
+    );
+    e.gauges(
+        "nba_shadow_mean_weight_low",
+        "Lower end of the mean weight's 95% interval.",
+        &weight(1),
+    );
+    e.gauges(
+        "nba_shadow_mean_weight_high",
+        "Upper end of the mean weight's 95% interval.",
+        &weight(2),
+    );
+    e.gauges(
+        "nba_shadow_effective_sample_size",
+        "(sum of w)^2 / sum of w^2 over the closed decisions: under 30, the interval is not to be trusted.",
+        &per_series(&labels, shadows, |s| {
+            s.effective_sample_size.unwrap_or(f64::NAN)
+        }),
+    );
 }
 
 /// One series per item: its labels and `value` of it.
@@ -571,6 +614,8 @@ mod tests {
             weighted_reward_sum: 2.0,
             weighted_reward_sq_sum: 1.0,
             weight_sum: 9.0,
+            weight_sq_sum: 9.0,
+            weight_sq_reward_sum: 2.0,
             learned: 4,
         };
         shadow_families(
@@ -583,6 +628,8 @@ mod tests {
             "nba_shadow_scored_total{stage=\"model-updater\",shadow=\"softmax\"} 10",
             "nba_shadow_agreed_total{stage=\"model-updater\",shadow=\"softmax\"} 4",
             "nba_shadow_ips_estimate{stage=\"model-updater\",shadow=\"softmax\"} 0.2",
+            "nba_shadow_mean_weight{stage=\"model-updater\",shadow=\"softmax\"} 0.9",
+            "nba_shadow_effective_sample_size{stage=\"model-updater\",shadow=\"softmax\"} 9",
         ] {
             assert!(
                 text.contains(&format!("{line}\n")),
