@@ -1,6 +1,7 @@
 //! The HTML report of a backtest: one self-contained page (inline SVG, no
 //! script) that can be mailed or archived next to the recording.
 
+use nba_core::estimators::Caveat;
 use nba_metrics::{
     ForestRow, escape, forest_plot_svg, html_page, line_chart_svg, percentile_plot_svg,
 };
@@ -10,7 +11,8 @@ use crate::Evaluation;
 
 /// The HTML report of a backtest (`nba backtest --report`): its figures,
 /// the cumulative decisions and rewards over event time, the decision
-/// latency, the experiment's arms with a forest plot, and each candidate's
+/// latency, the experiment's arms with a forest plot, the shadow policies'
+/// estimates with their warnings, and each candidate's
 /// estimates with a forest plot against the logged policy's value. A
 /// section with nothing to show says why in a sentence.
 pub fn backtest_report_html(run: &BacktestRun, evaluation: Option<&Evaluation>) -> String {
@@ -62,13 +64,13 @@ pub fn backtest_report_html(run: &BacktestRun, evaluation: Option<&Evaluation>) 
             &run.decision_latency,
         )]));
     }
+    let pair = |v: Option<[f64; 3]>| {
+        v.map_or(("-".to_owned(), "-".to_owned()), |[m, low, high]| {
+            (format!("{m:.5}"), format!("[{low:.5}, {high:.5}]"))
+        })
+    };
     if !run.experiment.is_empty() {
         body.push_str("<h2>Experiment arms (as this backtest decided)</h2><table><tr><th>arm</th><th>decisions</th><th>rewards joined</th><th>mean reward</th><th>95% interval</th><th>mean value</th><th>vs champion</th><th>95% interval</th></tr>");
-        let pair = |v: Option<[f64; 3]>| {
-            v.map_or(("-".to_owned(), "-".to_owned()), |[m, low, high]| {
-                (format!("{m:.5}"), format!("[{low:.5}, {high:.5}]"))
-            })
-        };
         for a in &run.experiment {
             let (mean, interval) = pair(a.mean_reward);
             let (difference, difference_interval) = pair(a.difference);
@@ -103,6 +105,29 @@ pub fn backtest_report_html(run: &BacktestRun, evaluation: Option<&Evaluation>) 
                 None,
             ));
         }
+    }
+    if !run.shadows.is_empty() {
+        body.push_str("<h2>Shadow policies (as the live model-updater would have scored them)</h2><table><tr><th>shadow</th><th>scored</th><th>agreed</th><th>learned from</th><th>IPS</th><th>95% interval</th><th>SNIPS</th><th>95% interval</th><th>mean weight (expected 1)</th><th>effective sample size</th><th>warning</th></tr>");
+        for shadow in &run.shadows {
+            let f = &shadow.figures;
+            let (ips, ips_interval) = pair(shadow.ips);
+            let (snips, snips_interval) = pair(shadow.snips);
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{ips}</td><td>{ips_interval}</td><td>{snips}</td><td>{snips_interval}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&shadow.shadow),
+                f.scored,
+                f.agreed,
+                f.learned,
+                shadow
+                    .mean_weight
+                    .map_or("-".to_owned(), |[w, low, high]| format!("{w:.3} [{low:.3}, {high:.3}]")),
+                shadow
+                    .effective_sample_size
+                    .map_or("-".to_owned(), |n| format!("{n:.0}")),
+                shadow.caveat.map_or("", Caveat::explain),
+            ));
+        }
+        body.push_str("</table><p>A shadow's estimate is of the policy as it ran in the shadow, learning from the champion's outcomes: it is near what the policy earns deployed only if it explores no more than the champion, and only while IPS and SNIPS agree (deploy/README.md, \"Shadow policies\").</p>");
     }
     body.push_str("<h2>Candidate policies, evaluated off-policy</h2>");
     match evaluation {

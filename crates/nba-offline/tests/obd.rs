@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use nba_core::estimators::{Estimator, Options};
+use nba_core::{ShadowFigures, ShadowResult};
 use nba_offline::obd::{ObdLogs, evaluate_obd, parse_time, write_recording};
 use nba_offline::{
     CandidateLearning, CandidatePolicy, CandidateSpec, InputFormat, LoggedDecisions,
@@ -195,4 +196,20 @@ fn a_log_written_as_a_recording_reads_back_as_the_decisions_it_logged() {
     assert!(page.contains("linucb ips") && page.contains("logged policy"));
     let without = backtest_report_html(&run, None);
     assert!(without.contains("no candidate was evaluated"));
+    assert!(
+        !without.contains("Shadow policies"),
+        "the deployment has none"
+    );
+
+    // A shadow whose weights average 0.8 (their expectation is 1): its row
+    // carries the warning.
+    let mut figures = ShadowFigures::default();
+    for i in 0..1_000 {
+        figures.close(if i % 5 == 0 { 0.0 } else { 1.0 }, (i % 3 == 0).into());
+    }
+    let mut with_shadow = run.clone();
+    with_shadow.shadows = vec![ShadowResult::new("explorer", figures)];
+    let page = backtest_report_html(&with_shadow, None);
+    assert!(page.contains("Shadow policies") && page.contains("<td>explorer</td>"));
+    assert!(page.contains("IPS and SNIPS differ"), "the caveat is shown");
 }
