@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use clap::Args;
 use nba_core::estimators;
-use nba_core::{BanditConfig, NextBestAction};
+use nba_core::{BanditConfig, Model, NextBestAction};
 use nba_kafka::{
     CliSources, DeploymentArgs, KafkaArgs, OverrideFlag, SchemaRegistryArgs, StartAt, ValueKind,
     record, replay, use_schema_registry,
@@ -153,9 +153,12 @@ pub(crate) struct BacktestArgs {
     /// squarecb-gamma, lambda, model=disjoint|hybrid|action-aware,
     /// residual=none|intercept|context, residual_lambda, objective=reward|value, floor (the exploration
     /// floor), fade (outcomes)), e.g. `--candidate
-    /// linucb:alpha=1.0,epsilon=0.1`. An action-aware candidate reads the
-    /// recorded requests' action context. Repeat to compare several
-    /// [default: each policy with the engine's defaults].
+    /// linucb:alpha=1.0,epsilon=0.1`. What a spec does not set is the
+    /// deployment's (its model, forgetting, exploration, objective, and its
+    /// policy's parameters for the same policy), so `linucb` alone is the
+    /// deployment's LinUCB. An action-aware candidate reads the recorded
+    /// requests' action context. Repeat to compare several [default: each
+    /// policy over the deployment's settings].
     #[arg(long = "candidate", value_name = "SPEC", value_parser = CandidateSpec::parse)]
     candidates: Vec<CandidateSpec>,
     /// A policy run elsewhere, evaluated next to the candidates: JSON Lines,
@@ -404,10 +407,33 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    // Over the deployment's bandit: `linucb` is its own LinUCB (model,
+    // forgetting, exploration, objective), as a challenger would be.
+    let mut base = deployment.settings.bandit.clone();
+    if base.model.action_features() > 0
+        && !logged.nbas.is_empty()
+        && logged.requests.iter().all(|r| r.action_context.is_empty())
+    {
+        eprintln!(
+            "note: the recorded decision requests carry no action context (an import such as nba obd --record), so the candidates read the customer context alone (model=disjoint) unless their spec says otherwise"
+        );
+        base.model = Model::Disjoint;
+    }
     let candidates: Vec<CandidateSpec> = if a.candidates.is_empty() {
-        CandidateSpec::defaults()
+        CandidateSpec::defaults_over(&base)
     } else {
-        a.candidates.clone()
+        match a
+            .candidates
+            .iter()
+            .map(|c| CandidateSpec::parse_over(&c.label, &base))
+            .collect()
+        {
+            Ok(candidates) => candidates,
+            Err(why) => {
+                eprintln!("error: --candidate: {why}");
+                return ExitCode::from(2);
+            }
+        }
     };
     let evaluation = if logged.nbas.is_empty() {
         if !a.candidates.is_empty() || !given.is_empty() {

@@ -937,5 +937,38 @@ fn a_recorded_demo_backtests_to_the_same_decisions() {
         r["evaluation"]["decisions"].as_u64(),
         Some(logged.len() as u64)
     );
+    // The candidates are the deployment's policies: `linucb` is the demo's
+    // own (the retail example's action-aware model), so, learning from
+    // every round, its weights stay near 1 and its estimate near the
+    // logged value.
+    let out = nba()
+        .arg("backtest")
+        .arg(&rec)
+        .args(["--seed", "7", "--json", "--candidate", "linucb"])
+        .args(["--candidates-learn", "all"])
+        .output()
+        .expect("nba runs");
+    let e = &last_json_line(&out)["evaluation"];
+    let own = &e["candidates"][0];
+    assert!(
+        own["policy"]
+            .as_str()
+            .is_some_and(|p| p.contains("action-aware")),
+        "{own}"
+    );
+    let ips = own["estimates"]
+        .as_array()
+        .and_then(|es| es.iter().find(|e| e["estimator"] == "ips"))
+        .expect("IPS");
+    let logged_value = e["logged_value"].as_f64().expect("the logged value");
+    assert!(
+        ips["effective_sample_size"].as_f64().expect("an ESS") > 0.8 * logged.len() as f64,
+        "{ips}"
+    );
+    assert!(
+        ips["ci_low"].as_f64().expect("low") <= logged_value
+            && logged_value <= ips["ci_high"].as_f64().expect("high"),
+        "{ips} against {logged_value}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,6 @@
 //! The candidate grammar of `nba backtest --candidate`: `POLICY[:KEY=VALUE,...]`,
-//! a bandit policy with the model-updater's defaults and the settings given
-//! overriding them (`linucb:alpha=0.25,floor=0.01`,
+//! a bandit policy over the deployment's (or, without one, the engine's)
+//! settings, the settings given overriding them (`linucb:alpha=0.25,floor=0.01`,
 //! `thompson:ts-scale=0.1,model=action-aware`).
 
 use nba_core::{BanditConfig, Exploration, Model, Objective, Policy, Residual};
@@ -26,9 +26,18 @@ pub const DEFAULT_CANDIDATES: [&str; 6] = [
 
 impl CandidateSpec {
     /// Parses `POLICY[:KEY=VALUE,...]`: a policy of [`DEFAULT_CANDIDATES`]
-    /// with the model-updater's defaults, each setting given overriding one.
-    /// The error names the setting and what it takes.
+    /// with the engine's defaults, each setting given overriding one. The
+    /// error names the setting and what it takes.
     pub fn parse(spec: &str) -> Result<Self, String> {
+        Self::parse_over(spec, &BanditConfig::default())
+    }
+
+    /// Parses `spec` over a deployment's bandit: what the spec does not set
+    /// is `base`'s (its model, forgetting, exploration, objective, ridge
+    /// priors, and its policy's parameters when the spec names the same
+    /// policy), so `linucb` is the deployment's own LinUCB, as a challenger
+    /// or shadow with that policy would be.
+    pub fn parse_over(spec: &str, base: &BanditConfig) -> Result<Self, String> {
         let (name, settings) = spec.split_once(':').unwrap_or((spec, ""));
         let mut kv = std::collections::HashMap::new();
         for pair in settings.split(',').filter(|p| !p.is_empty()) {
@@ -49,8 +58,14 @@ impl CandidateSpec {
                 Some(v) => v.parse().map_err(|_| format!("{key}={v} is not a number")),
             }
         };
-        // The model-updater's defaults: the engine's, the one place they live.
-        let policy = match (name, Policy::with_defaults(name)) {
+        // The base's parameters for its own policy, else the engine's
+        // defaults (the one place they live).
+        let start = if base.policy.name() == name {
+            Some(base.policy)
+        } else {
+            Policy::with_defaults(name)
+        };
+        let policy = match (name, start) {
             (_, Some(Policy::LinUcb { alpha, epsilon })) => Policy::LinUcb {
                 alpha: num("alpha", alpha)?,
                 epsilon: num("epsilon", epsilon)?,
@@ -76,21 +91,28 @@ impl CandidateSpec {
             }
         };
         policy.validate()?;
-        let defaults = BanditConfig::default();
-        let lambda = num("lambda", defaults.lambda)?;
-        let residual_lambda = num("residual_lambda", defaults.residual_lambda)?;
+        let lambda = num("lambda", base.lambda)?;
+        let residual_lambda = num("residual_lambda", base.residual_lambda)?;
         for (key, v) in [("lambda", lambda), ("residual_lambda", residual_lambda)] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("{key}={v} must be > 0"));
             }
         }
+        let base_residual = match base.model {
+            Model::ActionAware { residual, .. } => residual,
+            _ => Residual::default(),
+        };
         let residual = match residual_key.as_deref() {
-            None => Residual::default(),
+            None => base_residual,
             Some(name) => Residual::from_name(name)
                 .ok_or_else(|| format!("residual={name}: none, intercept or context"))?,
         };
         let model = match model_key.as_deref() {
-            None | Some("disjoint") => Model::Disjoint,
+            None => match base.model {
+                Model::ActionAware { features, .. } => Model::ActionAware { features, residual },
+                other => other,
+            },
+            Some("disjoint") => Model::Disjoint,
             Some("hybrid") => Model::Hybrid { action_features: 1 },
             // Its feature count is the recording's action context's.
             Some("action-aware") => Model::ActionAware {
@@ -102,7 +124,7 @@ impl CandidateSpec {
             }
         };
         let objective = match objective_key.as_deref() {
-            None => Objective::default(),
+            None => base.objective,
             Some(name) => Objective::from_name(name)
                 .ok_or_else(|| format!("objective={name}: reward or value"))?,
         };
@@ -113,7 +135,7 @@ impl CandidateSpec {
                 floor: 1.0,
             }
         } else {
-            let defaults = Exploration::default();
+            let defaults = base.exploration;
             let floor = num("floor", defaults.floor)?;
             if !(0.0..=1.0).contains(&floor) {
                 return Err(format!("floor={floor} must be in [0, 1]"));
@@ -139,17 +161,23 @@ impl CandidateSpec {
                 model,
                 exploration,
                 objective,
-                ..defaults
+                ..base.clone()
             },
         })
     }
 
-    /// [`DEFAULT_CANDIDATES`], each with its defaults.
-    pub fn defaults() -> Vec<Self> {
+    /// [`DEFAULT_CANDIDATES`], each over `base` as [`CandidateSpec::parse_over`]
+    /// says.
+    pub fn defaults_over(base: &BanditConfig) -> Vec<Self> {
         DEFAULT_CANDIDATES
             .iter()
-            .filter_map(|name| Self::parse(name).ok())
+            .filter_map(|name| Self::parse_over(name, base).ok())
             .collect()
+    }
+
+    /// [`DEFAULT_CANDIDATES`], each with the engine's defaults.
+    pub fn defaults() -> Vec<Self> {
+        Self::defaults_over(&BanditConfig::default())
     }
 }
 
@@ -206,6 +234,67 @@ mod tests {
         assert_eq!(c.objective, Objective::from_name("value").expect("value"));
         let thompson = CandidateSpec::parse("thompson:ts-scale=0.1").expect("valid");
         assert_eq!(thompson.config.policy, Policy::Thompson { scale: 0.1 });
+    }
+
+    #[test]
+    fn over_a_deployment_what_a_spec_leaves_is_the_deployments() {
+        let base = BanditConfig {
+            policy: Policy::LinUcb {
+                alpha: 0.3,
+                epsilon: 0.02,
+            },
+            model: Model::ActionAware {
+                features: 4,
+                residual: Residual::from_name("none").expect("a residual"),
+            },
+            forgetting: nba_core::Forgetting::Stationary,
+            exploration: Exploration {
+                floor: 0.02,
+                fade: 50,
+            },
+            objective: Objective::from_name("value").expect("value"),
+            lambda: 3.0,
+            ..BanditConfig::default()
+        };
+        // `linucb` is the deployment's own LinUCB.
+        let own = CandidateSpec::parse_over("linucb", &base).expect("valid");
+        assert_eq!(own.config, base);
+        // Another policy takes the engine's defaults for its parameters and
+        // the deployment's for the rest.
+        let thompson = CandidateSpec::parse_over("thompson", &base).expect("valid");
+        assert_eq!(
+            thompson.config,
+            BanditConfig {
+                policy: Policy::with_defaults("thompson").expect("thompson"),
+                ..base.clone()
+            }
+        );
+        // What the spec says wins.
+        let spec = CandidateSpec::parse_over("linucb:alpha=1,model=disjoint,floor=0.1", &base)
+            .expect("valid");
+        assert_eq!(
+            spec.config,
+            BanditConfig {
+                policy: Policy::LinUcb {
+                    alpha: 1.0,
+                    epsilon: 0.02
+                },
+                model: Model::Disjoint,
+                exploration: Exploration {
+                    floor: 0.1,
+                    fade: 50
+                },
+                ..base.clone()
+            }
+        );
+        let residual = CandidateSpec::parse_over("linucb:residual=context", &base).expect("valid");
+        assert_eq!(
+            residual.config.model,
+            Model::ActionAware {
+                features: 4,
+                residual: Residual::from_name("context").expect("a residual")
+            }
+        );
     }
 
     #[test]
