@@ -3,7 +3,7 @@
 # interval (1,000 resamples, seeded) on the Open Bandit Dataset sample:
 # `nba obd` (fixed candidates trained on the first half of the uniform-random
 # log, evaluated on the second) and `nba backtest` of the same log recorded
-# (nba's policies with the model-updater's defaults, learning as they go);
+# (nba's policies over the deployment's settings, learning as they go);
 # then on the simulator: `nba demo --record` of the retail example (the
 # default LinUCB logging), and `nba backtest` of that recording.
 # Prints Markdown tables for BENCHMARKS.md.
