@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use clap::Args;
 use nba_core::estimators;
-use nba_core::{BanditConfig, Model, NextBestAction};
+use nba_core::{BanditConfig, Model, NextBestAction, Objective};
 use nba_kafka::{
     CliSources, DeploymentArgs, KafkaArgs, OverrideFlag, SchemaRegistryArgs, StartAt, ValueKind,
     record, replay, use_schema_registry,
@@ -435,6 +435,17 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
             }
         }
     };
+    // The evaluation reads requests, answers and rewards, not the catalog:
+    // a candidate that chooses by value is scored by expected reward.
+    if let Some(c) = candidates
+        .iter()
+        .find(|c| c.config.objective == Objective::Value)
+    {
+        eprintln!(
+            "warning: {} chooses by value (objective=value), but candidates are evaluated without the actions' values, so it is scored as if it chose by expected reward; add objective=reward to its spec to say so",
+            c.label
+        );
+    }
     let evaluation = if logged.nbas.is_empty() {
         if !a.candidates.is_empty() || !given.is_empty() {
             eprintln!(

@@ -970,5 +970,18 @@ fn a_recorded_demo_backtests_to_the_same_decisions() {
             && logged_value <= ips["ci_high"].as_f64().expect("high"),
         "{ips} against {logged_value}"
     );
+    // A candidate that chooses by value is evaluated without the actions'
+    // values: the run says so.
+    let out = nba()
+        .arg("backtest")
+        .arg(&rec)
+        .args(["--seed", "7", "--candidate", "linucb:objective=value"])
+        .output()
+        .expect("nba runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("linucb:objective=value chooses by value"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
