@@ -17,8 +17,8 @@ use nba_kafka::{
     record, replay, use_schema_registry,
 };
 use nba_offline::{
-    CandidateLearning, CandidatePolicy, CandidateSpec, Evaluation, GivenProbabilities, InputFormat,
-    LoggedDecisions, backtest_report_html, evaluate_candidates, raw_records,
+    CandidateLearning, CandidatePolicy, CandidateSpec, DecisionLog, Evaluation, GivenProbabilities,
+    InputFormat, LoggedDecisions, backtest_report_html, evaluate_candidates, raw_records,
 };
 use nba_pipeline::{BacktestConfig, BacktestObserver, BacktestRun, Topic, TopicNames, backtest};
 
@@ -435,17 +435,6 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
             }
         }
     };
-    // The evaluation reads requests, answers and rewards, not the catalog:
-    // a candidate that chooses by value is scored by expected reward.
-    if let Some(c) = candidates
-        .iter()
-        .find(|c| c.config.objective == Objective::Value)
-    {
-        eprintln!(
-            "warning: {} chooses by value (objective=value), but candidates are evaluated without the actions' values, so it is scored as if it chose by expected reward; add objective=reward to its spec to say so",
-            c.label
-        );
-    }
     let evaluation = if logged.nbas.is_empty() {
         if !a.candidates.is_empty() || !given.is_empty() {
             eprintln!(
@@ -469,9 +458,12 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
             .chain(given)
             .collect();
         let e = match evaluate_candidates(
-            &logged.requests,
-            &logged.nbas,
-            &logged.rewards,
+            DecisionLog {
+                requests: &logged.requests,
+                nbas: &logged.nbas,
+                rewards: &logged.rewards,
+                catalogs: Some(&run.catalogs),
+            },
             &configs,
             0.0,
             estimators::Options {
@@ -490,6 +482,16 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        if let Some(c) = candidates
+            .iter()
+            .find(|c| c.config.objective == Objective::Value)
+            .filter(|_| e.values_unknown > 0)
+        {
+            eprintln!(
+                "warning: {} chooses by value (objective=value), but in {} of {} logged decisions some action offered is not in the catalog in force, so it counts as worth 0; record nba.catalog with the rest (nba record does), or add objective=reward to its spec",
+                c.label, e.values_unknown, e.decisions
+            );
+        }
         match (e.bad_propensities.refusal(), a.allow_bad_propensities) {
             (Some(why), false) => {
                 eprintln!("error: {why}");

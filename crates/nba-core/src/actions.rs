@@ -176,6 +176,14 @@ impl ActionCatalog {
         self.ids.position(id).map(|i| &self.actions[i])
     }
 
+    /// Each of `ids`' value × lever weight, what an objective of value
+    /// scores a response by; 0 for an id the catalog does not know.
+    pub fn values_of(&self, ids: &[String]) -> Vec<f64> {
+        ids.iter()
+            .map(|id| self.get(id).map_or(0.0, |a| a.value * a.weight))
+            .collect()
+    }
+
     /// Ids of the actions that may go out on the channel at position
     /// `channel` at `t`, in catalog order.
     pub fn eligible(&self, channel: usize, t: EventTime) -> Vec<String> {

@@ -427,6 +427,11 @@ impl ModelUpdater {
         self.catalogs.at(t)
     }
 
+    /// Every catalog version taken, each in force from its event time.
+    pub fn catalogs(&self) -> &CatalogTimeline<ActionCatalog> {
+        &self.catalogs
+    }
+
     /// The bandit (with an experiment: the champion's).
     pub fn bandit(&self) -> &LinearBandit {
         &self.arms[0].bandit
@@ -992,10 +997,7 @@ impl ModelUpdater {
                 };
                 let values_for = |objective| -> Vec<f64> {
                     if objective == Objective::Value {
-                        candidates
-                            .iter()
-                            .map(|a| catalog.get(a).map_or(0.0, |a| a.value * a.weight))
-                            .collect()
+                        catalog.values_of(&candidates)
                     } else {
                         Vec::new()
                     }

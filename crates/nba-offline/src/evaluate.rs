@@ -16,8 +16,8 @@ use nba_core::estimators::{
     BadPropensities, Estimate, LoggedDecision, Options, Weights, evaluate_with, weights,
 };
 use nba_core::{
-    BanditConfig, Candidates, DecisionRequest, DecisionRng, Forgetting, LinearBandit, Model,
-    NextBestAction, Policy, Reward,
+    ActionCatalog, BanditConfig, Candidates, CatalogTimeline, DecisionRequest, DecisionRng,
+    Forgetting, LinearBandit, Model, NextBestAction, Objective, Policy, Reward,
 };
 use serde::Serialize;
 
@@ -68,6 +68,10 @@ pub struct Evaluation {
     pub bad_propensities: BadPropensities,
     /// What the candidates learned from.
     pub learning: CandidateLearning,
+    /// With a candidate that chooses by value: logged decisions where it saw
+    /// no value for some action (no catalog given, or an action the catalog
+    /// in force does not know), which it then scores as worth 0.
+    pub values_unknown: u64,
     /// The candidates.
     pub candidates: Vec<CandidateEstimates>,
 }
@@ -88,22 +92,46 @@ enum Running<'a> {
     Given(&'a GivenProbabilities),
 }
 
-/// Evaluates `candidates` (name, policy) on the logged decisions. `nbas` in
-/// decision order; a decision without its request is skipped; rewards are
+/// The log candidates are evaluated on.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionLog<'a> {
+    /// The decision requests (context, candidates, action context).
+    pub requests: &'a [DecisionRequest],
+    /// The next-best-actions made for them, in decision order.
+    pub nbas: &'a [NextBestAction],
+    /// The rewards joined to them.
+    pub rewards: &'a [Reward],
+    /// The catalog versions in force over the log: a candidate that chooses
+    /// by value reads each action's value × lever weight from the one in
+    /// force at the request's event time, as it would live. Without them it
+    /// sees no values.
+    pub catalogs: Option<&'a CatalogTimeline<ActionCatalog>>,
+}
+
+/// Evaluates `candidates` (name, policy) on the logged decisions. `log.nbas`
+/// in decision order; a decision without its request is skipped; rewards are
 /// matched by decision id (the first per decision), the rest get
 /// `default_reward`; the estimators run with `options` (clipping,
 /// bootstrap); the bandits learn as `learning` says. Fails, saying how many
 /// and the first, if a given policy lacks probabilities for logged
 /// decisions: an estimate over the others would be of another log.
 pub fn evaluate_candidates(
-    requests: &[DecisionRequest],
-    nbas: &[NextBestAction],
-    rewards: &[Reward],
+    log: DecisionLog<'_>,
     candidates: &[(String, CandidatePolicy)],
     default_reward: f64,
     options: Options,
     learning: CandidateLearning,
 ) -> Result<Evaluation, String> {
+    let DecisionLog {
+        requests,
+        nbas,
+        rewards,
+        catalogs,
+    } = log;
+    let by_value = candidates.iter().any(
+        |(_, c)| matches!(c, CandidatePolicy::Bandit(cfg) if cfg.objective == Objective::Value),
+    );
+    let mut values_unknown = 0u64;
     let by_id: HashMap<&str, &DecisionRequest> = requests
         .iter()
         .map(|r| (r.decision_id.as_str(), r))
@@ -182,6 +210,20 @@ pub fn evaluate_candidates(
             })
             .collect();
         let rows: Vec<f64> = req.action_context.iter().flatten().copied().collect();
+        // Value × lever weight of each candidate, as the catalog in force
+        // when the request was made says (0 for an action it does not know).
+        let values = match catalogs.filter(|_| by_value) {
+            Some(catalogs) => {
+                let catalog = catalogs.at(req.timestamp);
+                values_unknown +=
+                    u64::from(req.candidates.iter().any(|a| catalog.get(a).is_none()));
+                catalog.values_of(&req.candidates)
+            }
+            None => {
+                values_unknown += u64::from(by_value);
+                Vec::new()
+            }
+        };
         for ((running, log), ungiven) in models.iter_mut().zip(&mut logs).zip(&mut ungiven) {
             let m = match running {
                 Running::Bandit(m) => m,
@@ -214,7 +256,13 @@ pub fn evaluate_candidates(
             };
             let target = m.probabilities(
                 &req.context,
-                &Candidates::new(&req.candidates).with_features(features),
+                &Candidates::new(&req.candidates)
+                    .with_features(features)
+                    .with_values(if m.config().objective == Objective::Value {
+                        &values
+                    } else {
+                        &[]
+                    }),
             );
             let observed = learning == CandidateLearning::All
                 || DecisionRng::new(m.config().seed ^ OBSERVED_DRAW, &nba.decision_id)
@@ -245,6 +293,7 @@ pub fn evaluate_candidates(
         logged_value: if n > 0 { total / n as f64 } else { f64::NAN },
         bad_propensities,
         learning,
+        values_unknown,
         candidates: candidates
             .iter()
             .zip(models)
@@ -337,9 +386,12 @@ mod tests {
             ..greedy.clone()
         };
         let e = evaluate_candidates(
-            &requests,
-            &nbas,
-            &rewards,
+            DecisionLog {
+                requests: &requests,
+                nbas: &nbas,
+                rewards: &rewards,
+                catalogs: None,
+            },
             &[
                 ("greedy".into(), CandidatePolicy::Bandit(greedy.clone())),
                 ("uniform".into(), CandidatePolicy::Bandit(uniform)),
@@ -379,9 +431,12 @@ mod tests {
         // Learning only from the rounds it would have observed, the greedy
         // candidate still finds the good action.
         let observed = evaluate_candidates(
-            &requests,
-            &nbas,
-            &rewards,
+            DecisionLog {
+                requests: &requests,
+                nbas: &nbas,
+                rewards: &rewards,
+                catalogs: None,
+            },
             &[("greedy".into(), CandidatePolicy::Bandit(greedy.clone()))],
             0.0,
             Options::default(),
@@ -402,9 +457,12 @@ mod tests {
         broken[3].propensity = 0.0;
         broken[7].propensity = 5.0;
         let e = evaluate_candidates(
-            &requests,
-            &broken,
-            &rewards,
+            DecisionLog {
+                requests: &requests,
+                nbas: &broken,
+                rewards: &rewards,
+                catalogs: None,
+            },
             &[],
             0.0,
             Options::default(),
@@ -417,6 +475,102 @@ mod tests {
             e.bad_propensities.first.as_deref(),
             Some(format!("decision {}: propensity 0", broken[3].decision_id).as_str())
         );
+    }
+
+    /// "cheap" always responds and is worth 1; "dear" responds half the time
+    /// and is worth 10 until t = 1,000, then 0.1. A candidate that chooses by
+    /// value reads the catalog in force at each request: it sends "dear"
+    /// (earning about 0.5 responses) while it is worth more, "cheap" after;
+    /// one that chooses by reward sends "cheap" throughout. Without the
+    /// catalogs every decision is counted as valued unknown.
+    #[test]
+    fn a_candidate_that_chooses_by_value_reads_the_catalog_in_force_at_each_request() {
+        let (mut requests, mut nbas, mut rewards) = log_of_two_actions();
+        for r in &mut requests {
+            r.candidates = vec!["cheap".into(), "dear".into()];
+        }
+        rewards.clear();
+        for (i, nba) in nbas.iter_mut().enumerate() {
+            nba.action_id = if i % 2 == 0 { "cheap" } else { "dear" }.into();
+            if i % 2 == 0 || i % 4 == 1 {
+                rewards.push(Reward {
+                    reward_id: format!("r{i}"),
+                    decision_id: nba.decision_id.clone(),
+                    customer_id: "c".into(),
+                    timestamp: nba.timestamp + 1,
+                    action_id: nba.action_id.clone(),
+                    value: 1.0,
+                    event_type: "click".into(),
+                });
+            }
+        }
+        let catalog = |dear: f64| {
+            ActionCatalog::new(vec![
+                nba_core::Action::plain("cheap", &[0]),
+                nba_core::Action {
+                    value: dear,
+                    ..nba_core::Action::plain("dear", &[0])
+                },
+            ])
+            .expect("valid")
+        };
+        let mut catalogs = CatalogTimeline::new(catalog(10.0));
+        let greedy = BanditConfig {
+            policy: Policy::EpsilonGreedy { epsilon: 0.1 },
+            forgetting: Forgetting::Stationary,
+            ..BanditConfig::default()
+        };
+        let candidates = [
+            (
+                "by reward".to_owned(),
+                CandidatePolicy::Bandit(greedy.clone()),
+            ),
+            (
+                "by value".to_owned(),
+                CandidatePolicy::Bandit(BanditConfig {
+                    objective: Objective::Value,
+                    ..greedy
+                }),
+            ),
+        ];
+        let evaluate = |catalogs: Option<&CatalogTimeline<ActionCatalog>>| {
+            let e = evaluate_candidates(
+                DecisionLog {
+                    requests: &requests,
+                    nbas: &nbas,
+                    rewards: &rewards,
+                    catalogs,
+                },
+                &candidates,
+                0.0,
+                Options::default(),
+                CandidateLearning::All,
+            )
+            .expect("evaluated");
+            let ips = |i: usize| {
+                e.candidates[i]
+                    .estimates
+                    .iter()
+                    .find(|x| x.estimator == Estimator::Ips)
+                    .map(|x| x.value)
+                    .expect("IPS")
+            };
+            (ips(0), ips(1), e.values_unknown)
+        };
+        let (by_reward, by_value, unknown) = evaluate(Some(&catalogs));
+        assert!(by_reward > 0.9, "{by_reward}");
+        assert!(by_value < 0.65, "{by_value}");
+        assert_eq!(unknown, 0);
+
+        catalogs.add(1_000, 1, catalog(0.1));
+        let (_, by_value_then_reward, _) = evaluate(Some(&catalogs));
+        assert!(
+            (0.65..0.9).contains(&by_value_then_reward),
+            "{by_value_then_reward}"
+        );
+
+        let (_, _, unknown) = evaluate(None);
+        assert_eq!(unknown, 2_000);
     }
 
     /// A policy given as probabilities is weighted like any other: always
@@ -443,9 +597,12 @@ mod tests {
         let good = given(lines(&|_| "{\"good\": 1.0}", 2_000));
         let even = given(lines(&|_| "{\"good\": 0.5, \"bad\": 0.5}", 2_000));
         let e = evaluate_candidates(
-            &requests,
-            &nbas,
-            &rewards,
+            DecisionLog {
+                requests: &requests,
+                nbas: &nbas,
+                rewards: &rewards,
+                catalogs: None,
+            },
             &[("good".into(), good), ("even".into(), even)],
             0.0,
             Options::default(),
@@ -473,9 +630,12 @@ mod tests {
 
         let short = given(lines(&|_| "{\"good\": 1.0}", 1_990));
         let why = evaluate_candidates(
-            &requests,
-            &nbas,
-            &rewards,
+            DecisionLog {
+                requests: &requests,
+                nbas: &nbas,
+                rewards: &rewards,
+                catalogs: None,
+            },
             &[("short".into(), short)],
             0.0,
             Options::default(),

@@ -18,7 +18,8 @@ mod report;
 
 pub use candidate::{CandidateSpec, DEFAULT_CANDIDATES};
 pub use evaluate::{
-    CandidateEstimates, CandidateLearning, CandidatePolicy, Evaluation, evaluate_candidates,
+    CandidateEstimates, CandidateLearning, CandidatePolicy, DecisionLog, Evaluation,
+    evaluate_candidates,
 };
 pub use given::GivenProbabilities;
 pub use recording::{InputFormat, LoggedDecisions, RecordingOut, raw_records};

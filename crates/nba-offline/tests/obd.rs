@@ -9,7 +9,7 @@ use nba_core::estimators::{Estimator, Options};
 use nba_core::{ShadowFigures, ShadowResult};
 use nba_offline::obd::{ObdLogs, evaluate_obd, parse_time, write_recording};
 use nba_offline::{
-    CandidateLearning, CandidatePolicy, CandidateSpec, InputFormat, LoggedDecisions,
+    CandidateLearning, CandidatePolicy, CandidateSpec, DecisionLog, InputFormat, LoggedDecisions,
     backtest_report_html, evaluate_candidates, raw_records,
 };
 use nba_pipeline::{BacktestConfig, Topic};
@@ -154,9 +154,12 @@ fn a_log_written_as_a_recording_reads_back_as_the_decisions_it_logged() {
         })
         .collect();
     let evaluation = evaluate_candidates(
-        &logged.requests,
-        &logged.nbas,
-        &logged.rewards,
+        DecisionLog {
+            requests: &logged.requests,
+            nbas: &logged.nbas,
+            rewards: &logged.rewards,
+            catalogs: None,
+        },
         &candidates,
         0.0,
         Options::default(),

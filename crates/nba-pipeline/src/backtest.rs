@@ -5,9 +5,10 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::time::Instant;
 
 use nba_core::{
-    AggregatorConfig, AggregatorOutput, ArmResult, CatalogVersion, EventFingerprint, EventTime,
-    FeatureAggregator, GuardrailReport, Intake, IntakeChecks, IntakeConfig, IntakeOutcome,
-    Interaction, ModelUpdater, NextBestAction, ShadowResult, UpdaterConfig, UpdaterInput,
+    ActionCatalog, AggregatorConfig, AggregatorOutput, ArmResult, CatalogTimeline, CatalogVersion,
+    EventFingerprint, EventTime, FeatureAggregator, GuardrailReport, Intake, IntakeChecks,
+    IntakeConfig, IntakeOutcome, Interaction, ModelUpdater, NextBestAction, ShadowResult,
+    UpdaterConfig, UpdaterInput,
 };
 use nba_deployment::Settings;
 use nba_metrics::LatencyHistogram;
@@ -89,6 +90,10 @@ pub struct BacktestRun {
     /// reward, thinned to at most about 2,000 points, for plots.
     #[serde(skip)]
     pub timeline: Vec<(EventTime, u64, u64)>,
+    /// The catalog versions in force over the run, each from its event time:
+    /// what a candidate that chooses by value reads the actions' values from.
+    #[serde(skip)]
+    pub catalogs: CatalogTimeline<ActionCatalog>,
     /// The decision latencies.
     #[serde(skip)]
     pub decision_latency: LatencyHistogram,
@@ -452,6 +457,7 @@ fn run_engines(
             .map(|(name, _, figures)| ShadowResult::new(name, figures))
             .collect(),
         guardrail: updater.guardrail_report(),
+        catalogs: updater.catalogs().clone(),
         timeline,
         decision_latency,
     }
