@@ -23,6 +23,7 @@ mod follow;
 mod kafka_errors;
 mod misfit;
 mod ops;
+mod phase;
 mod produce;
 mod progress;
 mod read;

@@ -10,7 +10,6 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +22,7 @@ use axum::routing::get;
 use nba_metrics::{Exposition, IntervalLogWriter, Labels, LatencyHistogram, StageLatencies};
 use nba_pipeline::StageCounters;
 
+use crate::phase::{Phase, PhaseCell};
 use crate::progress::GroupReading;
 use crate::tracker::AckLatencies;
 use nba_core::{ArmFigures, GuardrailStatus, ShadowResult, parse_duration_ms};
@@ -124,11 +124,13 @@ impl OpsArgs {
     }
 }
 
-/// The latest scrape and the readiness of a stage, shared with the HTTP server.
-#[derive(Debug, Default)]
+/// The latest scrape and the phase of a stage, shared with the HTTP server.
+#[derive(Debug)]
 pub(crate) struct MetricsBoard {
+    stage: &'static str,
     scrape: Mutex<String>,
-    ready: AtomicBool,
+    /// Ready only while running; `/readyz` names any other phase.
+    phase: PhaseCell,
     /// Why a running stage is not ready (a stalled consumer), if it is not.
     stalled: Mutex<Option<String>>,
     /// Why its group is not (a partition that makes no progress), if it is not.
@@ -136,12 +138,58 @@ pub(crate) struct MetricsBoard {
 }
 
 impl MetricsBoard {
+    /// The board of `stage`, starting.
+    pub(crate) fn new(stage: &'static str) -> Self {
+        Self {
+            stage,
+            scrape: Mutex::default(),
+            phase: PhaseCell::default(),
+            stalled: Mutex::default(),
+            group_stalled: Mutex::default(),
+        }
+    }
+
     pub(crate) fn publish(&self, scrape: String) {
         *self.scrape.lock().unwrap_or_else(|e| e.into_inner()) = scrape;
     }
 
-    pub(crate) fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase.get()
+    }
+
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        if self.phase.get() != phase {
+            tracing::debug!("{}: {}", self.stage, phase.describe());
+        }
+        self.phase.set(phase);
+    }
+
+    /// The last scrape, with the phase as it is now.
+    fn scrape(&self) -> String {
+        let mut body = self
+            .scrape
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let now = self.phase.get();
+        let series: Vec<_> = Phase::ALL
+            .iter()
+            .map(|p| {
+                (
+                    [("stage", self.stage), ("phase", p.name())],
+                    f64::from(u8::from(*p == now)),
+                )
+            })
+            .collect();
+        let series: Vec<_> = series.iter().map(|(l, v)| (&l[..], *v)).collect();
+        let mut e = Exposition::new();
+        e.gauges(
+            "nba_stage_phase",
+            "1 for the phase the stage is in (starting, catching_up, joining, restoring, running, draining, stopping), 0 for the others.",
+            &series,
+        );
+        body.push_str(&e.finish());
+        body
     }
 
     pub(crate) fn set_stalled(&self, why: Option<String>) {
@@ -154,11 +202,7 @@ impl MetricsBoard {
 }
 
 async fn metrics(State(board): State<Arc<MetricsBoard>>) -> impl IntoResponse {
-    let body = board
-        .scrape
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let body = board.scrape();
     (
         [(
             header::CONTENT_TYPE,
@@ -181,11 +225,13 @@ async fn readyz(State(board): State<Arc<MetricsBoard>>) -> (StatusCode, String) 
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {why}\n"),
         ),
-        None if board.ready.load(Ordering::Relaxed) => (StatusCode::OK, "ready\n".to_owned()),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: joining the group, catching up, or stopping\n".to_owned(),
-        ),
+        None => match board.phase() {
+            Phase::Running => (StatusCode::OK, "ready\n".to_owned()),
+            phase => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {}\n", phase.describe()),
+            ),
+        },
     }
 }
 

@@ -294,10 +294,24 @@ fn stages_through_kafka_answer_every_request_once_and_dead_letter_bad_records() 
             decisions
         );
         assert!(body.contains("# TYPE nba_consumer_lag gauge"), "{body}");
+        let phase = |body: &str, phase: &str| {
+            let line = format!("nba_stage_phase{{stage=\"model-updater\",phase=\"{phase}\"}} ");
+            body.lines()
+                .find_map(|l| l.strip_prefix(line.as_str()))
+                .map(str::to_owned)
+        };
+        assert_eq!(phase(&body, "running").as_deref(), Some("1"), "{body}");
+        assert_eq!(phase(&body, "draining").as_deref(), Some("0"), "{body}");
         stop.send(true).expect("stages listen");
         let (_, consumer) = consumer.await.expect("task").expect("consumer ran");
         let (_, aggregator) = aggregator.await.expect("task").expect("aggregator ran");
         let (_, updater) = updater.await.expect("task").expect("updater ran");
+        // Stopped, it says so, and is not ready.
+        let (status, text) = http_get(metrics_addr, "/readyz").await;
+        assert_eq!((status, text.as_str()), (503, "not ready: stopping\n"));
+        let (_, body) = http_get(metrics_addr, "/metrics").await;
+        assert_eq!(phase(&body, "stopping").as_deref(), Some("1"), "{body}");
+        assert_eq!(phase(&body, "running").as_deref(), Some("0"), "{body}");
 
         assert!(report.problems.is_empty(), "{report:#?}");
         assert_eq!(report.raw, total);
