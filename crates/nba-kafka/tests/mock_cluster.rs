@@ -457,6 +457,28 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, body.to_owned())
 }
 
+/// Asks `path` of `addr` every 100 ms (a server not up yet too) until `ok`
+/// holds of the status and body; panics after 60 s saying what it last got.
+async fn wait_for_page(
+    addr: std::net::SocketAddr,
+    path: &str,
+    ok: impl Fn(u16, &str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            let (status, body) = http_get(addr, path).await;
+            if ok(status, &body) {
+                return body;
+            }
+            last = Some((status, body));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{addr}{path} never answered as expected; last: {last:?}");
+}
+
 /// A deployment unlike the defaults: Thompson sampling with a discounted
 /// model, challenged on 40% of the customers by LinUCB with a sliding
 /// window, other feature windows, a context with the hour, the day and a
@@ -920,25 +942,45 @@ fn every_instance_takes_a_catalog_version_at_its_event_time() {
         });
         let mut aggregators = Vec::new();
         let mut updaters = Vec::new();
+        let mut pages = Vec::new();
+        let with_metrics = || {
+            let addr = free_local_addr();
+            let ops = OpsArgs {
+                metrics_addr: Some(addr),
+                ..ops.clone()
+            };
+            (addr, ops)
+        };
         for _ in 0..2 {
-            let (a, s, o) = (args.clone(), until(), ops.clone());
+            let (a, s, (addr, o)) = (args.clone(), until(), with_metrics());
+            pages.push(addr);
             let stage = AggregatorStage::new(settings.aggregator()).expect("valid");
             aggregators.push(tokio::spawn(
                 async move { run_stage(stage, &a, &o, s).await },
             ));
-            let (a, s, o) = (args.clone(), until(), ops.clone());
+            let (a, s, (addr, o)) = (args.clone(), until(), with_metrics());
+            pages.push(addr);
             let stage = UpdaterStage::new(settings.updater(None)).expect("valid");
             updaters.push(tokio::spawn(
                 async move { run_stage(stage, &a, &o, s).await },
             ));
         }
-        // Every instance has joined and caught up; then the version is published,
-        // while they run, ahead of the event time it takes effect at.
-        tokio::time::sleep(Duration::from_secs(8)).await;
+        // Every instance has joined and caught up (it is running); then the
+        // version is published, while they run, ahead of the event time it
+        // takes effect at, and every instance has taken it before any event.
+        for addr in &pages {
+            wait_for_page(*addr, "/readyz", |status, _| status == 200).await;
+        }
         publish_catalog(&args, &catalog_change(&settings))
             .await
             .expect("published");
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        for addr in &pages {
+            wait_for_page(*addr, "/metrics", |_, body| {
+                body.lines()
+                    .any(|l| l.starts_with("nba_catalog_versions_total{") && l.ends_with("} 1"))
+            })
+            .await;
+        }
         let records = simulated_raw(&settings, 120, 5, 6_000);
         produce(&args, records).await.expect("produced");
         let report = audit_until_settled(&args, &settings, 6_000, 0).await;
