@@ -90,11 +90,15 @@ impl ExperimentConfig {
                 ));
             }
             names.push(&s.name);
-            if s.bandit.dim != champion.dim
-                || s.bandit.model.action_features() != champion.model.action_features()
-            {
+            // A model that reads no action context scores any request; two
+            // that read one must read the same.
+            let (own, theirs) = (
+                s.bandit.model.action_features(),
+                champion.model.action_features(),
+            );
+            if s.bandit.dim != champion.dim || (own > 0 && theirs > 0 && own != theirs) {
                 return Err(format!(
-                    "shadow {} reads a context of {} entries and {} action features, the champion {} and {}: a shadow scores the champion's requests, so give it a model of the same kind",
+                    "shadow {} reads a context of {} entries and {} action features, the champion {} and {}: a shadow scores the champion's requests, so give it the same context and, if both read an action context, the same",
                     s.name,
                     s.bandit.dim,
                     s.bandit.model.action_features(),
@@ -526,7 +530,8 @@ impl std::fmt::Display for ShadowResult {
 mod tests {
     use super::*;
     use crate::{
-        DecisionRequest, ModelUpdater, NextBestAction, Policy, UpdaterConfig, UpdaterInput, testing,
+        DecisionRequest, Model, ModelUpdater, NextBestAction, Policy, Residual, UpdaterConfig,
+        UpdaterInput, testing,
     };
 
     const DIM: usize = 4;
@@ -741,6 +746,76 @@ mod tests {
             uninterrupted,
             "closed, weighted sums and replay learning as without the restart"
         );
+    }
+
+    /// A shadow need not read what the deciding arm reads: with a disjoint
+    /// champion an action-aware shadow, and with an action-aware champion a
+    /// disjoint one, is scored on every decision of either arm and learns
+    /// from every outcome with the sent action's own features.
+    #[test]
+    fn a_shadow_reading_another_action_context_than_the_champion_is_scored_and_learns() {
+        let disjoint = BanditConfig {
+            model: Model::Disjoint,
+            ..testing::updater_config(DIM).bandit
+        };
+        let action_aware = BanditConfig {
+            model: Model::ActionAware {
+                features: 2,
+                residual: Residual::None,
+            },
+            ..disjoint.clone()
+        };
+        for (champion, shadow) in [(&disjoint, &action_aware), (&action_aware, &disjoint)] {
+            let cfg = testing::updater_config(DIM);
+            let mut u = ModelUpdater::new(UpdaterConfig {
+                bandit: champion.clone(),
+                experiment: Some(ExperimentConfig {
+                    name: "reads".into(),
+                    champion: "default".into(),
+                    // Half the customers decided by a model like the shadow's.
+                    challengers: vec![ChallengerConfig {
+                        name: "like-the-shadow".into(),
+                        share: 0.5,
+                        bandit: shadow.clone(),
+                    }],
+                    shadows: vec![ShadowConfig {
+                        name: "other".into(),
+                        bandit: shadow.clone(),
+                        learning: ShadowLearning::All,
+                    }],
+                    guardrail: None,
+                }),
+                ..cfg
+            })
+            .expect("valid");
+            for c in 0..300 {
+                let UpdaterInput::Request(mut r) = request(0, c) else {
+                    unreachable!("a request");
+                };
+                // "promo" pays, and its pair features say so.
+                r.action_context = vec![vec![1.0, 1.0], vec![1.0, 0.0]];
+                let nba = u
+                    .apply(&UpdaterInput::Request(r))
+                    .expect("valid")
+                    .expect("answered");
+                assert_eq!(nba.shadows.len(), 1, "{nba:?}");
+                if nba.action_id == "promo" {
+                    u.apply(&testing::click(&nba, nba.timestamp + 10))
+                        .expect("valid");
+                }
+            }
+            u.finish();
+            let arms: Vec<_> = u.experiment_arms().map(|(_, _, f)| f.decisions).collect();
+            assert!(arms.iter().all(|d| *d > 100), "both arms decided: {arms:?}");
+            let (_, bandit, f) = u.shadows().next().expect("a shadow");
+            assert_eq!((f.scored, f.closed, f.learned), (300, 300, 300));
+            assert_eq!(
+                bandit.version(),
+                300,
+                "{:?} learned every outcome",
+                shadow.model
+            );
+        }
     }
 
     #[test]

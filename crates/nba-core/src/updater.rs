@@ -850,13 +850,9 @@ impl ModelUpdater {
         // An apprentice learns from the baseline's decisions too.
         let learner = if self.arms[i].rule.is_some() { 0 } else { i };
         if !p.mandatory {
-            self.arms[learner].bandit.update(
-                &p.action_id,
-                &p.context,
-                &p.action_context,
-                reward,
-                at,
-            );
+            let bandit = &mut self.arms[learner].bandit;
+            let z = pair_features(bandit, &p.action_context);
+            bandit.update(&p.action_id, &p.context, z, reward, at);
             // The guardrail compares what the champion maximises.
             let earned = match self.arms[0].bandit.config().objective {
                 Objective::Reward => reward,
@@ -887,9 +883,10 @@ impl ModelUpdater {
             let f = &mut shadow.figures;
             f.close(score.weight, reward);
             if !p.mandatory && (score.agreed || shadow.learning == ShadowLearning::All) {
+                let z = pair_features(&shadow.bandit, &p.action_context);
                 shadow
                     .bandit
-                    .update(&p.action_id, &p.context, &p.action_context, reward, at);
+                    .update(&p.action_id, &p.context, z, reward, at);
                 f.learned += 1;
             }
         }
@@ -990,11 +987,23 @@ impl ModelUpdater {
         let (action_id, propensity, score, scores, policy, count) = match mandatory {
             Some(id) => (id, 1.0, 0.0, Vec::new(), MANDATORY_POLICY.to_owned(), 1),
             None => {
-                let rows = if features > 0 {
+                // The request's action context of the candidates kept, `width`
+                // values each: every model that reads one (the arm's, a
+                // shadow's) is given it, and the sent action's row is kept for
+                // their learning, whichever model chose.
+                let width = r.action_context.first().map_or(0, Vec::len);
+                let rows = if width > 0 && r.action_context.iter().all(|z| z.len() == width) {
                     kept_rows(&r.candidates, &r.action_context, &candidates)
                 } else {
                     Vec::new()
                 };
+                let row_of = |i: usize| match width {
+                    0 => Vec::new(),
+                    w => rows.get(i * w..(i + 1) * w).unwrap_or_default().to_vec(),
+                };
+                // Checked above: a model that reads `features` values gets rows
+                // of that width.
+                let arm_rows: &[f64] = if features > 0 { &rows } else { &[] };
                 let values_for = |objective| -> Vec<f64> {
                     if objective == Objective::Value {
                         catalog.values_of(&candidates)
@@ -1004,8 +1013,8 @@ impl ModelUpdater {
                 };
                 if let Some(rule) = &self.arms[arm].rule {
                     let values = values_for(Objective::Value);
-                    let index = rule.choose(&candidates, &values, &rows, features);
-                    chosen_features = rows[index * features..(index + 1) * features].to_vec();
+                    let index = rule.choose(&candidates, &values, arm_rows, features);
+                    chosen_features = row_of(index);
                     // Deterministic: the baseline sends it with probability 1.
                     (
                         candidates[index].clone(),
@@ -1022,21 +1031,23 @@ impl ModelUpdater {
                         &r.decision_id,
                         &r.context,
                         &Candidates::new(&candidates)
-                            .with_features(&rows)
+                            .with_features(arm_rows)
                             .with_values(&values),
                     );
                     let policy = bandit.policy_name().to_owned();
-                    chosen_features =
-                        rows[choice.index * features..(choice.index + 1) * features].to_vec();
+                    chosen_features = row_of(choice.index);
                     for s in &mut self.shadows {
-                        // A shadow reads the champion's action context: an arm
-                        // whose model reads another is not scored.
-                        if s.bandit.config().model.action_features() != features {
-                            continue;
-                        }
+                        // A shadow reads the request's action context, or none;
+                        // one that reads another width than the request's is
+                        // not scored.
+                        let shadow_rows: &[f64] = match s.bandit.config().model.action_features() {
+                            0 => &[],
+                            p if p == width => &rows,
+                            _ => continue,
+                        };
                         let values = values_for(s.bandit.config().objective);
                         let offered = Candidates::new(&candidates)
-                            .with_features(&rows)
+                            .with_features(shadow_rows)
                             .with_values(&values);
                         let (own, probabilities) = s.bandit.decide_with_probabilities(
                             &r.decision_id,
@@ -1135,16 +1146,12 @@ impl ModelUpdater {
             return true;
         }
         let arm = self.arm_named(&answer.arm, &r.customer_id);
-        let features = self.arms[arm].bandit.config().model.action_features();
-        let action_context = if features > 0 {
-            kept_rows(
-                &r.candidates,
-                &r.action_context,
-                std::slice::from_ref(&answer.action_id),
-            )
-        } else {
-            Vec::new()
-        };
+        // As `decide` keeps it: the sent action's row, for every model.
+        let action_context = kept_rows(
+            &r.candidates,
+            &r.action_context,
+            std::slice::from_ref(&answer.action_id),
+        );
         let kind = self
             .catalogs
             .at(r.timestamp)
@@ -1246,6 +1253,16 @@ fn model_named<'a>(
 
 /// The action-context rows of the candidates `kept` (in the request's order,
 /// a subsequence of `all`), flattened.
+/// What `model` reads of a decision's pair features `z`: nothing, for a model
+/// that reads none (a decision keeps the sent action's row for every model).
+fn pair_features<'a>(model: &LinearBandit, z: &'a [f64]) -> &'a [f64] {
+    if model.config().model.action_features() == 0 {
+        &[]
+    } else {
+        z
+    }
+}
+
 fn kept_rows(all: &[String], rows: &[Vec<f64>], kept: &[String]) -> Vec<f64> {
     let mut out = Vec::with_capacity(kept.len() * rows.first().map_or(0, Vec::len));
     let mut j = 0;
