@@ -509,9 +509,17 @@ pub(crate) fn run_backtest(a: &BacktestArgs, sources: &CliSources) -> ExitCode {
                 CandidateLearning::All => "every logged round (more than they would have observed)",
             }
         );
+        if let Some(earned) = e.logged_value_earned {
+            println!(
+                "the logged decisions' mean value earned (reward × the action's value) {earned:.5}"
+            );
+        }
         for c in &e.candidates {
             for x in &c.estimates {
                 println!("  {:<15} {x}", c.name);
+            }
+            for x in c.earned.iter().flatten() {
+                println!("  {:<15} in value: {x}", c.name);
             }
             println!(
                 "  {:<15} importance weights: mean {:.3}, max {:.1}",

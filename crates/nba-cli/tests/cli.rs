@@ -992,6 +992,20 @@ fn a_recorded_demo_backtests_to_the_same_decisions() {
     );
     let e = &last_json_line(&out)["evaluation"];
     assert_eq!(e["values_unknown"].as_u64(), Some(0), "{e}");
+    // It is estimated in value too, next to what the log earned.
+    assert!(
+        e["logged_value_earned"].as_f64().is_some_and(|v| v > 0.0),
+        "{e}"
+    );
+    assert!(
+        e["candidates"][0]["earned"].is_null(),
+        "by reward: no value"
+    );
+    assert_eq!(
+        e["candidates"][1]["earned"].as_array().map(Vec::len),
+        e["candidates"][1]["estimates"].as_array().map(Vec::len),
+        "{e}"
+    );
     // Choosing by value, it sends what the logger seldom did: its weights
     // are heavy (ESS 9 of about 1,300 where by reward it is over 1,200).
     let ess = |i: usize| {

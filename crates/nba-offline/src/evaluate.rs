@@ -30,8 +30,13 @@ pub struct CandidateEstimates {
     pub name: String,
     /// Its settings, as it would log them.
     pub policy: String,
-    /// One estimate per estimator.
+    /// One estimate per estimator, of the mean reward (response).
     pub estimates: Vec<Estimate>,
+    /// A candidate that chooses by value, given the catalogs: the same
+    /// estimators on the business value each decision earned (the reward ×
+    /// the sent action's value), the scale it maximises.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earned: Option<Vec<Estimate>>,
     /// Its importance weights on the log, unclipped.
     pub weights: Weights,
 }
@@ -63,6 +68,11 @@ pub struct Evaluation {
     pub decisions: u64,
     /// Mean reward of the logged decisions (the logging policy's on-policy value).
     pub logged_value: f64,
+    /// With a candidate that chooses by value and the catalogs: the mean
+    /// business value the logged decisions earned (reward × the sent
+    /// action's value), to compare its `earned` estimates with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logged_value_earned: Option<f64>,
     /// Logged decisions whose propensity is not in (0, 1]: left out of
     /// everything here, the logged value included.
     pub bad_propensities: BadPropensities,
@@ -177,7 +187,10 @@ pub fn evaluate_candidates(
         ..BanditConfig::default()
     });
     let mut logs: Vec<Vec<LoggedDecision>> = vec![Vec::new(); candidates.len()];
-    let (mut n, mut total) = (0u64, 0.0);
+    // For the candidates that choose by value: the same decisions weighed
+    // in the business value each earned.
+    let mut earned_logs: Vec<Vec<LoggedDecision>> = vec![Vec::new(); candidates.len()];
+    let (mut n, mut total, mut total_earned) = (0u64, 0.0, 0.0);
     let mut bad_propensities = BadPropensities::default();
     for nba in nbas {
         let Some(req) = by_id.get(nba.decision_id.as_str()) else {
@@ -212,19 +225,32 @@ pub fn evaluate_candidates(
         let rows: Vec<f64> = req.action_context.iter().flatten().copied().collect();
         // Value × lever weight of each candidate, as the catalog in force
         // when the request was made says (0 for an action it does not know).
-        let values = match catalogs.filter(|_| by_value) {
+        // And what a response to each is worth (its value), what the
+        // updater adds up live per arm.
+        let (values, worth) = match catalogs.filter(|_| by_value) {
             Some(catalogs) => {
                 let catalog = catalogs.at(req.timestamp);
                 values_unknown +=
                     u64::from(req.candidates.iter().any(|a| catalog.get(a).is_none()));
-                catalog.values_of(&req.candidates)
+                let worth: Vec<f64> = req
+                    .candidates
+                    .iter()
+                    .map(|a| catalog.get(a).map_or(0.0, |a| a.value))
+                    .collect();
+                total_earned += reward * worth[action];
+                (catalog.values_of(&req.candidates), Some(worth))
             }
             None => {
                 values_unknown += u64::from(by_value);
-                Vec::new()
+                (Vec::new(), None)
             }
         };
-        for ((running, log), ungiven) in models.iter_mut().zip(&mut logs).zip(&mut ungiven) {
+        for (((running, log), earned), ungiven) in models
+            .iter_mut()
+            .zip(&mut logs)
+            .zip(&mut earned_logs)
+            .zip(&mut ungiven)
+        {
             let m = match running {
                 Running::Bandit(m) => m,
                 Running::Given(given) => {
@@ -268,6 +294,18 @@ pub fn evaluate_candidates(
                 || DecisionRng::new(m.config().seed ^ OBSERVED_DRAW, &nba.decision_id)
                     .categorical(&target)
                     == action;
+            if let Some(worth) = worth
+                .as_ref()
+                .filter(|_| m.config().objective == Objective::Value)
+            {
+                earned.push(LoggedDecision {
+                    action,
+                    propensity: nba.propensity,
+                    reward: reward * worth[action],
+                    target: target.clone(),
+                    predicted: predicted.iter().zip(worth).map(|(p, w)| p * w).collect(),
+                });
+            }
             log.push(LoggedDecision {
                 action,
                 propensity: nba.propensity,
@@ -291,6 +329,8 @@ pub fn evaluate_candidates(
     Ok(Evaluation {
         decisions: n,
         logged_value: if n > 0 { total / n as f64 } else { f64::NAN },
+        logged_value_earned: (n > 0 && earned_logs.iter().any(|l| !l.is_empty()))
+            .then(|| total_earned / n as f64),
         bad_propensities,
         learning,
         values_unknown,
@@ -298,13 +338,15 @@ pub fn evaluate_candidates(
             .iter()
             .zip(models)
             .zip(logs)
-            .map(|(((name, _), m), log)| CandidateEstimates {
+            .zip(earned_logs)
+            .map(|((((name, _), m), log), earned)| CandidateEstimates {
                 name: name.clone(),
                 policy: match m {
                     Running::Bandit(m) => m.policy_name().to_owned(),
                     Running::Given(_) => "given".to_owned(),
                 },
                 estimates: evaluate_with(&log, options),
+                earned: (!earned.is_empty()).then(|| evaluate_with(&earned, options)),
                 weights: weights(&log),
             })
             .collect(),
@@ -561,6 +603,29 @@ mod tests {
         assert!(by_reward > 0.9, "{by_reward}");
         assert!(by_value < 0.65, "{by_value}");
         assert_eq!(unknown, 0);
+        // In value, what it maximises: "dear" earns 10 × 0.5 a decision,
+        // "cheap" 1, the uniform log (1 + 5) / 2.
+        let e = evaluate_candidates(
+            DecisionLog {
+                requests: &requests,
+                nbas: &nbas,
+                rewards: &rewards,
+                catalogs: Some(&catalogs),
+            },
+            &candidates,
+            0.0,
+            Options::default(),
+            CandidateLearning::All,
+        )
+        .expect("evaluated");
+        assert_eq!(e.logged_value_earned, Some(3.0));
+        assert!(e.candidates[0].earned.is_none(), "it chooses by reward");
+        let earned = e.candidates[1].earned.as_ref().expect("in value");
+        let ips = earned
+            .iter()
+            .find(|x| x.estimator == Estimator::Ips)
+            .expect("IPS");
+        assert!(ips.value > 4.0 && ips.value < 5.5, "{ips:?}");
 
         catalogs.add(1_000, 1, catalog(0.1));
         let (_, by_value_then_reward, _) = evaluate(Some(&catalogs));
