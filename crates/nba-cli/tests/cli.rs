@@ -983,6 +983,8 @@ fn a_recorded_demo_backtests_to_the_same_decisions() {
             "--candidate",
             "linucb:objective=value",
         ])
+        .arg("--report")
+        .arg(dir.join("report.html"))
         .output()
         .expect("nba runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1005,6 +1007,12 @@ fn a_recorded_demo_backtests_to_the_same_decisions() {
         e["candidates"][1]["earned"].as_array().map(Vec::len),
         e["candidates"][1]["estimates"].as_array().map(Vec::len),
         "{e}"
+    );
+    let report = std::fs::read_to_string(dir.join("report.html")).expect("the report");
+    assert!(
+        report.contains("Candidates that choose by value, in value")
+            && report.contains("estimated value earned per decision"),
+        "the report shows the value estimates"
     );
     // Choosing by value, it sends what the logger seldom did: its weights
     // are heavy (ESS 9 of about 1,300 where by reward it is over 1,200).

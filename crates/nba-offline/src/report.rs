@@ -1,7 +1,7 @@
 //! The HTML report of a backtest: one self-contained page (inline SVG, no
 //! script) that can be mailed or archived next to the recording.
 
-use nba_core::estimators::Caveat;
+use nba_core::estimators::{Caveat, Estimate};
 use nba_metrics::{
     ForestRow, escape, forest_plot_svg, html_page, line_chart_svg, percentile_plot_svg,
 };
@@ -155,15 +155,12 @@ pub fn backtest_report_html(run: &BacktestRun, evaluation: Option<&Evaluation>) 
         }
     }
     if let Some(e) = evaluation {
-        body.push_str(&format!(
-            "<h2>Candidates against {} logged decisions</h2><p>Logged policy's mean reward: {:.5}</p><table><tr><th>candidate</th><th>estimator</th><th>value</th><th>95% interval</th><th>effective sample size</th><th>warning</th></tr>",
-            e.decisions, e.logged_value
-        ));
-        for c in &e.candidates {
-            for x in &c.estimates {
+        let table = |body: &mut String, estimates: &mut dyn Iterator<Item = (&str, &Estimate)>| {
+            body.push_str("<table><tr><th>candidate</th><th>estimator</th><th>value</th><th>95% interval</th><th>effective sample size</th><th>warning</th></tr>");
+            for (name, x) in estimates {
                 body.push_str(&format!(
                     "<tr><td>{}</td><td>{}</td><td>{:.5}</td><td>[{:.5}, {:.5}]</td><td>{}</td><td>{}</td></tr>",
-                    escape(&c.name),
+                    escape(name),
                     x.estimator.name(),
                     x.value,
                     x.ci_low,
@@ -176,8 +173,45 @@ pub fn backtest_report_html(run: &BacktestRun, evaluation: Option<&Evaluation>) 
                     x.caveat.map_or("", |c| c.explain())
                 ));
             }
+            body.push_str("</table>");
+        };
+        body.push_str(&format!(
+            "<h2>Candidates against {} logged decisions</h2><p>Logged policy's mean reward: {:.5}</p>",
+            e.decisions, e.logged_value
+        ));
+        table(
+            &mut body,
+            &mut e
+                .candidates
+                .iter()
+                .flat_map(|c| c.estimates.iter().map(|x| (c.name.as_str(), x))),
+        );
+        if let Some(logged) = e.logged_value_earned {
+            // What a candidate choosing by value maximises.
+            let earned = || {
+                e.candidates
+                    .iter()
+                    .flat_map(|c| c.earned.iter().flatten().map(|x| (c.name.as_str(), x)))
+            };
+            body.push_str(&format!(
+                "<h2>Candidates that choose by value, in value</h2><p>Value earned per decision (reward × the sent action's value); the logged policy's: {logged:.5}</p>"
+            ));
+            let rows: Vec<ForestRow> = earned()
+                .map(|(name, x)| {
+                    (
+                        format!("{name} {}", x.estimator.name()),
+                        x.value,
+                        [x.ci_low, x.ci_high],
+                    )
+                })
+                .collect();
+            body.push_str(&forest_plot_svg(
+                "estimated value earned per decision (95% interval)",
+                &rows,
+                Some(("logged policy", logged)),
+            ));
+            table(&mut body, &mut earned());
         }
-        body.push_str("</table>");
     }
     html_page("nba backtest", &body)
 }
