@@ -108,6 +108,25 @@ fn producer_config(cli: &Cli) -> anyhow::Result<ClientConfig> {
     Ok(c)
 }
 
+/// Sends `record`, waiting while librdkafka's queue is full, then serves
+/// the delivery callbacks due.
+fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
+    producer: &BaseProducer,
+    mut record: BaseRecord<'_, K, P>,
+) -> anyhow::Result<()> {
+    while let Err((e, r)) = producer.send(record) {
+        match e {
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
+                producer.poll(Duration::from_millis(1));
+                record = r;
+            }
+            other => return Err(other.into()),
+        }
+    }
+    producer.poll(Duration::ZERO);
+    Ok(())
+}
+
 fn hop(cli: &Cli, from: &str, to: &str, group: &str, keep: i64) -> anyhow::Result<()> {
     let consumer: BaseConsumer = config(cli)?
         .set("group.id", group)
@@ -132,16 +151,7 @@ fn hop(cli: &Cli, from: &str, to: &str, group: &str, keep: i64) -> anyhow::Resul
                 if let Some(t) = m.timestamp().to_millis() {
                     record = record.timestamp(t);
                 }
-                while let Err((e, r)) = producer.send(record) {
-                    match e {
-                        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
-                            producer.poll(Duration::from_millis(10));
-                            record = r;
-                        }
-                        other => return Err(other.into()),
-                    }
-                }
-                producer.poll(Duration::ZERO);
+                send(&producer, record)?;
             }
             Some(Err(e)) => eprintln!("relay {from} -> {to}: {e}"),
             None => {
@@ -256,18 +266,12 @@ fn latency(cli: &Cli, to: &str, from: &str, rate: u64, secs: u64) -> anyhow::Res
         }
         let due = wall_micros(start_wall + offset).to_be_bytes();
         let key = k.to_string();
-        let mut record: BaseRecord<'_, str, [u8]> =
-            BaseRecord::to(to).key(key.as_str()).payload(&due[..]);
-        while let Err((e, r)) = producer.send(record) {
-            match e {
-                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
-                    producer.poll(Duration::from_millis(1));
-                    record = r;
-                }
-                other => return Err(other.into()),
-            }
-        }
-        producer.poll(Duration::ZERO);
+        send(
+            &producer,
+            BaseRecord::<'_, str, [u8]>::to(to)
+                .key(key.as_str())
+                .payload(&due[..]),
+        )?;
     }
     while producer.in_flight_count() > 0 {
         producer.poll(Duration::from_millis(10));
